@@ -1,0 +1,77 @@
+# Post-sales segmentation pipeline. `make run` and `make test` are the two commands
+# a new user needs; both create .venv and install the pinned set on first use.
+
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+AIRFLOW := $(VENV)/bin/airflow
+
+export AIRFLOW_HOME ?= $(CURDIR)/.airflow
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export PYTHONPATH := $(CURDIR)/plugins
+export GX_ANALYTICS_ENABLED := false
+
+DEMO_ACCOUNTS ?= 500
+DEMO_SEED ?= 42
+WAREHOUSE_POOL_SLOTS ?= 1
+
+.PHONY: install run test lint format airflow airflow-db demo summary lock clean
+
+$(VENV)/.installed: requirements.txt constraints.txt
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=python3"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt -c constraints.txt
+	touch $@
+
+install: $(VENV)/.installed
+
+# Airflow metadata (SQLite in AIRFLOW_HOME) and the pool that serialises warehouse writes.
+$(AIRFLOW_HOME)/.migrated: $(VENV)/.installed
+	mkdir -p $(AIRFLOW_HOME)
+	$(AIRFLOW) db migrate > $(AIRFLOW_HOME)/migrate.log 2>&1 || { cat $(AIRFLOW_HOME)/migrate.log; exit 1; }
+	$(AIRFLOW) pools set postsales_warehouse $(WAREHOUSE_POOL_SLOTS) "Serialises warehouse writes (DuckDB has one writer)" > /dev/null
+	touch $@
+
+airflow-db: $(AIRFLOW_HOME)/.migrated
+
+demo: install
+	$(PY) -m postsales.cli demo --accounts $(DEMO_ACCOUNTS) --seed $(DEMO_SEED)
+
+# Full refresh of the demo through the real DAGs (dag.test), then a summary.
+run: airflow-db
+	AIRFLOW__LOGGING__LOGGING_LEVEL=WARNING $(PY) -m postsales.cli run --demo-accounts $(DEMO_ACCOUNTS) --demo-seed $(DEMO_SEED)
+
+summary: install
+	$(PY) -m postsales.cli summary
+
+test: install
+	$(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/sqlfluff lint include/sql
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/sqlfluff fix include/sql
+
+# The Airflow UI (http://localhost:8080) with this project's DAGs; login details are printed.
+airflow: airflow-db
+	$(AIRFLOW) standalone
+
+# Re-resolve the pinned set after changing requirements.txt.
+lock:
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/pip install --quiet --upgrade pip
+	.venv-lock/bin/pip install --quiet -r requirements.txt
+	{ echo "# Full resolved dependency set (pip freeze of a clean install of requirements.txt)."; \
+	  echo "# Regenerate with: make lock"; .venv-lock/bin/pip freeze; } > constraints.txt
+	rm -rf .venv-lock
+
+clean:
+	rm -rf $(AIRFLOW_HOME) .airflow-test data/warehouse.duckdb data/data_docs

@@ -1,0 +1,42 @@
+"""
+### Product-usage extract
+
+Reads the daily product-usage rows whose `usage_date` falls in the run's data interval
+(daily files such as `usage_daily/2026-11-22.parquet` outside it are not opened),
+validates them with the Great Expectations gate and loads `raw` → `staging.usage_daily`.
+Bad rows go to `ops.quarantine`; usage for an account not yet loaded by `crm_extract`
+is quarantined too and is recovered by rerunning the interval.
+
+Params: `full_refresh` reads every file and replaces the table; `allow_empty` lets an
+empty source empty an interval that already holds rows.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import dag, task
+
+from postsales.assets import STAGING
+from postsales.dag_defaults import DEFAULT_ARGS, EXTRACT_PARAMS, START_DATE, WAREHOUSE_POOL, daily
+
+
+@dag(
+    schedule=daily(),
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    params=EXTRACT_PARAMS,
+    tags=["postsales", "extract", "usage"],
+    doc_md=__doc__,
+)
+def usage_extract():
+    @task(pool=WAREHOUSE_POOL, outlets=[STAGING["usage_daily"]])
+    def extract_usage_daily() -> dict:
+        from postsales.tasks import extract
+
+        return extract("usage_daily")
+
+    extract_usage_daily()
+
+
+usage_extract()

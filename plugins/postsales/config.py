@@ -1,0 +1,240 @@
+"""Configuration: YAML files under ``include/rules`` loaded into pydantic models.
+
+Every file is read with ``yaml.safe_load``; any problem is raised as
+:class:`ConfigError` naming the file, the field and the reason, so a data engineer
+can fix the YAML without reading a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from postsales import paths
+
+ENTITIES = ("accounts", "contracts", "survey_responses", "usage_daily")
+Entity = Literal["accounts", "contracts", "survey_responses", "usage_daily"]
+
+# Identifiers reach SQL (table and column names); only plain names are accepted.
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+Identifier = Annotated[str, Field(pattern=IDENTIFIER.pattern)]
+
+
+class ConfigError(ValueError):
+    """A configuration file is missing, unreadable or invalid."""
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- sources.yaml ---------------------------------------------------------------
+
+
+class FilesSource(StrictModel):
+    """A directory holding the file-source contract (see docs/input-contract.md)."""
+
+    directory: str = "data/demo"
+
+
+class SqlEntityMapping(StrictModel):
+    table: Identifier
+    schema_name: Identifier | None = Field(default=None, alias="schema")
+    # our column name -> the source column name
+    columns: dict[Identifier, Identifier] = Field(default_factory=dict)
+
+
+class SqlSource(StrictModel):
+    """Any SQLAlchemy database holding the same entities, e.g. a CRM mirror."""
+
+    # Secrets never live in YAML: the URL comes from an Airflow connection or an env var.
+    conn_id: str | None = None
+    url_env: str | None = "POSTSALES_CRM_URL"
+    tables: dict[Entity, SqlEntityMapping]
+
+    @model_validator(mode="after")
+    def _has_a_url(self) -> SqlSource:
+        if not self.conn_id and not self.url_env:
+            raise ValueError("set conn_id (an Airflow connection) or url_env (an environment variable)")
+        return self
+
+
+class EntitySource(StrictModel):
+    """Where one entity comes from and which column drives incremental reads."""
+
+    source: Literal["files", "sql"] = "files"
+    incremental_column: Identifier
+
+
+class SourcesConfig(StrictModel):
+    warehouse_url: str = "duckdb:///data/warehouse.duckdb"
+    files: FilesSource = FilesSource()
+    sql: SqlSource | None = None
+    entities: dict[Entity, EntitySource]
+
+    @model_validator(mode="after")
+    def _complete(self) -> SourcesConfig:
+        missing = [e for e in ENTITIES if e not in self.entities]
+        if missing:
+            raise ValueError(f"entities is missing {missing}")
+        if any(e.source == "sql" for e in self.entities.values()) and self.sql is None:
+            raise ValueError("an entity uses source 'sql' but no 'sql' section is configured")
+        return self
+
+
+# --- expectations.yaml ----------------------------------------------------------
+
+ColumnType = Literal["string", "integer", "number", "date", "timestamp", "boolean"]
+
+
+class ColumnRule(StrictModel):
+    type: ColumnType
+    not_null: bool = False
+    unique: bool = False
+    min: float | None = None
+    max: float | None = None
+    allowed: list[str] | None = None
+    references: str | None = None  # "<entity>.<column>"
+    not_future: bool = False
+    # Range checks that apply only to rows matching another column's value,
+    # e.g. score 0-10 where survey_type == nps.
+    ranges_when: dict[str, dict[str, tuple[float, float]]] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ColumnRule:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min} is greater than max {self.max}")
+        if self.references is not None:
+            entity, _, column = self.references.partition(".")
+            if entity not in ENTITIES or not IDENTIFIER.match(column):
+                raise ValueError(f"references must be '<entity>.<column>', got {self.references!r}")
+        if (self.min is not None or self.max is not None) and self.type not in ("integer", "number"):
+            raise ValueError("min/max apply to integer and number columns only")
+        return self
+
+
+class ColumnPairRule(StrictModel):
+    """``greater`` must be >= ``lesser`` (or strictly greater) where both are set."""
+
+    greater: Identifier
+    lesser: Identifier
+    or_equal: bool = True
+
+
+class Thresholds(StrictModel):
+    """A batch fails when more than ``max_failed_fraction`` of its rows fail validation
+    and at least ``min_failed_rows`` do (so one bad row in a three-row day quarantines
+    rather than stops the pipeline)."""
+
+    max_failed_fraction: float = Field(default=0.05, ge=0, le=1)
+    min_failed_rows: int = Field(default=10, ge=0)
+
+
+class EntityRules(StrictModel):
+    key: list[Identifier]
+    columns: dict[Identifier, ColumnRule]
+    column_pairs: list[ColumnPairRule] = Field(default_factory=list)
+    unique_key: bool = True
+    thresholds: Thresholds | None = None
+
+    @model_validator(mode="after")
+    def _known_columns(self) -> EntityRules:
+        for name in self.key:
+            if name not in self.columns:
+                raise ValueError(f"key column {name!r} is not declared under columns")
+        for pair in self.column_pairs:
+            for name in (pair.greater, pair.lesser):
+                if name not in self.columns:
+                    raise ValueError(f"column_pairs refers to undeclared column {name!r}")
+        for name, rule in self.columns.items():
+            for other in rule.ranges_when or {}:
+                if other not in self.columns:
+                    raise ValueError(f"{name}.ranges_when refers to undeclared column {other!r}")
+        return self
+
+
+class ExpectationsConfig(StrictModel):
+    version: int
+    thresholds: Thresholds = Thresholds()
+    entities: dict[Entity, EntityRules]
+
+    def thresholds_for(self, entity: str) -> Thresholds:
+        return self.entities[entity].thresholds or self.thresholds
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> ExpectationsConfig:
+        missing = [e for e in ENTITIES if e not in self.entities]
+        if missing:
+            raise ValueError(f"entities is missing {missing}")
+        for entity, rules in self.entities.items():
+            for name, rule in rules.columns.items():
+                if rule.references:
+                    target, _, column = rule.references.partition(".")
+                    if column not in self.entities[target].columns:
+                        raise ValueError(
+                            f"entities.{entity}.columns.{name}.references: {rule.references!r} is not a declared column"
+                        )
+        return self
+
+
+# --- loading --------------------------------------------------------------------
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def load_yaml(path: Path, model: type[Model]) -> Model:
+    """Load ``path`` into ``model``; errors name the file, the field and the reason."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: file not found") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"field '{'.'.join(str(p) for p in err['loc']) or '<root>'}': {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"{path}: {problems}") from None
+
+
+def load_sources(path: Path | None = None) -> SourcesConfig:
+    return load_yaml(path or paths.rules_dir() / "sources.yaml", SourcesConfig)
+
+
+def load_expectations(path: Path | None = None) -> ExpectationsConfig:
+    return load_yaml(path or paths.rules_dir() / "expectations.yaml", ExpectationsConfig)
+
+
+def _resolve_local_path(value: str) -> str:
+    """Make a relative path (or a relative ``duckdb:///`` URL) relative to the project root."""
+    prefix = "duckdb:///"
+    if value.startswith(prefix):
+        db = value[len(prefix) :]
+        if db and db != ":memory:" and not db.startswith("/"):
+            return prefix + str(paths.project_root() / db)
+        return value
+    return value
+
+
+def warehouse_url(config: SourcesConfig | None = None) -> str:
+    """``POSTSALES_WAREHOUSE_URL`` wins over sources.yaml's ``warehouse_url``."""
+    url = os.environ.get("POSTSALES_WAREHOUSE_URL") or (config or load_sources()).warehouse_url
+    return _resolve_local_path(url)
+
+
+def source_dir(config: SourcesConfig | None = None) -> Path:
+    """``POSTSALES_SOURCE_DIR`` wins over sources.yaml's ``files.directory``."""
+    raw = os.environ.get("POSTSALES_SOURCE_DIR") or (config or load_sources()).files.directory
+    path = Path(raw)
+    return path if path.is_absolute() else paths.project_root() / path

@@ -1,0 +1,75 @@
+"""Source adapters: each reads one entity for a data interval as raw strings.
+
+An adapter returns every source column as text (extra columns kept), so the
+Great Expectations gate sees exactly what the source held and can quarantine a
+value that does not parse instead of losing it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from postsales.config import SourcesConfig
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A run's data interval in naive UTC; ``full_refresh`` reads everything."""
+
+    start: datetime
+    end: datetime
+    full_refresh: bool = False
+
+    @classmethod
+    def from_airflow(cls, start: datetime, end: datetime, full_refresh: bool = False) -> Interval:
+        return cls(naive_utc(start), naive_utc(end), full_refresh)
+
+    @property
+    def horizon(self) -> datetime:
+        """Nothing can be dated after this: the later of the interval end and now.
+
+        A backfilled interval ends in the past, yet rows dated between its end and
+        now are not "future" — they belong to later intervals.
+        """
+        return max(self.end, datetime.now(UTC).replace(tzinfo=None))
+
+    def widened(self, days: int = 1) -> tuple[datetime, datetime]:
+        """Bounds padded by ``days`` for a coarse pre-filter in the source."""
+        return self.start - timedelta(days=days), self.end + timedelta(days=days)
+
+
+def naive_utc(value: datetime) -> datetime:
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+@dataclass
+class SourceRead:
+    frame: pd.DataFrame  # all columns as strings (None for missing), plus a `_source` lineage column per row
+    origin: str  # the file(s) or table, for messages
+
+
+class Source(Protocol):
+    name: str
+
+    def read(self, entity: str, incremental_column: str, interval: Interval) -> SourceRead: ...
+
+
+def make_source(kind: str, config: SourcesConfig) -> Source:
+    if kind == "files":
+        from postsales.config import source_dir
+        from postsales.sources.files import FileSource
+
+        return FileSource(source_dir(config))
+    if kind == "sql":
+        from postsales.sources.sql import SqlSource
+
+        assert config.sql is not None  # guaranteed by SourcesConfig validation
+        return SqlSource(config.sql)
+    raise ValueError(f"unknown source kind {kind!r}")

@@ -1,0 +1,123 @@
+"""The ``files`` source: CSV or Parquet files in a directory.
+
+For each entity it reads ``<entity>.csv``, ``<entity>.parquet`` or every CSV/Parquet
+file under ``<entity>/`` (e.g. ``usage_daily/2026-01-31.parquet``). Files whose
+name is a date outside the data interval are skipped without being opened.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+
+from postsales.errors import DataContractError, SourceUnavailableError
+from postsales.sources import Interval, SourceRead
+
+log = logging.getLogger(__name__)
+
+SUFFIXES = (".csv", ".parquet")
+
+
+class FileSource:
+    name = "files"
+
+    def __init__(self, directory: Path):
+        self.directory = Path(directory)
+
+    def files_for(self, entity: str) -> list[Path]:
+        if not self.directory.is_dir():
+            raise SourceUnavailableError(
+                f"source directory {self.directory} does not exist or is not reachable. "
+                "Fix: mount it, or set POSTSALES_SOURCE_DIR / files.directory in include/rules/sources.yaml."
+            )
+        found = [self.directory / f"{entity}{suffix}" for suffix in SUFFIXES]
+        found = [path for path in found if path.is_file()]
+        folder = self.directory / entity
+        if folder.is_dir():
+            found += sorted(p for p in folder.iterdir() if p.suffix in SUFFIXES and p.is_file())
+        if not found:
+            raise DataContractError(
+                f"{entity}: no {entity}.csv, {entity}.parquet or {entity}/ folder of CSV/Parquet files in "
+                f"{self.directory}. Fix: export the {entity} table there (see docs/input-contract.md)."
+            )
+        return found
+
+    def read(self, entity: str, incremental_column: str, interval: Interval) -> SourceRead:
+        files = self.files_for(entity)
+        if not interval.full_refresh:
+            files = [path for path in files if _may_hold_interval(path, interval)]
+        frames = [read_file(path).assign(_source=f"files:{path}") for path in files]
+        frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+        if frames:
+            columns = _union_columns(frames)
+            frame = frame.reindex(columns=columns)
+        origin = str(files[0]) if len(files) == 1 else f"{self.directory / entity}* ({len(files)} files)"
+        log.info("read %s rows of %s from %s", len(frame), entity, origin)
+        return SourceRead(frame=frame, origin=origin)
+
+
+def _union_columns(frames: list[pd.DataFrame]) -> list[str]:
+    columns: list[str] = []
+    for frame in frames:
+        columns += [c for c in frame.columns if c not in columns]
+    return columns
+
+
+def _file_date(path: Path) -> date | None:
+    try:
+        return date.fromisoformat(path.stem)
+    except ValueError:
+        return None
+
+
+def _may_hold_interval(path: Path, interval: Interval) -> bool:
+    day = _file_date(path)
+    if day is None:
+        return True
+    day_start = datetime.combine(day, datetime.min.time())
+    return day_start < interval.end and day_start + timedelta(days=1) > interval.start
+
+
+def read_file(path: Path) -> pd.DataFrame:
+    """Read one file with every value as a string and empty cells as missing."""
+    if path.suffix == ".parquet":
+        try:
+            frame = pd.read_parquet(path)
+        except Exception as exc:  # pyarrow raises several types for a damaged file
+            raise DataContractError(f"{path}: not a readable Parquet file ({exc}). Fix: re-export the file.") from exc
+        return frame.astype("object").map(lambda v: None if _missing(v) else _text(v))
+    try:
+        frame = pd.read_csv(path, dtype="object", keep_default_na=False, na_values=[""], encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataContractError(
+            f"{path}: not valid UTF-8 ({exc.reason} at byte {exc.start}). "
+            "Fix: re-export the file as UTF-8, e.g. "
+            f"`iconv -f WINDOWS-1252 -t UTF-8 {path.name} > {path.stem}.utf8.csv`."
+        ) from exc
+    except pd.errors.EmptyDataError as exc:
+        raise DataContractError(
+            f"{path}: the file is empty (no header row). "
+            "Fix: export at least the header row, or remove the file if it was written by mistake."
+        ) from exc
+    except pd.errors.ParserError as exc:
+        raise DataContractError(f"{path}: not a well-formed CSV ({exc}). Fix: re-export the file.") from exc
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return frame.astype("object").where(frame.notna(), None)
+
+
+def _missing(value: object) -> bool:
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _text(value: object) -> str:
+    if isinstance(value, (datetime, pd.Timestamp)):
+        return value.isoformat()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -1,0 +1,1 @@
+"""The Great Expectations gate: type coercion, suite building and quarantine."""

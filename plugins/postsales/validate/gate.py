@@ -1,0 +1,371 @@
+"""Great Expectations gate for one extracted batch.
+
+The suite is built from ``include/rules/expectations.yaml``. Every expectation is
+row-level, so GX tells us which rows failed and why: those rows go to quarantine
+with the failed expectations and the offending values, and the rest load. A batch
+that breaks the contract as a whole (a required column missing, too many bad rows)
+fails the task with a message that names the table, column, counts and the fix.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from postsales.config import EntityRules, Thresholds
+from postsales.errors import DataContractError
+from postsales.validate.coerce import coerce
+
+log = logging.getLogger(__name__)
+
+RAW_SUFFIX = "__raw"
+REF_SUFFIX = "__ref"
+
+
+@dataclass
+class GateResult:
+    entity: str
+    rows_read: int
+    valid: pd.DataFrame
+    quarantine: pd.DataFrame
+    failures_by_expectation: Counter = field(default_factory=Counter)
+    data_docs: str | None = None
+    success: bool = True
+
+    @property
+    def rows_valid(self) -> int:
+        return len(self.valid)
+
+    @property
+    def rows_quarantined(self) -> int:
+        return len(self.quarantine)
+
+
+@dataclass(frozen=True)
+class _Check:
+    label: str
+    columns: tuple[str, ...]
+    expectation: Any
+
+
+def _missing_columns_message(entity: str, origin: str, missing: list[str], found: list[str]) -> str:
+    return (
+        f"{entity} ({origin}): required column(s) {missing} missing; found {found}. "
+        "Fix: add the column(s) to the source export, or map the source column names "
+        "in include/rules/sources.yaml."
+    )
+
+
+def _quoted(column: str) -> str:
+    return f"`{column}`"
+
+
+def build_checks(entity: str, rules: EntityRules, not_after: datetime) -> list[_Check]:
+    """One row-level GX expectation per rule in the YAML, labelled for humans."""
+    import great_expectations.expectations as gxe
+
+    checks: list[_Check] = []
+    for name, rule in rules.columns.items():
+        raw_name = name + RAW_SUFFIX
+        if rule.not_null:
+            checks.append(_Check(f"{name} is required", (name,), gxe.ExpectColumnValuesToNotBeNull(column=raw_name)))
+        if rule.type != "string":
+            checks.append(
+                _Check(
+                    f"{name} must be a valid {rule.type}",
+                    (name,),
+                    gxe.ExpectColumnValuesToNotBeNull(
+                        column=name, row_condition=f"{_quoted(raw_name)}.notnull()", condition_parser="pandas"
+                    ),
+                )
+            )
+        if rule.unique:
+            checks.append(_Check(f"{name} must be unique", (name,), gxe.ExpectColumnValuesToBeUnique(column=name)))
+        if rule.min is not None or rule.max is not None:
+            bounds = _bounds_text(rule.min, rule.max)
+            checks.append(
+                _Check(
+                    f"{name} must be in {bounds}",
+                    (name,),
+                    gxe.ExpectColumnValuesToBeBetween(column=name, min_value=rule.min, max_value=rule.max),
+                )
+            )
+        for other, ranges in (rule.ranges_when or {}).items():
+            for value, (low, high) in ranges.items():
+                condition = f'{_quoted(other)} == "{value}"'
+                checks.append(
+                    _Check(
+                        f"{name} must be in {_bounds_text(low, high)} when {other} is {value}",
+                        (name, other),
+                        gxe.ExpectColumnValuesToBeBetween(
+                            column=name,
+                            min_value=low,
+                            max_value=high,
+                            row_condition=condition,
+                            condition_parser="pandas",
+                        ),
+                    )
+                )
+        if rule.allowed is not None:
+            checks.append(
+                _Check(
+                    f"{name} must be one of {rule.allowed}",
+                    (name,),
+                    gxe.ExpectColumnValuesToBeInSet(column=name, value_set=list(rule.allowed)),
+                )
+            )
+        if rule.references is not None:
+            checks.append(
+                _Check(
+                    f"{name} must exist in {rule.references}",
+                    (name,),
+                    gxe.ExpectColumnValuesToNotBeNull(
+                        column=name + REF_SUFFIX,
+                        row_condition=f"{_quoted(name)}.notnull()",
+                        condition_parser="pandas",
+                    ),
+                )
+            )
+        if rule.not_future:
+            checks.append(
+                _Check(
+                    f"{name} must not be in the future (after {not_after:%Y-%m-%d %H:%M} UTC)",
+                    (name,),
+                    gxe.ExpectColumnValuesToBeBetween(column=name, max_value=pd.Timestamp(not_after)),
+                )
+            )
+    for pair in rules.column_pairs:
+        relation = ">=" if pair.or_equal else ">"
+        checks.append(
+            _Check(
+                f"{pair.greater} must be {relation} {pair.lesser}",
+                (pair.greater, pair.lesser),
+                gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+                    column_A=pair.greater,
+                    column_B=pair.lesser,
+                    or_equal=pair.or_equal,
+                    ignore_row_if="either_value_is_missing",
+                ),
+            )
+        )
+    if rules.unique_key and len(rules.key) > 1:
+        checks.append(
+            _Check(
+                f"({', '.join(rules.key)}) must be unique",
+                tuple(rules.key),
+                gxe.ExpectCompoundColumnsToBeUnique(column_list=list(rules.key)),
+            )
+        )
+    return checks
+
+
+def _bounds_text(low: float | None, high: float | None) -> str:
+    low_text = "-inf" if low is None else f"{low:g}"
+    high_text = "inf" if high is None else f"{high:g}"
+    return f"[{low_text}, {high_text}]"
+
+
+def _frame_for_gate(raw: pd.DataFrame, rules: EntityRules, known: dict[str, set[str]]) -> pd.DataFrame:
+    frame = pd.DataFrame(index=raw.index)
+    for name, rule in rules.columns.items():
+        values = raw[name]
+        # Blank strings are missing values, whatever the source format.
+        values = values.where(values.isna() | (values.astype("object").map(lambda v: str(v).strip()) != ""))
+        frame[name + RAW_SUFFIX] = values
+        frame[name] = coerce(values, rule.type)
+        if rule.references is not None:
+            targets = known.get(rule.references, set())
+            frame[name + REF_SUFFIX] = frame[name].where(frame[name].isin(targets))
+    return frame
+
+
+def _safe_name(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)[:120]
+
+
+def _run_suite(entity: str, frame: pd.DataFrame, checks: list[_Check], docs_dir: Path | None, run_name: str):
+    import great_expectations as gx
+
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
+
+    config = DataContextConfig(
+        store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
+        progress_bars=ProgressBarsConfig(globally=False),
+        analytics_enabled=False,
+    )
+    context = gx.get_context(mode="ephemeral", project_config=config)
+    actions = []
+    if docs_dir is not None:
+        docs_dir.mkdir(parents=True, exist_ok=True)
+        context.add_data_docs_site(
+            site_name="postsales",
+            site_config={
+                "class_name": "SiteBuilder",
+                "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            },
+        )
+        actions.append(gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=["postsales"]))
+    batch_definition = (
+        context.data_sources.add_pandas(f"{entity}_source")
+        .add_dataframe_asset(entity)
+        .add_batch_definition_whole_dataframe(f"{entity}_batch")
+    )
+    suite = gx.ExpectationSuite(name=f"{entity}_contract")
+    for index, check in enumerate(checks):
+        check.expectation.meta = {"label": check.label, "check": index}
+        suite.add_expectation(check.expectation)
+    suite = context.suites.add(suite)
+    validation = context.validation_definitions.add(
+        gx.ValidationDefinition(name=f"{entity}_validation", data=batch_definition, suite=suite)
+    )
+    checkpoint = context.checkpoints.add(
+        gx.Checkpoint(
+            name=_safe_name(f"{entity}_{run_name}"),
+            validation_definitions=[validation],
+            actions=actions,
+            result_format={"result_format": "COMPLETE"},
+        )
+    )
+    result = checkpoint.run(batch_parameters={"dataframe": frame})
+    validation_result = next(iter(result.run_results.values()))
+    return validation_result
+
+
+def run_gate(
+    entity: str,
+    raw: pd.DataFrame,
+    rules: EntityRules,
+    thresholds: Thresholds,
+    *,
+    not_after: datetime,
+    known: dict[str, set[str]] | None = None,
+    origin: str = "source",
+    docs_dir: Path | None = None,
+    run_name: str = "run",
+) -> GateResult:
+    """Validate ``raw`` (strings, one column per source column) and split it.
+
+    ``known`` maps a ``references`` target such as ``accounts.account_id`` to the
+    set of values that exist. ``origin`` names the file or table in messages.
+    """
+    known = known or {}
+    missing = [name for name in rules.columns if name not in raw.columns]
+    if missing and len(raw.columns) == 0:
+        # Nothing was read at all (no file covers the interval): an empty batch, not a broken one.
+        raw = pd.DataFrame(columns=list(rules.columns), dtype="object")
+        missing = []
+    if missing:
+        raise DataContractError(_missing_columns_message(entity, origin, missing, list(raw.columns)))
+    raw = raw.reset_index(drop=True)
+    rows_read = len(raw)
+    frame = _frame_for_gate(raw, rules, known)
+    checks = build_checks(entity, rules, not_after)
+
+    failed: dict[int, list[str]] = {}
+    offending: dict[int, dict[str, Any]] = {}
+    counts: Counter = Counter()
+    data_docs = None
+    success = True
+    if rows_read:
+        result = _run_suite(entity, frame, checks, docs_dir, run_name)
+        success = bool(result.success)
+        for expectation_result in result.results:
+            info = expectation_result.exception_info or {}
+            if info.get("raised_exception"):
+                raise RuntimeError(
+                    f"{entity}: Great Expectations could not evaluate "
+                    f"{expectation_result.expectation_config.type}: {info.get('exception_message')}"
+                )
+            check = checks[expectation_result.expectation_config.meta["check"]]
+            rows = expectation_result.result.get("unexpected_index_list") or []
+            counts[check.label] += len(rows)
+            for row in rows:
+                failed.setdefault(row, []).append(check.label)
+                values = offending.setdefault(row, {})
+                for column in check.columns:
+                    values[column] = _jsonable(raw.at[row, column])
+        if docs_dir is not None:
+            data_docs = str(docs_dir / "index.html")
+            log.info("Great Expectations Data Docs for %s: %s", entity, data_docs)
+
+    bad_rows = sorted(failed)
+    fraction = len(bad_rows) / rows_read if rows_read else 0.0
+    if fraction > thresholds.max_failed_fraction and len(bad_rows) >= thresholds.min_failed_rows:
+        top = ", ".join(f"'{label}': {n}" for label, n in counts.most_common(5) if n)
+        raise DataContractError(
+            f"{entity} ({origin}): {len(bad_rows)} of {rows_read} rows ({fraction:.1%}) failed validation, "
+            f"above the {thresholds.max_failed_fraction:.1%} threshold; top failures: {top}. Nothing was loaded. "
+            "Fix the source rows (see the Data Docs"
+            + (f" at {data_docs}" if data_docs else "")
+            + ") or raise thresholds.max_failed_fraction in include/rules/expectations.yaml."
+        )
+
+    declared = list(rules.columns)
+    # Columns starting with "_" are lineage added by the adapter (e.g. _source), passed through.
+    lineage = [c for c in raw.columns if c.startswith("_")]
+    extra_columns = [c for c in raw.columns if c not in rules.columns and c not in lineage]
+    keep = frame.index.difference(bad_rows)
+    valid = frame.loc[keep, declared].copy()
+    for column in lineage:
+        valid[column] = raw.loc[keep, column]
+    if extra_columns:
+        valid["_extra"] = [
+            json.dumps({c: _jsonable(v) for c, v in zip(extra_columns, row, strict=True)}, sort_keys=True)
+            for row in raw.loc[keep, extra_columns].itertuples(index=False)
+        ]
+    else:
+        valid["_extra"] = None
+    quarantine = pd.DataFrame(
+        {
+            "record_key": [_record_key(raw, rules.key, row) for row in bad_rows],
+            "failed_expectations": [json.dumps(failed[row]) for row in bad_rows],
+            "offending_values": [json.dumps(offending[row], sort_keys=True) for row in bad_rows],
+            "raw_row": [json.dumps(_row_dict(raw, row)) for row in bad_rows],
+            **{column: [raw.at[row, column] for row in bad_rows] for column in lineage},
+        }
+    )
+    if len(valid) + len(quarantine) != rows_read:
+        raise AssertionError(f"{entity}: rows read {rows_read} != valid {len(valid)} + quarantined {len(quarantine)}")
+    return GateResult(
+        entity=entity,
+        rows_read=rows_read,
+        valid=valid.reset_index(drop=True),
+        quarantine=quarantine,
+        failures_by_expectation=+counts,
+        data_docs=data_docs,
+        success=success,
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or (isinstance(value, float) and pd.isna(value)) or value is pd.NA:
+        return None
+    try:
+        if pd.isna(value):
+            return None
+    except (TypeError, ValueError):
+        pass
+    return value if isinstance(value, (str, int, float, bool)) else str(value)
+
+
+def _row_dict(raw: pd.DataFrame, row: int) -> dict[str, Any]:
+    """The source row as read, without the adapter's lineage columns."""
+    return {column: _jsonable(raw.at[row, column]) for column in raw.columns if not column.startswith("_")}
+
+
+def _record_key(raw: pd.DataFrame, key: list[str], row: int) -> str:
+    values = [_jsonable(raw.at[row, column]) for column in key]
+    return "|".join("" if v is None else str(v) for v in values)

@@ -1,0 +1,258 @@
+"""The warehouse: an embedded DuckDB file by default, any SQLAlchemy URL by config.
+
+Tables are declared with SQLAlchemy Core so the same definitions create them on
+DuckDB and PostgreSQL. Queries live one per file in ``include/sql/<stage>/`` and
+are run with bound parameters only. Every write replaces one partition inside a
+single transaction, so reruns and backfills leave identical tables.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from postsales import paths
+from postsales.config import ENTITIES, ExpectationsConfig, load_expectations, warehouse_url
+
+log = logging.getLogger(__name__)
+
+SCHEMAS = ("raw", "staging", "ops", "mart")
+
+SQL_TYPES = {
+    "string": sa.Text,
+    "integer": sa.BigInteger,
+    "number": sa.Float(53),
+    "date": sa.Date,
+    "timestamp": sa.DateTime,
+    "boolean": sa.Boolean,
+}
+
+LOAD_COLUMNS = (
+    sa.Column("_run_id", sa.Text, nullable=False),
+    sa.Column("_source", sa.Text, nullable=False),
+    sa.Column("_loaded_at", sa.DateTime, nullable=False),
+)
+
+_ENGINES: dict[str, sa.Engine] = {}
+
+
+def engine(url: str | None = None) -> sa.Engine:
+    """The warehouse engine for ``url`` (default: from config and environment)."""
+    url = url or warehouse_url()
+    if url not in _ENGINES:
+        if url.startswith("duckdb:///"):
+            path = url[len("duckdb:///") :]
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+        _ENGINES[url] = sa.create_engine(url)
+    return _ENGINES[url]
+
+
+def dispose_all() -> None:
+    """Close pooled connections: DuckDB holds its file lock while a connection is open."""
+    for eng in _ENGINES.values():
+        eng.dispose()
+    _ENGINES.clear()
+
+
+def is_duckdb(eng: sa.Engine | sa.Connection) -> bool:
+    return eng.dialect.name == "duckdb"
+
+
+# --- table definitions ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Tables:
+    metadata: sa.MetaData
+    raw: Mapping[str, sa.Table]
+    staging: Mapping[str, sa.Table]
+    quarantine: sa.Table
+    extract_runs: sa.Table
+
+
+def _partition_columns() -> list[sa.Column]:
+    return [
+        sa.Column("interval_start", sa.DateTime, nullable=False),
+        sa.Column("interval_end", sa.DateTime, nullable=False),
+        sa.Column("full_refresh", sa.Boolean, nullable=False),
+    ]
+
+
+def build_tables(expectations: ExpectationsConfig) -> Tables:
+    metadata = sa.MetaData()
+    raw, staging = {}, {}
+    for entity in ENTITIES:
+        rules = expectations.entities[entity]
+        raw[entity] = sa.Table(
+            entity,
+            metadata,
+            sa.Column("record_key", sa.Text),
+            sa.Column("payload", sa.Text, nullable=False),
+            *_partition_columns(),
+            *(c.copy() for c in LOAD_COLUMNS),
+            schema="raw",
+        )
+        staging[entity] = sa.Table(
+            entity,
+            metadata,
+            *(sa.Column(name, SQL_TYPES[rule.type]) for name, rule in rules.columns.items()),
+            sa.Column("_extra", sa.Text),
+            *(c.copy() for c in LOAD_COLUMNS),
+            schema="staging",
+        )
+    quarantine = sa.Table(
+        "quarantine",
+        metadata,
+        sa.Column("source_table", sa.Text, nullable=False),
+        sa.Column("source", sa.Text),
+        sa.Column("record_key", sa.Text),
+        sa.Column("failed_expectations", sa.Text, nullable=False),
+        sa.Column("offending_values", sa.Text, nullable=False),
+        sa.Column("raw_row", sa.Text, nullable=False),
+        sa.Column("run_id", sa.Text, nullable=False),
+        *_partition_columns(),
+        sa.Column("quarantined_at", sa.DateTime, nullable=False),
+        schema="ops",
+    )
+    extract_runs = sa.Table(
+        "extract_runs",
+        metadata,
+        sa.Column("source_table", sa.Text, nullable=False),
+        sa.Column("run_id", sa.Text, nullable=False),
+        sa.Column("source", sa.Text, nullable=False),
+        *_partition_columns(),
+        sa.Column("rows_read", sa.BigInteger, nullable=False),
+        sa.Column("rows_loaded", sa.BigInteger, nullable=False),
+        sa.Column("rows_quarantined", sa.BigInteger, nullable=False),
+        sa.Column("data_docs", sa.Text),
+        sa.Column("finished_at", sa.DateTime, nullable=False),
+        schema="ops",
+    )
+    return Tables(metadata, raw, staging, quarantine, extract_runs)
+
+
+@cache
+def tables() -> Tables:
+    return build_tables(load_expectations())
+
+
+def ensure_schema(eng: sa.Engine, table_set: Tables | None = None) -> Tables:
+    """Create schemas, tables and views if missing (idempotent)."""
+    table_set = table_set or tables()
+    with eng.begin() as conn:
+        for schema in SCHEMAS:
+            conn.execute(sa.text(f"create schema if not exists {schema}"))
+        table_set.metadata.create_all(conn)
+        for view_file in sorted((paths.sql_dir() / "staging").glob("*_current.sql")):
+            view = f"staging.{view_file.stem}"
+            conn.execute(sa.text(f"create or replace view {view} as\n{view_file.read_text()}"))
+    return table_set
+
+
+# --- queries ----------------------------------------------------------------------
+
+
+def sql_text(stage: str, name: str) -> str:
+    """The text of ``include/sql/<stage>/<name>.sql``."""
+    return (paths.sql_dir() / stage / f"{name}.sql").read_text(encoding="utf-8")
+
+
+def query(conn: sa.Connection, stage: str, name: str, **params: Any) -> list[sa.Row]:
+    return list(conn.execute(sa.text(sql_text(stage, name)), params))
+
+
+# --- writes -----------------------------------------------------------------------
+
+
+def replace_rows(
+    conn: sa.Connection,
+    table: sa.Table,
+    where: sa.ColumnElement[bool] | None,
+    rows: Any,
+) -> int:
+    """Delete the partition selected by ``where`` (everything if None) and insert ``rows``.
+
+    ``rows`` is a pandas DataFrame whose columns are a subset of the table's.
+    Runs on the caller's connection so several tables change in one transaction.
+    """
+    statement = table.delete() if where is None else table.delete().where(where)
+    deleted = conn.execute(statement).rowcount
+    inserted = insert_frame(conn, table, rows)
+    log.info("%s.%s: replaced %s rows with %s", table.schema, table.name, deleted, inserted)
+    return inserted
+
+
+def insert_frame(conn: sa.Connection, table: sa.Table, frame: Any) -> int:
+    if frame is None or len(frame) == 0:
+        return 0
+    columns = [c for c in frame.columns if c in table.c]
+    unknown = [c for c in frame.columns if c not in table.c]
+    if unknown:
+        raise ValueError(f"{table.fullname}: frame has columns the table lacks: {unknown}")
+    frame = frame[columns]
+    if conn.dialect.name == "duckdb":
+        _insert_duckdb(conn, table, frame)
+    elif conn.dialect.name == "postgresql":
+        _insert_postgres_copy(conn, table, frame)
+    else:
+        conn.execute(table.insert(), _records(frame))
+    return len(frame)
+
+
+def _records(frame: Any) -> list[dict[str, Any]]:
+    return [dict(zip(frame.columns, row, strict=True)) for row in _python_rows(frame)]
+
+
+def _python_rows(frame: Any) -> Iterable[Sequence[Any]]:
+    """Rows as plain Python values with None for every kind of missing value."""
+    import pandas as pd
+
+    converted = []
+    for name in frame.columns:
+        series = frame[name]
+        if pd.api.types.is_datetime64_any_dtype(series):
+            values = [None if pd.isna(v) else v.to_pydatetime() for v in series]
+        else:
+            values = [None if _is_missing(v) else _plain(v) for v in series.astype("object")]
+        converted.append(values)
+    return zip(*converted, strict=True)
+
+
+def _is_missing(value: Any) -> bool:
+    import pandas as pd
+
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _plain(value: Any) -> Any:
+    item = getattr(value, "item", None)
+    return item() if callable(item) and not isinstance(value, (str, bytes)) else value
+
+
+def _insert_duckdb(conn: sa.Connection, table: sa.Table, frame: Any) -> None:
+    duck = conn.connection.driver_connection
+    view = f"_postsales_insert_{table.schema}_{table.name}"
+    duck.register(view, frame)
+    try:
+        column_list = ", ".join(f'"{c}"' for c in frame.columns)
+        duck.execute(f'insert into {table.schema}."{table.name}" ({column_list}) select {column_list} from {view}')
+    finally:
+        duck.unregister(view)
+
+
+def _insert_postgres_copy(conn: sa.Connection, table: sa.Table, frame: Any) -> None:
+    column_list = ", ".join(f'"{c}"' for c in frame.columns)
+    cursor = conn.connection.driver_connection.cursor()
+    with cursor.copy(f'copy {table.schema}."{table.name}" ({column_list}) from stdin') as copy:
+        for row in _python_rows(frame):
+            copy.write_row(row)

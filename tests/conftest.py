@@ -1,0 +1,137 @@
+"""Shared fixtures: an isolated Airflow home, DuckDB and PostgreSQL warehouses, tiny sources.
+
+Airflow reads its configuration from the environment when first imported, so the
+environment is set here, before any test module imports Airflow.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+import tiny
+
+ROOT = Path(__file__).resolve().parents[1]
+AIRFLOW_TEST_HOME = ROOT / ".airflow-test"
+
+os.environ.setdefault("AIRFLOW_HOME", str(AIRFLOW_TEST_HOME))
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
+os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "plugins"), os.environ.get("PYTHONPATH")]))
+
+PG_ADMIN_DSN = os.environ.get("POSTSALES_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+
+def _pg_reachable() -> str | None:
+    try:
+        import psycopg
+
+        with psycopg.connect(PG_ADMIN_DSN, connect_timeout=3):
+            return None
+    except Exception as exc:  # any failure means "not here"
+        return f"{type(exc).__name__}: {exc}".splitlines()[0]
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> str:
+    """The admin DSN of a reachable PostgreSQL; skips locally, fails in CI."""
+    problem = _pg_reachable()
+    if problem:
+        if IN_CI:
+            pytest.fail(f"PostgreSQL tests must run in CI but {PG_ADMIN_DSN} is unreachable: {problem}")
+        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_DSN} ({problem}); set POSTSALES_TEST_PG_DSN")
+    return PG_ADMIN_DSN
+
+
+@pytest.fixture(scope="session")
+def pg_database(pg_server: str):
+    """A throw-away database for this test session, dropped at the end."""
+    import psycopg
+
+    name = f"postsales_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f'create database "{name}"')
+    base = pg_server.rsplit("/", 1)[0]
+    yield f"{base}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)
+    from postsales import warehouse
+
+    warehouse.dispose_all()
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+def _reset_pg(url: str) -> None:
+    import sqlalchemy as sa
+
+    from postsales import warehouse
+
+    with warehouse.engine(url).begin() as conn:
+        for schema in warehouse.SCHEMAS:
+            conn.execute(sa.text(f"drop schema if exists {schema} cascade"))
+
+
+@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def warehouse_url(request, tmp_path, monkeypatch) -> str:
+    """A clean warehouse on each backend; also exported as POSTSALES_WAREHOUSE_URL."""
+    from postsales import warehouse
+
+    if request.param == "duckdb":
+        url = f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
+    else:
+        url = request.getfixturevalue("pg_database")
+        _reset_pg(url)
+    monkeypatch.setenv("POSTSALES_WAREHOUSE_URL", url)
+    yield url
+    warehouse.dispose_all()
+
+
+@pytest.fixture
+def duckdb_url(tmp_path, monkeypatch) -> str:
+    from postsales import warehouse
+
+    url = f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
+    monkeypatch.setenv("POSTSALES_WAREHOUSE_URL", url)
+    yield url
+    warehouse.dispose_all()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_data_dir(tmp_path, monkeypatch):
+    """Data Docs and other generated files go to the test's tmp dir, not the repo."""
+    monkeypatch.setenv("POSTSALES_DATA_DIR", str(tmp_path / "data"))
+
+
+@pytest.fixture
+def tiny_source(tmp_path, monkeypatch) -> Path:
+    """The hand-built source of tests/tiny.py; also exported as POSTSALES_SOURCE_DIR."""
+    target = tiny.build(tmp_path / "source")
+    monkeypatch.setenv("POSTSALES_SOURCE_DIR", str(target))
+    return target
+
+
+@pytest.fixture(scope="session")
+def airflow_db():
+    """Airflow metadata (SQLite) for dag.test(), migrated once per session."""
+    AIRFLOW_TEST_HOME.mkdir(exist_ok=True)
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        check=True,
+        capture_output=True,
+        env=os.environ.copy(),
+    )
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "pools", "set", "postsales_warehouse", "1", "DuckDB single writer"],
+        check=True,
+        capture_output=True,
+        env=os.environ.copy(),
+    )
+    return AIRFLOW_TEST_HOME
