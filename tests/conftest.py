@@ -13,7 +13,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-
 import tiny
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,7 +27,6 @@ os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "plugins"), 
 
 PG_ADMIN_DSN = os.environ.get("POSTSALES_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
 
 
 def _pg_reachable() -> str | None:

@@ -7,8 +7,8 @@ import json
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-
 import tiny
+
 from postsales import warehouse
 from postsales.errors import DataContractError, SourceUnavailableError
 from postsales.extract import extract_entity

@@ -5,4 +5,4 @@ select
     count(*) as quarantined_rows
 from ops.quarantine
 group by source_table, failed_expectations
-order by source_table, quarantined_rows desc, failed_expectations
+order by source_table asc, quarantined_rows desc, failed_expectations asc

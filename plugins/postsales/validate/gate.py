@@ -193,7 +193,6 @@ def _safe_name(text: str) -> str:
 
 def _run_suite(entity: str, frame: pd.DataFrame, checks: list[_Check], docs_dir: Path | None, run_name: str):
     import great_expectations as gx
-
     from great_expectations.data_context.types.base import (
         DataContextConfig,
         InMemoryStoreBackendDefaults,

@@ -1,0 +1,109 @@
+"""Both extract DAGs end to end through Airflow's dag.test(), on DuckDB and PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pendulum
+import pytest
+import sqlalchemy as sa
+
+import tiny
+from postsales import warehouse
+
+ROOT = Path(__file__).resolve().parents[2]
+# A run after midnight of day 2 covers day 1: [2024-03-01, 2024-03-02).
+DAY1_RUN = pendulum.datetime(2024, 3, 2, tz="UTC")
+DAY2_RUN = pendulum.datetime(2024, 3, 3, tz="UTC")
+
+
+@pytest.fixture(scope="module")
+def dags(airflow_db):
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(str(ROOT / "dags"))
+    assert bag.import_errors == {}
+    return bag
+
+
+@pytest.fixture(autouse=True)
+def _fast_retries(monkeypatch):
+    monkeypatch.setenv("POSTSALES_RETRY_DELAY_SECONDS", "1")
+
+
+def run(dags, dag_id: str, logical_date, **conf):
+    dag_run = dags.get_dag(dag_id).test(logical_date=logical_date, run_conf=conf or None)
+    states = {ti.task_id: (str(ti.state), ti.try_number) for ti in dag_run.get_task_instances()}
+    return str(dag_run.state), states
+
+
+def counts(url: str) -> dict[str, tuple[int, int, int]]:
+    with warehouse.engine(url).connect() as conn:
+        runs = pd.read_sql(sa.text("select * from ops.extract_runs"), conn)
+    return {
+        row.source_table: (row.rows_read, row.rows_loaded, row.rows_quarantined) for row in runs.itertuples()
+    }
+
+
+def as_tuple(expected: dict) -> tuple[int, int, int]:
+    return expected["read"], expected["loaded"], expected["quarantined"]
+
+
+def staging_rows(url: str) -> dict[str, list]:
+    out = {}
+    with warehouse.engine(url).connect() as conn:
+        for entity in ("accounts", "contracts", "survey_responses", "usage_daily"):
+            frame = pd.read_sql(sa.text(f"select * from staging.{entity}"), conn)
+            frame = frame.drop(columns=["_run_id", "_loaded_at"]).astype(str)
+            out[entity] = sorted(map(tuple, frame.itertuples(index=False)))
+    return out
+
+
+def test_both_dags_load_day1(dags, warehouse_url, tiny_source):
+    assert run(dags, "crm_extract", DAY1_RUN) == (
+        "success",
+        {
+            "extract_accounts": ("success", 1),
+            "extract_contracts": ("success", 1),
+            "extract_survey_responses": ("success", 1),
+        },
+    )
+    assert run(dags, "usage_extract", DAY1_RUN) == ("success", {"extract_usage_daily": ("success", 1)})
+    assert counts(warehouse_url) == {
+        "accounts": as_tuple(tiny.ACCOUNTS_DAY1),
+        "contracts": as_tuple(tiny.CONTRACTS_DAY1),
+        "survey_responses": as_tuple(tiny.SURVEYS_DAY1),
+        "usage_daily": as_tuple(tiny.USAGE_DAY1),
+    }
+
+
+def test_rerunning_a_dag_interval_is_idempotent(dags, warehouse_url, tiny_source):
+    for _ in range(3):
+        assert run(dags, "crm_extract", DAY1_RUN)[0] == "success"
+        assert run(dags, "usage_extract", DAY1_RUN)[0] == "success"
+        if _ == 0:
+            first = staging_rows(warehouse_url)
+    assert staging_rows(warehouse_url) == first
+    assert len(first["accounts"]) == tiny.ACCOUNTS_DAY1["loaded"]
+
+
+def test_full_refresh_param_reads_everything(dags, warehouse_url, tiny_source):
+    assert run(dags, "crm_extract", DAY2_RUN, full_refresh=True)[0] == "success"
+    assert counts(warehouse_url)["accounts"] == (103, 99, 4)  # both days: 102 + 1 rows
+
+
+def test_contract_error_fails_without_retry(dags, warehouse_url, tiny_source):
+    columns = [c for c in tiny.ACCOUNT_COLUMNS if c != "industry"]
+    tiny.write_csv(tiny_source / "accounts.csv", columns, [{c: r[c] for c in columns} for r in tiny.ACCOUNTS])
+    state, tasks = run(dags, "crm_extract", DAY1_RUN)
+    assert state == "failed"
+    assert tasks["extract_accounts"] == ("failed", 1)  # AirflowFailException: no retries for bad input
+    assert tasks["extract_contracts"][0] == "upstream_failed"
+
+
+def test_unreachable_source_is_retried_then_fails(dags, duckdb_url, tmp_path, monkeypatch):
+    monkeypatch.setenv("POSTSALES_SOURCE_DIR", str(tmp_path / "unmounted"))
+    state, tasks = run(dags, "usage_extract", DAY1_RUN)
+    assert state == "failed"
+    assert tasks["extract_usage_daily"] == ("failed", 3)  # first try + 2 retries
