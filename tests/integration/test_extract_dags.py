@@ -8,8 +8,8 @@ import pandas as pd
 import pendulum
 import pytest
 import sqlalchemy as sa
-
 import tiny
+
 from postsales import warehouse
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,9 +41,7 @@ def run(dags, dag_id: str, logical_date, **conf):
 def counts(url: str) -> dict[str, tuple[int, int, int]]:
     with warehouse.engine(url).connect() as conn:
         runs = pd.read_sql(sa.text("select * from ops.extract_runs"), conn)
-    return {
-        row.source_table: (row.rows_read, row.rows_loaded, row.rows_quarantined) for row in runs.itertuples()
-    }
+    return {row.source_table: (row.rows_read, row.rows_loaded, row.rows_quarantined) for row in runs.itertuples()}
 
 
 def as_tuple(expected: dict) -> tuple[int, int, int]:
