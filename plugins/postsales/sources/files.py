@@ -88,7 +88,8 @@ def read_file(path: Path) -> pd.DataFrame:
             frame = pd.read_parquet(path)
         except Exception as exc:  # pyarrow raises several types for a damaged file
             raise DataContractError(f"{path}: not a readable Parquet file ({exc}). Fix: re-export the file.") from exc
-        return frame.astype("object").map(lambda v: None if _missing(v) else _text(v))
+        text = frame.astype("object").map(lambda v: None if _missing(v) else _text(v)).astype("object")
+        return text.where(text.notna(), None)
     try:
         frame = pd.read_csv(path, dtype="object", keep_default_na=False, na_values=[""], encoding="utf-8")
     except UnicodeDecodeError as exc:

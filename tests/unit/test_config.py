@@ -1,0 +1,121 @@
+"""Rule and source configuration: the shipped files load; bad files name the file, field and reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from postsales import config
+from postsales.config import ConfigError, ExpectationsConfig, SourcesConfig, load_yaml
+from postsales.extract import incremental_column
+
+RULES = Path(__file__).resolve().parents[2] / "include" / "rules"
+
+
+def test_shipped_files_load():
+    sources = config.load_sources()
+    expectations = config.load_expectations()
+    assert set(sources.entities) == set(config.ENTITIES) == set(expectations.entities)
+    assert expectations.thresholds.max_failed_fraction == 0.05
+    for entity in config.ENTITIES:
+        assert incremental_column(entity, sources, expectations)[1] in ("date", "timestamp")
+
+
+def write(tmp_path: Path, data) -> Path:
+    path = tmp_path / "rules.yaml"
+    path.write_text(data if isinstance(data, str) else yaml.safe_dump(data))
+    return path
+
+
+def expectations_with(tmp_path: Path, mutate) -> Path:
+    data = yaml.safe_load((RULES / "expectations.yaml").read_text())
+    mutate(data)
+    return write(tmp_path, data)
+
+
+def test_invalid_yaml_names_the_file(tmp_path):
+    path = write(tmp_path, "entities: [unclosed")
+    with pytest.raises(ConfigError, match=f"{path}: not valid YAML"):
+        load_yaml(path, ExpectationsConfig)
+
+
+def test_unknown_field_names_file_and_field(tmp_path):
+    path = expectations_with(tmp_path, lambda d: d["entities"]["accounts"]["columns"]["name"].update(nullable=True))
+    with pytest.raises(ConfigError) as info:
+        load_yaml(path, ExpectationsConfig)
+    assert str(info.value).startswith(str(path))
+    assert "entities.accounts.columns.name.nullable" in str(info.value)
+    assert "Extra inputs are not permitted" in str(info.value)
+
+
+def test_unknown_type_is_rejected(tmp_path):
+    path = expectations_with(tmp_path, lambda d: d["entities"]["contracts"]["columns"]["arr"].update(type="money"))
+    with pytest.raises(ConfigError, match=r"entities\.contracts\.columns\.arr\.type"):
+        load_yaml(path, ExpectationsConfig)
+
+
+def test_min_above_max_is_rejected(tmp_path):
+    path = expectations_with(
+        tmp_path, lambda d: d["entities"]["contracts"]["columns"]["arr"].update({"min": 10, "max": 1})
+    )
+    with pytest.raises(ConfigError, match=r"min 10\.0 is greater than max 1\.0"):
+        load_yaml(path, ExpectationsConfig)
+
+
+def test_reference_to_undeclared_column_is_rejected(tmp_path):
+    path = expectations_with(
+        tmp_path,
+        lambda d: d["entities"]["contracts"]["columns"]["account_id"].update(references="accounts.crm_id"),
+    )
+    with pytest.raises(ConfigError, match=r"'accounts\.crm_id' is not a declared column"):
+        load_yaml(path, ExpectationsConfig)
+
+
+def test_key_must_be_declared(tmp_path):
+    path = expectations_with(tmp_path, lambda d: d["entities"]["usage_daily"].update(key=["account_id", "day"]))
+    with pytest.raises(ConfigError, match="key column 'day' is not declared"):
+        load_yaml(path, ExpectationsConfig)
+
+
+def test_identifiers_reaching_sql_are_validated(tmp_path):
+    data = yaml.safe_load((RULES / "sources.yaml").read_text())
+    data["sql"]["tables"]["accounts"]["table"] = "crm_account; drop table x"
+    with pytest.raises(ConfigError, match=r"sql\.tables\.accounts\.table"):
+        load_yaml(write(tmp_path, data), SourcesConfig)
+
+
+def test_missing_entity_is_rejected(tmp_path):
+    data = yaml.safe_load((RULES / "sources.yaml").read_text())
+    del data["entities"]["usage_daily"]
+    with pytest.raises(ConfigError, match="entities is missing \\['usage_daily'\\]"):
+        load_yaml(write(tmp_path, data), SourcesConfig)
+
+
+def test_incremental_column_must_be_a_required_date(tmp_path):
+    sources = config.load_sources()
+    data = yaml.safe_load((RULES / "sources.yaml").read_text())
+    data["entities"]["contracts"]["incremental_column"] = "plan"
+    broken = load_yaml(write(tmp_path, data), SourcesConfig)
+    with pytest.raises(ConfigError, match=r"entities\.contracts\.incremental_column"):
+        incremental_column("contracts", broken, config.load_expectations())
+    assert incremental_column("contracts", sources, config.load_expectations()) == ("updated_at", "timestamp")
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="file not found"):
+        load_yaml(tmp_path / "nope.yaml", SourcesConfig)
+
+
+def test_environment_overrides_and_relative_paths(monkeypatch, tmp_path):
+    from postsales import paths
+
+    monkeypatch.delenv("POSTSALES_WAREHOUSE_URL", raising=False)
+    monkeypatch.delenv("POSTSALES_SOURCE_DIR", raising=False)
+    assert config.warehouse_url() == f"duckdb:///{paths.project_root() / 'data' / 'warehouse.duckdb'}"
+    assert config.source_dir() == paths.project_root() / "data" / "demo"
+    monkeypatch.setenv("POSTSALES_WAREHOUSE_URL", "postgresql+psycopg://u@h/db")
+    monkeypatch.setenv("POSTSALES_SOURCE_DIR", str(tmp_path))
+    assert config.warehouse_url() == "postgresql+psycopg://u@h/db"
+    assert config.source_dir() == tmp_path

@@ -1,0 +1,89 @@
+"""The files source: formats, encodings, empty files, interval pruning, unreachable directories."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pandas as pd
+import pytest
+import tiny
+
+from postsales.errors import DataContractError, SourceUnavailableError
+from postsales.sources import Interval
+from postsales.sources.files import FileSource
+
+DAY1 = Interval(datetime(2024, 3, 1), datetime(2024, 3, 2))
+
+
+def test_csv_values_are_strings_with_missing_as_none(tmp_path):
+    tiny.write_csv(tmp_path / "contracts.csv", tiny.CONTRACT_COLUMNS, tiny.CONTRACTS)
+    read = FileSource(tmp_path).read("contracts", "updated_at", DAY1)
+    frame = read.frame.set_index("contract_id")
+    assert len(frame) == len(tiny.CONTRACTS)
+    assert frame.loc["C2", "arr"] == "n/a"
+    assert frame.loc["C6", "end_date"] is None
+    assert frame.loc["C1", "_source"] == f"files:{tmp_path / 'contracts.csv'}"
+
+
+def test_parquet_is_read_as_strings(tmp_path):
+    frame = pd.DataFrame(
+        {
+            "account_id": ["A1", "A2"],
+            "usage_date": pd.to_datetime(["2024-03-01", "2024-03-01"]).date,
+            "active_users": [3, None],
+            "flag": [True, False],
+        }
+    )
+    (tmp_path / "usage_daily").mkdir()
+    frame.to_parquet(tmp_path / "usage_daily" / "2024-03-01.parquet")
+    read = FileSource(tmp_path).read("usage_daily", "usage_date", DAY1).frame
+    assert read["usage_date"].tolist() == ["2024-03-01", "2024-03-01"]
+    assert read["active_users"].tolist() == ["3.0", None]
+    assert read["flag"].tolist() == ["true", "false"]
+
+
+def test_non_utf8_csv_names_file_and_fix(tmp_path):
+    path = tmp_path / "accounts.csv"
+    path.write_bytes("account_id,name\nA1,Société Générale\n".encode("latin-1"))
+    with pytest.raises(DataContractError) as info:
+        FileSource(tmp_path).read("accounts", "updated_at", DAY1)
+    message = str(info.value)
+    assert str(path) in message and "not valid UTF-8" in message and "iconv" in message
+
+
+def test_empty_file_names_file_and_fix(tmp_path):
+    (tmp_path / "accounts.csv").write_bytes(b"")
+    with pytest.raises(DataContractError, match="the file is empty \\(no header row\\)"):
+        FileSource(tmp_path).read("accounts", "updated_at", DAY1)
+
+
+def test_header_only_file_is_an_empty_extract(tmp_path):
+    tiny.write_csv(tmp_path / "accounts.csv", tiny.ACCOUNT_COLUMNS, [])
+    frame = FileSource(tmp_path).read("accounts", "updated_at", DAY1).frame
+    assert len(frame) == 0
+    assert list(frame.columns)[: len(tiny.ACCOUNT_COLUMNS)] == tiny.ACCOUNT_COLUMNS
+
+
+def test_date_named_files_outside_the_interval_are_not_opened(tmp_path):
+    tiny.write_csv(tmp_path / "usage_daily" / "2024-03-01.csv", tiny.USAGE_COLUMNS, tiny.USAGE_FILES["2024-03-01"])
+    (tmp_path / "usage_daily" / "2024-02-29.csv").write_bytes(b"\xff\xfe not a csv")  # would fail if opened
+    read = FileSource(tmp_path).read("usage_daily", "usage_date", DAY1)
+    assert len(read.frame) == len(tiny.USAGE_FILES["2024-03-01"])
+    with pytest.raises(DataContractError, match=r"2024-02-29\.csv"):
+        FileSource(tmp_path).read("usage_daily", "usage_date", Interval(DAY1.start, DAY1.end, full_refresh=True))
+
+
+def test_no_file_in_the_interval_reads_nothing(tmp_path):
+    tiny.write_csv(tmp_path / "usage_daily" / "2024-03-01.csv", tiny.USAGE_COLUMNS, tiny.USAGE_FILES["2024-03-01"])
+    read = FileSource(tmp_path).read("usage_daily", "usage_date", Interval(datetime(2024, 5, 1), datetime(2024, 5, 2)))
+    assert read.frame.empty
+
+
+def test_missing_entity_file_says_what_is_expected(tmp_path):
+    with pytest.raises(DataContractError, match=r"no contracts.csv, contracts.parquet or contracts/ folder"):
+        FileSource(tmp_path).read("contracts", "updated_at", DAY1)
+
+
+def test_unreachable_directory_is_transient(tmp_path):
+    with pytest.raises(SourceUnavailableError, match="does not exist or is not reachable"):
+        FileSource(tmp_path / "gone").read("accounts", "updated_at", DAY1)

@@ -1,0 +1,85 @@
+"""The Great Expectations gate on small frames: types, blanks, extras, thresholds."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import pandas as pd
+import pytest
+
+from postsales.config import Thresholds, load_expectations
+from postsales.errors import DataContractError
+from postsales.validate.gate import run_gate
+
+RULES = load_expectations()
+NOW = datetime(2024, 3, 2)
+
+
+def accounts(**columns) -> pd.DataFrame:
+    base = {
+        "account_id": ["A1", "A2", "A3"],
+        "name": ["a", "b", "c"],
+        "industry": ["Software"] * 3,
+        "employee_count": ["10", "20", "30"],
+        "annual_revenue": ["1", "2", "3"],
+        "country": ["US"] * 3,
+        "created_at": ["2024-01-01T00:00:00"] * 3,
+        "updated_at": ["2024-03-01T00:00:00"] * 3,
+        "wallet_potential_arr": ["100", "200", "300"],
+        "go_live_date": ["2024-02-01"] * 3,
+        "lifecycle_stage": ["Adoption"] * 3,
+        "referenceable": ["true", "false", "yes"],
+        "segment_override": [None] * 3,
+    }
+    base.update(columns)
+    return pd.DataFrame(base, dtype="object")
+
+
+LOOSE = Thresholds(max_failed_fraction=1.0)
+
+
+def gate(frame, thresholds=LOOSE):
+    return run_gate("accounts", frame, RULES.entities["accounts"], thresholds, not_after=NOW)
+
+
+def test_all_good_rows_load_typed():
+    result = gate(accounts())
+    assert (result.rows_read, result.rows_valid, result.rows_quarantined) == (3, 3, 0)
+    assert result.valid["employee_count"].tolist() == [10.0, 20.0, 30.0]
+    assert result.valid["referenceable"].tolist() == [True, False, True]
+
+
+def test_impossible_date_and_bad_boolean_are_quarantined():
+    result = gate(
+        accounts(go_live_date=["2024-02-30", "2024-02-01", "2024-02-01"], referenceable=["true", "maybe", "1"])
+    )
+    quarantine = result.quarantine
+    failed = dict(zip(quarantine["record_key"], quarantine["failed_expectations"].map(json.loads), strict=True))
+    assert failed == {"A1": ["go_live_date must be a valid date"], "A2": ["referenceable must be a valid boolean"]}
+
+
+def test_blank_strings_count_as_missing():
+    result = gate(accounts(name=["  ", "b", "c"]))
+    assert result.quarantine["record_key"].tolist() == ["A1"]
+    assert json.loads(result.quarantine["failed_expectations"][0]) == ["name is required"]
+
+
+def test_integer_with_fraction_is_not_an_integer():
+    result = gate(accounts(employee_count=["10.5", "20.0", "30"]))
+    assert result.quarantine["record_key"].tolist() == ["A1"]
+    assert result.valid["employee_count"].tolist() == [20.0, 30.0]
+
+
+def test_extra_columns_are_kept_as_json():
+    result = gate(accounts(owner=["x", "y", None]))
+    assert [json.loads(v) for v in result.valid["_extra"]] == [{"owner": "x"}, {"owner": "y"}, {"owner": None}]
+
+
+def test_threshold_needs_both_share_and_count():
+    # 1 bad row of 3 is 33 %, but fewer than min_failed_rows: quarantined, not failed.
+    one_bad = accounts(employee_count=["-1", "20", "30"])
+    assert gate(one_bad, Thresholds(max_failed_fraction=0.05, min_failed_rows=2)).rows_quarantined == 1
+    with pytest.raises(DataContractError, match=r"1 of 3 rows \(33.3%\) failed validation"):
+        gate(one_bad, Thresholds(max_failed_fraction=0.05, min_failed_rows=1))
+    assert gate(one_bad, Thresholds(max_failed_fraction=0.34, min_failed_rows=1)).rows_quarantined == 1
