@@ -97,12 +97,20 @@ def in_interval(frame: pd.DataFrame, column: str, column_type: str, interval: In
 
 
 def _known_values(conn: sa.Connection, rules: EntityRules, tables: warehouse.Tables) -> dict[str, set[str]]:
+    """Keys that exist in each referenced entity: every key ever read, valid or quarantined.
+
+    A contract for an account whose CRM row is quarantined (say, a missing industry) still
+    belongs to a real account, so it is not quarantined with it.
+    """
     known: dict[str, set[str]] = {}
     for rule in rules.columns.values():
         if rule.references and rule.references not in known:
             entity, _, column = rule.references.partition(".")
-            target = tables.staging[entity].c[column]
-            known[rule.references] = {row[0] for row in conn.execute(sa.select(target).distinct())}
+            raw_keys = sa.select(tables.raw[entity].c.record_key).where(tables.raw[entity].c.record_key != "")
+            staged_keys = sa.select(tables.staging[entity].c[column])
+            known[rule.references] = {
+                row[0] for row in conn.execute(sa.union(raw_keys, staged_keys)) if row[0] is not None
+            }
     return known
 
 

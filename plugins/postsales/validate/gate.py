@@ -281,7 +281,8 @@ def run_gate(
     if rows_read:
         result = _run_suite(entity, frame, checks, docs_dir, run_name)
         success = bool(result.success)
-        for expectation_result in result.results:
+        # GX does not guarantee result order; follow the suite's order so reasons are stable.
+        for expectation_result in sorted(result.results, key=lambda r: r.expectation_config.meta["check"]):
             info = expectation_result.exception_info or {}
             if info.get("raised_exception"):
                 raise RuntimeError(
