@@ -156,6 +156,14 @@ def ensure_schema(eng: sa.Engine, table_set: Tables | None = None) -> Tables:
     return table_set
 
 
+def ensure_tables(eng: sa.Engine, metadata: sa.MetaData) -> None:
+    """Create a stage's own tables (and the schemas) if missing."""
+    with eng.begin() as conn:
+        for schema in SCHEMAS:
+            conn.execute(sa.text(f"create schema if not exists {schema}"))
+        metadata.create_all(conn)
+
+
 # --- queries ----------------------------------------------------------------------
 
 
@@ -186,6 +194,33 @@ def replace_rows(
     deleted = conn.execute(statement).rowcount
     inserted = insert_frame(conn, table, rows)
     log.info("%s.%s: replaced %s rows with %s", table.schema, table.name, deleted, inserted)
+    return inserted
+
+
+def replace_from_query(
+    conn: sa.Connection,
+    table: sa.Table,
+    where: sa.ColumnElement[bool] | None,
+    stage: str,
+    name: str,
+    **params: Any,
+) -> int:
+    """Delete the partition selected by ``where`` and fill it from ``include/sql/<stage>/<name>.sql``.
+
+    The query runs inside the warehouse (``insert ... select``); its result columns are
+    matched to the table's by name, so the query's column order does not matter.
+    """
+    statement = table.delete() if where is None else table.delete().where(where)
+    deleted = conn.execute(statement).rowcount
+    columns = ", ".join(f'"{c.name}"' for c in table.columns)
+    inserted = conn.execute(
+        sa.text(
+            f'insert into {table.schema}."{table.name}" ({columns})\n'
+            f"select {columns} from (\n{sql_text(stage, name)}\n) as query_result"
+        ),
+        params,
+    ).rowcount
+    log.info("%s.%s: replaced %s rows with %s from %s/%s.sql", table.schema, table.name, deleted, inserted, stage, name)
     return inserted
 
 
