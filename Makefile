@@ -42,7 +42,7 @@ demo: install
 
 # Full refresh of the demo through the real DAGs (dag.test), then a summary.
 run: airflow-db
-	AIRFLOW__LOGGING__LOGGING_LEVEL=WARNING PYTHONWARNINGS=ignore::DeprecationWarning $(PY) -m postsales.cli run --demo-accounts $(DEMO_ACCOUNTS) --demo-seed $(DEMO_SEED)
+	AIRFLOW__LOGGING__LOGGING_LEVEL=WARNING PYTHONWARNINGS='ignore::DeprecationWarning,ignore:Using `httpx`' $(PY) -m postsales.cli run --demo-accounts $(DEMO_ACCOUNTS) --demo-seed $(DEMO_SEED)
 
 summary: install
 	$(PY) -m postsales.cli summary

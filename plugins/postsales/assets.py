@@ -16,3 +16,5 @@ STAGING = {
     "survey_responses": STAGING_SURVEY_RESPONSES,
     "usage_daily": STAGING_USAGE_DAILY,
 }
+
+MART_ACCOUNT_SEGMENTS = Asset(name="mart_account_segments", uri="postsales://warehouse/mart/account_segments")

@@ -1,6 +1,7 @@
 """Command line for `make run` and friends.
 
-    python -m postsales.cli run [--incremental]   run the DAG chain through Airflow (dag.test) and summarise
+    python -m postsales.cli run [--incremental] [--as-of DATE]
+                                                  run the DAG chain through Airflow (dag.test) and summarise
     python -m postsales.cli summary               print the summary of what the warehouse holds
     python -m postsales.cli demo                  generate the demo data if it is missing
 
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from postsales import paths
 
-PIPELINE = ("crm_extract", "usage_extract")
+EXTRACT_DAGS = ("crm_extract", "usage_extract")
 
 
 def ensure_demo(accounts: int, seed: int) -> Path:
@@ -39,22 +40,40 @@ def ensure_demo(accounts: int, seed: int) -> Path:
     return target
 
 
-def run_dags(dag_ids: tuple[str, ...], conf: dict) -> bool:
+def load_dags():
     from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(str(paths.project_root() / "dags"))
-    if bag.import_errors:
-        for path, error in bag.import_errors.items():
-            print(f"DAG import error in {path}: {error}", file=sys.stderr)
-        return False
-    ok = True
-    for dag_id in dag_ids:
-        started = time.monotonic()
-        dag_run = bag.get_dag(dag_id).test(run_conf=conf)
-        state = str(getattr(dag_run.state, "value", dag_run.state))
-        print(f"{dag_id}: {state} in {time.monotonic() - started:.1f}s (run {dag_run.run_id})")
-        ok = ok and state == "success"
-    return ok
+    for path, error in bag.import_errors.items():
+        print(f"DAG import error in {path}: {error}", file=sys.stderr)
+    return None if bag.import_errors else bag
+
+
+def run_dag(bag, dag_id: str, conf: dict) -> bool:
+    started = time.monotonic()
+    dag_run = bag.get_dag(dag_id).test(run_conf=conf)
+    state = str(getattr(dag_run.state, "value", dag_run.state))
+    print(f"{dag_id}: {state} in {time.monotonic() - started:.1f}s (run {dag_run.run_id})")
+    return state == "success"
+
+
+def latest_data_date():
+    """The last day with usage loaded (not after yesterday): the as-of date of the data."""
+    from datetime import date, timedelta
+
+    import sqlalchemy as sa
+
+    from postsales import warehouse
+
+    yesterday = date.today() - timedelta(days=1)
+    with warehouse.engine().connect() as conn:
+        latest = conn.execute(
+            sa.text("select max(usage_date) from staging.usage_daily where usage_date <= :yesterday"),
+            {"yesterday": yesterday},
+        ).scalar()
+    if latest is None:
+        return yesterday
+    return latest if isinstance(latest, date) else date.fromisoformat(str(latest)[:10])
 
 
 def summary_text() -> str:
@@ -86,11 +105,34 @@ def summary_text() -> str:
         for table, counter in by_table.items():
             for label, count in counter.most_common(3):
                 lines.append(f"  {table}: {label} ({count})")
+    lines.extend(segmentation_lines(eng))
     docs = [run.data_docs for run in runs if run.data_docs]
     if docs:
         lines.append("Great Expectations Data Docs:")
         lines.extend(f"  {doc}" for doc in docs)
     return "\n".join(lines)
+
+
+def segmentation_lines(eng) -> list[str]:
+    import sqlalchemy as sa
+
+    from postsales import warehouse
+
+    if not sa.inspect(eng).has_table("account_segments", schema="mart"):
+        return []
+    with eng.connect() as conn:
+        rows = warehouse.query(conn, "reports", "segment_distribution")
+    if not rows:
+        return []
+    lines = [f"segmentation as of {rows[0].as_of_date} (mart.account_segments):"]
+    by_dimension: dict[str, list[str]] = {}
+    for row in rows:
+        by_dimension.setdefault(row.dimension, []).append(f"{row.segment_name} {row.account_count}")
+    for dimension in ("quadrant", "value_tier", "lifecycle_stage", "adoption_segment", "nps_category",
+                      "health_band", "engagement_model", "case_study_candidate"):  # fmt: skip
+        if dimension in by_dimension:
+            lines.append(f"  {dimension:<21}{', '.join(by_dimension[dimension])}")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument(
         "--incremental", action="store_true", help="read only the current data interval (default: full refresh)"
     )
+    run.add_argument("--as-of", help="segmentation as-of date (default: the last day with usage data)")
     run.add_argument("--demo-accounts", type=int, default=500)
     run.add_argument("--demo-seed", type=int, default=42)
     demo = sub.add_parser("demo", help="generate the demo data if missing")
@@ -115,7 +158,13 @@ def main(argv: list[str] | None = None) -> int:
         print(summary_text())
         return 0
     ensure_demo(args.demo_accounts, args.demo_seed)
-    ok = run_dags(PIPELINE, {"full_refresh": not args.incremental})
+    bag = load_dags()
+    if bag is None:
+        return 1
+    ok = all(run_dag(bag, dag_id, {"full_refresh": not args.incremental}) for dag_id in EXTRACT_DAGS)
+    if ok:
+        as_of = args.as_of or latest_data_date().isoformat()
+        ok = run_dag(bag, "account_segmentation", {"as_of_date": as_of})
     print()
     print(summary_text())
     return 0 if ok else 1

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import logging
+from datetime import date, datetime, timedelta
 
 log = logging.getLogger(__name__)
 
 
 def extract(entity: str) -> dict:
-    """Extract ``entity`` for the current run's data interval; returns the summary."""
+    """Extract ``entity`` for the current run's data interval; returns the summary.
+
+    The interval travels with the Asset event (``extra``), so a DAG scheduled on the
+    Asset knows which data the event stands for even though it has no logical date.
+    """
     from airflow.sdk import get_current_context
     from airflow.sdk.exceptions import AirflowFailException
 
+    from postsales.assets import STAGING
     from postsales.errors import DataContractError
     from postsales.extract import extract_entity
     from postsales.sources import Interval
@@ -28,4 +34,47 @@ def extract(entity: str) -> dict:
     except DataContractError as exc:
         # Bad input cannot be fixed by retrying: fail now with the message that says how to fix it.
         raise AirflowFailException(str(exc)) from exc
+    context["outlet_events"][STAGING[entity]].extra = {
+        "interval_start": summary.interval_start,
+        "interval_end": summary.interval_end,
+        "full_refresh": summary.full_refresh,
+        "rows_loaded": summary.rows_loaded,
+    }
     return summary.as_dict()
+
+
+def segmentation_as_of(param: str | None, triggering_events, run_after: datetime | None) -> date:
+    """The as-of date of a segmentation run.
+
+    1. the ``as_of_date`` param when given (manual runs, backfills of history);
+    2. else the last complete day of the newest interval the triggering extracts loaded;
+    3. else the day before the run.
+    """
+    if param:
+        return date.fromisoformat(str(param))
+    ends = [
+        datetime.fromisoformat(event.extra["interval_end"])
+        for events in (triggering_events or {}).values()
+        for event in events
+        if (event.extra or {}).get("interval_end")
+    ]
+    if ends:
+        return (max(ends) - timedelta(microseconds=1)).date()
+    return ((run_after or datetime.now()) - timedelta(days=1)).date()
+
+
+def segment() -> dict:
+    """Compute segments for the run's as-of date; returns counts for the log."""
+    from airflow.sdk import get_current_context
+
+    from postsales.segment.engine import compute_segments
+
+    context = get_current_context()
+    as_of = segmentation_as_of(
+        context["params"].get("as_of_date"),
+        context.get("triggering_asset_events"),
+        getattr(context.get("dag_run"), "run_after", None),
+    )
+    summary = compute_segments(as_of)
+    log.info("segmentation as of %s: %s", as_of, summary)
+    return summary

@@ -220,6 +220,9 @@ def replace_from_query(
         ),
         params,
     ).rowcount
+    if inserted is None or inserted < 0:  # DuckDB does not report insert-select counts
+        count = sa.select(sa.func.count()).select_from(table)
+        inserted = conn.execute(count if where is None else count.where(where)).scalar_one()
     log.info("%s.%s: replaced %s rows with %s from %s/%s.sql", table.schema, table.name, deleted, inserted, stage, name)
     return inserted
 

@@ -12,7 +12,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DAG_FILES = sorted((ROOT / "dags").glob("*.py"))
-EXPECTED_DAGS = {"crm_extract", "usage_extract"}
+EXPECTED_DAGS = {"crm_extract", "usage_extract", "account_segmentation"}
+EXTRACT_DAGS = {"crm_extract", "usage_extract"}
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +50,7 @@ def test_warehouse_writers_use_the_pool(dagbag):
 def test_extract_dags_have_real_daily_intervals(dagbag):
     from datetime import UTC, datetime
 
-    for dag_id in EXPECTED_DAGS:
+    for dag_id in EXTRACT_DAGS:
         timetable = dagbag.dags[dag_id].timetable
         interval = timetable.infer_manual_data_interval(run_after=datetime(2024, 3, 2, 5, tzinfo=UTC))
         assert (interval.start.isoformat(), interval.end.isoformat()) == (
@@ -86,6 +87,19 @@ for path in sys.argv[1:]:
 builtins.open = real_open
 print(json.dumps({"touched": touched, "heavy": sorted({m for m in heavy if m in sys.modules} - before)}))
 """
+
+
+def test_segmentation_runs_on_all_four_staging_assets(dagbag):
+    from postsales.assets import STAGING
+
+    dag = dagbag.dags["account_segmentation"]
+    condition = dag.timetable.asset_condition
+    assert condition.agg_func is all  # every staging table, not any
+    assert {asset.uri for asset in condition.objects} == {
+        asset.uri for asset in STAGING.values()
+    }
+    producers = {task.task_id: task.outlets for task in dagbag.dags["crm_extract"].tasks}
+    assert [a.uri for a in producers["extract_accounts"]] == [STAGING["accounts"].uri]
 
 
 def test_parsing_touches_no_database_variable_connection_or_file():

@@ -7,8 +7,8 @@ import json
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-import tiny
 
+import tiny
 from postsales import warehouse
 from postsales.errors import DataContractError, SourceUnavailableError
 from postsales.extract import extract_entity
@@ -232,3 +232,14 @@ def test_data_docs_are_built_for_the_run(duckdb_url, tiny_source, tmp_path):
     index = tmp_path / "data" / "data_docs" / "manual__2024-03-01" / "contracts" / "index.html"
     assert summary.data_docs == str(index)
     assert index.is_file() and "contracts_contract" in index.read_text()
+
+
+def test_fields_read_by_segmentation_rules_are_required(duckdb_url, tiny_source):
+    rows = [dict(r) for r in tiny.ACCOUNTS]
+    rows[0]["annual_revenue"] = ""  # F001: read by the revenue band
+    rows[1]["go_live_date"] = ""  # F002: read only to test for emptiness (optional_fields)
+    tiny.write_csv(tiny_source / "accounts.csv", tiny.ACCOUNT_COLUMNS, rows)
+    summary = extract_entity("accounts", interval=DAY1, run_id="r", build_data_docs=False)
+    assert (summary.rows_loaded, summary.rows_quarantined) == (97, 5)
+    assert reasons(duckdb_url, "accounts")["F001"] == ["annual_revenue is required (read by segmentation rules)"]
+    assert "F002" not in reasons(duckdb_url, "accounts")

@@ -8,8 +8,8 @@ import pandas as pd
 import pendulum
 import pytest
 import sqlalchemy as sa
-import tiny
 
+import tiny
 from postsales import warehouse
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-import tiny
 
+import tiny
 from postsales import warehouse
 from postsales.extract import extract_entity
 from postsales.sources import Interval

@@ -7,8 +7,8 @@ from datetime import datetime
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-import tiny
 
+import tiny
 from postsales import demo
 from postsales.config import load_expectations, load_sources
 from postsales.errors import SourceUnavailableError

@@ -6,8 +6,8 @@ from datetime import datetime
 
 import pandas as pd
 import pytest
-import tiny
 
+import tiny
 from postsales.errors import DataContractError, SourceUnavailableError
 from postsales.sources import Interval
 from postsales.sources.files import FileSource

@@ -76,7 +76,13 @@ def build_checks(entity: str, rules: EntityRules, not_after: datetime) -> list[_
     for name, rule in rules.columns.items():
         raw_name = name + RAW_SUFFIX
         if rule.not_null:
-            checks.append(_Check(f"{name} is required", (name,), gxe.ExpectColumnValuesToNotBeNull(column=raw_name)))
+            checks.append(
+                _Check(
+                    f"{name} is required" + (f" ({rule.required_by})" if rule.required_by else ""),
+                    (name,),
+                    gxe.ExpectColumnValuesToNotBeNull(column=raw_name),
+                )
+            )
         if rule.type != "string":
             checks.append(
                 _Check(

@@ -1,0 +1,53 @@
+"""
+### Account segmentation
+
+Places every customer account, as of a date, on five dimensions — firmographic, customer
+value (ARR tier; a CRM override wins), lifecycle stage, customer status (NPS, CSAT,
+health) and product adoption — scores its health (0–100, per-component scores kept),
+puts it in the **Grow / Protect / Re-evaluate / Manage** quadrant, picks an engagement
+model and flags case-study candidates. Every assignment carries a JSON explanation (the
+rule that fired and the inputs it saw) and the rules version.
+
+Runs when the extract DAGs have updated all four staging Assets; the as-of date is the
+last complete day they loaded. Trigger it with `as_of_date` to compute any past date: only
+data known at that date is used, and the date's partition of `mart.account_segments` is
+replaced, so reruns are idempotent. Rules: `include/rules/segmentation.yaml`; metric
+definitions: `docs/metrics.md`.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import Param, dag, task
+
+from postsales.assets import MART_ACCOUNT_SEGMENTS, STAGING
+from postsales.dag_defaults import DEFAULT_ARGS, START_DATE, WAREHOUSE_POOL
+
+
+@dag(
+    schedule=list(STAGING.values()),
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    params={
+        "as_of_date": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            description="Compute segments as of this date (YYYY-MM-DD); empty = the last day the extracts loaded.",
+        )
+    },
+    tags=["postsales", "segmentation"],
+    doc_md=__doc__,
+)
+def account_segmentation():
+    @task(pool=WAREHOUSE_POOL, outlets=[MART_ACCOUNT_SEGMENTS])
+    def segment_accounts() -> dict:
+        from postsales.tasks import segment
+
+        return segment()
+
+    segment_accounts()
+
+
+account_segmentation()

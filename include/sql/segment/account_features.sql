@@ -1,0 +1,265 @@
+-- Point-in-time inputs of segmentation: one row per customer account as of :as_of_date.
+-- Only data known at the end of :as_of_date is used: the latest version of each account
+-- and contract loaded with updated_at before the next day (or, where the source kept no
+-- older version, the earliest one), responses and usage up to that day.
+-- A customer is an account with a contract active on :as_of_date (a zero-ARR pilot counts).
+with params as (
+    select
+        cast(:as_of_date as date) as as_of_date,
+        cast(:nps_window_days as integer) as nps_window_days,
+        cast(:csat_window_days as integer) as csat_window_days,
+        cast(:usage_window_days as integer) as usage_window_days,
+        cast(:as_of_date as date) + 1 as next_day
+),
+
+account_versions as (
+    select
+        account_rows.*,
+        row_number() over (
+            partition by account_rows.account_id
+            order by
+                case when account_rows.updated_at < params.next_day then 0 else 1 end asc,
+                case when account_rows.updated_at < params.next_day then account_rows.updated_at end desc,
+                account_rows.updated_at asc,
+                account_rows._loaded_at desc
+        ) as version_rank
+    from staging.accounts as account_rows
+    cross join params
+    where account_rows.created_at < params.next_day
+),
+
+accounts_as_of as (
+    select * from account_versions  -- noqa: AM04
+    where version_rank = 1
+),
+
+contract_versions as (
+    select
+        contracts.contract_id,
+        contracts.account_id,
+        contracts.start_date,
+        contracts.end_date,
+        contracts.arr,
+        row_number() over (
+            partition by contracts.contract_id
+            order by
+                case when contracts.updated_at < params.next_day then 0 else 1 end asc,
+                case when contracts.updated_at < params.next_day then contracts.updated_at end desc,
+                contracts.updated_at asc,
+                contracts._loaded_at desc
+        ) as version_rank
+    from staging.contracts as contracts
+    cross join params
+    where contracts.start_date <= params.as_of_date
+),
+
+contracts_as_of as (
+    select
+        contract_id,
+        account_id,
+        start_date,
+        end_date,
+        arr
+    from contract_versions
+    where version_rank = 1
+),
+
+contract_rollup as (
+    select
+        contracts_as_of.account_id,
+        min(contracts_as_of.start_date) as customer_since,
+        sum(case
+            when contracts_as_of.end_date is null or contracts_as_of.end_date >= params.as_of_date
+                then 1
+            else 0
+        end) as active_contracts,
+        sum(case
+            when contracts_as_of.end_date is null or contracts_as_of.end_date >= params.as_of_date
+                then contracts_as_of.arr
+            else 0
+        end) as arr,
+        sum(case
+            when
+                contracts_as_of.start_date <= params.as_of_date - 90
+                and (contracts_as_of.end_date is null or contracts_as_of.end_date >= params.as_of_date - 90)
+                then contracts_as_of.arr
+            else 0
+        end) as arr_90d_ago,
+        sum(case
+            when
+                contracts_as_of.start_date <= params.as_of_date - 365
+                and (contracts_as_of.end_date is null or contracts_as_of.end_date >= params.as_of_date - 365)
+                then contracts_as_of.arr
+            else 0
+        end) as arr_365d_ago,
+        min(case
+            when contracts_as_of.end_date >= params.as_of_date
+                then contracts_as_of.end_date
+        end) as next_renewal_date
+    from contracts_as_of
+    cross join params
+    group by contracts_as_of.account_id
+),
+
+nps as (
+    select
+        responses.account_id,
+        avg(responses.score) as nps_avg,
+        count(*) as nps_responses,
+        max(responses.responded_at) as nps_latest_at
+    from staging.survey_responses as responses
+    cross join params
+    where
+        responses.survey_type = 'nps'
+        and responses.responded_at < params.next_day
+        and responses.responded_at >= params.next_day - params.nps_window_days
+    group by responses.account_id
+),
+
+nps_latest as (
+    -- The latest response in the window; ties (same timestamp) take the lower score.
+    select
+        responses.account_id,
+        min(responses.score) as nps_latest
+    from staging.survey_responses as responses
+    inner join nps
+        on
+            responses.account_id = nps.account_id
+            and responses.responded_at = nps.nps_latest_at
+    where responses.survey_type = 'nps'
+    group by responses.account_id
+),
+
+csat as (
+    select
+        responses.account_id,
+        avg(responses.score) as csat_avg,
+        count(*) as csat_responses
+    from staging.survey_responses as responses
+    cross join params
+    where
+        responses.survey_type = 'csat'
+        and responses.responded_at < params.next_day
+        and responses.responded_at >= params.next_day - params.csat_window_days
+    group by responses.account_id
+),
+
+usage_windows as (
+    select
+        usage_rows.account_id,
+        usage_rows.usage_date,
+        usage_rows.active_users,
+        usage_rows.licensed_seats,
+        usage_rows.events,
+        usage_rows.features_used,
+        case
+            when usage_rows.usage_date > params.as_of_date - params.usage_window_days then 'recent'
+            else 'previous'
+        end as usage_window
+    from staging.usage_daily as usage_rows
+    cross join params
+    where
+        usage_rows.usage_date <= params.as_of_date
+        and usage_rows.usage_date > params.as_of_date - 2 * params.usage_window_days
+),
+
+usage_recent as (
+    select
+        account_id,
+        count(*) as usage_days,
+        avg(active_users) as avg_active_users,
+        avg(licensed_seats) as avg_licensed_seats,
+        sum(active_users) * 1.0 / nullif(sum(licensed_seats), 0) as seat_utilization,
+        sum(events) * 1.0 / nullif(sum(active_users), 0) as events_per_active_user,
+        avg(features_used) as avg_features_used
+    from usage_windows
+    where usage_window = 'recent'
+    group by account_id
+),
+
+usage_previous as (
+    select
+        account_id,
+        avg(active_users) as avg_active_users
+    from usage_windows
+    where usage_window = 'previous'
+    group by account_id
+),
+
+customers as (
+    select
+        accounts_as_of.account_id,
+        accounts_as_of.name,
+        accounts_as_of.industry,
+        accounts_as_of.country,
+        accounts_as_of.employee_count,
+        accounts_as_of.annual_revenue,
+        accounts_as_of.wallet_potential_arr,
+        accounts_as_of.go_live_date,
+        accounts_as_of.lifecycle_stage as crm_lifecycle_stage,
+        accounts_as_of.referenceable,
+        accounts_as_of.segment_override,
+        contract_rollup.customer_since,
+        contract_rollup.active_contracts,
+        contract_rollup.arr,
+        contract_rollup.arr_90d_ago,
+        contract_rollup.arr_365d_ago,
+        contract_rollup.next_renewal_date,
+        params.as_of_date
+    from accounts_as_of
+    inner join contract_rollup on accounts_as_of.account_id = contract_rollup.account_id
+    cross join params
+    where contract_rollup.active_contracts > 0
+)
+
+select
+    customers.as_of_date,
+    customers.account_id,
+    customers.name,
+    customers.industry,
+    customers.country,
+    customers.employee_count,
+    customers.annual_revenue,
+    customers.wallet_potential_arr,
+    customers.go_live_date,
+    customers.crm_lifecycle_stage,
+    customers.referenceable,
+    customers.segment_override,
+    customers.customer_since,
+    customers.active_contracts,
+    customers.arr,
+    customers.arr_90d_ago,
+    customers.arr_365d_ago,
+    customers.next_renewal_date,
+    nps_latest.nps_latest,
+    nps.nps_avg,
+    csat.csat_avg,
+    usage_recent.avg_active_users,
+    usage_recent.avg_licensed_seats,
+    usage_recent.seat_utilization,
+    usage_recent.events_per_active_user,
+    usage_recent.avg_features_used,
+    usage_previous.avg_active_users as avg_active_users_previous,
+    customers.arr - customers.arr_90d_ago as arr_change_90d,
+    customers.arr / nullif(customers.arr_365d_ago, 0) - 1 as arr_growth_365d,
+    percent_rank() over (order by customers.arr) as arr_percentile,
+    customers.arr / nullif(customers.wallet_potential_arr, 0) as wallet_share,
+    customers.wallet_potential_arr - customers.arr as unrealized_wallet,
+    customers.as_of_date - customers.customer_since as tenure_days,
+    (extract(year from customers.as_of_date) - extract(year from customers.customer_since)) * 12
+    + extract(month from customers.as_of_date) - extract(month from customers.customer_since)
+    - case
+        when extract(day from customers.as_of_date) < extract(day from customers.customer_since) then 1 else 0
+    end as tenure_months,
+    customers.as_of_date - customers.go_live_date as days_since_go_live,
+    customers.next_renewal_date - customers.as_of_date as days_to_renewal,
+    coalesce(nps.nps_responses, 0) as nps_responses,
+    coalesce(csat.csat_responses, 0) as csat_responses,
+    coalesce(usage_recent.usage_days, 0) as usage_days,
+    usage_recent.avg_active_users / nullif(usage_previous.avg_active_users, 0) as usage_trend
+from customers
+left join nps on customers.account_id = nps.account_id
+left join nps_latest on customers.account_id = nps_latest.account_id
+left join csat on customers.account_id = csat.account_id
+left join usage_recent on customers.account_id = usage_recent.account_id
+left join usage_previous on customers.account_id = usage_previous.account_id

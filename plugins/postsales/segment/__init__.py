@@ -1,0 +1,1 @@
+"""Segmentation: five approaches, health score, quadrant, engagement model — computed in SQL."""

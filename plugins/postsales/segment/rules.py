@@ -1,0 +1,377 @@
+"""Segmentation rules: ``include/rules/segmentation.yaml`` as validated pydantic models.
+
+Rules are data. Every field a rule reads is checked against the fields available at
+that point of the evaluation order, so a typo fails at load time with the file, the
+field and the list of valid names, and no identifier from YAML reaches SQL unchecked.
+
+Evaluation order (a rule may read features and anything computed in an earlier layer):
+
+1. features: ``include/sql/segment/account_features.sql`` (one row per customer)
+2. firmographic bands and industry groups, value bands, NPS and CSAT bands, health
+3. value tier, firmographic segment, lifecycle stage, product adoption, health band
+4. customer status, quadrant
+5. engagement model, case-study candidate
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from postsales import paths
+from postsales.config import IDENTIFIER, ConfigError, StrictModel, load_yaml
+
+# Columns of account_features.sql, with whether each is numeric.
+FEATURES: dict[str, str] = {
+    "account_id": "text",
+    "name": "text",
+    "industry": "text",
+    "country": "text",
+    "employee_count": "number",
+    "annual_revenue": "number",
+    "wallet_potential_arr": "number",
+    "go_live_date": "date",
+    "crm_lifecycle_stage": "text",
+    "referenceable": "boolean",
+    "segment_override": "text",
+    "customer_since": "date",
+    "active_contracts": "number",
+    "arr": "number",
+    "arr_90d_ago": "number",
+    "arr_365d_ago": "number",
+    "arr_change_90d": "number",
+    "arr_growth_365d": "number",
+    "arr_percentile": "number",
+    "wallet_share": "number",
+    "unrealized_wallet": "number",
+    "tenure_days": "number",
+    "tenure_months": "number",
+    "days_since_go_live": "number",
+    "next_renewal_date": "date",
+    "days_to_renewal": "number",
+    "nps_latest": "number",
+    "nps_avg": "number",
+    "nps_responses": "number",
+    "csat_avg": "number",
+    "csat_responses": "number",
+    "usage_days": "number",
+    "avg_active_users": "number",
+    "avg_licensed_seats": "number",
+    "seat_utilization": "number",
+    "events_per_active_user": "number",
+    "avg_features_used": "number",
+    "avg_active_users_previous": "number",
+    "usage_trend": "number",
+}
+
+# The source columns each feature is computed from (entity, column): a rule that reads
+# a feature makes these required in the Great Expectations gate.
+FEATURE_SOURCES: dict[str, tuple[tuple[str, str], ...]] = {
+    "industry": (("accounts", "industry"),),
+    "country": (("accounts", "country"),),
+    "employee_count": (("accounts", "employee_count"),),
+    "annual_revenue": (("accounts", "annual_revenue"),),
+    "wallet_potential_arr": (("accounts", "wallet_potential_arr"),),
+    "wallet_share": (("accounts", "wallet_potential_arr"),),
+    "unrealized_wallet": (("accounts", "wallet_potential_arr"),),
+    "go_live_date": (("accounts", "go_live_date"),),
+    "days_since_go_live": (("accounts", "go_live_date"),),
+    "crm_lifecycle_stage": (("accounts", "lifecycle_stage"),),
+    "referenceable": (("accounts", "referenceable"),),
+    "segment_override": (("accounts", "segment_override"),),
+}
+
+TEXT_OUTPUTS_LAYER = {
+    # name -> layer it is computed in
+    "employee_band": 2,
+    "industry_group": 2,
+    "revenue_band": 2,
+    "arr_band": 2,
+    "arr_percentile_band": 2,
+    "nps_category": 2,
+    "csat_band": 2,
+    "health_score": 2,
+    "value_tier": 3,
+    "value_tier_source": 3,
+    "firmographic_segment": 3,
+    "lifecycle_stage": 3,
+    "adoption_segment": 3,
+    "health_band": 3,
+    "status_segment": 4,
+    "quadrant": 4,
+    "engagement_model": 5,
+    "case_study_candidate": 5,
+}
+
+Number = float
+FieldName = Annotated[str, Field(pattern=IDENTIFIER.pattern)]
+
+
+class Band(StrictModel):
+    """``min`` inclusive, ``max`` exclusive; omitted = unbounded."""
+
+    label: str = Field(min_length=1)
+    min: Number | None = None
+    max: Number | None = None
+
+
+class Bands(StrictModel):
+    feature: FieldName
+    bands: list[Band] = Field(min_length=1)
+    missing_label: str = "Unknown"
+
+    @model_validator(mode="after")
+    def _ordered_and_contiguous(self) -> Bands:
+        bands = self.bands
+        for index, band in enumerate(bands):
+            if band.min is not None and band.max is not None and band.min >= band.max:
+                raise ValueError(f"band {band.label!r}: min {band.min:g} must be below max {band.max:g}")
+            if index and band.min is None:
+                raise ValueError(f"band {band.label!r}: only the first band may omit min")
+            if index < len(bands) - 1 and band.max is None:
+                raise ValueError(f"band {band.label!r}: only the last band may omit max")
+            if index:
+                previous = bands[index - 1]
+                if band.min < previous.max:
+                    raise ValueError(
+                        f"bands {previous.label!r} and {band.label!r} overlap or are out of order "
+                        f"({previous.label} ends at {previous.max:g}, {band.label} starts at {band.min:g})"
+                    )
+                if band.min > previous.max:
+                    raise ValueError(
+                        f"gap between bands {previous.label!r} (max {previous.max:g}) and {band.label!r} "
+                        f"(min {band.min:g}): bands must be contiguous"
+                    )
+        labels = [band.label for band in bands]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"duplicate band labels in {labels}")
+        return self
+
+
+class Groups(StrictModel):
+    feature: FieldName
+    groups: dict[str, list[str]]
+    default: str = "Other"
+
+    @model_validator(mode="after")
+    def _each_value_once(self) -> Groups:
+        seen: dict[str, str] = {}
+        for group, values in self.groups.items():
+            for value in values:
+                if value in seen:
+                    raise ValueError(f"{value!r} is in both {seen[value]!r} and {group!r}")
+                seen[value] = group
+        return self
+
+
+Op = Literal["lt", "lte", "gt", "gte", "eq", "ne", "in", "not_in", "is_null", "is"]
+
+
+class Rule(StrictModel):
+    """All conditions must hold (AND); the first matching rule in the list wins."""
+
+    name: FieldName
+    label: str | None = None
+    label_from: FieldName | None = None
+    when: dict[FieldName, dict[Op, Any]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_label(self) -> Rule:
+        if (self.label is None) == (self.label_from is None):
+            raise ValueError(f"rule {self.name!r}: give exactly one of label or label_from")
+        for field, conditions in self.when.items():
+            for op, value in conditions.items():
+                if op in ("in", "not_in") and not isinstance(value, list):
+                    raise ValueError(f"rule {self.name!r}: {field}.{op} needs a list")
+                if op in ("is_null", "is") and not isinstance(value, bool):
+                    raise ValueError(f"rule {self.name!r}: {field}.{op} needs true or false")
+                if op in ("lt", "lte", "gt", "gte") and not isinstance(value, int | float):
+                    raise ValueError(f"rule {self.name!r}: {field}.{op} needs a number")
+        return self
+
+
+class RuleSet(StrictModel):
+    rules: list[Rule] = Field(default_factory=list)
+    default: str
+
+    @field_validator("rules")
+    @classmethod
+    def _unique_names(cls, rules: list[Rule]) -> list[Rule]:
+        names = [rule.name for rule in rules]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"duplicate rule names {duplicates}")
+        return rules
+
+
+class Firmographic(StrictModel):
+    employee_band: Bands
+    industry_group: Groups
+    revenue_band: Bands
+
+
+class CustomerValue(StrictModel):
+    arr_band: Bands
+    arr_percentile_band: Bands
+    override_field: FieldName | None = "segment_override"
+    allowed_overrides: list[str] = Field(default_factory=list)
+
+
+class Lifecycle(StrictModel):
+    stages: list[str] = Field(min_length=1)
+    crm_precedence: bool = False
+    crm_field: FieldName = "crm_lifecycle_stage"
+    rules: RuleSet
+
+    @model_validator(mode="after")
+    def _labels_are_stages(self) -> Lifecycle:
+        for label in [rule.label for rule in self.rules.rules if rule.label] + [self.rules.default]:
+            if label not in self.stages:
+                raise ValueError(f"lifecycle label {label!r} is not one of the stages {self.stages}")
+        return self
+
+
+class CustomerStatus(StrictModel):
+    nps_category: Bands
+    csat_band: Bands
+    health_band: Bands
+
+
+class HealthComponent(StrictModel):
+    feature: FieldName
+    weight: float = Field(gt=0, le=1)
+    # The feature value scoring 0 and the value scoring 100; in between is linear,
+    # outside is clipped. Give zero_at > full_at for "lower is better".
+    zero_at: float
+    full_at: float
+
+    @model_validator(mode="after")
+    def _distinct(self) -> HealthComponent:
+        if self.zero_at == self.full_at:
+            raise ValueError("zero_at and full_at must differ")
+        return self
+
+
+class Health(StrictModel):
+    components: dict[FieldName, HealthComponent] = Field(min_length=1)
+    # Missing inputs: the score is the weighted mean of the components that have a value,
+    # provided their weights add up to at least min_coverage; otherwise it is null.
+    min_coverage: float = Field(default=0.6, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _weights_sum_to_one(self) -> Health:
+        total = sum(c.weight for c in self.components.values())
+        if abs(total - 1) > 1e-9:
+            raise ValueError(f"component weights must sum to 1, they sum to {total:g}")
+        return self
+
+
+class Quadrant(StrictModel):
+    rules: RuleSet
+    reevaluate_label: str = "Re-evaluate"
+    reevaluate_max_days: int = Field(default=180, gt=0)
+    reevaluate_moves_to: str = "Manage"
+
+    @model_validator(mode="after")
+    def _four_quadrants(self) -> Quadrant:
+        allowed = {"Grow", "Protect", "Re-evaluate", "Manage"}
+        labels = {rule.label for rule in self.rules.rules if rule.label} | {self.rules.default}
+        unknown = labels - allowed
+        if unknown:
+            raise ValueError(f"quadrant labels must be among {sorted(allowed)}, got {sorted(unknown)}")
+        return self
+
+
+class CaseStudy(StrictModel):
+    when: dict[FieldName, dict[Op, Any]]
+
+
+class Windows(StrictModel):
+    nps_days: int = Field(default=365, gt=0)
+    csat_days: int = Field(default=180, gt=0)
+    usage_days: int = Field(default=90, gt=0)
+
+
+class SegmentationRules(StrictModel):
+    version: str = Field(min_length=1)
+    description: str = ""
+    windows: Windows = Windows()
+    optional_fields: list[str] = Field(default_factory=list)
+    firmographic: Firmographic
+    customer_value: CustomerValue
+    lifecycle: Lifecycle
+    customer_status: CustomerStatus
+    health: Health
+    product_adoption: RuleSet
+    quadrant: Quadrant
+    engagement_model: RuleSet
+    case_study: CaseStudy
+
+    @model_validator(mode="after")
+    def _fields_exist_in_evaluation_order(self) -> SegmentationRules:
+        for where, fields, layer in self._field_uses():
+            available = _available_before(layer)
+            for field in fields:
+                if field not in available:
+                    raise ValueError(
+                        f"{where}: unknown field {field!r}; fields available here: {', '.join(sorted(available))}"
+                    )
+        return self
+
+    def _field_uses(self) -> list[tuple[str, list[str], int]]:
+        """(location, fields read, layer the result is computed in)."""
+        uses: list[tuple[str, list[str], int]] = []
+        for section, name in (
+            (self.firmographic, "employee_band"),
+            (self.firmographic, "industry_group"),
+            (self.firmographic, "revenue_band"),
+            (self.customer_value, "arr_band"),
+            (self.customer_value, "arr_percentile_band"),
+            (self.customer_status, "nps_category"),
+            (self.customer_status, "csat_band"),
+        ):
+            uses.append((f"{name}.feature", [getattr(section, name).feature], 2))
+        uses.append(("customer_status.health_band.feature", [self.customer_status.health_band.feature], 3))
+        for component, spec in self.health.components.items():
+            uses.append((f"health.components.{component}.feature", [spec.feature], 2))
+        if self.customer_value.override_field:
+            uses.append(("customer_value.override_field", [self.customer_value.override_field], 3))
+        uses.append(("lifecycle.crm_field", [self.lifecycle.crm_field], 3))
+        for where, ruleset, layer in (
+            ("lifecycle.rules", self.lifecycle.rules, 3),
+            ("product_adoption", self.product_adoption, 3),
+            ("quadrant.rules", self.quadrant.rules, 4),
+            ("engagement_model", self.engagement_model, 5),
+        ):
+            for rule in ruleset.rules:
+                fields = list(rule.when) + ([rule.label_from] if rule.label_from else [])
+                uses.append((f"{where}.{rule.name}", fields, layer))
+        uses.append(("case_study.when", list(self.case_study.when), 5))
+        return uses
+
+    def referenced_features(self) -> set[str]:
+        """Features (layer 1) that some rule reads, directly."""
+        return {f for _, fields, _ in self._field_uses() for f in fields if f in FEATURES}
+
+    def required_source_fields(self) -> dict[str, set[str]]:
+        """Source columns the gate must require because rules read them (minus optional_fields)."""
+        required: dict[str, set[str]] = {}
+        for feature in self.referenced_features():
+            for entity, column in FEATURE_SOURCES.get(feature, ()):
+                if column not in self.optional_fields:
+                    required.setdefault(entity, set()).add(column)
+        return required
+
+
+def _available_before(layer: int) -> set[str]:
+    return set(FEATURES) | {name for name, at in TEXT_OUTPUTS_LAYER.items() if at < layer}
+
+
+def load_rules(path: Path | None = None) -> SegmentationRules:
+    path = path or paths.rules_dir() / "segmentation.yaml"
+    return load_yaml(path, SegmentationRules)
+
+
+__all__ = ["ConfigError", "SegmentationRules", "load_rules"]
