@@ -62,7 +62,7 @@ format: install
 
 # The Airflow UI (http://localhost:8080) with this project's DAGs; login details are printed.
 airflow: airflow-db
-	$(AIRFLOW) standalone
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(AIRFLOW) standalone
 
 # Re-resolve the pinned set after changing requirements.txt.
 lock:

@@ -22,11 +22,15 @@ BIND = re.compile(r"(?<!:):([a-z_][a-z0-9_]*)")
 
 # Values for every bound parameter any query uses; a new parameter must be added here.
 # Load times differ between the two loads.
-AUDIT_COLUMNS = {"_loaded_at", "finished_at", "quarantined_at"}
+AUDIT_COLUMNS = {"_loaded_at", "finished_at", "quarantined_at", "computed_at", "explanation"}
 
 PARAMS = {
     "interval_start": datetime(2024, 3, 1),
     "interval_end": datetime(2024, 3, 2),
+    "as_of_date": date(2024, 3, 1),
+    "nps_window_days": 365,
+    "csat_window_days": 180,
+    "usage_window_days": 90,
 }
 
 
@@ -58,8 +62,12 @@ def results(url: str) -> dict[str, list]:
 
 
 def load(url, run_id="sql_files"):
+    """Every stage's tables, so every query has something to read."""
+    from postsales.segment.engine import compute_segments
+
     for entity in ("accounts", "contracts", "survey_responses", "usage_daily"):
         extract_entity(entity, interval=Interval(tiny.DAY1, tiny.DAY2), run_id=run_id, build_data_docs=False)
+    compute_segments(PARAMS["as_of_date"], warehouse_url=url)
 
 
 @pytest.mark.postgres
