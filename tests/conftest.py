@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+
 import tiny
 
 ROOT = Path(__file__).resolve().parents[1]

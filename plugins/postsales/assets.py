@@ -18,3 +18,4 @@ STAGING = {
 }
 
 MART_ACCOUNT_SEGMENTS = Asset(name="mart_account_segments", uri="postsales://warehouse/mart/account_segments")
+MART_COHORTS = Asset(name="mart_cohorts", uri="postsales://warehouse/mart/cohort_retention")

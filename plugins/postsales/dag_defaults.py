@@ -55,6 +55,11 @@ def daily() -> CronDataIntervalTimetable:
     return CronDataIntervalTimetable("0 0 * * *", timezone="UTC")
 
 
+def monthly() -> CronDataIntervalTimetable:
+    """Calendar-month intervals, run on the 1st for the month just ended."""
+    return CronDataIntervalTimetable("0 0 1 * *", timezone="UTC")
+
+
 EXTRACT_PARAMS = {
     "full_refresh": Param(
         False,

@@ -78,3 +78,23 @@ def segment() -> dict:
     summary = compute_segments(as_of)
     log.info("segmentation as of %s: %s", as_of, summary)
     return summary
+
+
+def cohort_snapshot() -> dict:
+    """Compute the cohort snapshot of the run's month (its data interval start)."""
+    from airflow.sdk import get_current_context
+
+    from postsales.cohorts import compute_snapshot
+
+    context = get_current_context()
+    month = context["data_interval_start"].date().replace(day=1)
+    return compute_snapshot(month)
+
+
+def cohort_report(snapshot: dict) -> str:
+    """Write the snapshot's HTML report; returns (and logs) its path."""
+    from postsales.reports.cohort_report import write_report
+
+    path = write_report(date.fromisoformat(snapshot["snapshot_month"]))
+    log.info("cohort report: %s", path)
+    return str(path)

@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DAG_FILES = sorted((ROOT / "dags").glob("*.py"))
-EXPECTED_DAGS = {"crm_extract", "usage_extract", "account_segmentation"}
+EXPECTED_DAGS = {"crm_extract", "usage_extract", "account_segmentation", "cohort_analysis"}
 EXTRACT_DAGS = {"crm_extract", "usage_extract"}
 
 
@@ -41,10 +41,18 @@ def test_every_dag_is_owned_tagged_documented_and_retried(dagbag):
             assert task.execution_timeout is not None, f"{dag_id}.{task.task_id}: execution_timeout"
 
 
+WAREHOUSE_WRITERS = {
+    "crm_extract": {"extract_accounts", "extract_contracts", "extract_survey_responses"},
+    "usage_extract": {"extract_usage_daily"},
+    "account_segmentation": {"segment_accounts"},
+    "cohort_analysis": {"compute_cohort_snapshot"},
+}
+
+
 def test_warehouse_writers_use_the_pool(dagbag):
-    for dag_id in EXPECTED_DAGS:
-        for task in dagbag.dags[dag_id].tasks:
-            assert task.pool == "postsales_warehouse", f"{dag_id}.{task.task_id}"
+    for dag_id, task_ids in WAREHOUSE_WRITERS.items():
+        for task_id in task_ids:
+            assert dagbag.dags[dag_id].get_task(task_id).pool == "postsales_warehouse", f"{dag_id}.{task_id}"
 
 
 def test_extract_dags_have_real_daily_intervals(dagbag):
@@ -89,15 +97,24 @@ print(json.dumps({"touched": touched, "heavy": sorted({m for m in heavy if m in 
 """
 
 
+def test_cohort_analysis_has_real_month_intervals(dagbag):
+    from datetime import UTC, datetime
+
+    timetable = dagbag.dags["cohort_analysis"].timetable
+    interval = timetable.infer_manual_data_interval(run_after=datetime(2024, 3, 2, tzinfo=UTC))
+    assert (interval.start.isoformat(), interval.end.isoformat()) == (
+        "2024-02-01T00:00:00+00:00",
+        "2024-03-01T00:00:00+00:00",
+    )
+
+
 def test_segmentation_runs_on_all_four_staging_assets(dagbag):
     from postsales.assets import STAGING
 
     dag = dagbag.dags["account_segmentation"]
     condition = dag.timetable.asset_condition
     assert condition.agg_func is all  # every staging table, not any
-    assert {asset.uri for asset in condition.objects} == {
-        asset.uri for asset in STAGING.values()
-    }
+    assert {asset.uri for asset in condition.objects} == {asset.uri for asset in STAGING.values()}
     producers = {task.task_id: task.outlets for task in dagbag.dags["crm_extract"].tasks}
     assert [a.uri for a in producers["extract_accounts"]] == [STAGING["accounts"].uri]
 

@@ -31,6 +31,8 @@ PARAMS = {
     "nps_window_days": 365,
     "csat_window_days": 180,
     "usage_window_days": 90,
+    "snapshot_month": date(2024, 3, 1),
+    "cohort_grain": "month",
 }
 
 
@@ -63,11 +65,13 @@ def results(url: str) -> dict[str, list]:
 
 def load(url, run_id="sql_files"):
     """Every stage's tables, so every query has something to read."""
+    from postsales.cohorts import compute_snapshot
     from postsales.segment.engine import compute_segments
 
     for entity in ("accounts", "contracts", "survey_responses", "usage_daily"):
         extract_entity(entity, interval=Interval(tiny.DAY1, tiny.DAY2), run_id=run_id, build_data_docs=False)
     compute_segments(PARAMS["as_of_date"], warehouse_url=url)
+    compute_snapshot(PARAMS["snapshot_month"], warehouse_url=url)
 
 
 @pytest.mark.postgres

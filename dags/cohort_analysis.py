@@ -1,0 +1,52 @@
+"""
+### Cohort analysis
+
+Monthly snapshot of MRR and acquisition cohorts. A run for month M (data interval = the
+calendar month) computes, as of the end of M and from data known then:
+
+- `mart.mrr_monthly` — MRR per account and month with its movement (new, expansion,
+  contraction, churn, reactivation, unchanged);
+- `mart.mrr_movements` — MRR, customers and the sum of each movement per month;
+- `mart.cohort_retention` — logo retention, GRR and NRR by monthly and yearly acquisition cohort;
+
+replacing exactly that `snapshot_month` partition in one transaction, then writes a
+self-contained HTML report (path in the task log). Backfill history with
+`airflow backfill create --dag-id cohort_analysis --from-date … --to-date …`; rerunning a
+month gives identical rows. Definitions: `docs/metrics.md`; runbook: `docs/operations.md`.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import dag, task
+
+from postsales.assets import MART_COHORTS
+from postsales.dag_defaults import DEFAULT_ARGS, WAREHOUSE_POOL, monthly
+
+
+@dag(
+    schedule=monthly(),
+    start_date=pendulum.datetime(2023, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["postsales", "cohorts"],
+    doc_md=__doc__,
+)
+def cohort_analysis():
+    @task(pool=WAREHOUSE_POOL, outlets=[MART_COHORTS])
+    def compute_cohort_snapshot() -> dict:
+        from postsales.tasks import cohort_snapshot
+
+        return cohort_snapshot()
+
+    @task
+    def write_cohort_report(snapshot: dict) -> str:
+        from postsales.tasks import cohort_report
+
+        return cohort_report(snapshot)
+
+    write_cohort_report(compute_cohort_snapshot())
+
+
+cohort_analysis()

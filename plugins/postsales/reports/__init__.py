@@ -1,0 +1,1 @@
+"""Reports: self-contained HTML for humans, next to the tables."""

@@ -1,0 +1,195 @@
+"""A self-contained HTML report per cohort snapshot: no scripts, fonts or files to fetch.
+
+Sections: headline retention, cohort retention heatmaps (logo, GRR, NRR), MRR movement
+bars per month (inline SVG), and the cohort views that later stages add (by segment,
+pricing). Written to ``<data dir>/reports/cohorts_<YYYY-MM>.html``.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from postsales import paths, warehouse
+
+log = logging.getLogger(__name__)
+
+MAX_MONTHS_SHOWN = 24
+
+
+@dataclass(frozen=True)
+class Section:
+    title: str
+    body_html: str
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{100 * float(value):.0f}%"
+
+
+def _money(value: float | None) -> str:
+    return "–" if value is None else f"{float(value):,.0f}"
+
+
+def heat_color(value: float | None, metric: str) -> str:
+    """Red (low) to green (high); NRR above 100 % deepens the green."""
+    if value is None:
+        return "#f4f4f4"
+    ratio = float(value)
+    if metric == "nrr":
+        ratio = min(ratio, 1.5) / 1.5
+    hue = 120 * max(0.0, min(1.0, ratio))
+    return f"hsl({hue:.0f}, 65%, {88 - 30 * max(0.0, min(1.0, ratio)):.0f}%)"
+
+
+def heatmap_table(rows: list[Any], metric: str, title: str) -> str:
+    cohorts: dict[date, dict[int, Any]] = {}
+    for row in rows:
+        cohorts.setdefault(row.cohort_month, {})[row.months_since_start] = row
+    if not cohorts:
+        return f"<h3>{html.escape(title)}</h3><p>No cohorts yet.</p>"
+    horizon = min(MAX_MONTHS_SHOWN, max(max(months) for months in cohorts.values()))
+    head = "".join(f"<th>{k}</th>" for k in range(horizon + 1))
+    body = []
+    for cohort, months in sorted(cohorts.items()):
+        size = months[min(months)].cohort_customers
+        cells = []
+        for k in range(horizon + 1):
+            row = months.get(k)
+            value = getattr(row, metric) if row is not None else None
+            style = f' style="background:{heat_color(value, metric)}"' if row is not None else ""
+            cells.append(f"<td{style}>{_pct(value) if row is not None else ''}</td>")
+        body.append(f"<tr><th>{cohort:%Y-%m}</th><td class=n>{size}</td>{''.join(cells)}</tr>")
+    return (
+        f"<h3>{html.escape(title)}</h3><div class=scroll><table class=heat>"
+        f"<tr><th>cohort</th><th>size</th>{head}</tr>{''.join(body)}</table></div>"
+    )
+
+
+MOVEMENT_COLORS = {
+    "new_mrr": "#2b8a3e",
+    "expansion_mrr": "#74b816",
+    "reactivation_mrr": "#1c7ed6",
+    "contraction_mrr": "#f08c00",
+    "churned_mrr": "#e03131",
+}
+
+
+def movement_bars(rows: list[Any]) -> str:
+    """Stacked bars per month: gains above the axis, losses below (inline SVG)."""
+    rows = rows[-MAX_MONTHS_SHOWN:]
+    if not rows:
+        return "<p>No MRR yet.</p>"
+    gains = [sum(max(0.0, float(getattr(r, k))) for k in MOVEMENT_COLORS) for r in rows]
+    losses = [sum(min(0.0, float(getattr(r, k))) for k in MOVEMENT_COLORS) for r in rows]
+    scale_top, scale_bottom = max([*gains, 1.0]), -min([*losses, -1.0])
+    width, height, bar = 40 * len(rows) + 60, 260, 28
+    zero = 20 + 200 * scale_top / (scale_top + scale_bottom)
+    unit = 200 / (scale_top + scale_bottom)
+    parts = [f'<line x1="50" x2="{width}" y1="{zero:.1f}" y2="{zero:.1f}" stroke="#333"/>']
+    for index, row in enumerate(rows):
+        x = 55 + 40 * index
+        up, down = zero, zero
+        for key, color in MOVEMENT_COLORS.items():
+            amount = float(getattr(row, key))
+            if amount > 0:
+                up -= amount * unit
+                parts.append(
+                    f'<rect x="{x}" y="{up:.1f}" width="{bar}" height="{amount * unit:.1f}" fill="{color}">'
+                    f"<title>{row.month:%Y-%m} {key}: {_money(amount)}</title></rect>"
+                )
+            elif amount < 0:
+                parts.append(
+                    f'<rect x="{x}" y="{down:.1f}" width="{bar}" height="{-amount * unit:.1f}" fill="{color}">'
+                    f"<title>{row.month:%Y-%m} {key}: {_money(amount)}</title></rect>"
+                )
+                down -= amount * unit
+        parts.append(
+            f'<text x="{x + bar / 2}" y="{height - 5}" font-size="9" text-anchor="middle">{row.month:%y-%m}</text>'
+        )
+    legend = " ".join(
+        f'<span class=key style="background:{color}"></span>{key.replace("_mrr", "")}'
+        for key, color in MOVEMENT_COLORS.items()
+    )
+    return (
+        f'<svg class=bars width="{width}" height="{height}" role="img" aria-label="MRR movements per month">'
+        f"{''.join(parts)}</svg><p class=legend>{legend}</p>"
+    )
+
+
+def movements_table(rows: list[Any]) -> str:
+    head = "<tr><th>month</th><th>MRR</th><th>customers</th>" + "".join(
+        f"<th>{k.replace('_mrr', '')}</th>" for k in (*MOVEMENT_COLORS, "net_new_mrr")
+    )
+    body = "".join(
+        f"<tr><th>{r.month:%Y-%m}</th><td>{_money(r.mrr)}</td><td>{r.customers}</td>"
+        + "".join(f"<td>{_money(getattr(r, k))}</td>" for k in (*MOVEMENT_COLORS, "net_new_mrr"))
+        + "</tr>"
+        for r in rows[-MAX_MONTHS_SHOWN:]
+    )
+    return f"<div class=scroll><table class=plain>{head}</tr>{body}</table></div>"
+
+
+STYLE = """
+body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px;color:#222}
+h1{font-size:22px}h2{font-size:18px;margin-top:32px;border-bottom:1px solid #ddd}h3{font-size:15px}
+table{border-collapse:collapse;font-size:12px}td,th{padding:3px 6px;border:1px solid #e3e3e3;text-align:right}
+th{background:#fafafa}.heat td{min-width:34px}.scroll{overflow-x:auto}.kpi{display:inline-block;margin-right:28px}
+.kpi b{display:block;font-size:22px}.key{display:inline-block;width:10px;height:10px;margin:0 4px 0 12px}
+.note{color:#666;font-size:12px}
+"""
+
+
+def render(snapshot: date, summary: list[Any], sections: list[Section]) -> str:
+    kpis = "".join(
+        f"<div class=kpi>{row.months_since_start}-month<b>{_pct(row.logo_retention)}</b>"
+        f"logo · GRR {_pct(row.grr)} · NRR {_pct(row.nrr)}<br><span class=note>{row.customers} accounts in "
+        f"{row.cohorts} cohorts</span></div>"
+        for row in summary
+    )
+    body = "".join(f"<h2>{html.escape(s.title)}</h2>{s.body_html}" for s in sections)
+    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        f"<title>Cohort report {snapshot:%Y-%m}</title><style>{STYLE}</style></head><body>"
+        f"<h1>Cohort report — snapshot {snapshot:%B %Y}</h1>"
+        f"<p class=note>Generated {generated}. Definitions: docs/metrics.md. Money in the reporting currency.</p>"
+        f"<div id=headline>{kpis or '<p>No cohort has reached one month yet.</p>'}</div>{body}</body></html>"
+    )
+
+
+def report_path(snapshot: date) -> Path:
+    return paths.data_dir() / "reports" / f"cohorts_{snapshot:%Y-%m}.html"
+
+
+def write_report(snapshot: date, *, warehouse_url: str | None = None, extra_sections: list[Section] | None = None):
+    """Render the snapshot's report from the warehouse and write it; returns the path."""
+    eng = warehouse.engine(warehouse_url)
+    with eng.connect() as conn:
+        summary = warehouse.query(conn, "reports", "retention_at_months", snapshot_month=snapshot)
+        monthly = warehouse.query(conn, "reports", "cohort_triangle", snapshot_month=snapshot, cohort_grain="month")
+        yearly = warehouse.query(conn, "reports", "cohort_triangle", snapshot_month=snapshot, cohort_grain="year")
+        movements = warehouse.query(conn, "reports", "mrr_movement_history", snapshot_month=snapshot)
+    sections = [
+        Section(
+            "Cohort retention (monthly cohorts)",
+            heatmap_table(monthly, "logo_retention", "Logo retention")
+            + heatmap_table(monthly, "grr", "Gross revenue retention (GRR)")
+            + heatmap_table(monthly, "nrr", "Net revenue retention (NRR)"),
+        ),
+        Section("MRR movements", movement_bars(movements) + movements_table(movements)),
+        Section(
+            "Cohort retention (yearly cohorts)",
+            heatmap_table(yearly, "logo_retention", "Logo retention") + heatmap_table(yearly, "nrr", "NRR"),
+        ),
+        *(extra_sections or []),
+    ]
+    path = report_path(snapshot)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render(snapshot, summary, sections), encoding="utf-8")
+    log.info("cohort report for %s: %s", snapshot, path)
+    return path
