@@ -25,12 +25,15 @@ account_versions as (
         ) as version_rank
     from staging.accounts as account_rows
     cross join params
-    where account_rows.created_at < params.next_day
 ),
 
 accounts_as_of as (
-    select * from account_versions  -- noqa: AM04
-    where version_rank = 1
+    select account_versions.*  -- noqa: AM04
+    from account_versions
+    cross join params
+    where
+        account_versions.version_rank = 1
+        and account_versions.created_at < params.next_day
 ),
 
 contract_versions as (
@@ -50,18 +53,22 @@ contract_versions as (
         ) as version_rank
     from staging.contracts as contracts
     cross join params
-    where contracts.start_date <= params.as_of_date
 ),
 
 contracts_as_of as (
+    -- Pick the version first, then filter on it: a later version moving the start date
+    -- must not change what was known at the as-of date.
     select
-        contract_id,
-        account_id,
-        start_date,
-        end_date,
-        arr
+        contract_versions.contract_id,
+        contract_versions.account_id,
+        contract_versions.start_date,
+        contract_versions.end_date,
+        contract_versions.arr
     from contract_versions
-    where version_rank = 1
+    cross join params
+    where
+        contract_versions.version_rank = 1
+        and contract_versions.start_date <= params.as_of_date
 ),
 
 contract_rollup as (

@@ -169,6 +169,21 @@ class Groups(StrictModel):
 Op = Literal["lt", "lte", "gt", "gte", "eq", "ne", "in", "not_in", "is_null", "is"]
 
 
+COMPARISONS = ("lt", "lte", "gt", "gte")
+
+
+def check_condition_values(where: str, when: dict[str, dict[str, Any]]) -> None:
+    """Each op gets the kind of value it needs (YAML's true is not a number here)."""
+    for field, conditions in when.items():
+        for op, value in conditions.items():
+            if op in ("in", "not_in") and not isinstance(value, list):
+                raise ValueError(f"{where}: {field}.{op} needs a list")
+            if op in ("is_null", "is") and not isinstance(value, bool):
+                raise ValueError(f"{where}: {field}.{op} needs true or false")
+            if op in COMPARISONS and (isinstance(value, bool) or not isinstance(value, int | float)):
+                raise ValueError(f"{where}: {field}.{op} needs a number")
+
+
 class Rule(StrictModel):
     """All conditions must hold (AND); the first matching rule in the list wins."""
 
@@ -181,14 +196,7 @@ class Rule(StrictModel):
     def _one_label(self) -> Rule:
         if (self.label is None) == (self.label_from is None):
             raise ValueError(f"rule {self.name!r}: give exactly one of label or label_from")
-        for field, conditions in self.when.items():
-            for op, value in conditions.items():
-                if op in ("in", "not_in") and not isinstance(value, list):
-                    raise ValueError(f"rule {self.name!r}: {field}.{op} needs a list")
-                if op in ("is_null", "is") and not isinstance(value, bool):
-                    raise ValueError(f"rule {self.name!r}: {field}.{op} needs true or false")
-                if op in ("lt", "lte", "gt", "gte") and not isinstance(value, int | float):
-                    raise ValueError(f"rule {self.name!r}: {field}.{op} needs a number")
+        check_condition_values(f"rule {self.name!r}", self.when)
         return self
 
 
@@ -278,6 +286,7 @@ class Quadrant(StrictModel):
     def _four_quadrants(self) -> Quadrant:
         allowed = {"Grow", "Protect", "Re-evaluate", "Manage"}
         labels = {rule.label for rule in self.rules.rules if rule.label} | {self.rules.default}
+        labels |= {self.reevaluate_label, self.reevaluate_moves_to}
         unknown = labels - allowed
         if unknown:
             raise ValueError(f"quadrant labels must be among {sorted(allowed)}, got {sorted(unknown)}")
@@ -286,6 +295,11 @@ class Quadrant(StrictModel):
 
 class CaseStudy(StrictModel):
     when: dict[FieldName, dict[Op, Any]]
+
+    @model_validator(mode="after")
+    def _values(self) -> CaseStudy:
+        check_condition_values("case_study", self.when)
+        return self
 
 
 class Windows(StrictModel):
@@ -318,21 +332,57 @@ class SegmentationRules(StrictModel):
                     raise ValueError(
                         f"{where}: unknown field {field!r}; fields available here: {', '.join(sorted(available))}"
                     )
+        for where, field in self._numeric_uses():
+            if field_kind(field) != "number":
+                raise ValueError(f"{where}: {field!r} is {field_kind(field)}, a number is needed here")
+        source_columns = {column for sources in FEATURE_SOURCES.values() for _, column in sources}
+        unknown = sorted(set(self.optional_fields) - source_columns)
+        if unknown:
+            raise ValueError(
+                f"optional_fields: unknown source field(s) {unknown}; known: {', '.join(sorted(source_columns))}"
+            )
         return self
+
+    def _numeric_uses(self) -> list[tuple[str, str]]:
+        """(location, field) pairs that must be numeric: bands, health inputs, comparisons."""
+        uses = [
+            (f"{name}.feature", bands.feature)
+            for name, bands in (
+                ("firmographic.employee_band", self.firmographic.employee_band),
+                ("firmographic.revenue_band", self.firmographic.revenue_band),
+                ("customer_value.arr_band", self.customer_value.arr_band),
+                ("customer_value.arr_percentile_band", self.customer_value.arr_percentile_band),
+                ("customer_status.nps_category", self.customer_status.nps_category),
+                ("customer_status.csat_band", self.customer_status.csat_band),
+                ("customer_status.health_band", self.customer_status.health_band),
+            )
+        ]
+        uses += [(f"health.components.{n}.feature", c.feature) for n, c in self.health.components.items()]
+        rulesets = (
+            ("lifecycle.rules", self.lifecycle.rules.rules),
+            ("product_adoption", self.product_adoption.rules),
+            ("quadrant.rules", self.quadrant.rules.rules),
+            ("engagement_model", self.engagement_model.rules),
+        )
+        conditions = [(f"{where}.{rule.name}", rule.when) for where, rules in rulesets for rule in rules]
+        conditions.append(("case_study.when", self.case_study.when))
+        for where, when in conditions:
+            uses += [(where, field) for field, ops in when.items() if any(op in COMPARISONS for op in ops)]
+        return uses
 
     def _field_uses(self) -> list[tuple[str, list[str], int]]:
         """(location, fields read, layer the result is computed in)."""
         uses: list[tuple[str, list[str], int]] = []
         for section, name in (
-            (self.firmographic, "employee_band"),
-            (self.firmographic, "industry_group"),
-            (self.firmographic, "revenue_band"),
-            (self.customer_value, "arr_band"),
-            (self.customer_value, "arr_percentile_band"),
-            (self.customer_status, "nps_category"),
-            (self.customer_status, "csat_band"),
+            ("firmographic", "employee_band"),
+            ("firmographic", "industry_group"),
+            ("firmographic", "revenue_band"),
+            ("customer_value", "arr_band"),
+            ("customer_value", "arr_percentile_band"),
+            ("customer_status", "nps_category"),
+            ("customer_status", "csat_band"),
         ):
-            uses.append((f"{name}.feature", [getattr(section, name).feature], 2))
+            uses.append((f"{section}.{name}.feature", [getattr(getattr(self, section), name).feature], 2))
         uses.append(("customer_status.health_band.feature", [self.customer_status.health_band.feature], 3))
         for component, spec in self.health.components.items():
             uses.append((f"health.components.{component}.feature", [spec.feature], 2))
@@ -363,6 +413,13 @@ class SegmentationRules(StrictModel):
                 if column not in self.optional_fields:
                     required.setdefault(entity, set()).add(column)
         return required
+
+
+def field_kind(field: str) -> str:
+    """text | number | date | boolean, for features and computed outputs alike."""
+    if field in FEATURES:
+        return FEATURES[field]
+    return {"health_score": "number", "case_study_candidate": "boolean"}.get(field, "text")
 
 
 def _available_before(layer: int) -> set[str]:

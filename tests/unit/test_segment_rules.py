@@ -1,0 +1,325 @@
+"""include/rules/segmentation.yaml: the shipped file loads; bad files fail at load time.
+
+Every bad file is the shipped one with a single change, so each test shows exactly which
+mistake is caught, and the error names the file and the field.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from postsales import paths
+from postsales.segment.rules import ConfigError, SegmentationRules, load_rules
+
+SHIPPED = paths.rules_dir() / "segmentation.yaml"
+Mutation = Callable[[dict[str, Any]], None]
+
+
+def shipped_data() -> dict[str, Any]:
+    return yaml.safe_load(SHIPPED.read_text(encoding="utf-8"))
+
+
+def write_rules(tmp_path: Path, mutate: Mutation) -> Path:
+    data = copy.deepcopy(shipped_data())
+    mutate(data)
+    path = tmp_path / "segmentation.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def quadrant_rule(data: dict, name: str) -> dict:
+    return next(rule for rule in data["quadrant"]["rules"]["rules"] if rule["name"] == name)
+
+
+def lifecycle_rule(data: dict, name: str) -> dict:
+    return next(rule for rule in data["lifecycle"]["rules"]["rules"] if rule["name"] == name)
+
+
+def arr_bands(data: dict) -> list[dict]:
+    return data["customer_value"]["arr_band"]["bands"]
+
+
+# --- the shipped file ----------------------------------------------------------------------
+
+
+def test_shipped_rules_load():
+    rules = load_rules()
+    assert isinstance(rules, SegmentationRules)
+    assert rules == load_rules(SHIPPED)
+    assert rules.version == "2026.11.0"
+    assert [band.label for band in rules.customer_value.arr_band.bands] == ["SMB", "Mid-Market", "Enterprise"]
+    assert sum(c.weight for c in rules.health.components.values()) == pytest.approx(1)
+    assert rules.quadrant.reevaluate_max_days == 180
+
+
+def test_required_source_fields_of_the_shipped_rules():
+    # go_live_date, lifecycle_stage, segment_override and referenceable are read but optional.
+    assert load_rules().required_source_fields() == {
+        "accounts": {"annual_revenue", "employee_count", "industry", "wallet_potential_arr"}
+    }
+
+
+def test_required_source_fields_respect_optional_fields(tmp_path):
+    def mutate(data):
+        data["optional_fields"] = ["lifecycle_stage", "segment_override", "annual_revenue"]
+
+    rules = load_rules(write_rules(tmp_path, mutate))
+    # go_live_date and referenceable are no longer optional; annual_revenue now is.
+    assert rules.required_source_fields() == {
+        "accounts": {"employee_count", "industry", "wallet_potential_arr", "go_live_date", "referenceable"}
+    }
+
+
+def test_required_source_fields_follow_what_the_rules_read(tmp_path):
+    def mutate(data):
+        # wallet_share / unrealized_wallet are no longer read anywhere; country is
+        data["quadrant"]["rules"]["rules"] = [{"name": "abroad", "label": "Grow", "when": {"country": {"ne": "US"}}}]
+
+    rules = load_rules(write_rules(tmp_path, mutate))
+    assert rules.required_source_fields() == {"accounts": {"annual_revenue", "employee_count", "industry", "country"}}
+
+
+# --- bad files -------------------------------------------------------------------------------
+
+
+def _add_condition(where: Callable[[dict], dict], field: str, ops: dict) -> Mutation:
+    return lambda data: where(data)["when"].update({field: ops})
+
+
+BAD: dict[str, tuple[Mutation, list[str]]] = {
+    # a typo in a rule condition: the message lists the fields that exist
+    "unknown_field": (
+        _add_condition(lambda d: quadrant_rule(d, "low_nps"), "nps_lastest", {"lte": 6}),
+        ["quadrant.rules.low_nps", "unknown field 'nps_lastest'", "fields available here", "nps_latest"],
+    ),
+    # the quadrant is computed after the lifecycle stage
+    "later_layer": (
+        _add_condition(lambda d: lifecycle_rule(d, "renewal_window"), "quadrant", {"in": ["Grow"]}),
+        ["lifecycle.rules.renewal_window", "unknown field 'quadrant'"],
+    ),
+    # product adoption is computed in the same layer as the lifecycle stage
+    "same_layer": (
+        _add_condition(lambda d: lifecycle_rule(d, "renewal_window"), "adoption_segment", {"in": ["Steady"]}),
+        ["lifecycle.rules.renewal_window", "unknown field 'adoption_segment'"],
+    ),
+    "later_layer_health_band": (
+        lambda d: d["customer_status"]["health_band"].update({"feature": "quadrant"}),
+        ["customer_status.health_band.feature", "unknown field 'quadrant'"],
+    ),
+    "unknown_health_feature": (
+        lambda d: d["health"]["components"]["usage"].update({"feature": "seat_use"}),
+        ["health.components.usage.feature", "unknown field 'seat_use'", "seat_utilization"],
+    ),
+    "unknown_override_field": (
+        lambda d: d["customer_value"].update({"override_field": "tier_override"}),
+        ["customer_value.override_field", "unknown field 'tier_override'"],
+    ),
+    "overlapping_bands": (
+        lambda d: arr_bands(d)[1].update({"min": 20000}),
+        ["customer_value.arr_band", "overlap", "'SMB'", "'Mid-Market'"],
+    ),
+    "unordered_bands": (
+        lambda d: d["customer_value"]["arr_band"].update(
+            bands=[
+                {"label": "Mid-Market", "min": 25000, "max": 100000},
+                {"label": "SMB", "min": 0, "max": 25000},
+                {"label": "Enterprise", "min": 100000},
+            ]
+        ),
+        ["customer_value.arr_band", "out of order", "'Mid-Market'", "'SMB'"],
+    ),
+    "gap_between_bands": (
+        lambda d: arr_bands(d)[1].update({"min": 30000}),
+        ["customer_value.arr_band", "gap between bands", "contiguous"],
+    ),
+    "band_min_not_below_max": (
+        lambda d: d["customer_status"]["nps_category"]["bands"][1].update({"max": 7}),
+        ["customer_status.nps_category", "'Passive'", "must be below max"],
+    ),
+    "middle_band_without_min": (
+        lambda d: d["firmographic"]["employee_band"]["bands"][2].pop("min"),
+        ["firmographic.employee_band", "'201-1000'", "only the first band may omit min"],
+    ),
+    "middle_band_without_max": (
+        lambda d: d["firmographic"]["revenue_band"]["bands"][1].pop("max"),
+        ["firmographic.revenue_band", "'10M-100M'", "only the last band may omit max"],
+    ),
+    "duplicate_band_label": (
+        lambda d: arr_bands(d)[1].update({"label": "SMB"}),
+        ["customer_value.arr_band", "duplicate band labels"],
+    ),
+    "industry_in_two_groups": (
+        lambda d: d["firmographic"]["industry_group"]["groups"]["Healthcare"].append("Software"),
+        ["firmographic.industry_group", "'Software'", "'Technology & Media'", "'Healthcare'"],
+    ),
+    "health_weights_not_one": (
+        lambda d: d["health"]["components"]["usage"].update({"weight": 0.4}),
+        ["field 'health'", "weights must sum to 1", "1.1"],
+    ),
+    "health_zero_equals_full": (
+        lambda d: d["health"]["components"]["csat"].update({"zero_at": 3, "full_at": 3}),
+        ["health.components.csat", "zero_at and full_at must differ"],
+    ),
+    "unknown_op": (
+        lambda d: quadrant_rule(d, "low_nps").update({"when": {"nps_latest": {"le": 6}}}),
+        ["quadrant.rules.rules.0.when.nps_latest.le", "'lte'"],
+    ),
+    "in_needs_a_list": (
+        lambda d: quadrant_rule(d, "low_nps").update({"when": {"nps_latest": {"in": 6}}}),
+        ["quadrant.rules.rules.0", "nps_latest.in needs a list"],
+    ),
+    "comparison_needs_a_number": (
+        lambda d: quadrant_rule(d, "low_nps").update({"when": {"nps_latest": {"lte": "six"}}}),
+        ["quadrant.rules.rules.0", "nps_latest.lte needs a number"],
+    ),
+    "is_null_needs_a_boolean": (
+        lambda d: lifecycle_rule(d, "not_live_yet").update({"when": {"go_live_date": {"is_null": "yes"}}}),
+        ["lifecycle.rules.rules.0", "go_live_date.is_null needs true or false"],
+    ),
+    "unknown_quadrant_label": (
+        lambda d: quadrant_rule(d, "high_growth").update({"label": "Nurture"}),
+        ["field 'quadrant'", "'Nurture'", "Re-evaluate"],
+    ),
+    "unknown_quadrant_default": (
+        lambda d: d["quadrant"]["rules"].update({"default": "Nurture"}),
+        ["field 'quadrant'", "'Nurture'"],
+    ),
+    "lifecycle_label_not_a_stage": (
+        lambda d: lifecycle_rule(d, "not_live_yet").update({"label": "Onboarding"}),
+        ["field 'lifecycle'", "'Onboarding'", "not one of the stages"],
+    ),
+    "lifecycle_default_not_a_stage": (
+        lambda d: d["lifecycle"]["rules"].update({"default": "Live"}),
+        ["field 'lifecycle'", "'Live'"],
+    ),
+    "condition_field_not_an_identifier": (
+        _add_condition(lambda d: d["engagement_model"]["rules"][0], "arr; drop table", {"gt": 1}),
+        ["engagement_model.rules.0.when.arr; drop table", "should match pattern"],
+    ),
+    "band_feature_not_an_identifier": (
+        lambda d: d["customer_value"]["arr_band"].update({"feature": "arr; drop table"}),
+        ["customer_value.arr_band.feature", "should match pattern"],
+    ),
+    "rule_name_not_an_identifier": (
+        lambda d: quadrant_rule(d, "low_nps").update({"name": "low nps'); --"}),
+        ["quadrant.rules.rules.0.name", "should match pattern"],
+    ),
+    "duplicate_rule_names": (
+        lambda d: quadrant_rule(d, "low_csat").update({"name": "low_nps"}),
+        ["quadrant.rules.rules", "duplicate rule names ['low_nps']"],
+    ),
+    "label_and_label_from": (
+        lambda d: quadrant_rule(d, "low_nps").update({"label_from": "value_tier"}),
+        ["quadrant.rules.rules.0", "exactly one of label or label_from"],
+    ),
+    "unknown_section": (
+        lambda d: d.update({"quadrants": {}}),
+        ["field 'quadrants'", "Extra inputs are not permitted"],
+    ),
+    "missing_section": (
+        lambda d: d.pop("health"),
+        ["field 'health'", "Field required"],
+    ),
+    "reevaluate_days_not_positive": (
+        lambda d: d["quadrant"].update({"reevaluate_max_days": 0}),
+        ["quadrant.reevaluate_max_days"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_rules_file_names_file_and_field(tmp_path, case):
+    mutate, expected = BAD[case]
+    path = write_rules(tmp_path, mutate)
+    with pytest.raises(ConfigError) as info:
+        load_rules(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: ")
+    missing = [text for text in expected if text not in message]
+    assert not missing, f"{missing} not in: {message}"
+
+
+def test_missing_and_unparsable_files(tmp_path):
+    with pytest.raises(ConfigError, match="file not found"):
+        load_rules(tmp_path / "nope.yaml")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("version: [unclosed\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_rules(broken)
+
+
+# --- mistakes that would load and only fail (or misbehave) when the rules run --------------
+# Each case: the mutation, text the error must contain, and what would go wrong if it loaded.
+
+LOADS_BUT_SHOULD_NOT: dict[str, tuple[Mutation, list[str], str]] = {
+    "boolean_as_number": (
+        lambda d: quadrant_rule(d, "low_nps").update({"when": {"nps_latest": {"lte": True}}}),
+        ["nps_latest.lte needs a number"],
+        "Rule._one_label accepts a bool for lt/lte/gt/gte because bool is an int subclass; the SQL then "
+        "fails at run time (PostgreSQL: operator does not exist: double precision <= boolean)",
+    ),
+    "numeric_op_on_text_field": (
+        _add_condition(lambda d: quadrant_rule(d, "high_growth"), "industry", {"gte": 5}),
+        ["quadrant.rules.high_growth", "industry"],
+        "field kinds in FEATURES are never checked: a numeric comparison on a text field loads and fails "
+        "at run time (PostgreSQL: operator does not exist: text >= integer)",
+    ),
+    "band_on_text_field": (
+        lambda d: d["customer_value"]["arr_band"].update({"feature": "industry"}),
+        ["customer_value.arr_band.feature", "industry"],
+        "bands on a non-numeric feature load and fail at run time (text < double precision)",
+    ),
+    "health_component_on_text_field": (
+        lambda d: d["health"]["components"]["usage"].update({"feature": "industry"}),
+        ["health.components.usage.feature", "industry"],
+        "a health component on a non-numeric feature loads and fails at run time (text - double precision)",
+    ),
+    "case_study_in_needs_a_list": (
+        lambda d: d["case_study"]["when"].update({"adoption_segment": {"in": "Power users"}}),
+        ["case_study", "adoption_segment.in needs a list"],
+        "CaseStudy.when skips the value checks of Rule: a scalar for `in` loads and compile_segments raises "
+        "sqlalchemy ArgumentError",
+    ),
+    "case_study_is_needs_a_boolean": (
+        lambda d: d["case_study"]["when"].update({"referenceable": {"is": "no"}}),
+        ["case_study", "referenceable.is needs true or false"],
+        "CaseStudy.when skips the value checks of Rule: `is: 'no'` (a string) loads and is compiled as "
+        "`referenceable IS true` (any truthy value), silently inverting the condition",
+    ),
+    "reevaluate_moves_to_unknown_quadrant": (
+        lambda d: d["quadrant"].update({"reevaluate_moves_to": "Nurture"}),
+        ["field 'quadrant'", "Nurture"],
+        "Quadrant._four_quadrants checks rule labels only: reevaluate_moves_to (and reevaluate_label) may be "
+        "any string, giving recommended_quadrant 'Nurture' or a Re-evaluate dwell that never starts",
+    ),
+    "reevaluate_label_unknown_quadrant": (
+        lambda d: d["quadrant"].update({"reevaluate_label": "Reevaluate"}),
+        ["field 'quadrant'", "Reevaluate"],
+        "a typo in reevaluate_label loads; the dwell (reevaluate_since/days) then silently never starts",
+    ),
+    "optional_field_typo": (
+        lambda d: d.update(
+            {"optional_fields": ["go_live_dat", "lifecycle_stage", "segment_override", "referenceable"]}
+        ),
+        ["optional_fields", "go_live_dat"],
+        "optional_fields are not checked against the source columns: a typo silently makes go_live_date "
+        "required in the gate, quarantining every account not yet live",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LOADS_BUT_SHOULD_NOT))
+def test_mistake_caught_at_load_time(tmp_path, case):
+    mutate, expected, _ = LOADS_BUT_SHOULD_NOT[case]
+    path = write_rules(tmp_path, mutate)
+    with pytest.raises(ConfigError) as info:
+        load_rules(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: ")
+    assert all(text in message for text in expected), message
