@@ -14,12 +14,18 @@ identical rows and readers never see a half-written snapshot.
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime
-from typing import Any
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
+from pydantic import Field
 
-from postsales import warehouse
+from postsales import paths, warehouse
+from postsales.config import StrictModel, load_yaml
+
+if TYPE_CHECKING:
+    from postsales.segment.rules import SegmentationRules
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +81,128 @@ cohort_retention = sa.Table(
     schema="mart",
 )
 
-# Filled in this order: the last two read the first one's partition inside the same transaction.
-OUTPUTS = (mrr_monthly, mrr_movements, cohort_retention)
+account_cohort_segments = sa.Table(
+    "account_cohort_segments",
+    metadata,
+    sa.Column("snapshot_month", sa.Date, nullable=False),
+    sa.Column("account_id", sa.Text, nullable=False),
+    sa.Column("dimension", sa.Text, nullable=False, comment="'all' or a segment dimension of cohorts.yaml"),
+    sa.Column("segment_value", sa.Text, nullable=False),
+    schema="mart",
+)
+
+cohort_retention_by_segment = sa.Table(
+    "cohort_retention_by_segment",
+    metadata,
+    sa.Column("snapshot_month", sa.Date, nullable=False),
+    sa.Column("dimension", sa.Text, nullable=False),
+    sa.Column("segment_value", sa.Text, nullable=False),
+    *(c.copy() for c in cohort_retention.c if c.name != "snapshot_month"),
+    schema="mart",
+)
+
+pricing_cohort_comparison = sa.Table(
+    "pricing_cohort_comparison",
+    metadata,
+    sa.Column("snapshot_month", sa.Date, nullable=False),
+    sa.Column("pricing_change_date", sa.Date, nullable=False),
+    sa.Column("pricing_period", sa.Text, nullable=False, comment="before | after (acquired on/after the change)"),
+    sa.Column("months_since_start", sa.Integer, nullable=False),
+    sa.Column("cohorts", sa.BigInteger, nullable=False),
+    sa.Column("cohort_customers", sa.BigInteger, nullable=False),
+    sa.Column("starting_mrr", sa.Float(53), nullable=False),
+    sa.Column("logo_retention", sa.Float(53), nullable=False),
+    sa.Column("grr", sa.Float(53)),
+    sa.Column("nrr", sa.Float(53)),
+    schema="mart",
+)
+
+cohort_quarterly_expansion = sa.Table(
+    "cohort_quarterly_expansion",
+    metadata,
+    sa.Column("snapshot_month", sa.Date, nullable=False),
+    sa.Column("cohort_month", sa.Date, nullable=False),
+    sa.Column("quarter_start", sa.Date, nullable=False),
+    sa.Column("cohort_customers", sa.BigInteger, nullable=False),
+    sa.Column("opening_mrr", sa.Float(53), comment="the cohort's MRR in the last month of the quarter before"),
+    sa.Column("expansion_mrr", sa.Float(53), nullable=False),
+    sa.Column("contraction_mrr", sa.Float(53), nullable=False),
+    sa.Column("churned_mrr", sa.Float(53), nullable=False),
+    sa.Column("expansion_rate", sa.Float(53), comment="expansion_mrr / opening_mrr"),
+    schema="mart",
+)
+
+
+class PricingChange(StrictModel):
+    change_date: date
+    description: str = ""
+
+
+class CohortSettings(StrictModel):
+    version: int
+    segment_dimensions: list[Literal["value_tier_at_acquisition", "industry_group", "quadrant"]] = Field(
+        default_factory=list
+    )
+    pricing: PricingChange
+
+
+def load_settings(path: Path | None = None) -> CohortSettings:
+    return load_yaml(path or paths.rules_dir() / "cohorts.yaml", CohortSettings)
+
+
+def _text_query(name: str, *columns: sa.Column) -> sa.Subquery:
+    return sa.text(warehouse.sql_text(STAGE, name)).columns(*columns).subquery(name)
+
+
+def compile_account_segments(settings: CohortSettings, rules: SegmentationRules) -> sa.Select:
+    """Every acquired account's segment per dimension (plus 'all'), as known at the snapshot."""
+    from postsales.segment.engine import band_case, group_case
+
+    acquisitions = _text_query(
+        "account_acquisitions",
+        sa.column("account_id", sa.Text),
+        sa.column("cohort_month", sa.Date),
+        sa.column("starting_arr", sa.Float(53)),
+    )
+    snapshot = sa.bindparam("snapshot_month", type_=sa.Date)
+
+    def rows(dimension: str, value: sa.ColumnElement, source=None, join_on=None) -> sa.Select:
+        select = sa.select(
+            snapshot.label("snapshot_month"),
+            acquisitions.c.account_id,
+            sa.literal(dimension).label("dimension"),
+            value.label("segment_value"),
+        )
+        return select.select_from(acquisitions.outerjoin(source, join_on)) if source is not None else select
+
+    parts = [rows("all", sa.literal("all"))]
+    for dimension in settings.segment_dimensions:
+        if dimension == "value_tier_at_acquisition":
+            parts.append(rows(dimension, band_case(acquisitions.c.starting_arr, rules.customer_value.arr_band)))
+        elif dimension == "industry_group":
+            industries = _text_query("account_industries", sa.column("account_id", sa.Text), sa.column("industry"))
+            industry = industries.c.industry
+            value = sa.case(
+                (industry.is_(None), sa.literal("Unknown")),
+                else_=group_case(industry, rules.firmographic.industry_group),
+            )
+            parts.append(rows(dimension, value, industries, industries.c.account_id == acquisitions.c.account_id))
+        elif dimension == "quadrant":
+            quadrants = _text_query("account_quadrants", sa.column("account_id", sa.Text), sa.column("quadrant"))
+            value = sa.func.coalesce(quadrants.c.quadrant, sa.literal("Not segmented"))
+            parts.append(rows(dimension, value, quadrants, quadrants.c.account_id == acquisitions.c.account_id))
+    return sa.union_all(*parts).subquery("segments").select()
+
+
+# Filled in this order, each reading the partitions written before it in the same transaction.
+QUERY_OUTPUTS_BEFORE_SEGMENTS = (mrr_monthly, mrr_movements)
+QUERY_OUTPUTS_AFTER_SEGMENTS = (
+    cohort_retention_by_segment,
+    cohort_retention,
+    pricing_cohort_comparison,
+    cohort_quarterly_expansion,
+)
+OUTPUTS = (*QUERY_OUTPUTS_BEFORE_SEGMENTS, account_cohort_segments, *QUERY_OUTPUTS_AFTER_SEGMENTS)
 
 
 def snapshot_month_of(value: date) -> date:
@@ -95,23 +221,44 @@ def snapshot_month_of(value: date) -> date:
     return date(value.year, value.month, 1)
 
 
-def compute_snapshot(snapshot_month: date, *, warehouse_url: str | None = None) -> dict[str, Any]:
+def compute_snapshot(
+    snapshot_month: date,
+    *,
+    warehouse_url: str | None = None,
+    settings: CohortSettings | None = None,
+    rules: SegmentationRules | None = None,
+) -> dict[str, Any]:
     """Replace the ``snapshot_month`` partition of the three cohort tables in one transaction.
 
     Returns the row counts written and the snapshot month's totals, for logging.
     """
+    from postsales.segment.engine import ensure_tables as ensure_segment_tables
+    from postsales.segment.rules import load_rules
+
     month = snapshot_month_of(snapshot_month)
+    settings = settings or load_settings()
+    segments_select = compile_account_segments(settings, rules or load_rules())
+    next_month = (month + timedelta(days=32)).replace(day=1)
+    params = {
+        "snapshot_month": month,
+        "next_month": next_month,
+        "pricing_change_date": settings.pricing.change_date,
+    }
     eng = warehouse.engine(warehouse_url)
     warehouse.ensure_schema(eng)  # staging.contracts must exist even before the first extract
+    ensure_segment_tables(eng)  # the quadrant dimension reads mart.account_segments
     warehouse.ensure_tables(eng, metadata)
     counts: dict[str, Any] = {"snapshot_month": month.isoformat()}
     with eng.begin() as conn:
         for table in OUTPUTS:
-            warehouse.replace_from_query(
-                conn, table, table.c.snapshot_month == month, STAGE, table.name, snapshot_month=month
-            )
+            in_snapshot = table.c.snapshot_month == month
+            if table is account_cohort_segments:
+                conn.execute(table.delete().where(in_snapshot))
+                conn.execute(table.insert().from_select([c.name for c in table.c], segments_select), params)
+            else:
+                warehouse.replace_from_query(conn, table, in_snapshot, STAGE, table.name, **params)
             counts[f"{table.name}_rows"] = conn.execute(
-                sa.select(sa.func.count()).select_from(table).where(table.c.snapshot_month == month)
+                sa.select(sa.func.count()).select_from(table).where(in_snapshot)
             ).scalar_one()
         latest = conn.execute(
             sa.select(mrr_movements.c.mrr, mrr_movements.c.customers).where(

@@ -31,8 +31,10 @@ PARAMS = {
     "nps_window_days": 365,
     "csat_window_days": 180,
     "usage_window_days": 90,
-    "snapshot_month": date(2024, 3, 1),
+    "snapshot_month": date(2024, 6, 1),
     "cohort_grain": "month",
+    "next_month": date(2024, 7, 1),
+    "pricing_change_date": date(2024, 2, 1),
 }
 
 

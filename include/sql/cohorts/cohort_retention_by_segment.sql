@@ -1,4 +1,6 @@
--- Logo and revenue retention per acquisition cohort for one snapshot, from mart.mrr_monthly.
+-- Logo and revenue retention per acquisition cohort and segment for one snapshot, from
+-- mart.mrr_monthly and mart.account_cohort_segments (every account is in dimension 'all'
+-- with segment 'all', which is mart.cohort_retention).
 -- An account's cohort is its first month with MRR > 0 (grain 'month') or that month's year
 -- (grain 'year', cohort_month = 1 January); its starting MRR is its MRR in that first month.
 -- months_since_start = calendar months from cohort_month to the measured month.
@@ -50,17 +52,25 @@ account_cohorts as (
     select
         acquisitions.account_id,
         acquisitions.starting_arr,
+        segments.dimension,
+        segments.segment_value,
         grains.cohort_grain,
         case
             when grains.cohort_grain = 'month' then acquisitions.first_month
             else cast(date_trunc('year', cast(acquisitions.first_month as timestamp)) as date)
         end as cohort_month
     from acquisitions
+    inner join mart.account_cohort_segments as segments
+        on
+            acquisitions.account_id = segments.account_id
+            and segments.snapshot_month = cast(:snapshot_month as date)
     cross join grains
 ),
 
 cohort_months as (
     select
+        account_cohorts.dimension,
+        account_cohorts.segment_value,
         account_cohorts.cohort_grain,
         account_cohorts.cohort_month,
         account_months.month,
@@ -72,11 +82,18 @@ cohort_months as (
     from account_cohorts
     inner join account_months
         on account_cohorts.account_id = account_months.account_id
-    group by account_cohorts.cohort_grain, account_cohorts.cohort_month, account_months.month
+    group by
+        account_cohorts.dimension,
+        account_cohorts.segment_value,
+        account_cohorts.cohort_grain,
+        account_cohorts.cohort_month,
+        account_months.month
 ),
 
 final as (
     select
+        dimension,
+        segment_value,
         cohort_grain,
         cohort_month,
         cohort_customers,

@@ -134,6 +134,68 @@ def movements_table(rows: list[Any]) -> str:
     return f"<div class=scroll><table class=plain>{head}</tr>{body}</table></div>"
 
 
+def segment_table(rows: list[Any]) -> str:
+    """One table per dimension: segments as rows, logo retention and NRR at 3/6/12 months."""
+    if not rows:
+        return "<p>No segment dimensions configured (include/rules/cohorts.yaml).</p>"
+    by_dimension: dict[str, dict[str, dict[int, Any]]] = {}
+    for row in rows:
+        by_dimension.setdefault(row.dimension, {}).setdefault(row.segment_value, {})[row.months_since_start] = row
+    months = (3, 6, 12)
+    head = "".join(f"<th>logo {k}m</th><th>NRR {k}m</th>" for k in months)
+    parts = []
+    for dimension, segments in by_dimension.items():
+        body = []
+        for segment, cells in sorted(segments.items()):
+            size = max(cell.customers for cell in cells.values())
+            values = "".join(
+                f'<td style="background:{heat_color(getattr(cells.get(k), "logo_retention", None), "logo")}">'
+                f"{_pct(getattr(cells.get(k), 'logo_retention', None))}</td>"
+                f'<td style="background:{heat_color(getattr(cells.get(k), "nrr", None), "nrr")}">'
+                f"{_pct(getattr(cells.get(k), 'nrr', None))}</td>"
+                for k in months
+            )
+            body.append(f"<tr><th>{html.escape(str(segment))}</th><td>{size}</td>{values}</tr>")
+        parts.append(
+            f"<h3>{html.escape(dimension.replace('_', ' '))}</h3><table class=plain>"
+            f"<tr><th>segment</th><th>accounts</th>{head}</tr>{''.join(body)}</table>"
+        )
+    return "".join(parts)
+
+
+def pricing_table(rows: list[Any], expansion: list[Any]) -> str:
+    if not rows:
+        return "<p>No cohorts yet.</p>"
+    change = rows[0].pricing_change_date
+    body = "".join(
+        f"<tr><th>{r.months_since_start}</th><td>{r.pricing_period}</td><td>{r.cohorts}</td>"
+        f"<td>{r.cohort_customers}</td><td>{_money(r.starting_mrr)}</td><td>{_pct(r.logo_retention)}</td>"
+        f"<td>{_pct(r.grr)}</td><td>{_pct(r.nrr)}</td></tr>"
+        for r in rows
+    )
+    comparison = (
+        f"<p>Cohorts acquired before vs on/after the pricing change of {change:%Y-%m-%d}.</p>"
+        "<table class=plain><tr><th>months</th><th>acquired</th><th>cohorts</th><th>accounts</th>"
+        f"<th>starting MRR</th><th>logo</th><th>GRR</th><th>NRR</th></tr>{body}</table>"
+    )
+    if not expansion:
+        return comparison
+    quarter = expansion[0].this_quarter
+    lines = "".join(
+        f"<tr><th>{r.cohort_month:%Y-%m}</th><td>{r.customers if r.customers is not None else '–'}</td>"
+        f"<td>{_money(r.expansion_mrr_this_quarter)}</td><td>{_pct(r.expansion_rate_this_quarter)}</td>"
+        f"<td>{_money(r.expansion_mrr_last_quarter)}</td><td>{_pct(r.expansion_rate_last_quarter)}</td></tr>"
+        for r in expansion
+    )
+    return comparison + (
+        f"<h3>Expansion this quarter ({quarter:%Y-%m} onwards, to date) vs last quarter</h3>"
+        "<p class=note>Expansion MRR from existing customers over the cohort's MRR at the end of the "
+        "quarter before.</p><div class=scroll><table class=plain><tr><th>cohort</th><th>accounts</th>"
+        "<th>expansion MRR this quarter</th><th>rate</th><th>expansion MRR last quarter</th><th>rate</th></tr>"
+        f"{lines}</table></div>"
+    )
+
+
 STYLE = """
 body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px;color:#222}
 h1{font-size:22px}h2{font-size:18px;margin-top:32px;border-bottom:1px solid #ddd}h3{font-size:15px}
@@ -174,6 +236,9 @@ def write_report(snapshot: date, *, warehouse_url: str | None = None, extra_sect
         monthly = warehouse.query(conn, "reports", "cohort_triangle", snapshot_month=snapshot, cohort_grain="month")
         yearly = warehouse.query(conn, "reports", "cohort_triangle", snapshot_month=snapshot, cohort_grain="year")
         movements = warehouse.query(conn, "reports", "mrr_movement_history", snapshot_month=snapshot)
+        by_segment = warehouse.query(conn, "reports", "segment_retention_summary", snapshot_month=snapshot)
+        pricing = warehouse.query(conn, "reports", "pricing_comparison", snapshot_month=snapshot)
+        expansion = warehouse.query(conn, "reports", "quarterly_expansion", snapshot_month=snapshot)
     sections = [
         Section(
             "Cohort retention (monthly cohorts)",
@@ -182,6 +247,8 @@ def write_report(snapshot: date, *, warehouse_url: str | None = None, extra_sect
             + heatmap_table(monthly, "nrr", "Net revenue retention (NRR)"),
         ),
         Section("MRR movements", movement_bars(movements) + movements_table(movements)),
+        Section("Cohorts by segment", segment_table(by_segment)),
+        Section("Pricing & packaging", pricing_table(pricing, expansion)),
         Section(
             "Cohort retention (yearly cohorts)",
             heatmap_table(yearly, "logo_retention", "Logo retention") + heatmap_table(yearly, "nrr", "NRR"),
