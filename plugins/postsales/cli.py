@@ -17,6 +17,7 @@ import json
 import sys
 import time
 from collections import Counter
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from postsales import paths
@@ -49,9 +50,11 @@ def load_dags():
     return None if bag.import_errors else bag
 
 
-def run_dag(bag, dag_id: str, conf: dict) -> bool:
+def run_dag(bag, dag_id: str, conf: dict | None = None, logical_date=None) -> bool:
     started = time.monotonic()
-    dag_run = bag.get_dag(dag_id).test(run_conf=conf)
+    # logical_date=None would mean "no logical date" (no data interval): leave it unset instead.
+    extra = {"logical_date": logical_date} if logical_date is not None else {}
+    dag_run = bag.get_dag(dag_id).test(run_conf=conf, **extra)
     state = str(getattr(dag_run.state, "value", dag_run.state))
     print(f"{dag_id}: {state} in {time.monotonic() - started:.1f}s (run {dag_run.run_id})")
     return state == "success"
@@ -59,8 +62,6 @@ def run_dag(bag, dag_id: str, conf: dict) -> bool:
 
 def latest_data_date():
     """The last day with usage loaded (not after yesterday): the as-of date of the data."""
-    from datetime import date, timedelta
-
     import sqlalchemy as sa
 
     from postsales import warehouse
@@ -106,6 +107,7 @@ def summary_text() -> str:
             for label, count in counter.most_common(3):
                 lines.append(f"  {table}: {label} ({count})")
     lines.extend(segmentation_lines(eng))
+    lines.extend(cohort_lines(eng))
     docs = [run.data_docs for run in runs if run.data_docs]
     if docs:
         lines.append("Great Expectations Data Docs:")
@@ -132,6 +134,38 @@ def segmentation_lines(eng) -> list[str]:
                       "health_band", "engagement_model", "case_study_candidate"):  # fmt: skip
         if dimension in by_dimension:
             lines.append(f"  {dimension:<21}{', '.join(by_dimension[dimension])}")
+    return lines
+
+
+def cohort_lines(eng) -> list[str]:
+    import sqlalchemy as sa
+
+    from postsales import warehouse
+    from postsales.reports.cohort_report import report_path
+
+    if not sa.inspect(eng).has_table("cohort_retention", schema="mart"):
+        return []
+    with eng.connect() as conn:
+        snapshot = conn.execute(sa.text("select max(snapshot_month) from mart.cohort_retention")).scalar()
+        if snapshot is None:
+            return []
+        snapshot = snapshot if isinstance(snapshot, date) else date.fromisoformat(str(snapshot)[:10])
+        retention = warehouse.query(conn, "reports", "retention_at_months", snapshot_month=snapshot)
+        movements = warehouse.query(conn, "reports", "mrr_movement_history", snapshot_month=snapshot)
+    lines = [f"cohorts, snapshot {snapshot:%Y-%m} (mart.cohort_retention):"]
+    if movements:
+        latest = movements[-1]
+        lines.append(
+            f"  MRR {latest.mrr:,.0f} from {latest.customers} customers; net new MRR {latest.net_new_mrr:,.0f}"
+        )
+    for row in retention:
+        lines.append(
+            f"  {row.months_since_start:>2}-month retention over {row.cohorts} cohorts ({row.customers} accounts): "
+            f"logo {row.logo_retention:.1%}, GRR {row.grr:.1%}, NRR {row.nrr:.1%}"
+        )
+    path = report_path(snapshot)
+    if path.exists():
+        lines.append(f"  report: {path}")
     return lines
 
 
@@ -163,8 +197,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     ok = all(run_dag(bag, dag_id, {"full_refresh": not args.incremental}) for dag_id in EXTRACT_DAGS)
     if ok:
-        as_of = args.as_of or latest_data_date().isoformat()
-        ok = run_dag(bag, "account_segmentation", {"as_of_date": as_of})
+        as_of = date.fromisoformat(args.as_of) if args.as_of else latest_data_date()
+        ok = run_dag(bag, "account_segmentation", {"as_of_date": as_of.isoformat()})
+    if ok:
+        # The monthly run after the as-of date covers the last month completed by then.
+        after = as_of + timedelta(days=1)
+        ok = run_dag(bag, "cohort_analysis", logical_date=datetime(after.year, after.month, after.day, tzinfo=UTC))
     print()
     print(summary_text())
     return 0 if ok else 1
