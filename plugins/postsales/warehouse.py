@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from postsales import paths
 from postsales.config import ENTITIES, ExpectationsConfig, load_expectations, warehouse_url
+from postsales.values import is_missing
 
 log = logging.getLogger(__name__)
 
@@ -258,18 +259,9 @@ def _python_rows(frame: Any) -> Iterable[Sequence[Any]]:
         if pd.api.types.is_datetime64_any_dtype(series):
             values = [None if pd.isna(v) else v.to_pydatetime() for v in series]
         else:
-            values = [None if _is_missing(v) else _plain(v) for v in series.astype("object")]
+            values = [None if is_missing(v) else _plain(v) for v in series.astype("object")]
         converted.append(values)
     return zip(*converted, strict=True)
-
-
-def _is_missing(value: Any) -> bool:
-    import pandas as pd
-
-    try:
-        return bool(pd.isna(value))
-    except (TypeError, ValueError):
-        return False
 
 
 def _plain(value: Any) -> Any:

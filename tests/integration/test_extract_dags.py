@@ -22,11 +22,9 @@ DAY2_RUN = pendulum.datetime(2024, 3, 3, tz="UTC")
 def dags(airflow_db):
     from airflow.dag_processing.dagbag import DagBag
 
-    # Retry delays are read when the DAG files are parsed: shorten them before parsing.
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("POSTSALES_RETRY_DELAY_SECONDS", "1")
-        bag = DagBag(str(ROOT / "dags"))
+    bag = DagBag(str(ROOT / "dags"))
     assert bag.import_errors == {}
+    # tests/conftest.py shortens retry delays for the session (they are read at import).
     assert bag.get_dag("usage_extract").get_task("extract_usage_daily").retry_delay.total_seconds() == 1
     return bag
 

@@ -15,6 +15,7 @@ import pandas as pd
 
 from postsales.errors import DataContractError, SourceUnavailableError
 from postsales.sources import Interval, SourceRead
+from postsales.values import is_missing
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ def read_file(path: Path) -> pd.DataFrame:
             frame = pd.read_parquet(path)
         except Exception as exc:  # pyarrow raises several types for a damaged file
             raise DataContractError(f"{path}: not a readable Parquet file ({exc}). Fix: re-export the file.") from exc
-        text = frame.astype("object").map(lambda v: None if _missing(v) else _text(v)).astype("object")
+        text = frame.astype("object").map(lambda v: None if is_missing(v) else _text(v)).astype("object")
         return text.where(text.notna(), None)
     try:
         frame = pd.read_csv(path, dtype="object", keep_default_na=False, na_values=[""], encoding="utf-8")
@@ -107,13 +108,6 @@ def read_file(path: Path) -> pd.DataFrame:
         raise DataContractError(f"{path}: not a well-formed CSV ({exc}). Fix: re-export the file.") from exc
     frame.columns = [str(c).strip() for c in frame.columns]
     return frame.astype("object").where(frame.notna(), None)
-
-
-def _missing(value: object) -> bool:
-    try:
-        return bool(pd.isna(value))
-    except (TypeError, ValueError):
-        return False
 
 
 def _text(value: object) -> str:

@@ -23,6 +23,7 @@ import pandas as pd
 from postsales.config import EntityRules, Thresholds
 from postsales.errors import DataContractError
 from postsales.validate.coerce import coerce
+from postsales.values import is_missing
 
 log = logging.getLogger(__name__)
 
@@ -357,13 +358,8 @@ def run_gate(
 
 
 def _jsonable(value: Any) -> Any:
-    if value is None or (isinstance(value, float) and pd.isna(value)) or value is pd.NA:
+    if is_missing(value):
         return None
-    try:
-        if pd.isna(value):
-            return None
-    except (TypeError, ValueError):
-        pass
     return value if isinstance(value, (str, int, float, bool)) else str(value)
 
 

@@ -1,0 +1,15 @@
+"""Small helpers for values crossing between pandas, JSON and database drivers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def is_missing(value: Any) -> bool:
+    """True for None, NaN, NaT and pd.NA; False for everything else (lists included)."""
+    import pandas as pd
+
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):  # array-likes have no single truth value
+        return False
