@@ -35,6 +35,8 @@ PARAMS = {
     "cohort_grain": "month",
     "next_month": date(2024, 7, 1),
     "pricing_change_date": date(2024, 2, 1),
+    "months": 3,
+    "usage_days": 30,
 }
 
 

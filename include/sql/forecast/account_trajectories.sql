@@ -1,0 +1,118 @@
+-- Monthly trajectory of every known account, as known at the end of :as_of_date:
+-- ARR (contracts active on each point date) and usage (seats, active users) averaged over
+-- the :usage_days days ending on it, at :as_of_date and each of the :months months before.
+-- Contract versions are chosen as of :as_of_date before filtering (as in
+-- segment/account_features.sql), so rows loaded later never change a past trajectory.
+with params as (
+    select
+        cast(:as_of_date as date) as as_of_date,
+        cast(:usage_days as integer) as usage_days,
+        cast(:as_of_date as date) + 1 as next_day
+),
+
+points as (
+    select
+        month_offsets.months_back,
+        cast(params.as_of_date - month_offsets.months_back * interval '1 month' as date) as point_date
+    from params
+    cross join generate_series(0, cast(:months as integer)) as month_offsets (months_back)
+),
+
+known_accounts as (
+    select distinct account_rows.account_id
+    from staging.accounts as account_rows
+    cross join params
+    where account_rows.created_at < params.next_day
+),
+
+contract_versions as (
+    select
+        contracts.contract_id,
+        contracts.account_id,
+        contracts.start_date,
+        contracts.end_date,
+        contracts.arr,
+        row_number() over (
+            partition by contracts.contract_id
+            order by
+                case when contracts.updated_at < params.next_day then 0 else 1 end asc,
+                case when contracts.updated_at < params.next_day then contracts.updated_at end desc,
+                contracts.updated_at asc,
+                contracts._loaded_at desc
+        ) as version_rank
+    from staging.contracts as contracts
+    cross join params
+),
+
+contracts_as_of as (
+    select
+        contract_versions.account_id,
+        contract_versions.start_date,
+        contract_versions.end_date,
+        contract_versions.arr
+    from contract_versions
+    inner join known_accounts on contract_versions.account_id = known_accounts.account_id
+    cross join params
+    where
+        contract_versions.version_rank = 1
+        and contract_versions.start_date <= params.as_of_date
+),
+
+arr_at_points as (
+    select
+        contracts_as_of.account_id,
+        points.months_back,
+        points.point_date,
+        sum(contracts_as_of.arr) as arr,
+        count(*) as active_contracts
+    from contracts_as_of
+    inner join points
+        on
+            contracts_as_of.start_date <= points.point_date
+            and (contracts_as_of.end_date is null or contracts_as_of.end_date >= points.point_date)
+    group by contracts_as_of.account_id, points.months_back, points.point_date
+),
+
+account_points as (
+    select
+        accounts_with_contracts.account_id,
+        points.months_back,
+        points.point_date
+    from (select distinct contracts_as_of.account_id from contracts_as_of) as accounts_with_contracts
+    cross join points
+),
+
+usage_at_points as (
+    select
+        usage_rows.account_id,
+        points.months_back,
+        count(*) as usage_days,
+        avg(usage_rows.licensed_seats) as avg_licensed_seats,
+        avg(usage_rows.active_users) as avg_active_users
+    from staging.usage_daily as usage_rows
+    cross join params
+    inner join points
+        on
+            usage_rows.usage_date <= points.point_date
+            and usage_rows.usage_date > points.point_date - params.usage_days
+    group by usage_rows.account_id, points.months_back
+)
+
+select
+    account_points.account_id,
+    account_points.months_back,
+    account_points.point_date,
+    usage_at_points.avg_licensed_seats,
+    usage_at_points.avg_active_users,
+    coalesce(arr_at_points.arr, 0) as arr,
+    coalesce(arr_at_points.active_contracts, 0) as active_contracts,
+    coalesce(usage_at_points.usage_days, 0) as usage_days
+from account_points
+left join arr_at_points
+    on
+        account_points.account_id = arr_at_points.account_id
+        and account_points.months_back = arr_at_points.months_back
+left join usage_at_points
+    on
+        account_points.account_id = usage_at_points.account_id
+        and account_points.months_back = usage_at_points.months_back

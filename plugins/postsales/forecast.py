@@ -1,0 +1,613 @@
+"""Tier-migration forecast: projected value tier at +6/+9/+12/+15 months, flags and a backtest.
+
+Method (docs/metrics.md, "Tier-migration forecast"): for each customer, the monthly
+log-growth of ARR, licensed seats and active users over the look-back is the Theil-Sen
+slope (the median of all pairwise slopes, robust to a single renewal step or outlier
+month); the rates are blended with the weights of ``include/rules/forecast.yaml`` and
+ARR is projected as ``arr * exp(growth * months)``. Every number that led to a flag is
+kept in the account's JSON explanation.
+
+The monthly trajectories come from ``include/sql/forecast/account_trajectories.sql``,
+which sees only data known at the as-of date, so a forecast for a past date is exactly
+what would have been forecast then. The backtest replays that for past dates and
+compares with the tier the accounts actually reached.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import warnings
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from dateutil.relativedelta import relativedelta
+from pydantic import Field, model_validator
+
+from postsales import paths, warehouse
+from postsales.config import ConfigError, StrictModel, load_yaml
+from postsales.segment.rules import Bands, SegmentationRules, load_rules
+
+log = logging.getLogger(__name__)
+
+STAGE = "forecast"
+CHURNED = "Churned"
+FLAG_NAMES = ("smb_to_mm_6_9m", "mm_to_ent_12_15m", "ent_decline_risk")
+SIGNALS = ("arr", "seats", "usage")
+
+# --- settings --------------------------------------------------------------------------
+
+
+class GrowthWeights(StrictModel):
+    arr: float = Field(gt=0, le=1)
+    seats: float = Field(ge=0, le=1)
+    usage: float = Field(ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _sum_to_one(self) -> GrowthWeights:
+        total = self.arr + self.seats + self.usage
+        if abs(total - 1) > 1e-9:
+            raise ValueError(f"growth weights must sum to 1, they sum to {total:g}")
+        return self
+
+
+class GrowthFlag(StrictModel):
+    from_tier: str
+    to_tier: str
+    within_months: int = Field(gt=0, le=60)
+
+
+class DeclineFlag(StrictModel):
+    tier: str
+    horizon_months: int = Field(gt=0, le=60)
+    min_decline: float = Field(gt=0, lt=1)
+    # Also flag when active users alone trend to at least this much lower at the horizon:
+    # contract ARR moves only at renewal, usage moves first. null = ARR-blend only.
+    usage_decline: float | None = Field(default=None, gt=0, lt=1)
+
+
+class Flags(StrictModel):
+    smb_to_mm_6_9m: GrowthFlag
+    mm_to_ent_12_15m: GrowthFlag
+    ent_decline_risk: DeclineFlag
+
+
+class Backtest(StrictModel):
+    forecast_dates: int = Field(default=12, gt=0, le=120)
+    step_months: int = Field(default=1, gt=0, le=12)
+
+
+class ForecastSettings(StrictModel):
+    version: str
+    lookback_months: int = Field(default=12, ge=2, le=60)
+    min_history_months: int = Field(default=6, ge=1)
+    usage_days: int = Field(default=30, gt=0, le=366)
+    max_monthly_growth: float = Field(default=0.15, gt=0, le=1)
+    growth_weights: GrowthWeights
+    horizons: list[int] = Field(min_length=1)
+    flags: Flags
+    backtest: Backtest = Backtest()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ForecastSettings:
+        if self.min_history_months > self.lookback_months:
+            raise ValueError(
+                f"min_history_months ({self.min_history_months}) exceeds lookback_months ({self.lookback_months})"
+            )
+        if any(h <= 0 for h in self.horizons) or sorted(set(self.horizons)) != self.horizons:
+            raise ValueError(f"horizons must be positive and ascending, got {self.horizons}")
+        return self
+
+    def check_tiers(self, bands: Bands, path: Path) -> None:
+        """Tier labels must be bands of customer_value.arr_band; growth must go up a tier."""
+        labels = [band.label for band in bands.bands]
+        for name in ("smb_to_mm_6_9m", "mm_to_ent_12_15m"):
+            flag: GrowthFlag = getattr(self.flags, name)
+            for field in ("from_tier", "to_tier"):
+                if getattr(flag, field) not in labels:
+                    raise ConfigError(
+                        f"{path}: field 'flags.{name}.{field}': {getattr(flag, field)!r} is not a value tier "
+                        f"of segmentation.yaml customer_value.arr_band {labels}"
+                    )
+            if labels.index(flag.to_tier) <= labels.index(flag.from_tier):
+                raise ConfigError(f"{path}: field 'flags.{name}': to_tier must be above from_tier in {labels}")
+        if self.flags.ent_decline_risk.tier not in labels:
+            raise ConfigError(
+                f"{path}: field 'flags.ent_decline_risk.tier': {self.flags.ent_decline_risk.tier!r} is not a "
+                f"value tier of segmentation.yaml customer_value.arr_band {labels}"
+            )
+
+
+def load_settings(path: Path | None = None, rules: SegmentationRules | None = None) -> ForecastSettings:
+    path = path or paths.rules_dir() / "forecast.yaml"
+    settings = load_yaml(path, ForecastSettings)
+    settings.check_tiers((rules or load_rules()).customer_value.arr_band, path)
+    return settings
+
+
+# --- tables ----------------------------------------------------------------------------
+
+metadata = sa.MetaData()
+
+account_forecasts = sa.Table(
+    "account_forecasts",
+    metadata,
+    sa.Column("as_of_date", sa.Date, nullable=False),
+    sa.Column("account_id", sa.Text, nullable=False),
+    sa.Column("forecast_status", sa.Text, nullable=False, comment="ok | insufficient_history | zero_arr"),
+    sa.Column("arr", sa.Float(53), nullable=False),
+    sa.Column("current_tier", sa.Text, nullable=False, comment="ARR band now (a CRM override is not forecast)"),
+    sa.Column("arr_points", sa.Integer, nullable=False),
+    sa.Column("arr_growth_monthly", sa.Float(53), comment="Theil-Sen slope of ln(ARR) per month"),
+    sa.Column("seats_growth_monthly", sa.Float(53)),
+    sa.Column("usage_growth_monthly", sa.Float(53)),
+    sa.Column("blended_growth_monthly", sa.Float(53), comment="weighted, clipped; ln units per month"),
+    sa.Column("arr_fit_r2", sa.Float(53)),
+    *(sa.Column(f"projected_arr_{h}m", sa.Float(53)) for h in (6, 9, 12, 15)),
+    *(sa.Column(f"projected_tier_{h}m", sa.Text) for h in (6, 9, 12, 15)),
+    sa.Column("months_to_next_tier", sa.Float(53)),
+    *(sa.Column(name, sa.Boolean, nullable=False) for name in FLAG_NAMES),
+    sa.Column("explanation", sa.Text, nullable=False),
+    sa.Column("forecast_version", sa.Text, nullable=False),
+    sa.Column("computed_at", sa.DateTime, nullable=False),
+    schema="mart",
+)
+
+forecast_backtest = sa.Table(
+    "forecast_backtest",
+    metadata,
+    sa.Column("as_of_date", sa.Date, nullable=False, comment="the evaluation date: outcomes known up to it"),
+    sa.Column("target", sa.Text, nullable=False, comment="a flag name, or tier_<h>m for the projected tier"),
+    sa.Column("horizon_months", sa.Integer, nullable=False),
+    sa.Column("forecast_dates", sa.Integer, nullable=False),
+    sa.Column("first_forecast_date", sa.Date),
+    sa.Column("last_forecast_date", sa.Date),
+    sa.Column("accounts", sa.Integer, nullable=False, comment="(account, forecast date) pairs evaluated"),
+    sa.Column("predicted_positive", sa.Integer),
+    sa.Column("actual_positive", sa.Integer),
+    sa.Column("true_positive", sa.Integer),
+    sa.Column("precision", sa.Float(53)),
+    sa.Column("recall", sa.Float(53)),
+    sa.Column("accuracy", sa.Float(53)),
+    sa.Column("baseline_accuracy", sa.Float(53), comment="tier targets: 'the tier stays the same'"),
+    sa.Column("forecast_version", sa.Text, nullable=False),
+    sa.Column("computed_at", sa.DateTime, nullable=False),
+    schema="mart",
+)
+
+forecast_tier_calibration = sa.Table(
+    "forecast_tier_calibration",
+    metadata,
+    sa.Column("as_of_date", sa.Date, nullable=False),
+    sa.Column("horizon_months", sa.Integer, nullable=False),
+    sa.Column("projected_tier", sa.Text, nullable=False),
+    sa.Column("actual_tier", sa.Text, nullable=False),
+    sa.Column("accounts", sa.Integer, nullable=False),
+    schema="mart",
+)
+
+# --- method ----------------------------------------------------------------------------
+
+
+def band_label(value: float | None, bands: Bands) -> str:
+    """The band of ``value`` as the SQL engine assigns it (min inclusive, max exclusive)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return bands.missing_label
+    for band in bands.bands:
+        if (band.min is None or value >= band.min) and (band.max is None or value < band.max):
+            return band.label
+    return "Out of range"
+
+
+def band_minimum(bands: Bands, label: str) -> float:
+    band = next(band for band in bands.bands if band.label == label)
+    return float(band.min) if band.min is not None else 0.0
+
+
+def theil_sen(times: Any, values: Any) -> tuple[Any, Any, Any]:
+    """Row-wise Theil-Sen fit of ``values`` (accounts x points, NaN = missing) on ``times``.
+
+    Returns (slope, intercept, points): the median of all pairwise slopes, the median
+    of ``values - slope * times`` and the number of points used; NaN where a row has
+    fewer than two points.
+    """
+    import numpy as np
+
+    times = np.asarray(times, dtype=float)
+    values = np.asarray(values, dtype=float)
+    first, second = np.triu_indices(len(times), 1)
+    pairwise = (values[:, second] - values[:, first]) / (times[second] - times[first])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows give NaN, as documented
+        slope = np.nanmedian(pairwise, axis=1)
+        intercept = np.nanmedian(values - slope[:, None] * times, axis=1)
+    points = (~np.isnan(values)).sum(axis=1)
+    slope = np.where(points >= 2, slope, np.nan)
+    return slope, np.where(points >= 2, intercept, np.nan), points
+
+
+def _r2(times: Any, values: Any, slope: Any, intercept: Any) -> Any:
+    import numpy as np
+
+    fitted = intercept[:, None] + slope[:, None] * times
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        residual = np.nansum((values - fitted) ** 2, axis=1)
+        total = np.nansum((values - np.nanmean(values, axis=1)[:, None]) ** 2, axis=1)
+        return np.where(total > 1e-12, 1 - residual / np.where(total > 1e-12, total, 1), np.nan)
+
+
+def _clean(value: Any, digits: int = 6) -> Any:
+    if value is None:
+        return None
+    value = float(value)
+    return None if math.isnan(value) else round(value, digits)
+
+
+def project(trajectories: Any, settings: ForecastSettings, bands: Bands) -> Any:
+    """Forecast every customer of ``trajectories`` (the SQL's rows); one row per account.
+
+    Customers are accounts with an active contract at months_back 0. Pure function of
+    its inputs: the tests feed it synthetic series.
+    """
+    import numpy as np
+    import pandas as pd
+
+    lookback = settings.lookback_months
+    frame = trajectories[trajectories["months_back"] <= lookback]
+    now = frame[frame["months_back"] == 0].set_index("account_id")
+    customers = now.index[now["active_contracts"] > 0]
+    if len(customers) == 0:
+        columns = [c.name for c in account_forecasts.c if c.name not in ("as_of_date", "computed_at")]
+        return pd.DataFrame(columns=[*columns, *(f"_projected_{h}" for h in settings.horizons)])
+    frame = frame[frame["account_id"].isin(customers)]
+
+    def wide(column: str) -> Any:
+        table = frame.pivot(index="account_id", columns="months_back", values=column).reindex(
+            index=customers, columns=range(lookback + 1)
+        )
+        return table.to_numpy(dtype=float)
+
+    def logs_of(values: Any) -> Any:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(values > 0, np.log(values), np.nan)
+
+    times = -np.arange(lookback + 1, dtype=float)  # months relative to the as-of date
+    arr_now = now.loc[customers, "arr"].to_numpy(dtype=float)
+    arr_at_start = wide("arr")[:, lookback]
+    fits = {}
+    for signal, column in (("arr", "arr"), ("seats", "avg_licensed_seats"), ("usage", "avg_active_users")):
+        logs = logs_of(wide(column))
+        slope, intercept, points = theil_sen(times, logs)
+        enough = points >= settings.min_history_months + 1
+        fits[signal] = {
+            "logs": logs,
+            "slope": np.where(enough, slope, np.nan),
+            "intercept": intercept,
+            "points": points,
+        }
+    weights = settings.growth_weights.model_dump()
+    numerator = np.zeros(len(customers))
+    denominator = np.zeros(len(customers))
+    for signal in SIGNALS:
+        slope = fits[signal]["slope"]
+        present = ~np.isnan(slope)
+        numerator += np.where(present, weights[signal] * np.nan_to_num(slope), 0.0)
+        denominator += np.where(present, weights[signal], 0.0)
+    arr_fit = fits["arr"]
+    status = np.where(arr_now <= 0, "zero_arr", np.where(np.isnan(arr_fit["slope"]), "insufficient_history", "ok"))
+    cap = settings.max_monthly_growth
+    with np.errstate(invalid="ignore", divide="ignore"):
+        blended = np.where(status == "ok", np.clip(numerator / denominator, -cap, cap), np.nan)
+    r2 = _r2(times, arr_fit["logs"], arr_fit["slope"], arr_fit["intercept"])
+
+    labels = [band.label for band in bands.bands]
+    growth_flags = {name: getattr(settings.flags, name) for name in ("smb_to_mm_6_9m", "mm_to_ent_12_15m")}
+    decline = settings.flags.ent_decline_risk
+    rows = []
+    for index, account_id in enumerate(customers):
+        arr, growth, ok = float(arr_now[index]), blended[index], status[index] == "ok"
+        tier = band_label(arr, bands)
+        projected = {h: (arr * math.exp(growth * h) if ok else None) for h in (6, 9, 12, 15, *settings.horizons)}
+        flags: dict[str, bool] = {}
+        reasons: dict[str, str] = {}
+        for name, flag in growth_flags.items():
+            target = band_minimum(bands, flag.to_tier)
+            reach = arr * math.exp(growth * flag.within_months) if ok else None
+            flags[name] = bool(ok and tier == flag.from_tier and reach >= target)
+            if ok and tier == flag.from_tier:
+                reasons[name] = (
+                    f"{tier} now (ARR {arr:,.0f}); projected ARR at +{flag.within_months} months {reach:,.0f} "
+                    f"{'reaches' if flags[name] else 'stays below'} the {flag.to_tier} minimum {target:,.0f}"
+                )
+        ratio = math.exp(growth * decline.horizon_months) if ok else None
+        usage_slope = fits["usage"]["slope"][index]
+        usage_ratio = math.exp(usage_slope * decline.horizon_months) if not math.isnan(usage_slope) else None
+        usage_falls = (
+            decline.usage_decline is not None and usage_ratio is not None and usage_ratio <= 1 - decline.usage_decline
+        )
+        flags["ent_decline_risk"] = bool(
+            ok and tier == decline.tier and (ratio <= 1 - decline.min_decline or usage_falls)
+        )
+        if ok and tier == decline.tier:
+            reasons["ent_decline_risk"] = (
+                f"{tier} now (ARR {arr:,.0f}); projected ARR at +{decline.horizon_months} months is "
+                f"{100 * (ratio - 1):+.1f}% (risk at or below {-100 * decline.min_decline:.0f}%)"
+            )
+            if usage_ratio is not None and decline.usage_decline is not None:
+                reasons["ent_decline_risk"] += (
+                    f"; active users trend to {100 * (usage_ratio - 1):+.1f}% "
+                    f"(risk at or below {-100 * decline.usage_decline:.0f}%)"
+                )
+        months_to_next = None
+        if ok and growth > 0 and tier in labels and labels.index(tier) + 1 < len(labels):
+            months_to_next = math.log(band_minimum(bands, labels[labels.index(tier) + 1]) / arr) / growth
+        points = {signal: int(fits[signal]["points"][index]) for signal in SIGNALS}
+        rates = {signal: _clean(fits[signal]["slope"][index]) for signal in SIGNALS}
+        explanation = {
+            "forecast_version": settings.version,
+            "status": str(status[index]),
+            "method": "theil_sen_log_linear",
+            "lookback_months": lookback,
+            "arr_now": _clean(arr, 2),
+            "arr_at_lookback_start": _clean(arr_at_start[index], 2),
+            "points_used": points,
+            "monthly_log_growth": {**rates, "blended": _clean(growth)},
+            "monthly_growth_pct": {k: _clean(100 * math.expm1(v), 2) if v is not None else None
+                                   for k, v in {**rates, "blended": _clean(growth)}.items()},
+            "weights": {s: weights[s] for s in SIGNALS if rates[s] is not None},
+            "arr_fit_r2": _clean(r2[index], 4),
+            "projected_arr": {str(h): _clean(projected[h], 2) for h in settings.horizons},
+            "flags": reasons,
+        }  # fmt: skip
+        rows.append(
+            {
+                "account_id": account_id,
+                "forecast_status": str(status[index]),
+                "arr": arr,
+                "current_tier": tier,
+                "arr_points": points["arr"],
+                "arr_growth_monthly": rates["arr"],
+                "seats_growth_monthly": rates["seats"],
+                "usage_growth_monthly": rates["usage"],
+                "blended_growth_monthly": _clean(growth),
+                "arr_fit_r2": _clean(r2[index], 6),
+                **{f"projected_arr_{h}m": projected[h] for h in (6, 9, 12, 15)},
+                **{f"projected_tier_{h}m": band_label(projected[h], bands) if ok else None for h in (6, 9, 12, 15)},
+                "months_to_next_tier": months_to_next,
+                **flags,
+                "explanation": json.dumps(explanation, sort_keys=True),
+                "forecast_version": settings.version,
+                **{f"_projected_{h}": projected[h] for h in settings.horizons},
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+# --- running ---------------------------------------------------------------------------
+
+
+def trajectories(conn: sa.Connection, as_of: date, months: int, usage_days: int) -> Any:
+    import pandas as pd
+
+    rows = warehouse.query(conn, STAGE, "account_trajectories", as_of_date=as_of, months=months, usage_days=usage_days)
+    columns = [
+        "account_id", "months_back", "point_date", "arr", "active_contracts",
+        "avg_licensed_seats", "avg_active_users", "usage_days",
+    ]  # fmt: skip
+    frame = pd.DataFrame([tuple(row) for row in rows], columns=columns)
+    for column in ("arr", "avg_licensed_seats", "avg_active_users"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+    frame["months_back"] = frame["months_back"].astype(int)
+    frame["active_contracts"] = frame["active_contracts"].astype(int)
+    return frame
+
+
+def ensure_tables(eng: sa.Engine) -> None:
+    warehouse.ensure_schema(eng)  # staging tables must exist even before the first extract
+    warehouse.ensure_tables(eng, metadata)
+
+
+def compute_forecast(
+    as_of: date,
+    *,
+    warehouse_url: str | None = None,
+    settings: ForecastSettings | None = None,
+    rules: SegmentationRules | None = None,
+) -> dict[str, Any]:
+    """Replace the as-of date's partition of mart.account_forecasts; returns the flag counts."""
+    rules = rules or load_rules()
+    settings = settings or load_settings(rules=rules)
+    eng = warehouse.engine(warehouse_url)
+    ensure_tables(eng)
+    with eng.connect() as conn:
+        frame = trajectories(conn, as_of, settings.lookback_months, settings.usage_days)
+    forecasts = project(frame, settings, rules.customer_value.arr_band)
+    forecasts = forecasts[[c for c in forecasts.columns if not c.startswith("_")]]
+    forecasts.insert(0, "as_of_date", as_of)
+    forecasts["computed_at"] = datetime.now(UTC).replace(tzinfo=None)
+    with eng.begin() as conn:
+        warehouse.replace_rows(conn, account_forecasts, account_forecasts.c.as_of_date == as_of, forecasts)
+    counts = {name: int(forecasts[name].sum()) if len(forecasts) else 0 for name in FLAG_NAMES}
+    statuses = forecasts["forecast_status"].value_counts().to_dict() if len(forecasts) else {}
+    summary = {"as_of_date": as_of.isoformat(), "accounts": len(forecasts), "flags": counts, "status": statuses}
+    log.info("tier-migration forecast as of %s: %s", as_of, summary)
+    return summary
+
+
+# --- backtest --------------------------------------------------------------------------
+
+
+def _targets(settings: ForecastSettings) -> list[tuple[str, int]]:
+    flags = settings.flags
+    return [
+        ("smb_to_mm_6_9m", flags.smb_to_mm_6_9m.within_months),
+        ("mm_to_ent_12_15m", flags.mm_to_ent_12_15m.within_months),
+        ("ent_decline_risk", flags.ent_decline_risk.horizon_months),
+        *((f"tier_{h}m", h) for h in settings.horizons),
+    ]
+
+
+def _ratio(numerator: int, denominator: int) -> float | None:
+    return numerator / denominator if denominator else None
+
+
+def evaluate_predictions(
+    predictions: Any, actual: Any, settings: ForecastSettings, bands: Bands
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Score forecasts against outcomes.
+
+    ``predictions``: one row per (forecast_months_back, account) as returned by
+    :func:`project`, plus ``forecast_months_back`` (j: the forecast was made as of
+    as_of - j months). ``actual``: trajectories known at the evaluation date, with
+    ``months_back`` relative to it. The outcome of a forecast made j months back with
+    horizon h is read at months_back j - h. Returns (backtest rows, calibration rows).
+    """
+    import pandas as pd
+
+    outcome = actual.set_index(["account_id", "months_back"])[["arr", "active_contracts"]]
+    rows, calibration = [], []
+    for target, horizon in _targets(settings):
+        wanted = [horizon + i * settings.backtest.step_months for i in range(settings.backtest.forecast_dates)]
+        chosen = predictions[predictions["forecast_months_back"].isin(wanted)].copy()
+        if len(chosen):
+            keys = list(zip(chosen["account_id"], chosen["forecast_months_back"] - horizon, strict=True))
+            found = outcome.reindex(pd.MultiIndex.from_tuples(keys, names=["account_id", "months_back"]))
+            chosen["actual_arr"] = found["arr"].fillna(0.0).to_numpy()
+            chosen["actual_active"] = found["active_contracts"].fillna(0).to_numpy() > 0
+        row: dict[str, Any] = {"target": target, "horizon_months": horizon}
+        if target in ("smb_to_mm_6_9m", "mm_to_ent_12_15m"):
+            flag = getattr(settings.flags, target)
+            scored = chosen[chosen["current_tier"] == flag.from_tier] if len(chosen) else chosen
+            predicted = scored[target].astype(bool) if len(scored) else pd.Series(dtype=bool)
+            happened = (scored["actual_arr"] >= band_minimum(bands, flag.to_tier)) if len(scored) else predicted
+            row |= _binary_scores(predicted, happened)
+        elif target == "ent_decline_risk":
+            flag = settings.flags.ent_decline_risk
+            scored = chosen[chosen["current_tier"] == flag.tier] if len(chosen) else chosen
+            predicted = scored[target].astype(bool) if len(scored) else pd.Series(dtype=bool)
+            happened = (scored["actual_arr"] <= scored["arr"] * (1 - flag.min_decline)) if len(scored) else predicted
+            row |= _binary_scores(predicted, happened)
+        else:
+            scored = chosen[chosen["forecast_status"] == "ok"] if len(chosen) else chosen
+            if len(scored):
+                projected = scored[f"_projected_{horizon}"].map(lambda v: band_label(v, bands))
+                actual_tier = [
+                    band_label(arr, bands) if active else CHURNED
+                    for arr, active in zip(scored["actual_arr"], scored["actual_active"], strict=True)
+                ]
+                actual_tier = pd.Series(actual_tier, index=scored.index)
+                row |= {
+                    "accounts": len(scored),
+                    "accuracy": float((projected == actual_tier).mean()),
+                    "baseline_accuracy": float((scored["current_tier"] == actual_tier).mean()),
+                }
+                counts = pd.crosstab(projected, actual_tier)
+                for projected_tier in counts.index:
+                    for actual_label in counts.columns:
+                        if counts.loc[projected_tier, actual_label]:
+                            calibration.append(
+                                {
+                                    "horizon_months": horizon,
+                                    "projected_tier": projected_tier,
+                                    "actual_tier": actual_label,
+                                    "accounts": int(counts.loc[projected_tier, actual_label]),
+                                }
+                            )
+            else:
+                row |= {"accounts": 0}
+        dates = sorted(scored["forecast_months_back"].unique()) if len(scored) else []
+        row |= {
+            "forecast_dates": len(dates),
+            "forecast_months_back": (min(dates), max(dates)) if dates else None,
+        }
+        rows.append(row)
+    return rows, calibration
+
+
+def _binary_scores(predicted: Any, happened: Any) -> dict[str, Any]:
+    predicted, happened = predicted.astype(bool), happened.astype(bool)
+    tp = int((predicted & happened).sum())
+    return {
+        "accounts": len(predicted),
+        "predicted_positive": int(predicted.sum()),
+        "actual_positive": int(happened.sum()),
+        "true_positive": tp,
+        "precision": _ratio(tp, int(predicted.sum())),
+        "recall": _ratio(tp, int(happened.sum())),
+        "accuracy": float((predicted == happened).mean()) if len(predicted) else None,
+    }
+
+
+def backtest_months(settings: ForecastSettings) -> list[int]:
+    """Every forecast date needed, as months before the evaluation date."""
+    months = set()
+    for _target, horizon in _targets(settings):
+        months |= {horizon + i * settings.backtest.step_months for i in range(settings.backtest.forecast_dates)}
+    return sorted(months)
+
+
+def run_backtest(
+    as_of: date,
+    *,
+    warehouse_url: str | None = None,
+    settings: ForecastSettings | None = None,
+    rules: SegmentationRules | None = None,
+) -> dict[str, Any]:
+    """Forecast from past dates with the data known then and score against what happened.
+
+    Replaces the as-of date's partition of mart.forecast_backtest and
+    mart.forecast_tier_calibration in one transaction.
+    """
+    import pandas as pd
+
+    rules = rules or load_rules()
+    settings = settings or load_settings(rules=rules)
+    bands = rules.customer_value.arr_band
+    eng = warehouse.engine(warehouse_url)
+    ensure_tables(eng)
+    months = backtest_months(settings)
+    parts = []
+    with eng.connect() as conn:
+        actual = trajectories(conn, as_of, max(months), settings.usage_days)
+        for months_back in months:
+            forecast_date = as_of - relativedelta(months=months_back)
+            past = project(
+                trajectories(conn, forecast_date, settings.lookback_months, settings.usage_days), settings, bands
+            )
+            if len(past):
+                parts.append(past.assign(forecast_months_back=months_back))
+    predictions = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["forecast_months_back"])
+    rows, calibration = evaluate_predictions(predictions, actual, settings, bands)
+    computed_at = datetime.now(UTC).replace(tzinfo=None)
+    records = []
+    for row in rows:
+        span = row.pop("forecast_months_back")
+        records.append(
+            {
+                "as_of_date": as_of,
+                **row,
+                "first_forecast_date": as_of - relativedelta(months=span[1]) if span else None,
+                "last_forecast_date": as_of - relativedelta(months=span[0]) if span else None,
+                "forecast_version": settings.version,
+                "computed_at": computed_at,
+            }
+        )
+    backtest_frame = pd.DataFrame(records, columns=[c.name for c in forecast_backtest.c])
+    calibration_frame = pd.DataFrame(
+        [{"as_of_date": as_of, **row} for row in calibration], columns=[c.name for c in forecast_tier_calibration.c]
+    )
+    with eng.begin() as conn:
+        warehouse.replace_rows(conn, forecast_backtest, forecast_backtest.c.as_of_date == as_of, backtest_frame)
+        warehouse.replace_rows(
+            conn, forecast_tier_calibration, forecast_tier_calibration.c.as_of_date == as_of, calibration_frame
+        )
+    summary = {
+        row["target"]: {k: row.get(k) for k in ("accounts", "precision", "recall", "accuracy", "baseline_accuracy")}
+        for row in records
+    }
+    log.info("forecast backtest as of %s: %s", as_of, summary)
+    return {"as_of_date": as_of.isoformat(), "targets": summary}
