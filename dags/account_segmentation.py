@@ -5,21 +5,24 @@ Places every customer account, as of a date, on five dimensions — firmographic
 value (ARR tier; a CRM override wins), lifecycle stage, customer status (NPS, CSAT,
 health) and product adoption — scores its health (0–100, per-component scores kept),
 puts it in the **Grow / Protect / Re-evaluate / Manage** quadrant, picks an engagement
-model and flags case-study candidates. Every assignment carries a JSON explanation (the
-rule that fired and the inputs it saw) and the rules version.
+model and flags case-study candidates. Then forecasts tier migration: the projected value
+tier at +6/+9/+12/+15 months and the flags `smb_to_mm_6_9m`, `mm_to_ent_12_15m` and
+`ent_decline_risk` in `mart.account_forecasts` (same key as the segments). Every
+assignment and every flag carries a JSON explanation (the rule that fired and the inputs
+it saw, or the growth rates and points behind a flag) and the rules version.
 
 Runs when the extract DAGs have updated all four staging Assets; the as-of date is the
 last complete day they loaded. Trigger it with `as_of_date` to compute any past date: only
 data known at that date is used, and the date's partition of `mart.account_segments` is
-replaced, so reruns are idempotent. Rules: `include/rules/segmentation.yaml`; metric
-definitions: `docs/metrics.md`.
+replaced, so reruns are idempotent. Rules: `include/rules/segmentation.yaml` and
+`include/rules/forecast.yaml`; metric definitions: `docs/metrics.md`.
 """
 
 from __future__ import annotations
 
 from airflow.sdk import Param, dag, task
 
-from postsales.assets import MART_ACCOUNT_SEGMENTS, STAGING
+from postsales.assets import MART_ACCOUNT_FORECASTS, MART_ACCOUNT_SEGMENTS, STAGING
 from postsales.dag_defaults import DEFAULT_ARGS, START_DATE, WAREHOUSE_POOL
 
 
@@ -47,7 +50,13 @@ def account_segmentation():
 
         return segment()
 
-    segment_accounts()
+    @task(pool=WAREHOUSE_POOL, outlets=[MART_ACCOUNT_FORECASTS])
+    def forecast_tier_migration(segments: dict) -> dict:
+        from postsales.tasks import forecast
+
+        return forecast(segments["as_of_date"])
+
+    forecast_tier_migration(segment_accounts())
 
 
 account_segmentation()

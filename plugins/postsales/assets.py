@@ -19,3 +19,5 @@ STAGING = {
 
 MART_ACCOUNT_SEGMENTS = Asset(name="mart_account_segments", uri="postsales://warehouse/mart/account_segments")
 MART_COHORTS = Asset(name="mart_cohorts", uri="postsales://warehouse/mart/cohort_retention")
+MART_ACCOUNT_FORECASTS = Asset(name="mart_account_forecasts", uri="postsales://warehouse/mart/account_forecasts")
+MART_EVALUATION = Asset(name="mart_evaluation", uri="postsales://warehouse/mart/health_outcomes")

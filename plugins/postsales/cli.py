@@ -107,7 +107,9 @@ def summary_text() -> str:
             for label, count in counter.most_common(3):
                 lines.append(f"  {table}: {label} ({count})")
     lines.extend(segmentation_lines(eng))
+    lines.extend(forecast_lines(eng))
     lines.extend(cohort_lines(eng))
+    lines.extend(evaluation_lines(eng))
     docs = [run.data_docs for run in runs if run.data_docs]
     if docs:
         lines.append("Great Expectations Data Docs:")
@@ -134,6 +136,86 @@ def segmentation_lines(eng) -> list[str]:
                       "health_band", "engagement_model", "case_study_candidate"):  # fmt: skip
         if dimension in by_dimension:
             lines.append(f"  {dimension:<21}{', '.join(by_dimension[dimension])}")
+    return lines
+
+
+def _latest(conn, table: str):
+    import sqlalchemy as sa
+
+    value = conn.execute(sa.text(f"select max(as_of_date) from mart.{table}")).scalar()
+    return value if value is None or isinstance(value, date) else date.fromisoformat(str(value)[:10])
+
+
+def forecast_lines(eng) -> list[str]:
+    import sqlalchemy as sa
+
+    from postsales.forecast import FLAG_NAMES, account_forecasts
+
+    if not sa.inspect(eng).has_table("account_forecasts", schema="mart"):
+        return []
+    with eng.connect() as conn:
+        as_of = _latest(conn, "account_forecasts")
+        if as_of is None:
+            return []
+        table = account_forecasts
+        counts = conn.execute(
+            sa.select(*(sa.func.sum(sa.case((table.c[f], 1), else_=0)) for f in FLAG_NAMES), sa.func.count()).where(
+                table.c.as_of_date == as_of
+            )
+        ).one()
+    flags = ", ".join(f"{flag} {int(count or 0)}" for flag, count in zip(FLAG_NAMES, counts, strict=False))
+    return [f"tier-migration forecast as of {as_of} (mart.account_forecasts, {counts[-1]} accounts): {flags}"]
+
+
+def evaluation_lines(eng) -> list[str]:
+    import sqlalchemy as sa
+
+    from postsales.forecast import forecast_backtest
+    from postsales.outcomes import ALL_BANDS, health_outcomes
+    from postsales.reports.evaluation_report import report_path
+
+    if not sa.inspect(eng).has_table("health_outcomes", schema="mart"):
+        return []
+    with eng.connect() as conn:
+        as_of = _latest(conn, "health_outcomes")
+        if as_of is None:
+            return []
+        outcomes = conn.execute(
+            sa.select(health_outcomes)
+            .where(health_outcomes.c.as_of_date == as_of, health_outcomes.c.health_band == ALL_BANDS)
+            .order_by(health_outcomes.c.horizon_months)
+        ).all()
+        backtest = conn.execute(
+            sa.select(forecast_backtest)
+            .where(forecast_backtest.c.as_of_date == as_of)
+            .order_by(forecast_backtest.c.horizon_months)
+        ).all()
+
+    def fmt(value) -> str:
+        return "n/a" if value is None else f"{value:.3f}"
+
+    lines = [f"evaluation as of {as_of} (mart.health_outcomes, mart.forecast_backtest):"]
+    for row in outcomes:
+        lines.append(
+            f"  health AUC within {row.horizon_months:>2} months over {row.account_periods} account-dates: "
+            f"churn {fmt(row.auc_churn)}, churn or contraction {fmt(row.auc_churn_or_contraction)}; "
+            f"churn rate {row.churn_rate:.1%}"
+        )
+    for row in sorted(backtest, key=lambda r: (r.predicted_positive is None, r.horizon_months)):
+        if row.predicted_positive is not None:
+            lines.append(
+                f"  backtest {row.target} (+{row.horizon_months}m, {row.accounts} account-dates): "
+                f"precision {fmt(row.precision)}, recall {fmt(row.recall)} ({row.true_positive} of "
+                f"{row.predicted_positive} flagged, {row.actual_positive} happened)"
+            )
+        else:
+            lines.append(
+                f"  backtest {row.target}: projected tier right {fmt(row.accuracy)} vs "
+                f"{fmt(row.baseline_accuracy)} for 'tier unchanged'"
+            )
+    path = report_path(as_of)
+    if path.exists():
+        lines.append(f"  report: {path}")
     return lines
 
 
@@ -202,7 +284,10 @@ def main(argv: list[str] | None = None) -> int:
     if ok:
         # The monthly run after the as-of date covers the last month completed by then.
         after = as_of + timedelta(days=1)
-        ok = run_dag(bag, "cohort_analysis", logical_date=datetime(after.year, after.month, after.day, tzinfo=UTC))
+        month_run = datetime(after.year, after.month, after.day, tzinfo=UTC)
+        ok = run_dag(bag, "cohort_analysis", logical_date=month_run) and run_dag(
+            bag, "model_evaluation", logical_date=month_run
+        )
     print()
     print(summary_text())
     return 0 if ok else 1

@@ -393,12 +393,12 @@ def project(trajectories: Any, settings: ForecastSettings, bands: Bands) -> Any:
 def trajectories(conn: sa.Connection, as_of: date, months: int, usage_days: int) -> Any:
     import pandas as pd
 
-    rows = warehouse.query(conn, STAGE, "account_trajectories", as_of_date=as_of, months=months, usage_days=usage_days)
-    columns = [
-        "account_id", "months_back", "point_date", "arr", "active_contracts",
-        "avg_licensed_seats", "avg_active_users", "usage_days",
-    ]  # fmt: skip
-    frame = pd.DataFrame([tuple(row) for row in rows], columns=columns)
+    result = conn.execute(
+        sa.text(warehouse.sql_text(STAGE, "account_trajectories")),
+        {"as_of_date": as_of, "months": months, "usage_days": usage_days},
+    )
+    # By name: the query's column order is free.
+    frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
     for column in ("arr", "avg_licensed_seats", "avg_active_users"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
     frame["months_back"] = frame["months_back"].astype(int)

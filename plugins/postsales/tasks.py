@@ -98,3 +98,48 @@ def cohort_report(snapshot: dict) -> str:
     path = write_report(date.fromisoformat(snapshot["snapshot_month"]))
     log.info("cohort report: %s", path)
     return str(path)
+
+
+def forecast(as_of_date: str) -> dict:
+    """Tier-migration forecast as of the segmentation run's date (joins mart.account_segments)."""
+    from postsales.forecast import compute_forecast
+
+    return compute_forecast(date.fromisoformat(as_of_date))
+
+
+def evaluation_as_of() -> date:
+    """The as-of date of a monthly evaluation run: the last day of its data interval."""
+    from airflow.sdk import get_current_context
+
+    context = get_current_context()
+    return (context["data_interval_end"] - timedelta(microseconds=1)).date()
+
+
+def backtest_forecast() -> dict:
+    from postsales.forecast import compute_forecast, run_backtest
+
+    as_of = evaluation_as_of()
+    summary = run_backtest(as_of)
+    summary["forecast"] = compute_forecast(as_of)  # the flags the report lists, for the same date
+    return summary
+
+
+def health_outcomes() -> dict:
+    from postsales.outcomes import evaluate_health
+
+    return evaluate_health(evaluation_as_of())
+
+
+def review_recommendations() -> dict:
+    from postsales.review import recommend
+
+    return recommend(evaluation_as_of())
+
+
+def evaluation_report(*results: dict) -> str:
+    """Write the evaluation report for the run's as-of date; returns (and logs) its path."""
+    from postsales.reports.evaluation_report import write_report
+
+    path = write_report(evaluation_as_of())
+    log.info("evaluation report: %s", path)
+    return str(path)

@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DAG_FILES = sorted((ROOT / "dags").glob("*.py"))
-EXPECTED_DAGS = {"crm_extract", "usage_extract", "account_segmentation", "cohort_analysis"}
+EXPECTED_DAGS = {"crm_extract", "usage_extract", "account_segmentation", "cohort_analysis", "model_evaluation"}
 EXTRACT_DAGS = {"crm_extract", "usage_extract"}
 
 
@@ -44,8 +44,9 @@ def test_every_dag_is_owned_tagged_documented_and_retried(dagbag):
 WAREHOUSE_WRITERS = {
     "crm_extract": {"extract_accounts", "extract_contracts", "extract_survey_responses"},
     "usage_extract": {"extract_usage_daily"},
-    "account_segmentation": {"segment_accounts"},
+    "account_segmentation": {"segment_accounts", "forecast_tier_migration"},
     "cohort_analysis": {"compute_cohort_snapshot"},
+    "model_evaluation": {"backtest_forecast", "evaluate_health", "recommend_review"},
 }
 
 
@@ -97,10 +98,11 @@ print(json.dumps({"touched": touched, "heavy": sorted({m for m in heavy if m in 
 """
 
 
-def test_cohort_analysis_has_real_month_intervals(dagbag):
+@pytest.mark.parametrize("dag_id", ["cohort_analysis", "model_evaluation"])
+def test_monthly_dags_have_real_month_intervals(dagbag, dag_id):
     from datetime import UTC, datetime
 
-    timetable = dagbag.dags["cohort_analysis"].timetable
+    timetable = dagbag.dags[dag_id].timetable
     interval = timetable.infer_manual_data_interval(run_after=datetime(2024, 3, 2, tzinfo=UTC))
     assert (interval.start.isoformat(), interval.end.isoformat()) == (
         "2024-02-01T00:00:00+00:00",

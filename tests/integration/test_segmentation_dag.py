@@ -54,6 +54,14 @@ def test_segmentation_after_extracts(dags, warehouse_url, tiny_source):
     assert explanation["quadrant"]["inputs"]["wallet_share"] == pytest.approx(0.24)
     assert explanation["quadrant"]["inputs"]["nps_latest"] == 9  # the out-of-range 11 was quarantined
     assert a1["rules_version"] == explanation["rules_version"]
+    # The forecast task covers the same accounts; two months of contracts (since 2024-01-15:
+    # points 2024-02-01 and 2024-03-01) are short of min_history_months, so nothing is projected.
+    with warehouse.engine(warehouse_url).connect() as conn:
+        forecasts = pd.read_sql(sa.text("select * from mart.account_forecasts"), conn)
+    assert set(forecasts["account_id"]) == set(frame["account_id"])
+    assert set(forecasts["forecast_status"]) == {"insufficient_history"}
+    assert set(forecasts["arr_points"]) == {2}
+    assert not forecasts[["smb_to_mm_6_9m", "mm_to_ent_12_15m", "ent_decline_risk"]].any().any()
     # Rerunning the same as-of date replaces its partition.
     assert dags.get_dag("account_segmentation").test(run_conf={"as_of_date": "2024-03-01"}).state == "success"
     assert len(segments(warehouse_url)) == 97

@@ -9,30 +9,18 @@ from __future__ import annotations
 
 import html
 import logging
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from postsales import paths, warehouse
+from postsales.reports.html import Section, page
+from postsales.reports.html import money as _money
+from postsales.reports.html import pct as _pct
 
 log = logging.getLogger(__name__)
 
 MAX_MONTHS_SHOWN = 24
-
-
-@dataclass(frozen=True)
-class Section:
-    title: str
-    body_html: str
-
-
-def _pct(value: float | None) -> str:
-    return "–" if value is None else f"{100 * float(value):.0f}%"
-
-
-def _money(value: float | None) -> str:
-    return "–" if value is None else f"{float(value):,.0f}"
 
 
 def heat_color(value: float | None, metric: str) -> str:
@@ -196,16 +184,6 @@ def pricing_table(rows: list[Any], expansion: list[Any]) -> str:
     )
 
 
-STYLE = """
-body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:24px;color:#222}
-h1{font-size:22px}h2{font-size:18px;margin-top:32px;border-bottom:1px solid #ddd}h3{font-size:15px}
-table{border-collapse:collapse;font-size:12px}td,th{padding:3px 6px;border:1px solid #e3e3e3;text-align:right}
-th{background:#fafafa}.heat td{min-width:34px}.scroll{overflow-x:auto}.kpi{display:inline-block;margin-right:28px}
-.kpi b{display:block;font-size:22px}.key{display:inline-block;width:10px;height:10px;margin:0 4px 0 12px}
-.note{color:#666;font-size:12px}
-"""
-
-
 def render(snapshot: date, summary: list[Any], sections: list[Section]) -> str:
     kpis = "".join(
         f"<div class=kpi>{row.months_since_start}-month<b>{_pct(row.logo_retention)}</b>"
@@ -213,14 +191,11 @@ def render(snapshot: date, summary: list[Any], sections: list[Section]) -> str:
         f"{row.cohorts} cohorts</span></div>"
         for row in summary
     )
-    body = "".join(f"<h2>{html.escape(s.title)}</h2>{s.body_html}" for s in sections)
-    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return (
-        "<!doctype html><html lang=en><head><meta charset=utf-8>"
-        f"<title>Cohort report {snapshot:%Y-%m}</title><style>{STYLE}</style></head><body>"
-        f"<h1>Cohort report — snapshot {snapshot:%B %Y}</h1>"
-        f"<p class=note>Generated {generated}. Definitions: docs/metrics.md. Money in the reporting currency.</p>"
-        f"<div id=headline>{kpis or '<p>No cohort has reached one month yet.</p>'}</div>{body}</body></html>"
+    return page(
+        f"Cohort report {snapshot:%Y-%m}",
+        f"Cohort report — snapshot {snapshot:%B %Y}",
+        f"<div id=headline>{kpis or '<p>No cohort has reached one month yet.</p>'}</div>",
+        sections,
     )
 
 
