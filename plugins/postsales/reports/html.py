@@ -14,7 +14,8 @@ h1{font-size:22px}h2{font-size:18px;margin-top:32px;border-bottom:1px solid #ddd
 table{border-collapse:collapse;font-size:12px}td,th{padding:3px 6px;border:1px solid #e3e3e3;text-align:right}
 th{background:#fafafa}.heat td{min-width:34px}.scroll{overflow-x:auto}.kpi{display:inline-block;margin-right:28px}
 .kpi b{display:block;font-size:22px}.key{display:inline-block;width:10px;height:10px;margin:0 4px 0 12px}
-.note{color:#666;font-size:12px}td.text{text-align:left}
+.note{color:#666;font-size:12px}td.text{text-align:left}.plain td,.plain th{white-space:nowrap}
+.plain td.long{white-space:normal;min-width:320px}
 """
 
 
@@ -42,7 +43,8 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, empty: str =
     for row in rows:
         cells = [f"<th>{html.escape(str(row[0]))}</th>"]
         for value in row[1:]:
-            css = ' class="text"' if isinstance(value, str) and not value[:1].isdigit() else ""
+            text = isinstance(value, str) and not value[:1].isdigit()
+            css = (' class="text long"' if len(value) > 40 else ' class="text"') if text else ""
             cells.append(f"<td{css}>{html.escape(str(value))}</td>")
         body.append(f"<tr>{''.join(cells)}</tr>")
     if not body:
