@@ -17,7 +17,7 @@ DEMO_ACCOUNTS ?= 500
 DEMO_SEED ?= 42
 WAREHOUSE_POOL_SLOTS ?= 1
 
-.PHONY: install run test lint format airflow airflow-db demo summary lock clean
+.PHONY: install run test lint format airflow airflow-db demo summary evaluate lock clean
 
 $(VENV)/.installed: requirements.txt constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=python3"; exit 1; }
@@ -46,6 +46,12 @@ run: airflow-db
 
 summary: install
 	$(PY) -m postsales.cli summary
+
+# Forecast backtest, health vs outcome, review recommendations and the report for one date,
+# against whatever warehouse POSTSALES_WAREHOUSE_URL points at: make evaluate AS_OF=2026-09-30
+evaluate: install
+	@test -n "$(AS_OF)" || { echo "usage: make evaluate AS_OF=YYYY-MM-DD"; exit 2; }
+	$(PY) -m postsales.cli evaluate --as-of $(AS_OF)
 
 test: install
 	$(PY) -m pytest

@@ -2,6 +2,8 @@
 
     python -m postsales.cli run [--incremental] [--as-of DATE]
                                                   run the DAG chain through Airflow (dag.test) and summarise
+    python -m postsales.cli evaluate --as-of DATE forecast, backtest, health vs outcome, review and report
+                                                  for any warehouse (POSTSALES_WAREHOUSE_URL), without Airflow
     python -m postsales.cli summary               print the summary of what the warehouse holds
     python -m postsales.cli demo                  generate the demo data if it is missing
 
@@ -77,7 +79,8 @@ def latest_data_date():
     return latest if isinstance(latest, date) else date.fromisoformat(str(latest)[:10])
 
 
-def summary_text() -> str:
+def summary_text(evaluated: date | None = None) -> str:
+    """What the warehouse holds; forecasts and evaluation of ``evaluated`` (default: the latest)."""
     import sqlalchemy as sa
 
     from postsales import warehouse
@@ -107,9 +110,9 @@ def summary_text() -> str:
             for label, count in counter.most_common(3):
                 lines.append(f"  {table}: {label} ({count})")
     lines.extend(segmentation_lines(eng))
-    lines.extend(forecast_lines(eng))
+    lines.extend(forecast_lines(eng, evaluated))
     lines.extend(cohort_lines(eng))
-    lines.extend(evaluation_lines(eng))
+    lines.extend(evaluation_lines(eng, evaluated))
     docs = [run.data_docs for run in runs if run.data_docs]
     if docs:
         lines.append("Great Expectations Data Docs:")
@@ -146,7 +149,7 @@ def _latest(conn, table: str):
     return value if value is None or isinstance(value, date) else date.fromisoformat(str(value)[:10])
 
 
-def forecast_lines(eng) -> list[str]:
+def forecast_lines(eng, as_of: date | None = None) -> list[str]:
     import sqlalchemy as sa
 
     from postsales.forecast import FLAG_NAMES, account_forecasts
@@ -154,7 +157,7 @@ def forecast_lines(eng) -> list[str]:
     if not sa.inspect(eng).has_table("account_forecasts", schema="mart"):
         return []
     with eng.connect() as conn:
-        as_of = _latest(conn, "account_forecasts")
+        as_of = as_of or _latest(conn, "account_forecasts")
         if as_of is None:
             return []
         table = account_forecasts
@@ -167,7 +170,7 @@ def forecast_lines(eng) -> list[str]:
     return [f"tier-migration forecast as of {as_of} (mart.account_forecasts, {counts[-1]} accounts): {flags}"]
 
 
-def evaluation_lines(eng) -> list[str]:
+def evaluation_lines(eng, as_of: date | None = None) -> list[str]:
     import sqlalchemy as sa
 
     from postsales.forecast import forecast_backtest
@@ -177,7 +180,7 @@ def evaluation_lines(eng) -> list[str]:
     if not sa.inspect(eng).has_table("health_outcomes", schema="mart"):
         return []
     with eng.connect() as conn:
-        as_of = _latest(conn, "health_outcomes")
+        as_of = as_of or _latest(conn, "health_outcomes")
         if as_of is None:
             return []
         outcomes = conn.execute(
@@ -251,6 +254,20 @@ def cohort_lines(eng) -> list[str]:
     return lines
 
 
+def run_evaluation(as_of: date) -> None:
+    """What the model_evaluation DAG does for one date, in this process (no Airflow needed)."""
+    from postsales.forecast import compute_forecast, run_backtest
+    from postsales.outcomes import evaluate_health
+    from postsales.reports.evaluation_report import write_report
+    from postsales.review import recommend
+
+    for step in (compute_forecast, run_backtest, evaluate_health, recommend):
+        started = time.monotonic()
+        step(as_of)
+        print(f"{step.__name__} as of {as_of}: {time.monotonic() - started:.1f}s")
+    print(f"report: {write_report(as_of)}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m postsales.cli", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -265,6 +282,8 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--accounts", type=int, default=500)
     demo.add_argument("--seed", type=int, default=42)
     sub.add_parser("summary", help="print what the warehouse holds")
+    evaluate = sub.add_parser("evaluate", help="model evaluation as of a date, straight against the warehouse")
+    evaluate.add_argument("--as-of", required=True, help="evaluation date E (YYYY-MM-DD), e.g. a month's last day")
     args = parser.parse_args(argv)
 
     if args.command == "demo":
@@ -272,6 +291,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "summary":
         print(summary_text())
+        return 0
+    if args.command == "evaluate":
+        as_of = date.fromisoformat(args.as_of)
+        run_evaluation(as_of)
+        print(summary_text(as_of))
         return 0
     ensure_demo(args.demo_accounts, args.demo_seed)
     bag = load_dags()
