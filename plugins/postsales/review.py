@@ -67,7 +67,10 @@ def suggest_tier_minimums(arr: Any, target_shares: dict[str, float], round_to: f
     cumulative, previous = 0.0, 0.0
     for label in labels[1:]:
         cumulative += target_shares[labels[labels.index(label) - 1]]
-        quantile = float(np.quantile(values, cumulative, method="lower")) if len(values) else 0.0
+        # The lower quantile, values[floor(q * (n - 1))], with a tolerance: shares that add up in
+        # floating point (0.6 + 0.3 = 0.8999...) must not fall to the value below.
+        index = min(len(values) - 1, math.floor(cumulative * (len(values) - 1) + 1e-9))
+        quantile = float(values[index]) if len(values) else 0.0
         rounded = max(round_to, round(quantile / round_to) * round_to)
         rounded = max(rounded, previous + round_to)
         minimums[label] = rounded
@@ -145,8 +148,8 @@ def suggest_weights(current: dict[str, float], aucs: dict[str, float | None], sh
     raw = {name: (1 - shrinkage) * current[name] + shrinkage * signal[name] / total for name in current}
     units_total = round(1 / step)
     units = {name: max(1, math.floor(value / step + 1e-9)) for name, value in raw.items()}
-    # Largest remainders take the units left; never below one unit.
-    by_remainder = sorted(raw, key=lambda n: raw[n] / step - math.floor(raw[n] / step + 1e-9), reverse=True)
+    # Largest remainders (beyond the units already given) take the units left; never below one unit.
+    by_remainder = sorted(raw, key=lambda n: raw[n] / step - units[n], reverse=True)
     index = 0
     while sum(units.values()) < units_total:
         units[by_remainder[index % len(by_remainder)]] += 1
