@@ -113,6 +113,7 @@ def summary_text(evaluated: date | None = None) -> str:
     lines.extend(forecast_lines(eng, evaluated))
     lines.extend(cohort_lines(eng))
     lines.extend(evaluation_lines(eng, evaluated))
+    lines.extend(crm_lines(eng))
     docs = [run.data_docs for run in runs if run.data_docs]
     if docs:
         lines.append("Great Expectations Data Docs:")
@@ -222,6 +223,30 @@ def evaluation_lines(eng, as_of: date | None = None) -> list[str]:
     return lines
 
 
+def crm_lines(eng) -> list[str]:
+    import sqlalchemy as sa
+
+    from postsales.crm.sync import crm_sync_runs, report_path
+
+    if not sa.inspect(eng).has_table("crm_sync_runs", schema="ops"):
+        return []
+    with eng.connect() as conn:
+        pushes = sa.select(crm_sync_runs).where(crm_sync_runs.c.mode != "dry_run")
+        run = conn.execute(pushes.order_by(crm_sync_runs.c.finished_at.desc())).first()
+    if run is None:
+        return []
+    report = json.loads(run.report)
+    skipped = ", ".join(f"{reason.replace('_', ' ')} {v['count']}" for reason, v in report["skipped"].items())
+    return [
+        f"CRM sync ({run.mode}) to {run.target} as of {run.as_of_date} (ops.crm_sync_runs, ops.crm_sync_log):",
+        f"  {run.fields_changed} fields changed on {run.accounts_changed} of {run.accounts_considered} accounts: "
+        f"{run.fields_succeeded} pushed, {run.fields_failed} failed; {run.write_calls} write calls"
+        + (f"; {report['nulls_not_written']} nulls not written" if report.get("nulls_not_written") else ""),
+        f"  skipped accounts: {skipped or 'none'}",
+        f"  diff report: {report_path(run.run_id)}",
+    ]
+
+
 def cohort_lines(eng) -> list[str]:
     import sqlalchemy as sa
 
@@ -312,6 +337,11 @@ def main(argv: list[str] | None = None) -> int:
         ok = run_dag(bag, "cohort_analysis", logical_date=month_run) and run_dag(
             bag, "model_evaluation", logical_date=month_run
         )
+    if ok:
+        # The demo CRM is a local copy made by the demo generator: approve its first push
+        # (the safety valve would otherwise stop a first push that changes every account).
+        conf = {"force": True, "approve_first_push": True, "approve_large_change": True}
+        ok = run_dag(bag, "segment_revision", conf, logical_date=month_run)
     print()
     print(summary_text())
     return 0 if ok else 1

@@ -72,3 +72,15 @@ EXTRACT_PARAMS = {
         description="Allow a source that returns no rows to empty an interval that already holds rows.",
     ),
 }
+
+
+CRM_SYNC_PARAMS = {
+    "dry_run": Param(False, type="boolean", description="Write the diff report only; no write call to the CRM."),
+    "approve_first_push": Param(
+        False, type="boolean", description="Allow the first push to a CRM (otherwise it is a dry run)."
+    ),
+    "approve_large_change": Param(
+        False, type="boolean", description="Allow more than safety.max_changed_share of accounts to change."
+    ),
+    "push_backfill": Param(False, type="boolean", description="Push even though this run is a backfill."),
+}

@@ -962,7 +962,7 @@ _CRM_CONTRACT_COLUMNS = (
     ("updated_at", "text"),
 )
 _CRM_SURVEY_COLUMNS = (("account_id", "text"), ("responded_at", "text"), ("survey_type", "text"), ("score", "int"))
-_EMPTY_TAGS = (None,) * 6  # Value_Tier__c .. Segment_Updated_At__c
+_EMPTY_TAGS = (None,) * 7  # Value_Tier__c .. Segment_Updated_At__c
 
 
 _CRM_DDL = """
@@ -982,6 +982,7 @@ CREATE TABLE crm_account (
     Segment_Override__c TEXT,
     Value_Tier__c TEXT,
     Quadrant__c TEXT,
+    Segment_Lifecycle_Stage__c TEXT,
     Health_Score__c REAL,
     Engagement_Model__c TEXT,
     Case_Study_Candidate__c INTEGER,
@@ -1020,7 +1021,7 @@ def _write_crm(
     )
     with closing(sqlite3.connect(path)) as db:
         db.executescript(_CRM_DDL)
-        db.executemany(f"INSERT INTO crm_account VALUES ({','.join('?' * 20)})", acc_rows)
+        db.executemany(f"INSERT INTO crm_account VALUES ({','.join('?' * 21)})", acc_rows)
         db.executemany(
             f"INSERT INTO crm_contract VALUES ({','.join('?' * 7)})", _sql_rows(contracts, _CRM_CONTRACT_COLUMNS)
         )

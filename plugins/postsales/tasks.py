@@ -143,3 +143,118 @@ def evaluation_report(*results: dict) -> str:
     path = write_report(evaluation_as_of())
     log.info("evaluation report: %s", path)
     return str(path)
+
+
+# --- CRM sync: segment revision and annual review -----------------------------------------
+
+
+def month_is_due(kind: str) -> bool:
+    """Short-circuit: is the run's month a revision (or the annual review) month, or forced?"""
+    from airflow.sdk import get_current_context
+
+    from postsales.crm.config import load_crm_sync
+
+    context = get_current_context()
+    if context["params"].get("force"):
+        log.info("%s forced by the 'force' param", kind)
+        return True
+    schedules = load_crm_sync().schedules
+    run_month = evaluation_as_of() + timedelta(days=1)
+    due = (
+        schedules.is_revision_month(run_month.replace(day=1))
+        if kind == "revision"
+        else run_month.month == schedules.annual_review_month
+    )
+    log.info(
+        "%s %s due in %s (revision_interval_months %s from %s, annual_review_month %s)",
+        kind, "is" if due else "is not", f"{run_month:%Y-%m}", schedules.revision_interval_months,
+        schedules.revision_anchor_month, schedules.annual_review_month,
+    )  # fmt: skip
+    return due
+
+
+def segment_and_forecast() -> dict:
+    """Segments and the forecast as of the run's interval end (the date tags are pushed for)."""
+    from postsales.forecast import compute_forecast
+    from postsales.segment.engine import compute_segments
+
+    as_of = evaluation_as_of()
+    summary = compute_segments(as_of)
+    summary["forecast"] = compute_forecast(as_of)
+    return summary
+
+
+def migration_since(as_of_date: str, months: int) -> dict:
+    from dateutil.relativedelta import relativedelta
+
+    from postsales.crm.revision import migration_matrix
+
+    as_of = date.fromisoformat(as_of_date)
+    return migration_matrix(as_of, as_of - relativedelta(months=months))
+
+
+def revision_months() -> int:
+    from postsales.crm.config import load_crm_sync
+
+    return load_crm_sync().schedules.revision_interval_months
+
+
+def crm_dry_run(as_of_date: str) -> dict:
+    """The diff report, without any write call."""
+    from postsales.crm.sync import sync
+
+    return sync(date.fromisoformat(as_of_date), dry_run=True, run_id=_sync_run_id("dry_run"))
+
+
+def crm_push(as_of_date: str, *, approved: bool = False) -> dict:
+    """Push the tags; a backfilled run pushes only when its `push_backfill` param says so."""
+    from airflow.sdk import get_current_context
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from postsales.crm.sync import SafetyValveTripped, sync
+
+    context = get_current_context()
+    params = context["params"]
+    run_type = str(getattr(getattr(context.get("dag_run"), "run_type", ""), "value", "")).lower()
+    if run_type == "backfill" and not params.get("push_backfill"):
+        log.info("backfilled run: not pushing to the CRM (set push_backfill to push)")
+        return {"mode": "not_pushed", "reason": "backfill"}
+    try:
+        return sync(
+            date.fromisoformat(as_of_date),
+            dry_run=bool(params.get("dry_run")),
+            approve_first_push=approved or bool(params.get("approve_first_push")),
+            approve_large_change=approved or bool(params.get("approve_large_change")),
+            run_id=_sync_run_id("push"),
+        )
+    except SafetyValveTripped as exc:
+        # Not retryable: a person must look at the diff report and approve.
+        raise AirflowFailException(f"CRM push stopped before any write: {exc}") from exc
+
+
+def _sync_run_id(step: str) -> str:
+    from airflow.sdk import get_current_context
+
+    context = get_current_context()
+    return f"{context['run_id']}:{step}:{context['ti'].try_number}"
+
+
+def rules_version_approved() -> bool:
+    """The annual review's approval gate: the run's `approve_rules_version` param must name
+    the segmentation rules version now in include/rules/segmentation.yaml."""
+    from airflow.sdk import get_current_context
+
+    from postsales.segment.rules import load_rules
+
+    approved = get_current_context()["params"].get("approve_rules_version")
+    current = load_rules().version
+    if approved == current:
+        log.info("rules version %s approved: segments will be pushed", current)
+        return True
+    log.warning(
+        "awaiting approval: review the report, then trigger this DAG again with "
+        '{"force": true, "approve_rules_version": "%s"} to apply rules %s and push the tags',
+        current,
+        current,
+    )
+    return False

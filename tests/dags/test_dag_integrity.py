@@ -12,7 +12,15 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DAG_FILES = sorted((ROOT / "dags").glob("*.py"))
-EXPECTED_DAGS = {"crm_extract", "usage_extract", "account_segmentation", "cohort_analysis", "model_evaluation"}
+EXPECTED_DAGS = {
+    "crm_extract",
+    "usage_extract",
+    "account_segmentation",
+    "cohort_analysis",
+    "model_evaluation",
+    "segment_revision",
+    "annual_segmentation_review",
+}
 EXTRACT_DAGS = {"crm_extract", "usage_extract"}
 
 
@@ -47,6 +55,13 @@ WAREHOUSE_WRITERS = {
     "account_segmentation": {"segment_accounts", "forecast_tier_migration"},
     "cohort_analysis": {"compute_cohort_snapshot"},
     "model_evaluation": {"backtest_forecast", "evaluate_health", "recommend_review"},
+    "segment_revision": {
+        "segment_for_revision",
+        "migration_since_last_revision",
+        "crm_diff_dry_run",
+        "push_tags_to_crm",
+    },
+    "annual_segmentation_review": {"segment_for_review", "migration_over_the_year", "push_tags_to_crm"},
 }
 
 
@@ -98,7 +113,9 @@ print(json.dumps({"touched": touched, "heavy": sorted({m for m in heavy if m in 
 """
 
 
-@pytest.mark.parametrize("dag_id", ["cohort_analysis", "model_evaluation"])
+@pytest.mark.parametrize(
+    "dag_id", ["cohort_analysis", "model_evaluation", "segment_revision", "annual_segmentation_review"]
+)
 def test_monthly_dags_have_real_month_intervals(dagbag, dag_id):
     from datetime import UTC, datetime
 

@@ -402,6 +402,7 @@ def test_crm_sqlite_mirrors_the_csv_files(data):
             "Wallet_Potential_ARR__c",
             "Value_Tier__c",
             "Quadrant__c",
+            "Segment_Lifecycle_Stage__c",
             "Health_Score__c",
             "Engagement_Model__c",
             "Case_Study_Candidate__c",

@@ -1,0 +1,110 @@
+"""What every CRM adapter provides, and the retry policy they share.
+
+An adapter reads the current value of the mapped fields (and the manual-override field)
+for a set of our account ids, and updates existing records — it never creates one. It
+returns one :class:`WriteResult` per record: the sync engine advances its state only for
+records that succeeded, so anything else is tried again on the next run.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+log = logging.getLogger(__name__)
+
+Status = Literal["success", "failed_transient", "failed_permanent"]
+
+
+@dataclass(frozen=True)
+class CrmRecord:
+    """A record as the CRM holds it now."""
+
+    account_id: str
+    crm_id: str
+    values: dict[str, Any]  # CRM field -> value (mapped tag fields and the override field)
+    matches: int = 1  # CRM records with this key; more than one is ambiguous and never written
+
+
+@dataclass(frozen=True)
+class Change:
+    """Fields to write on one existing record."""
+
+    account_id: str
+    crm_id: str
+    fields: dict[str, Any]  # CRM field -> new value
+
+
+@dataclass
+class WriteResult:
+    account_id: str
+    crm_id: str
+    status: Status
+    error_code: str | None = None
+    error_message: str | None = None
+    attempts: int = 1
+
+
+class TransientError(Exception):
+    """A failure worth retrying (429, 5xx, timeout, lock contention)."""
+
+    def __init__(self, code: str, message: str, retry_after: float | None = None):
+        super().__init__(f"{code}: {message}")
+        self.code, self.message, self.retry_after = code, message, retry_after
+
+
+class PermanentError(Exception):
+    """A failure that retrying cannot fix (bad credentials, invalid field, validation rule)."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(f"{code}: {message}")
+        self.code, self.message = code, message
+
+
+class CrmAdapter(Protocol):
+    name: str
+    calls: int  # write calls made so far (HTTP requests or transactions)
+
+    def describe(self) -> str:
+        """The CRM and object written to, without secrets: the key of the sync state."""
+
+    def fetch(self, account_ids: Sequence[str], crm_fields: Sequence[str]) -> dict[str, CrmRecord]:
+        """Current values of ``crm_fields`` for the accounts found, keyed by our account id."""
+
+    def update(self, changes: Sequence[Change]) -> list[WriteResult]:
+        """Write ``changes`` (existing records only); one result per change, in any order."""
+
+
+@dataclass
+class RetryPolicy:
+    attempts: int = 4
+    backoff_seconds: float = 2.0
+    sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        """Seconds to wait before attempt ``attempt + 1``: Retry-After wins, else jittered exponential backoff."""
+        if retry_after is not None:
+            return float(retry_after)
+        return self.backoff_seconds * 2 ** (attempt - 1) * (0.5 + random.random() / 2)
+
+    def call(self, what: str, function: Callable[[], Any]) -> Any:
+        """Run ``function``, retrying :class:`TransientError` up to ``attempts`` times in all."""
+        attempt = 1
+        while True:
+            try:
+                return function()
+            except TransientError as exc:
+                if attempt >= self.attempts:
+                    raise
+                wait = self.delay(attempt, exc.retry_after)
+                log.warning("%s: %s (attempt %s of %s), retrying in %.1fs", what, exc, attempt, self.attempts, wait)
+                self.sleep(wait)
+                attempt += 1
+
+
+def chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
+    return [items[start : start + size] for start in range(0, len(items), size)]
