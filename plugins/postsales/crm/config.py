@@ -37,7 +37,8 @@ SYNCABLE_COLUMNS = {
 class SqlCrm(StrictModel):
     conn_id: str | None = None
     url_env: str | None = "POSTSALES_CRM_SYNC_URL"
-    default_url: str | None = None
+    # Neither set: the demo CRM the demo generator writes next to the file source (crm.sqlite).
+    demo_crm_fallback: bool = True
     table: Identifier
 
 

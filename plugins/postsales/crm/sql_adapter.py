@@ -13,7 +13,6 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from postsales import paths
 from postsales.crm.base import Change, CrmRecord, PermanentError, RetryPolicy, TransientError, WriteResult, chunks
 from postsales.crm.config import SqlCrm
 
@@ -28,14 +27,15 @@ def resolve_url(config: SqlCrm) -> str:
         return BaseHook.get_connection(config.conn_id).get_uri()
     if config.url_env and os.environ.get(config.url_env):
         return os.environ[config.url_env]
-    if config.default_url:
-        url = sa.make_url(config.default_url)
-        if url.drivername.startswith("sqlite") and url.database and not os.path.isabs(url.database):
-            # Relative to POSTSALES_DATA_DIR's parent layout: data/... under the data dir.
-            relative = url.database.removeprefix("data/")
-            url = url.set(database=str(paths.data_dir() / relative))
-        return url.render_as_string(hide_password=False)
-    raise PermanentError("NO_CRM_URL", f"set the connection {config.conn_id!r} or ${config.url_env}")
+    if config.demo_crm_fallback:
+        from postsales.config import source_dir
+
+        demo = source_dir() / "crm.sqlite"
+        if demo.exists():
+            return f"sqlite:///{demo}"
+    raise PermanentError(
+        "NO_CRM_URL", f"no CRM to sync to: set sql.conn_id in crm_sync.yaml or ${config.url_env} (or run make demo)"
+    )
 
 
 class SqlCrmAdapter:
