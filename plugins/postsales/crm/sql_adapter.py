@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
@@ -82,6 +83,20 @@ class SqlCrmAdapter:
         except sa.exc.OperationalError as exc:  # locked database, lost connection: worth a retry
             raise TransientError("DB_OPERATIONAL", str(exc.orig)[:300]) from exc
 
+    def _typed(self, fields: dict[str, Any]) -> dict[str, Any]:
+        """Values in the column's own type (a flag into an INTEGER column is 1/0, a date is a date)."""
+        typed = {}
+        for name, value in fields.items():
+            column_type = self.table.c[name].type
+            if value is not None and isinstance(column_type, sa.Integer) and isinstance(value, bool):
+                value = int(value)
+            elif value is not None and isinstance(column_type, sa.Date) and isinstance(value, str):
+                value = date.fromisoformat(value[:10])
+            elif value is not None and isinstance(column_type, sa.String) and not isinstance(value, str):
+                value = str(value).lower() if isinstance(value, bool) else str(value)
+            typed[name] = value
+        return typed
+
     def update(self, changes: Sequence[Change]) -> list[WriteResult]:
         results: list[WriteResult] = []
         key = self.table.c[self.key_field]
@@ -93,7 +108,7 @@ class SqlCrmAdapter:
                     with self.engine.begin() as conn:
                         counts = [
                             conn.execute(
-                                self.table.update().where(key == change.crm_id).values(**change.fields)
+                                self.table.update().where(key == change.crm_id).values(**self._typed(change.fields))
                             ).rowcount
                             for change in part
                         ]
