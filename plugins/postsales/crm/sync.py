@@ -191,8 +191,8 @@ def plan_changes(
             fields[target.crm_field] = to_crm(new, kind)
             plan.old_values[(account_id, target.crm_field)] = crm_now
             plan.new_values[(account_id, target.crm_field)] = new
-        if fields and STAMP in mapping:
-            stamp_field = mapping[STAMP].crm_field
+        stamp_field = mapping[STAMP].crm_field if STAMP in mapping else None
+        if fields and stamp_field and canonical(record.values.get(stamp_field), "date") != as_of.isoformat():
             fields[stamp_field] = as_of.isoformat()
             plan.old_values[(account_id, stamp_field)] = canonical(record.values.get(stamp_field), "date")
             plan.new_values[(account_id, stamp_field)] = as_of.isoformat()

@@ -1,0 +1,119 @@
+"""segment_revision and annual_segmentation_review through dag.test(): the month check, the push
+to a real (SQLite) CRM, the safety valve and the approval gate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pendulum
+import pytest
+import sqlalchemy as sa
+
+import tiny
+from crm_fixtures import crm_rows, crm_table, seed_crm
+from postsales import warehouse
+from postsales.crm.sync import crm_sync_state
+from postsales.extract import extract_entity
+from postsales.segment.rules import load_rules
+from postsales.sources import Interval
+
+ROOT = Path(__file__).resolve().parents[2]
+APRIL_RUN = pendulum.datetime(2024, 4, 1, tz="UTC")  # covers March 2024: as of 2024-03-31
+MAY_RUN = pendulum.datetime(2024, 5, 1, tz="UTC")
+JUNE_RUN = pendulum.datetime(2024, 6, 1, tz="UTC")
+# dag.test() keeps the params of earlier runs on the DAG object: every conf names every flag.
+FLAGS = {"force": False, "dry_run": False, "approve_first_push": False, "approve_large_change": False,
+         "push_backfill": False}  # fmt: skip
+APPROVED = FLAGS | {"force": True, "approve_first_push": True, "approve_large_change": True}
+
+
+@pytest.fixture(scope="module")
+def dags(airflow_db):
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(str(ROOT / "dags"))
+    assert bag.import_errors == {}
+    return bag
+
+
+@pytest.fixture
+def crm(tmp_path, monkeypatch, duckdb_url, tiny_source):
+    for entity in ("accounts", "contracts", "survey_responses", "usage_daily"):
+        extract_entity(entity, interval=Interval(tiny.DAY1, tiny.DAY3, full_refresh=True), run_id="r",
+                       build_data_docs=False)  # fmt: skip
+    url = f"sqlite:///{tmp_path / 'crm.sqlite'}"
+    engine = sa.create_engine(url)
+    crm_table(sa.MetaData()).create(engine)
+    engine.dispose()
+    seed_crm(url, [{"Id": a, "Manual_Segment_Lock__c": int(a == "F001")} for a in [*tiny.FILLERS, "A1", "A2", "A3"]])
+    monkeypatch.setenv("POSTSALES_CRM_SYNC_URL", url)
+    return url
+
+
+def task_states(run) -> dict[str, str]:
+    return {ti.task_id: str(getattr(ti.state, "value", ti.state)) for ti in run.get_task_instances()}
+
+
+def customers_on(url: str, day: str) -> set[str]:
+    with warehouse.engine(url).connect() as conn:
+        rows = conn.execute(sa.text("select account_id from mart.account_segments where as_of_date = :d"), {"d": day})
+        return {r[0] for r in rows}
+
+
+def test_revision_skips_other_months_then_pushes_and_the_valve_holds(dags, duckdb_url, crm):
+    dag = dags.get_dag("segment_revision")
+    before = crm_rows(crm)
+    # April 2024 is not a revision month (every 6 months from 2026-01): nothing runs.
+    quiet = dag.test(logical_date=APRIL_RUN, run_conf=FLAGS)
+    assert quiet.state == "success"
+    states = task_states(quiet)
+    assert states["revision_due"] == "success" and states["push_tags_to_crm"] == "skipped"
+    assert crm_rows(crm) == before
+
+    run = dag.test(logical_date=APRIL_RUN, run_conf=APPROVED)
+    assert run.state == "success", task_states(run)
+    customers = customers_on(duckdb_url, "2024-03-31")
+    after = crm_rows(crm)
+    assert customers and all(after[a]["Value_Tier__c"] == "SMB" for a in customers - {"F001"})
+    assert after["F001"] == before["F001"]  # locked in the CRM
+    with warehouse.engine(duckdb_url).connect() as conn:
+        matrix = conn.execute(
+            sa.text(
+                "select from_label, sum(accounts) from mart.segment_migration_matrix where dimension = 'quadrant' "
+                "and as_of_date = '2024-03-31' group by from_label"
+            )
+        ).all()
+    assert dict(matrix) == {"(new)": len(customers)}  # no customers six months before
+
+    # The CRM now disagrees with what we pushed for every account: the valve stops the push.
+    with warehouse.engine(duckdb_url).begin() as conn:
+        conn.execute(crm_sync_state.update().values(value="stale"))
+    engine = sa.create_engine(crm)
+    with engine.begin() as conn:
+        conn.execute(sa.text("""update crm_account set "Quadrant__c" = 'stale' where "Manual_Segment_Lock__c" = 0"""))
+    engine.dispose()
+    stale = crm_rows(crm)
+    blocked = dag.test(logical_date=MAY_RUN, run_conf=FLAGS | {"force": True})
+    assert blocked.state == "failed" and task_states(blocked)["push_tags_to_crm"] == "failed"
+    assert crm_rows(crm) == stale
+
+
+def test_annual_review_waits_for_approval_of_the_rules_version(dags, duckdb_url, crm):
+    dag = dags.get_dag("annual_segmentation_review")
+    before = crm_rows(crm)
+    review = FLAGS | {"force": True, "approve_first_push": True, "approve_rules_version": None}
+    waiting = dag.test(logical_date=APRIL_RUN, run_conf=review)
+    states = task_states(waiting)
+    assert states["write_review_report"] == "success" and states["crm_diff_dry_run"] == "success"
+    assert states["approval_gate"] == "success" and states["push_tags_to_crm"] == "skipped"
+    assert crm_rows(crm) == before
+
+    wrong = dag.test(logical_date=MAY_RUN, run_conf=review | {"approve_rules_version": "not-the-file's"})
+    assert task_states(wrong)["push_tags_to_crm"] == "skipped" and crm_rows(crm) == before
+
+    approved = dag.test(logical_date=JUNE_RUN, run_conf=review | {"approve_rules_version": load_rules().version})
+    assert task_states(approved)["push_tags_to_crm"] == "success"
+    pushed = crm_rows(crm)
+    customers = customers_on(duckdb_url, "2024-05-31")
+    assert customers and all(pushed[a]["Quadrant__c"] is not None for a in customers - {"F001"})
+    assert pushed["F001"] == before["F001"]
