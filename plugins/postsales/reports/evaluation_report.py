@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from postsales import paths, warehouse
+from postsales.crm.revision import segment_migration_matrix
 from postsales.forecast import FLAG_NAMES, account_forecasts, forecast_backtest, forecast_tier_calibration
 from postsales.outcomes import ALL_BANDS, health_component_signal, health_outcomes
 from postsales.reports.html import Section, money, number, page, pct, table
@@ -223,6 +224,23 @@ def review_section(recommendations: list[Any], matrix: list[Any]) -> str:
     return "".join(parts)
 
 
+def migration_section(matrix: list[Any]) -> str:
+    """Accounts moved between value tiers and quadrants since each compared date."""
+    parts = []
+    for compared_to in sorted({r.compared_to for r in matrix}, reverse=True):
+        for dimension in ("value_tier", "quadrant"):
+            cells = [r for r in matrix if r.compared_to == compared_to and r.dimension == dimension]
+            old = sorted({r.from_label for r in cells})
+            new = sorted({r.to_label for r in cells})
+            count = {(r.from_label, r.to_label): r.accounts for r in cells}
+            moved = sum(n for (a, b), n in count.items() if a != b and a != "(new)" and b != "(gone)")
+            parts.append(
+                f"<h3>{dimension.replace('_', ' ')}: {compared_to:%Y-%m-%d} (rows) → now (columns), {moved} moved</h3>"
+            )
+            parts.append(table(["then", *new], ((o, *(count.get((o, n), 0) for n in new)) for o in old)))
+    return "".join(parts)
+
+
 def report_path(as_of: date) -> Path:
     return paths.data_dir() / "reports" / f"evaluation_{as_of:%Y-%m-%d}.html"
 
@@ -237,6 +255,7 @@ def write_report(as_of: date, *, warehouse_url: str | None = None) -> Path:
         signal = _rows(conn, health_component_signal, as_of, health_component_signal.c.horizon_months)
         recommendations = _rows(conn, review_recommendations, as_of)
         matrix = _rows(conn, review_migration_matrix, as_of)
+        migration = _rows(conn, segment_migration_matrix, as_of)
     counts = {flag: sum(1 for r in forecasts if getattr(r, flag)) for flag in FLAG_NAMES}
     longest = max((r for r in outcomes if r.health_band == ALL_BANDS), key=lambda r: r.horizon_months, default=None)
     kpis = "".join(f"<div class=kpi>{FLAG_TITLES[f]}<b>{n}</b>accounts</div>" for f, n in counts.items())
@@ -251,6 +270,8 @@ def write_report(as_of: date, *, warehouse_url: str | None = None) -> Path:
         Section("Health score vs outcome", health_section(outcomes, signal)),
         Section("Annual review recommendations", review_section(recommendations, matrix)),
     ]
+    if migration:
+        sections.insert(0, Section("Segment migration", migration_section(migration)))
     path = report_path(as_of)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(
