@@ -117,3 +117,29 @@ def test_annual_review_waits_for_approval_of_the_rules_version(dags, duckdb_url,
     customers = customers_on(duckdb_url, "2024-05-31")
     assert customers and all(pushed[a]["Quadrant__c"] is not None for a in customers - {"F001"})
     assert pushed["F001"] == before["F001"]
+
+
+def test_a_backfilled_revision_pushes_only_when_asked(duckdb_url, crm, monkeypatch):
+    """The push task of a backfill run: computed, not pushed, unless push_backfill."""
+    from types import SimpleNamespace
+
+    import airflow.sdk
+    from airflow.utils.types import DagRunType
+
+    from postsales.segment.engine import compute_segments
+    from postsales.tasks import crm_push
+
+    compute_segments(pendulum.date(2024, 3, 31))
+    before = crm_rows(crm)
+
+    def context(**params):
+        run = SimpleNamespace(run_type=DagRunType.BACKFILL_JOB)
+        ti = SimpleNamespace(try_number=1)
+        return lambda: {"params": FLAGS | params, "dag_run": run, "run_id": "backfill__2024-04-01", "ti": ti}
+
+    monkeypatch.setattr(airflow.sdk, "get_current_context", context(approve_first_push=True))
+    assert crm_push("2024-03-31") == {"mode": "not_pushed", "reason": "backfill"}
+    assert crm_rows(crm) == before
+    monkeypatch.setattr(airflow.sdk, "get_current_context", context(approve_first_push=True, push_backfill=True))
+    assert crm_push("2024-03-31")["fields_succeeded"] > 0
+    assert crm_rows(crm) != before
