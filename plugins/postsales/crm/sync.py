@@ -314,7 +314,8 @@ def sync(
         mode, reason = "dry_run", "dry run requested"
     elif not state and config.safety.dry_run_first_push and not approve_first_push and plan.changes:
         mode, reason = "dry_run", "first push to this CRM: dry run until approved (approve_first_push)"
-    elif share > config.safety.max_changed_share and not approve_large_change:
+    elif share > config.safety.max_changed_share and not approve_large_change and (state or not approve_first_push):
+        # An approved first push changes everything by definition: its approval covers the valve.
         mode = "blocked"
         reason = (
             f"{len(plan.changes)} of {plan.considered} accounts ({share:.0%}) would change, above "
