@@ -1,0 +1,643 @@
+"""The ``salesforce`` CRM adapter: the REST API through ``requests``, no Salesforce library.
+
+- **Read**: SOQL ``SELECT Id, <key>, <fields> FROM <object> WHERE <key> IN (...)`` in chunks
+  of up to 200 keys (and a bounded URL), following ``nextRecordsUrl``. A key held by several
+  records is reported with ``matches`` > 1 and never written.
+- **Write**: up to ``bulk_threshold`` changes go through sObject Collections
+  (``PATCH composite/sobjects``, 200 records a call, ``allOrNone: false``), one result per
+  record; above it, one Bulk API 2.0 ingest job (create, upload the CSV, close, poll, then
+  read the successful, failed and unprocessed rows). Every change gets exactly one
+  :class:`WriteResult`: lock contention and limits are ``failed_transient`` (the sync sends
+  them again), everything else Salesforce rejects is ``failed_permanent``.
+- **Errors of a whole request**: 429, 5xx, timeouts, connection errors and 403
+  ``REQUEST_LIMIT_EXCEEDED`` are retried by :class:`RetryPolicy` (a ``Retry-After`` wins);
+  401 ``INVALID_SESSION_ID`` refreshes the token once (when a refresher is known, i.e. the
+  client-credentials flow) and sends the request again; other 4xx are permanent.
+
+The access token (and the client secret) never reach a log line or an exception message.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import re
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import requests
+
+from postsales.crm.base import Change, CrmRecord, PermanentError, RetryPolicy, TransientError, WriteResult, chunks
+from postsales.crm.config import SalesforceCrm
+
+log = logging.getLogger(__name__)
+
+COLLECTION_SIZE = 200  # sObject Collections: at most 200 records a request
+QUERY_KEYS = 200  # keys per SOQL query
+MAX_QUERY_CHARS = 12_000  # the encoded SOQL per GET: keeps the URL well under Salesforce's 16,384
+MAX_UPLOAD_BYTES = 100_000_000  # Bulk API 2.0 takes 150 MB base64-encoded per job: ~100 MB of CSV
+MAX_RETRY_AFTER = 600.0  # seconds: a longer Retry-After is capped (the record is retried by the next round/run)
+BULK_NULL = "#N/A"
+TERMINAL_JOB_STATES = ("JobComplete", "Failed", "Aborted")
+
+# Salesforce status codes worth sending again: lock contention, limits, timeouts, unavailability.
+TRANSIENT_CODES = frozenset(
+    {
+        "UNABLE_TO_LOCK_ROW",
+        "REQUEST_LIMIT_EXCEEDED",
+        "REQUEST_RUNNING_TOO_LONG",
+        "QUERY_TIMEOUT",
+        "SERVER_UNAVAILABLE",
+        "SERVICE_UNAVAILABLE",
+    }
+)
+
+NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # an object or field API name
+SALESFORCE_ID = re.compile(r"^[A-Za-z0-9]{15}([A-Za-z0-9]{3})?$")
+SOQL_ESCAPES = str.maketrans({"\\": "\\\\", "'": "\\'", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
+ERROR_CODE = re.compile(r"^[A-Z][A-Z0-9_]*$")
+
+TokenRefresher = Callable[[], str]
+
+
+def is_transient(code: str | None) -> bool:
+    return code in TRANSIENT_CODES
+
+
+def soql_string(value: str) -> str:
+    """A SOQL string literal: quotes and backslashes escaped."""
+    return "'" + value.translate(SOQL_ESCAPES) + "'"
+
+
+def soql_datetime(moment: datetime) -> str:
+    """A SOQL datetime literal in UTC (a naive datetime is taken as UTC), to the second."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _name(value: str, what: str) -> str:
+    if not NAME.match(value):
+        raise PermanentError("INVALID_FIELD", f"not a Salesforce {what} name: {value!r}")
+    return value
+
+
+def _id15(crm_id: str) -> str:
+    """Record ids compare on their first 15 (case-sensitive) characters: the 18-character form adds a checksum."""
+    return crm_id[:15] if SALESFORCE_ID.match(crm_id) else crm_id
+
+
+def retry_after_seconds(header: str | None) -> float | None:
+    """``Retry-After`` as seconds (a number or an HTTP date), capped at :data:`MAX_RETRY_AFTER`."""
+    if not header:
+        return None
+    try:
+        seconds = float(header)
+    except ValueError:
+        try:
+            seconds = (parsedate_to_datetime(header) - datetime.now(UTC)).total_seconds()
+        except (TypeError, ValueError):
+            return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+def bulk_value(value: Any) -> str:
+    """A value as Bulk API 2.0 CSV text: ``true``/``false``, ``#N/A`` for null, plain decimals."""
+    if value is None or value == "":
+        return BULK_NULL
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        text = repr(value)
+        return format(Decimal(text), "f") if "e" in text or "E" in text else text
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    return str(value)
+
+
+def split_bulk_error(text: str) -> tuple[str, str]:
+    """``"UNABLE_TO_LOCK_ROW:unable to obtain exclusive access to this record:--"`` -> (code, message)."""
+    code, sep, rest = (text or "").partition(":")
+    if sep and ERROR_CODE.match(code.strip()):
+        message = rest.strip()
+        if message.endswith(":--"):  # no field named
+            message = message[:-3].rstrip()
+        return code.strip(), message
+    return "BULK_ERROR", (text or "no error given").strip()
+
+
+class SalesforceAdapter:
+    name = "salesforce"
+
+    def __init__(
+        self,
+        instance_url: str,
+        access_token: str,
+        config: SalesforceCrm,
+        key_field: str,
+        retry: RetryPolicy | None = None,
+        session: requests.Session | None = None,
+        token_refresher: TokenRefresher | None = None,
+        *,
+        poll_interval: float = 5.0,
+        poll_timeout: float = 3600.0,
+        timeout: tuple[float, float] = (10.0, 120.0),
+    ):
+        if not instance_url:
+            raise PermanentError("NO_INSTANCE_URL", "no Salesforce instance URL (the connection's host)")
+        if not access_token:
+            raise PermanentError("NO_CREDENTIALS", "no Salesforce access token")
+        self.instance_url = _base_url(instance_url)
+        self._token = access_token
+        self._secrets: list[str] = [access_token]
+        self.config = config
+        self.key_field = _name(key_field, "key field")
+        self.object = _name(config.object, "object")
+        self.retry = retry or RetryPolicy()
+        self.session = session or requests.Session()
+        self.token_refresher = token_refresher
+        self.poll_interval, self.poll_timeout, self.timeout = poll_interval, poll_timeout, timeout
+        self.calls = 0  # write requests sent: Collections PATCHes; per Bulk job its create, upload and close
+        self.bulk_jobs = 0  # Bulk API 2.0 ingest jobs created
+
+    def __repr__(self) -> str:
+        return f"SalesforceAdapter({self.describe()!r})"
+
+    # --- construction from an Airflow connection ------------------------------------------
+
+    @classmethod
+    def from_connection(
+        cls, config: SalesforceCrm, key_field: str, retry: RetryPolicy | None = None, **kwargs: Any
+    ) -> SalesforceAdapter:
+        """From the Airflow connection ``config.conn_id``.
+
+        Either ``host`` = the instance URL and ``password`` = an access token, or ``extra``
+        ``{"client_id", "client_secret", "domain"}`` for the OAuth 2.0 client-credentials flow
+        (``domain``: the My Domain host; the connection's host when absent). With client
+        credentials an expired token is refreshed by running the flow again.
+        """
+        from airflow.sdk import BaseHook
+
+        conn = BaseHook.get_connection(config.conn_id)
+        extra = conn.extra_dejson or {}
+        retry = retry or RetryPolicy()
+        session = kwargs.pop("session", None) or requests.Session()
+        if extra.get("client_id") and extra.get("client_secret"):
+            domain = extra.get("domain") or conn.host
+            if not domain:
+                raise PermanentError("NO_INSTANCE_URL", f"connection {config.conn_id!r}: no domain nor host")
+            client = ClientCredentials(_login_url(domain), extra["client_id"], extra["client_secret"], session, retry)
+            token, instance_url = client.token()
+            adapter = cls(
+                instance_url or _base_url(conn.host or domain),
+                token,
+                config,
+                key_field,
+                retry,
+                session=session,
+                token_refresher=lambda: client.token()[0],
+                **kwargs,
+            )
+            adapter._secrets.append(client.client_secret)
+            return adapter
+        if not conn.host or not conn.password:
+            raise PermanentError(
+                "NO_CREDENTIALS",
+                f"connection {config.conn_id!r} needs host (instance URL) and password (access token), "
+                "or extra client_id/client_secret/domain",
+            )
+        return cls(conn.host, conn.password, config, key_field, retry, session=session, **kwargs)
+
+    # --- the adapter protocol ---------------------------------------------------------------
+
+    def describe(self) -> str:
+        return f"salesforce:{(urlsplit(self.instance_url).hostname or '').lower()}/{self.object}"
+
+    def fetch(self, account_ids: Sequence[str], crm_fields: Sequence[str]) -> dict[str, CrmRecord]:
+        fields = [_name(f, "field") for f in dict.fromkeys(crm_fields)]
+        select = ", ".join(dict.fromkeys(["Id", self.key_field, *fields]))
+        keys = list(dict.fromkeys(map(str, account_ids)))
+        if self.key_field == "Id":  # what cannot be a record id is not in the CRM (and would fail the whole query)
+            keys = [k for k in keys if SALESFORCE_ID.match(k)]
+        exact = {self._key_of(k): k for k in keys}
+        # Text comparisons in SOQL ignore case: 'acc-1' answers a query for 'ACC-1'.
+        folded: dict[str, str | None] = {}
+        for key in keys:
+            folded[key.casefold()] = None if key.casefold() in folded else key
+        found: dict[str, CrmRecord] = {}
+        prefix = f"SELECT {select} FROM {self.object} WHERE {self.key_field} IN ("
+        for part in self._key_chunks(keys, prefix):
+            soql = prefix + ",".join(soql_string(k) for k in part) + ")"
+            for record in self._query(soql):
+                key = _key_text(record.get(self.key_field))
+                account_id = exact.get(self._key_of(key)) or folded.get(key.casefold())
+                if account_id is None:
+                    continue
+                if account_id in found:
+                    first = found[account_id]
+                    found[account_id] = CrmRecord(account_id, first.crm_id, first.values, matches=first.matches + 1)
+                else:
+                    values = {f: record.get(f) for f in fields}
+                    found[account_id] = CrmRecord(account_id, str(record["Id"]), values)
+        return found
+
+    def read_accounts_since(self, modstamp: datetime, fields: Sequence[str]) -> Iterator[dict[str, Any]]:
+        """Records whose ``SystemModstamp`` is at or after ``modstamp``, oldest first, for incremental extraction.
+
+        The bound is inclusive (to the second) so nothing modified in the same second is missed:
+        the caller sees the boundary records again and de-duplicates by ``Id``.
+        """
+        names = [_name(f, "field") for f in fields]
+        select = ", ".join(dict.fromkeys(["Id", "SystemModstamp", *names]))
+        soql = (
+            f"SELECT {select} FROM {self.object} WHERE SystemModstamp >= {soql_datetime(modstamp)} "
+            "ORDER BY SystemModstamp, Id"
+        )
+        yield from self._query(soql)
+
+    def update(self, changes: Sequence[Change]) -> list[WriteResult]:
+        changes = list(changes)
+        results: list[WriteResult] = []
+        # Two of our accounts on one CRM record: ambiguous, and Salesforce rejects duplicate ids in a request.
+        targets: dict[str, list[Change]] = {}
+        for change in changes:
+            targets.setdefault(_id15(change.crm_id), []).append(change)
+        unique = []
+        for group in targets.values():
+            if len(group) == 1:
+                unique.append(group[0])
+                continue
+            accounts = sorted(c.account_id for c in group)
+            results += [
+                _failed(c, "failed_permanent", "DUPLICATE_ID", f"record {c.crm_id} is the target of {accounts}")
+                for c in group
+            ]
+        invalid = [c for c in unique if any(not NAME.match(f) for f in c.fields)]
+        for change in invalid:
+            bad = sorted(f for f in change.fields if not NAME.match(f))
+            results.append(_failed(change, "failed_permanent", "INVALID_FIELD", f"not Salesforce field names: {bad}"))
+        unique = [c for c in unique if c not in invalid]
+        if not unique:
+            return results
+        if len(unique) > self.config.bulk_threshold:
+            return results + self._bulk(unique)
+        for part in chunks(unique, COLLECTION_SIZE):
+            results += self._collection(part)
+        return results
+
+    # --- sObject Collections ----------------------------------------------------------------
+
+    def _collection(self, part: Sequence[Change]) -> list[WriteResult]:
+        body = {
+            "allOrNone": False,
+            "records": [
+                {
+                    "attributes": {"type": self.object},
+                    "id": c.crm_id,
+                    **{f: _json_value(v) for f, v in c.fields.items()},
+                }
+                for c in part
+            ],
+        }
+        attempts = 0
+
+        def send() -> Any:
+            nonlocal attempts
+            attempts += 1
+            return self._json(self._send("PATCH", self._path("composite/sobjects"), json=body, write=True))
+
+        try:
+            saved = self.retry.call("salesforce update", send)
+        except TransientError as exc:
+            return [_failed(c, "failed_transient", exc.code, exc.message, attempts) for c in part]
+        except PermanentError as exc:
+            return [_failed(c, "failed_permanent", exc.code, exc.message, attempts) for c in part]
+        if not isinstance(saved, list):
+            saved = []
+        results = []
+        for index, change in enumerate(part):
+            outcome = saved[index] if index < len(saved) and isinstance(saved[index], dict) else None
+            if outcome is None:
+                results.append(_failed(change, "failed_transient", "NO_RESULT", "no result for the record", attempts))
+            elif outcome.get("success"):
+                results.append(WriteResult(change.account_id, change.crm_id, "success", attempts=attempts))
+            else:
+                error = (outcome.get("errors") or [{}])[0]
+                code = str(error.get("statusCode") or "UNKNOWN_ERROR")
+                message = self._mask(str(error.get("message") or ""))
+                if error.get("fields"):
+                    message = f"{message} (fields: {', '.join(map(str, error['fields']))})"
+                status = "failed_transient" if is_transient(code) else "failed_permanent"
+                results.append(_failed(change, status, code, message, attempts))
+        return results
+
+    # --- Bulk API 2.0 -----------------------------------------------------------------------
+
+    def _bulk(self, changes: Sequence[Change]) -> list[WriteResult]:
+        columns = list(dict.fromkeys(f for c in changes for f in c.fields))
+        header = _csv_line(["Id", *columns])
+        results: list[WriteResult] = []
+        part: list[Change] = []
+        lines: list[str] = []
+        size = len(header.encode())
+        for change in changes:
+            # A field this change does not set is an empty cell: Salesforce leaves it unchanged.
+            line = _csv_line(
+                [change.crm_id, *(bulk_value(change.fields[f]) if f in change.fields else "" for f in columns)]
+            )
+            if part and size + len(line.encode()) > MAX_UPLOAD_BYTES:  # one job normally; more past the size limit
+                results += self._bulk_job(part, header + "".join(lines))
+                part, lines, size = [], [], len(header.encode())
+            part.append(change)
+            lines.append(line)
+            size += len(line.encode())
+        return results + self._bulk_job(part, header + "".join(lines))
+
+    def _bulk_job(self, changes: Sequence[Change], csv_text: str) -> list[WriteResult]:
+        jobs = self._path("jobs/ingest")
+        spec = {"object": self.object, "operation": "update", "contentType": "CSV", "lineEnding": "LF"}
+        try:
+            job = self._call("salesforce bulk create", "POST", jobs, json=spec, write=True)
+        except (TransientError, PermanentError) as exc:
+            return _all_failed(changes, exc)
+        job_id = str(job.get("id") or "")
+        if not job_id:
+            return [_failed(c, "failed_transient", "NO_RESULT", "Salesforce returned no job id") for c in changes]
+        self.bulk_jobs += 1
+        job_url = f"{jobs}/{job_id}"
+        try:
+            self._call(
+                "salesforce bulk upload",
+                "PUT",
+                f"{job_url}/batches",
+                data=csv_text.encode("utf-8"),
+                headers={"Content-Type": "text/csv"},
+                write=True,
+                parse=False,
+            )
+            self._call("salesforce bulk close", "PATCH", job_url, json={"state": "UploadComplete"}, write=True)
+        except (TransientError, PermanentError) as exc:
+            self._abort(job_url)
+            return _all_failed(changes, exc)
+        try:
+            info = self._wait(job_url)
+        except (TransientError, PermanentError) as exc:
+            self._abort(job_url)
+            # The job may have written some rows: unknown, so sent again (an update is idempotent).
+            return [_failed(c, "failed_transient", exc.code, f"bulk job {job_id}: {exc.message}") for c in changes]
+        state = info.get("state")
+        job_error = self._mask(str(info.get("errorMessage") or ""))
+        log.info(
+            "salesforce bulk job %s %s: %s processed, %s failed",
+            job_id,
+            state,
+            info.get("numberRecordsProcessed"),
+            info.get("numberRecordsFailed"),
+        )
+        by_id = {_id15(c.crm_id): c for c in changes}
+        outcome: dict[str, WriteResult] = {}
+        problems = []
+        for kind in ("successfulResults", "failedResults", "unprocessedrecords"):
+            try:
+                rows = self._result_rows(f"{job_url}/{kind}")
+            except (TransientError, PermanentError) as exc:
+                problems.append(f"{kind}: {exc.code}")
+                continue
+            for row in rows:
+                change = by_id.get(_id15(row.get("Id") or row.get("sf__Id") or ""))
+                if change is None or change.crm_id in outcome:
+                    continue
+                if kind == "successfulResults":
+                    outcome[change.crm_id] = WriteResult(change.account_id, change.crm_id, "success")
+                elif kind == "failedResults":
+                    code, message = split_bulk_error(row.get("sf__Error", ""))
+                    status = "failed_transient" if is_transient(code) else "failed_permanent"
+                    outcome[change.crm_id] = _failed(change, status, code, self._mask(message))
+                else:
+                    message = f"bulk job {job_id} {state}" + (f": {job_error}" if job_error else "")
+                    outcome[change.crm_id] = _failed(change, "failed_transient", "UNPROCESSED", message)
+        missing = f"no result in bulk job {job_id} ({state}{': ' + job_error if job_error else ''})"
+        if problems:
+            missing += f"; results unreadable: {', '.join(problems)}"
+        return [outcome.get(c.crm_id) or _failed(c, "failed_transient", "NO_RESULT", missing) for c in changes]
+
+    def _wait(self, job_url: str) -> dict[str, Any]:
+        """Poll the job until it is complete, failed or aborted (at most ``poll_timeout`` seconds of waiting)."""
+        waited = 0.0
+        while True:
+            info = self._call("salesforce bulk poll", "GET", job_url)
+            if info.get("state") in TERMINAL_JOB_STATES:
+                return info
+            if waited >= self.poll_timeout:
+                raise TransientError("BULK_TIMEOUT", f"job still {info.get('state')} after {waited:.0f}s")
+            self.retry.sleep(self.poll_interval)
+            waited += self.poll_interval
+
+    def _abort(self, job_url: str) -> None:
+        """Best effort: an open or running job we gave up on should not linger."""
+        try:
+            self._send("PATCH", job_url, json={"state": "Aborted"}, write=True)
+        except (TransientError, PermanentError) as exc:
+            log.warning("salesforce bulk: could not abort %s: %s", job_url.rsplit("/", 1)[-1], exc.code)
+
+    def _result_rows(self, url: str) -> list[dict[str, str]]:
+        response = self.retry.call("salesforce bulk results", lambda: self._send("GET", url))
+        text = response.content.decode("utf-8-sig")
+        return list(csv.DictReader(io.StringIO(text))) if text.strip() else []
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def _key_chunks(self, keys: list[str], prefix: str) -> Iterator[list[str]]:
+        """Up to :data:`QUERY_KEYS` keys a query, fewer if the encoded SOQL would get too long."""
+        part: list[str] = []
+        length = len(quote(prefix + ")"))
+        for key in keys:
+            extra = len(quote(soql_string(key) + ","))
+            if part and (len(part) >= QUERY_KEYS or length + extra > MAX_QUERY_CHARS):
+                yield part
+                part, length = [], len(quote(prefix + ")"))
+            part.append(key)
+            length += extra
+        if part:
+            yield part
+
+    def _query(self, soql: str) -> Iterator[dict[str, Any]]:
+        page = self._call("salesforce query", "GET", self._path("query"), params={"q": soql})
+        while True:
+            for record in page.get("records") or []:
+                yield {k: v for k, v in record.items() if k != "attributes"}
+            next_url = page.get("nextRecordsUrl")
+            if page.get("done", True) or not next_url:
+                return
+            page = self._call("salesforce query", "GET", next_url)
+
+    # --- HTTP -------------------------------------------------------------------------------
+
+    def _path(self, resource: str) -> str:
+        return f"/services/data/v{self.config.api_version}/{resource}"
+
+    def _key_of(self, value: str) -> str:
+        """How a key is compared: record ids on their 15 characters, other keys as given."""
+        return _id15(value) if self.key_field == "Id" else value
+
+    def _call(self, what: str, method: str, url: str, *, parse: bool = True, **kwargs: Any) -> Any:
+        response = self.retry.call(what, lambda: self._send(method, url, **kwargs))
+        return self._json(response) if parse else response
+
+    def _json(self, response: requests.Response) -> Any:
+        if not response.content:
+            return {}
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise TransientError("BAD_RESPONSE", f"not JSON (HTTP {response.status_code})") from exc
+
+    def _send(self, method: str, url: str, *, write: bool = False, **kwargs: Any) -> requests.Response:
+        """One request (and, on an expired session with a refresher, one more with a fresh token)."""
+        refreshed = False
+        while True:
+            response = self._request(method, url, write=write, **kwargs)
+            if response.status_code == 401 and self.token_refresher and not refreshed:
+                log.info("salesforce: session expired, refreshing the access token")
+                self._set_token(self.token_refresher())
+                refreshed = True
+                continue
+            self._raise_for(response)
+            return response
+
+    def _request(self, method: str, url: str, *, write: bool, headers: dict | None = None, **kwargs: Any):
+        full = url if url.startswith("http") else f"{self.instance_url}{url}"
+        all_headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"} | (headers or {})
+        if write:
+            self.calls += 1
+        try:
+            return self.session.request(method, full, headers=all_headers, timeout=self.timeout, **kwargs)
+        except requests.Timeout as exc:
+            raise TransientError("TIMEOUT", self._mask(f"{method} {urlsplit(full).path}: {exc}")) from None
+        except requests.ConnectionError as exc:
+            raise TransientError("CONNECTION_ERROR", self._mask(f"{method} {urlsplit(full).path}: {exc}")) from None
+        except requests.RequestException as exc:
+            raise PermanentError("HTTP_ERROR", self._mask(f"{method} {urlsplit(full).path}: {exc}")) from None
+
+    def _raise_for(self, response: requests.Response) -> None:
+        status = response.status_code
+        if status < 400:
+            return
+        code, message = _error_of(response)
+        code, message = self._mask(code), self._mask(message)
+        retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+        if status == 429 or status >= 500 or (status == 403 and code == "REQUEST_LIMIT_EXCEEDED"):
+            raise TransientError(code, message, retry_after)
+        if status == 401:
+            raise PermanentError(code if code != f"HTTP_{status}" else "INVALID_SESSION_ID", message)
+        raise PermanentError(code, message)
+
+    def _set_token(self, token: str) -> None:
+        if not token:
+            raise PermanentError("INVALID_SESSION_ID", "the token refresher returned no token")
+        self._token = token
+        self._secrets.append(token)
+
+    def _mask(self, text: str) -> str:
+        for secret in self._secrets:
+            if secret:
+                text = text.replace(secret, "***")
+        return text
+
+
+class ClientCredentials:
+    """The OAuth 2.0 client-credentials flow: ``POST {domain}/services/oauth2/token``."""
+
+    def __init__(
+        self, login_url: str, client_id: str, client_secret: str, session: requests.Session, retry: RetryPolicy
+    ):
+        self.login_url, self.client_id, self.client_secret = login_url, client_id, client_secret
+        self.session, self.retry = session, retry
+
+    def __repr__(self) -> str:
+        return f"ClientCredentials({self.login_url!r})"
+
+    def token(self) -> tuple[str, str | None]:
+        """A fresh access token and the instance URL it is for."""
+        return self.retry.call("salesforce token", self._token)
+
+    def _token(self) -> tuple[str, str | None]:
+        form = {"grant_type": "client_credentials", "client_id": self.client_id, "client_secret": self.client_secret}
+        url = f"{self.login_url}/services/oauth2/token"
+        try:
+            response = self.session.post(url, data=form, headers={"Accept": "application/json"}, timeout=(10, 60))
+        except requests.Timeout:
+            raise TransientError("TIMEOUT", f"POST {url} timed out") from None
+        except requests.RequestException as exc:
+            raise TransientError("CONNECTION_ERROR", f"POST {url}: {type(exc).__name__}") from None
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        if response.status_code == 429 or response.status_code >= 500:
+            raise TransientError(f"HTTP_{response.status_code}", "token endpoint unavailable")
+        if response.status_code >= 400 or not isinstance(body, dict) or not body.get("access_token"):
+            error = body.get("error", f"HTTP_{response.status_code}") if isinstance(body, dict) else "BAD_RESPONSE"
+            description = body.get("error_description", "") if isinstance(body, dict) else ""
+            raise PermanentError("OAUTH_" + str(error).upper(), str(description).replace(self.client_secret, "***"))
+        return body["access_token"], body.get("instance_url")
+
+
+def _base_url(url: str) -> str:
+    url = url.strip().rstrip("/")
+    return url if "://" in url else f"https://{url}"
+
+
+def _login_url(domain: str) -> str:
+    """``acme.my.salesforce.com``, ``https://acme.my.salesforce.com``, or ``login``/``test``."""
+    domain = domain.strip().rstrip("/")
+    if "." not in domain and "://" not in domain:
+        return f"https://{domain}.salesforce.com"
+    return _base_url(domain)
+
+
+def _json_value(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, (date, datetime)) else value
+
+
+def _csv_line(cells: Sequence[str]) -> str:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerow(cells)
+    return out.getvalue()
+
+
+def _key_text(value: Any) -> str:
+    """A key as text: a numeric external id comes back as 123.0."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return "" if value is None else str(value)
+
+
+def _error_of(response: requests.Response) -> tuple[str, str]:
+    """(errorCode, message) of a Salesforce error response: ``[{"errorCode": ..., "message": ...}]``."""
+    fallback = f"HTTP_{response.status_code}"
+    try:
+        body = response.json()
+    except ValueError:
+        return fallback, (response.text or "")[:300]
+    if isinstance(body, list) and body and isinstance(body[0], dict):
+        body = body[0]
+    if isinstance(body, dict):
+        code = body.get("errorCode") or body.get("error") or fallback
+        message = body.get("message") or body.get("error_description") or ""
+        return str(code), str(message)[:1000]
+    return fallback, str(body)[:300]
+
+
+def _failed(change: Change, status: str, code: str, message: str, attempts: int = 1) -> WriteResult:
+    return WriteResult(change.account_id, change.crm_id, status, code, message, max(attempts, 1))  # type: ignore[arg-type]
+
+
+def _all_failed(changes: Sequence[Change], exc: TransientError | PermanentError) -> list[WriteResult]:
+    status = "failed_transient" if isinstance(exc, TransientError) else "failed_permanent"
+    return [_failed(c, status, exc.code, exc.message) for c in changes]
