@@ -64,10 +64,24 @@ class SqlSource(StrictModel):
         return self
 
 
+class SalesforceObjectMapping(StrictModel):
+    object: Identifier
+    # our column name -> the Salesforce field
+    columns: dict[Identifier, Identifier] = Field(min_length=1)
+
+
+class SalesforceSource(StrictModel):
+    """Entities read from Salesforce with SOQL, incrementally on SystemModstamp."""
+
+    conn_id: str = "salesforce_default"
+    api_version: str = Field(default="62.0", pattern=r"^\d+\.\d$")
+    objects: dict[Entity, SalesforceObjectMapping]
+
+
 class EntitySource(StrictModel):
     """Where one entity comes from and which column drives incremental reads."""
 
-    source: Literal["files", "sql"] = "files"
+    source: Literal["files", "sql", "salesforce"] = "files"
     incremental_column: Identifier
 
 
@@ -75,6 +89,7 @@ class SourcesConfig(StrictModel):
     warehouse_url: str = "duckdb:///data/warehouse.duckdb"
     files: FilesSource = FilesSource()
     sql: SqlSource | None = None
+    salesforce: SalesforceSource | None = None
     entities: dict[Entity, EntitySource]
 
     @model_validator(mode="after")
@@ -82,8 +97,9 @@ class SourcesConfig(StrictModel):
         missing = [e for e in ENTITIES if e not in self.entities]
         if missing:
             raise ValueError(f"entities is missing {missing}")
-        if any(e.source == "sql" for e in self.entities.values()) and self.sql is None:
-            raise ValueError("an entity uses source 'sql' but no 'sql' section is configured")
+        for kind in ("sql", "salesforce"):
+            if any(e.source == kind for e in self.entities.values()) and getattr(self, kind) is None:
+                raise ValueError(f"an entity uses source '{kind}' but no '{kind}' section is configured")
         return self
 
 

@@ -246,6 +246,10 @@ class SalesforceAdapter:
                     found[account_id] = CrmRecord(account_id, str(record["Id"]), values)
         return found
 
+    def query(self, soql: str) -> Iterator[dict[str, Any]]:
+        """Every record a SOQL query returns (pages followed), without the ``attributes`` entry."""
+        return self._query(soql)
+
     def read_accounts_since(self, modstamp: datetime, fields: Sequence[str]) -> Iterator[dict[str, Any]]:
         """Records whose ``SystemModstamp`` is at or after ``modstamp``, oldest first, for incremental extraction.
 

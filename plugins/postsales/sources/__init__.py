@@ -72,4 +72,9 @@ def make_source(kind: str, config: SourcesConfig) -> Source:
 
         assert config.sql is not None  # guaranteed by SourcesConfig validation
         return SqlSource(config.sql)
+    if kind == "salesforce":
+        from postsales.sources.salesforce import SalesforceSource
+
+        assert config.salesforce is not None  # guaranteed by SourcesConfig validation
+        return SalesforceSource(config.salesforce)
     raise ValueError(f"unknown source kind {kind!r}")
