@@ -597,6 +597,9 @@ def run_backtest(
             }
         )
     backtest_frame = pd.DataFrame(records, columns=[c.name for c in forecast_backtest.c])
+    for column in forecast_backtest.c:
+        if isinstance(column.type, sa.Integer):  # counts missing for tier targets: keep them integers
+            backtest_frame[column.name] = backtest_frame[column.name].astype("Int64")
     calibration_frame = pd.DataFrame(
         [{"as_of_date": as_of, **row} for row in calibration], columns=[c.name for c in forecast_tier_calibration.c]
     )

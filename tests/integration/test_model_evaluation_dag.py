@@ -44,7 +44,7 @@ def dags(airflow_db):
 
 
 @pytest.fixture
-def demo_history(tmp_path, monkeypatch):
+def demo_history(tmp_path, monkeypatch, warehouse_url):
     source = tmp_path / "demo"
     demo.generate(source, accounts=120, seed=7)
     monkeypatch.setenv("POSTSALES_SOURCE_DIR", str(source))
@@ -85,18 +85,19 @@ def independent_churn_auc(url: str, horizon: int, start_dates: int) -> tuple[flo
     return float(roc_auc_score(labels, scores)), len(labels)
 
 
-def test_monthly_evaluation_run(dags, duckdb_url, demo_history, tmp_path):
+def test_monthly_evaluation_run(dags, warehouse_url, demo_history, tmp_path):
+    url = warehouse_url
     dag = dags.get_dag("model_evaluation")
     run = dag.test(logical_date=pendulum.datetime(2026, 11, 1, tz="UTC"))
     assert run.state == "success"
-    first = mart_rows(duckdb_url)
+    first = mart_rows(url)
     backtest = {row[1] for row in first["forecast_backtest"]}
     flag_targets = {"smb_to_mm_6_9m", "mm_to_ent_12_15m", "ent_decline_risk"}
     assert backtest == {*flag_targets, *(f"tier_{h}m" for h in (6, 9, 12, 15))}
     assert len(first["health_component_signal"]) == 5 * 3  # components x horizons
     assert len(first["review_recommendations"]) == 2 + 5  # two tier minimums, five weights
 
-    with warehouse.engine(duckdb_url).connect() as conn:
+    with warehouse.engine(url).connect() as conn:
         customers = conn.execute(
             sa.text("select count(*) from mart.account_segments where as_of_date = :d"), {"d": AS_OF}
         ).scalar_one()
@@ -124,13 +125,13 @@ def test_monthly_evaluation_run(dags, duckdb_url, demo_history, tmp_path):
     # Start dates for horizons 3, 6, 12 with 12 dates each: months 3 .. 23 before the as-of date.
     assert start_dates == 21
     # The AUC written equals scikit-learn's on outcomes recomputed here from the contracts.
-    expected_auc, scored = independent_churn_auc(duckdb_url, horizon=3, start_dates=12)
+    expected_auc, scored = independent_churn_auc(url, horizon=3, start_dates=12)
     assert overall.auc_churn == pytest.approx(expected_auc, abs=1e-12)
     assert overall.account_periods >= scored
 
     # A rerun of the month replaces its partitions with identical rows.
     assert dag.test(logical_date=pendulum.datetime(2026, 11, 1, tz="UTC")).state == "success"
-    assert mart_rows(duckdb_url) == first
+    assert mart_rows(url) == first
 
     report = tmp_path / "data" / "reports" / "evaluation_2026-10-31.html"
     text = report.read_text()
