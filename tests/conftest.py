@@ -136,3 +136,13 @@ def airflow_db():
         env=os.environ.copy(),
     )
     return AIRFLOW_TEST_HOME
+
+
+@pytest.fixture(scope="module")
+def dags(airflow_db):
+    """The project's DagBag, parsed once per test module (after the metadata DB exists)."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(str(Path(__file__).resolve().parents[1] / "dags"))
+    assert bag.import_errors == {}
+    return bag

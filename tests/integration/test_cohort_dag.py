@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from datetime import date
-from pathlib import Path
 
 import pandas as pd
 import pendulum
@@ -14,23 +12,13 @@ import pytest
 import sqlalchemy as sa
 
 import tiny
+from browser import chromium_flags, chromium_or_skip
 from postsales import warehouse
 from postsales.cohorts import compute_snapshot
 from postsales.extract import extract_entity
 from postsales.sources import Interval
 
-ROOT = Path(__file__).resolve().parents[2]
-IN_CI = __import__("os").environ.get("CI", "").lower() in ("1", "true", "yes")
 TABLES = ("mrr_monthly", "mrr_movements", "cohort_retention")
-
-
-@pytest.fixture(scope="module")
-def dags(airflow_db):
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(str(ROOT / "dags"))
-    assert bag.import_errors == {}
-    return bag
 
 
 def load_tiny():
@@ -71,10 +59,6 @@ def test_monthly_runs_write_their_snapshot_and_report(dags, warehouse_url, tiny_
     assert snapshot_rows(warehouse_url, date(2024, 3, 1)) == march
 
 
-def chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
 def test_report_is_self_contained_and_renders_in_chromium(duckdb_url, tiny_source, tmp_path):
     from postsales.reports.cohort_report import write_report
 
@@ -85,16 +69,8 @@ def test_report_is_self_contained_and_renders_in_chromium(duckdb_url, tiny_sourc
     # Nothing to fetch: no external scripts, styles, fonts or images.
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", text)
     assert "<script" not in text and "@import" not in text and "url(" not in text
-    browser = chromium()
-    if browser is None:
-        if IN_CI:
-            pytest.fail("chromium is required in CI (.ci/run installs Debian's chromium)")
-        pytest.skip("chromium not installed (apt-get install chromium)")
-    flags = [
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        f"--user-data-dir={tmp_path / 'chromium'}",
-    ]  # fmt: skip
+    browser = chromium_or_skip()
+    flags = chromium_flags(tmp_path / "chromium")
     dom = subprocess.run(
         [browser, *flags, "--dump-dom", path.as_uri()], capture_output=True, text=True, timeout=120, check=True
     ).stdout

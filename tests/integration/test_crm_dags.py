@@ -3,8 +3,6 @@ to a real (SQLite) CRM, the safety valve and the approval gate."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pendulum
 import pytest
 import sqlalchemy as sa
@@ -17,7 +15,6 @@ from postsales.extract import extract_entity
 from postsales.segment.rules import load_rules
 from postsales.sources import Interval
 
-ROOT = Path(__file__).resolve().parents[2]
 APRIL_RUN = pendulum.datetime(2024, 4, 1, tz="UTC")  # covers March 2024: as of 2024-03-31
 MAY_RUN = pendulum.datetime(2024, 5, 1, tz="UTC")
 JUNE_RUN = pendulum.datetime(2024, 6, 1, tz="UTC")
@@ -25,15 +22,6 @@ JUNE_RUN = pendulum.datetime(2024, 6, 1, tz="UTC")
 FLAGS = {"force": False, "dry_run": False, "approve_first_push": False, "approve_large_change": False,
          "push_backfill": False}  # fmt: skip
 APPROVED = FLAGS | {"force": True, "approve_first_push": True, "approve_large_change": True}
-
-
-@pytest.fixture(scope="module")
-def dags(airflow_db):
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(str(ROOT / "dags"))
-    assert bag.import_errors == {}
-    return bag
 
 
 @pytest.fixture

@@ -2,31 +2,21 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import pendulum
-import pytest
 import sqlalchemy as sa
 
 import tiny
 from postsales import warehouse
 
-ROOT = Path(__file__).resolve().parents[2]
 # A run after midnight of day 2 covers day 1: [2024-03-01, 2024-03-02).
 DAY1_RUN = pendulum.datetime(2024, 3, 2, tz="UTC")
 DAY2_RUN = pendulum.datetime(2024, 3, 3, tz="UTC")
 
 
-@pytest.fixture(scope="module")
-def dags(airflow_db):
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(str(ROOT / "dags"))
-    assert bag.import_errors == {}
+def test_retry_delays_are_short_in_tests(dags):
     # tests/conftest.py shortens retry delays for the session (they are read at import).
-    assert bag.get_dag("usage_extract").get_task("extract_usage_daily").retry_delay.total_seconds() == 1
-    return bag
+    assert dags.get_dag("usage_extract").get_task("extract_usage_daily").retry_delay.total_seconds() == 1
 
 
 def run(dags, dag_id: str, logical_date, **conf):

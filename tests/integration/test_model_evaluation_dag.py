@@ -4,10 +4,8 @@ AUC, idempotent reruns and the HTML report in a real browser."""
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from datetime import date, datetime
-from pathlib import Path
 
 import pandas as pd
 import pendulum
@@ -16,12 +14,11 @@ import sqlalchemy as sa
 from dateutil.relativedelta import relativedelta
 from sklearn.metrics import roc_auc_score
 
+from browser import chromium_flags, chromium_or_skip
 from postsales import demo, warehouse
 from postsales.extract import extract_entity
 from postsales.sources import Interval
 
-ROOT = Path(__file__).resolve().parents[2]
-IN_CI = __import__("os").environ.get("CI", "").lower() in ("1", "true", "yes")
 AS_OF = date(2026, 10, 31)  # the demo's last day; the run after 2026-11-01 covers October
 MART_TABLES = (
     "forecast_backtest",
@@ -32,15 +29,6 @@ MART_TABLES = (
     "review_migration_matrix",
     "account_forecasts",
 )
-
-
-@pytest.fixture(scope="module")
-def dags(airflow_db):
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(str(ROOT / "dags"))
-    assert bag.import_errors == {}
-    return bag
 
 
 @pytest.fixture
@@ -138,16 +126,8 @@ def test_monthly_evaluation_run(dags, warehouse_url, demo_history, tmp_path):
     assert "Forecast backtest" in text and "Health score vs outcome" in text
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", text) and "<script" not in text
     assert f"{overall.auc_churn:.3f}" in text
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    if browser is None:
-        if IN_CI:
-            pytest.fail("chromium is required in CI (.ci/run installs Debian's chromium)")
-        pytest.skip("chromium not installed (apt-get install chromium)")
-    flags = [
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        f"--user-data-dir={tmp_path / 'chromium'}",
-    ]  # fmt: skip
+    browser = chromium_or_skip()
+    flags = chromium_flags(tmp_path / "chromium")
     dom = subprocess.run(
         [browser, *flags, "--dump-dom", report.as_uri()], capture_output=True, text=True, timeout=120, check=True
     ).stdout

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from datetime import date, datetime
-from pathlib import Path
 from types import SimpleNamespace
 
 import pandas as pd
@@ -15,17 +14,6 @@ import sqlalchemy as sa
 import tiny
 from postsales import warehouse
 from postsales.tasks import segmentation_as_of
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def dags(airflow_db):
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(str(ROOT / "dags"))
-    assert bag.import_errors == {}
-    return bag
 
 
 def segments(url: str) -> pd.DataFrame:
