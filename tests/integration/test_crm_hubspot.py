@@ -1,0 +1,756 @@
+"""The HubSpot adapter against a mocked CRM v3 API (``responses``), with the API's real JSON shapes.
+
+Shapes as HubSpot documents them: search requests (``filterGroups``/``filters`` with ``IN``
+``values``, ``properties``, ``limit``, ``after``, ``sorts``) and pages (``total``,
+``results[].id/properties``, ``paging.next.after``); batch read/update (``inputs``) answered
+by 200 ``{"status": "COMPLETE", "results"}`` or 207 with ``errors[]`` (``status``,
+``category``, ``message``, ``context.ids``); error bodies (``status``, ``message``,
+``correlationId``, ``category``) and the 429 body (``errorType: RATE_LIMIT``, ``policyName``)
+with the ``X-HubSpot-RateLimit-*`` headers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import pytest
+import requests
+import responses
+
+from postsales.crm.base import Change, PermanentError, RetryPolicy
+from postsales.crm.config import CrmSyncConfig, HubSpotCrm
+from postsales.crm.hubspot import SEARCH_CAP, HubSpotAdapter, epoch_ms, hubspot_value, parse_timestamp
+
+BASE = "https://api.hubapi.com"
+COMPANIES = f"{BASE}/crm/v3/objects/companies"
+SEARCH = f"{COMPANIES}/search"
+BATCH_READ = f"{COMPANIES}/batch/read"
+BATCH_UPDATE = f"{COMPANIES}/batch/update"
+TOKEN = "pat-eu1-7f3c2a1b-0d4e-4c5f-9a8b-do-not-log-me"
+KEY = "postsales_account_id"
+CORRELATION = "aeb5f871-7f07-4993-9211-075dc63e7cbf"
+
+
+def make_adapter(key_field=KEY, attempts=4, **kwargs):
+    sleeps: list[float] = []
+    retry = RetryPolicy(attempts=attempts, backoff_seconds=0.5, sleep=sleeps.append)
+    kwargs.setdefault("search_interval", 0)
+    return HubSpotAdapter(TOKEN, HubSpotCrm(), key_field, retry, **kwargs), sleeps
+
+
+def company(crm_id: str | int, **properties) -> dict:
+    stamp = "2026-03-01T07:30:00.123Z"
+    return {
+        "id": str(crm_id),
+        "properties": {"createdate": "2024-01-05T10:00:00Z", "hs_lastmodifieddate": stamp, "hs_object_id": str(crm_id)}
+        | properties,
+        "createdAt": "2024-01-05T10:00:00Z",
+        "updatedAt": stamp,
+        "archived": False,
+    }
+
+
+def page(results: list[dict], after: str | None = None, total: int | None = None) -> dict:
+    body: dict = {"total": len(results) if total is None else total, "results": results}
+    if after is not None:
+        body["paging"] = {"next": {"after": after, "link": f"{SEARCH}?after={after}"}}
+    return body
+
+
+def error_body(category: str, message: str) -> dict:
+    return {"status": "error", "message": message, "correlationId": CORRELATION, "category": category}
+
+
+def batch_error(category: str, message: str, ids: list[str]) -> dict:
+    return {"status": "error", "category": category, "message": message, "context": {"ids": ids}}
+
+
+def changes(n: int, start: int = 1) -> list[Change]:
+    return [Change(f"ACC-{i}", str(1000 + i), {"value_tier": "Gold"}) for i in range(start, start + n)]
+
+
+def body_of(call) -> dict:
+    return json.loads(call.request.body)
+
+
+def echo_success(request):
+    inputs = json.loads(request.body)["inputs"]
+    results = [
+        {"id": i["id"], "properties": i["properties"], "createdAt": "2024-01-05T10:00:00Z", "archived": False}
+        for i in inputs
+    ]
+    return 200, {}, json.dumps({"status": "COMPLETE", "results": results, "startedAt": "2026-03-01T08:00:00Z"})
+
+
+RATE_LIMIT_HEADERS = {
+    "X-HubSpot-RateLimit-Daily": "250000",
+    "X-HubSpot-RateLimit-Daily-Remaining": "187435",
+    "X-HubSpot-RateLimit-Interval-Milliseconds": "10000",
+    "X-HubSpot-RateLimit-Max": "100",
+    "X-HubSpot-RateLimit-Remaining": "0",
+}
+
+
+def rate_limited(policy: str = "TEN_SECONDLY_ROLLING") -> dict:
+    return {
+        "status": "error",
+        "message": "You have reached your ten_secondly_rolling limit.",
+        "errorType": "RATE_LIMIT",
+        "correlationId": CORRELATION,
+        "policyName": policy,
+        "groupName": "apps:hapikey:12345",
+    }
+
+
+# --- fetch --------------------------------------------------------------------------------
+
+
+@responses.activate
+def test_fetch_searches_by_key_follows_paging_and_counts_duplicate_keys():
+    responses.post(
+        SEARCH,
+        json=page(
+            [
+                company(101, **{KEY: "ACC-1", "value_tier": "Gold", "manual_segment_lock": "false"}),
+                company(102, **{KEY: "ACC-2", "value_tier": None, "manual_segment_lock": "true"}),
+            ],
+            after="2",
+            total=4,
+        ),
+    )
+    responses.post(
+        SEARCH,
+        json=page(
+            [
+                company(103, **{KEY: "ACC-2", "value_tier": "Silver", "manual_segment_lock": None}),  # same key
+                company(104, **{KEY: "acc-3", "value_tier": "Bronze", "manual_segment_lock": None}),  # case differs
+            ],
+            total=4,
+        ),
+    )
+    adapter, _ = make_adapter()
+
+    found = adapter.fetch(["ACC-1", "ACC-2", "ACC-3", "ACC-9"], ["value_tier", "manual_segment_lock"])
+
+    first, second = (body_of(call) for call in responses.calls)
+    assert first == {
+        "filterGroups": [
+            {
+                "filters": [
+                    {
+                        "propertyName": KEY,
+                        "operator": "IN",
+                        "values": ["ACC-1", "acc-1", "ACC-2", "acc-2", "ACC-3", "acc-3", "ACC-9", "acc-9"],
+                    }
+                ]
+            }
+        ],
+        "properties": [KEY, "value_tier", "manual_segment_lock"],
+        "limit": 100,
+    }
+    assert second == first | {"after": "2"}
+    assert responses.calls[0].request.headers["Authorization"] == f"Bearer {TOKEN}"
+    assert set(found) == {"ACC-1", "ACC-2", "ACC-3"}  # ACC-9 is not in the CRM
+    assert found["ACC-1"].crm_id == "101"
+    assert found["ACC-1"].values == {"value_tier": "Gold", "manual_segment_lock": "false"}
+    assert found["ACC-1"].matches == 1
+    assert found["ACC-2"].matches == 2  # ambiguous: the sync never writes it
+    assert found["ACC-3"].crm_id == "104"
+    assert adapter.calls == 0  # reads are not write calls
+
+
+@responses.activate
+def test_fetch_chunks_keys_into_in_filters_of_at_most_100_values():
+    responses.post(SEARCH, json=page([]))
+    adapter, _ = make_adapter()
+
+    assert adapter.fetch([str(n) for n in range(250)], ["value_tier"]) == {}
+    values = [body_of(c)["filterGroups"][0]["filters"][0]["values"] for c in responses.calls]
+    assert [len(v) for v in values] == [100, 100, 50]
+    assert [v for chunk in values for v in chunk] == [str(n) for n in range(250)]
+
+    responses.calls.reset()
+    adapter.fetch([f"ACC-{n}" for n in range(120)], ["value_tier"])  # each key and its lowercase form
+    values = [body_of(c)["filterGroups"][0]["filters"][0]["values"] for c in responses.calls]
+    assert [len(v) for v in values] == [100, 100, 40]
+    assert all(len(v) <= 100 for v in values)
+
+
+@responses.activate
+def test_fetch_by_record_id_reads_the_batch_and_ignores_missing_ids():
+    responses.post(
+        BATCH_READ,
+        status=207,
+        json={
+            "status": "COMPLETE",
+            "results": [company(2001, value_tier="Gold")],
+            "numErrors": 1,
+            "errors": [
+                batch_error(
+                    "OBJECT_NOT_FOUND",
+                    "Could not get some COMPANY objects, they may be deleted or not exist. Check that ids are valid.",
+                    ["2002"],
+                )
+            ],
+            "startedAt": "2026-03-01T08:00:00Z",
+            "completedAt": "2026-03-01T08:00:01Z",
+        },
+    )
+    adapter, _ = make_adapter(key_field="hs_object_id")
+
+    found = adapter.fetch(["2001", "2002", "not-an-id"], ["value_tier"])
+
+    assert len(responses.calls) == 1
+    assert responses.calls[0].request.url == f"{BATCH_READ}?archived=false"
+    assert body_of(responses.calls[0]) == {"properties": ["value_tier"], "inputs": [{"id": "2001"}, {"id": "2002"}]}
+    assert list(found) == ["2001"]
+    assert (found["2001"].crm_id, found["2001"].values) == ("2001", {"value_tier": "Gold"})
+
+
+@responses.activate
+def test_fetch_bad_filter_is_permanent_and_rate_limits_are_retried():
+    responses.post(SEARCH, status=429, json=rate_limited("SECONDLY"))  # search 429s carry no rate-limit headers
+    responses.post(SEARCH, json=page([company(7, **{KEY: "ACC-7"})]))
+    adapter, sleeps = make_adapter()
+    assert list(adapter.fetch(["ACC-7"], [])) == ["ACC-7"]
+    assert len(sleeps) == 1  # backoff
+
+    responses.post(
+        SEARCH,
+        status=400,
+        json=error_body("VALIDATION_ERROR", "There was a problem with the request.")
+        | {"errors": [{"message": "Property 'no_such' does not exist", "code": "PROPERTY_DOESNT_EXIST"}]},
+    )
+    with pytest.raises(PermanentError, match="VALIDATION_ERROR"):
+        adapter.fetch(["ACC-1"], ["no_such"])
+    assert len(sleeps) == 1  # not retried
+
+
+def test_fetch_rejects_property_names_that_are_not_internal_names():
+    adapter, _ = make_adapter()
+    with pytest.raises(PermanentError, match="INVALID_FIELD"):
+        adapter.fetch(["ACC-1"], ["value tier"])
+
+
+def test_search_waits_between_requests():
+    adapter, sleeps = make_adapter(search_interval=0.25)  # HubSpot takes 5 searches a second
+    with responses.RequestsMock() as mock:
+        mock.post(SEARCH, json=page([]))
+        adapter.fetch([f"K{n}" for n in range(150)], [])  # 2 values a key (K0, k0): 3 searches
+        assert len(mock.calls) == 3
+    assert len(sleeps) == 2 and all(0 < s <= 0.25 for s in sleeps)
+
+
+# --- incremental read -----------------------------------------------------------------------
+
+
+def fake_search_index(store: list[dict], calls: list[dict]):
+    """A search endpoint over ``store`` (sorted as HubSpot does), refusing to page past 10,000."""
+
+    def callback(request):
+        body = json.loads(request.body)
+        calls.append(body)
+        [group] = body["filterGroups"]
+        [flt] = group["filters"]
+        assert (flt["propertyName"], flt["operator"]) == ("hs_lastmodifieddate", "GTE")
+        assert body["sorts"] == [{"propertyName": "hs_lastmodifieddate", "direction": "ASCENDING"}]
+        bound = int(flt["value"])
+        matching = [c for c in store if parse_timestamp(c["properties"]["hs_lastmodifieddate"]) >= bound]
+        offset, limit = int(body.get("after", 0)), body["limit"]
+        if offset + limit > SEARCH_CAP:
+            return 400, {}, json.dumps(error_body("VALIDATION_ERROR", "the search API is limited to 10,000 results"))
+        results = matching[offset : offset + limit]
+        after = str(offset + limit) if offset + limit < len(matching) else None
+        return 200, {}, json.dumps(page(results, after, total=len(matching)))
+
+    return callback
+
+
+def iso_ms(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@responses.activate
+def test_read_companies_since_pages_and_restarts_past_the_10000_cap():
+    start = epoch_ms(datetime(2026, 3, 1, tzinfo=UTC))
+    # 10,250 companies, three modified in each millisecond: the restart lands inside a millisecond.
+    store = [company(n, hs_lastmodifieddate=iso_ms(start + n // 3), value_tier="Gold") for n in range(10_250)]
+    calls: list[dict] = []
+    responses.add_callback(responses.POST, SEARCH, callback=fake_search_index(store, calls))
+    adapter, _ = make_adapter()
+
+    read = list(adapter.read_companies_since(datetime(2026, 3, 1), ["value_tier"]))
+
+    assert [c["id"] for c in read] == [str(n) for n in range(10_250)]  # each once, oldest first
+    assert calls[0]["filterGroups"][0]["filters"][0]["value"] == str(start)
+    assert calls[0]["properties"] == ["hs_object_id", "hs_lastmodifieddate", "value_tier"]
+    restart = next(i for i, body in enumerate(calls) if i and "after" not in body)
+    assert restart == 100  # pages 0..9,900, then a new search
+    assert calls[restart]["filterGroups"][0]["filters"][0]["value"] == str(start + 9_999 // 3)
+    assert adapter.calls == 0
+
+
+@responses.activate
+def test_read_companies_since_stops_when_one_millisecond_holds_more_than_the_cap():
+    stamp = iso_ms(epoch_ms(datetime(2026, 3, 1, tzinfo=UTC)))
+    store = [company(n, hs_lastmodifieddate=stamp) for n in range(SEARCH_CAP + 1)]
+    responses.add_callback(responses.POST, SEARCH, callback=fake_search_index(store, []))
+    adapter, _ = make_adapter()
+    with pytest.raises(PermanentError, match="SEARCH_CAP"):
+        list(adapter.read_companies_since(datetime(2026, 3, 1, tzinfo=UTC), []))
+
+
+def test_timestamps():
+    assert epoch_ms(datetime(2026, 3, 1)) == epoch_ms(datetime(2026, 3, 1, tzinfo=UTC)) == 1_772_323_200_000
+    assert parse_timestamp("2026-03-01T00:00:00.250Z") == 1_772_323_200_250
+    assert parse_timestamp("1772323200250") == 1_772_323_200_250
+    assert parse_timestamp(None) is None and parse_timestamp("soon") is None
+
+
+# --- update ---------------------------------------------------------------------------------
+
+
+@responses.activate
+def test_batch_update_success_sends_strings_and_succeeds_every_input():
+    responses.add_callback(responses.POST, BATCH_UPDATE, callback=echo_success)
+    adapter, _ = make_adapter()
+    batch = [
+        Change("ACC-1", "1001", {"value_tier": "Gold", "case_study_candidate": True, "health_score": 71.23}),
+        Change("ACC-2", "1002", {"case_study_candidate": False, "health_score": 64.0, "quadrant": None}),
+        Change("ACC-3", "1003", {"segment_updated_at": "2026-10-31", "seats": 12, "arr": Decimal("1200.50")}),
+    ]
+
+    results = adapter.update(batch)
+
+    assert [(r.account_id, r.crm_id, r.status, r.attempts) for r in results] == [
+        ("ACC-1", "1001", "success", 1),
+        ("ACC-2", "1002", "success", 1),
+        ("ACC-3", "1003", "success", 1),
+    ]
+    assert body_of(responses.calls[0]) == {
+        "inputs": [
+            {
+                "id": "1001",
+                "properties": {"value_tier": "Gold", "case_study_candidate": "true", "health_score": "71.23"},
+            },
+            {"id": "1002", "properties": {"case_study_candidate": "false", "health_score": "64", "quadrant": ""}},
+            {"id": "1003", "properties": {"segment_updated_at": "2026-10-31", "seats": "12", "arr": "1200.50"}},
+        ]
+    }
+    assert responses.calls[0].request.headers["Authorization"] == f"Bearer {TOKEN}"
+    assert responses.calls[0].request.headers["Content-Type"] == "application/json"
+    assert adapter.calls == 1
+
+
+def test_property_values_are_serialised_as_hubspot_strings():
+    assert hubspot_value(True) == "true" and hubspot_value(False) == "false"
+    assert hubspot_value(None) == ""  # clears the property
+    assert hubspot_value(3) == "3" and hubspot_value(0) == "0"
+    assert hubspot_value(71.4) == "71.4" and hubspot_value(71.0) == "71" and hubspot_value(-0.5) == "-0.5"
+    assert hubspot_value(1e-7) == "0.0000001" and hubspot_value(1e16) == "10000000000000000"
+    assert hubspot_value(Decimal("12.50")) == "12.50"
+    assert hubspot_value(date(2026, 10, 31)) == "2026-10-31"
+    assert hubspot_value(datetime(2026, 10, 31, 8, 30, tzinfo=UTC)) == "2026-10-31T08:30:00+00:00"
+    assert hubspot_value("Mid-Market") == "Mid-Market"
+
+
+@responses.activate
+def test_multi_status_maps_each_failed_id_and_succeeds_the_others():
+    responses.post(
+        BATCH_UPDATE,
+        status=207,
+        json={
+            "status": "COMPLETE",
+            "results": [company(1001, value_tier="Gold"), company(1004, value_tier="Gold")],
+            "numErrors": 3,
+            "errors": [
+                batch_error(
+                    "OBJECT_NOT_FOUND",
+                    "Could not get some COMPANY objects, they may be deleted or not exist. Check that ids are valid.",
+                    ["1002"],
+                ),
+                batch_error(
+                    "VALIDATION_ERROR", "Property values were not valid: value_tier 'Gold' is not an option", ["1003"]
+                ),
+                batch_error("RATE_LIMITS", "Secondly limit reached for this record", ["1005"]),
+            ],
+            "startedAt": "2026-03-01T08:00:00Z",
+            "completedAt": "2026-03-01T08:00:01Z",
+        },
+    )
+    adapter, sleeps = make_adapter()
+
+    results = {r.crm_id: r for r in adapter.update(changes(5))}
+
+    assert {k: (r.status, r.error_code) for k, r in results.items()} == {
+        "1001": ("success", None),
+        "1002": ("failed_permanent", "OBJECT_NOT_FOUND"),
+        "1003": ("failed_permanent", "VALIDATION_ERROR"),
+        "1004": ("success", None),
+        "1005": ("failed_transient", "RATE_LIMITS"),
+    }
+    assert "may be deleted" in results["1002"].error_message
+    assert "not an option" in results["1003"].error_message
+    assert results["1002"].account_id == "ACC-2"
+    assert adapter.calls == 1 and sleeps == []
+
+
+@responses.activate
+def test_multi_status_error_without_ids_fails_the_inputs_without_a_result():
+    responses.post(
+        BATCH_UPDATE,
+        status=207,
+        json={
+            "status": "COMPLETE",
+            "results": [company(1001)],
+            "numErrors": 1,
+            "errors": [{"status": "error", "category": "INTERNAL_ERROR", "message": "Something went wrong"}],
+        },
+    )
+    adapter, _ = make_adapter()
+    results = {r.crm_id: r.status for r in adapter.update(changes(2))}
+    assert results == {"1001": "success", "1002": "failed_transient"}
+
+
+@responses.activate
+def test_429_waits_the_retry_after_then_succeeds():
+    responses.post(BATCH_UPDATE, status=429, json=rate_limited(), headers={"Retry-After": "7"} | RATE_LIMIT_HEADERS)
+    responses.add_callback(responses.POST, BATCH_UPDATE, callback=echo_success)
+    adapter, sleeps = make_adapter()
+
+    results = adapter.update(changes(3))
+
+    assert sleeps == [7.0]  # the Retry-After, not the window nor a backoff
+    assert {r.status for r in results} == {"success"} and {r.attempts for r in results} == {2}
+    assert adapter.calls == 2
+
+
+@responses.activate
+def test_429_with_only_rate_limit_headers_waits_the_window():
+    responses.post(BATCH_UPDATE, status=429, json=rate_limited(), headers=RATE_LIMIT_HEADERS)
+    responses.add_callback(responses.POST, BATCH_UPDATE, callback=echo_success)
+    adapter, sleeps = make_adapter()
+
+    results = adapter.update(changes(2))
+
+    assert sleeps == [10.0]  # X-HubSpot-RateLimit-Interval-Milliseconds: 10000
+    assert [r.status for r in results] == ["success", "success"]
+
+
+@responses.activate
+def test_daily_limit_is_not_retried_and_spares_the_other_batches():
+    responses.post(
+        BATCH_UPDATE, status=429, json=rate_limited("DAILY") | {"message": "You have reached your daily limit."}
+    )
+    adapter, sleeps = make_adapter()
+
+    results = adapter.update(changes(250))
+
+    assert len(results) == 250 and {(r.status, r.error_code) for r in results} == {("failed_transient", "DAILY_LIMIT")}
+    assert adapter.calls == 1 and len(responses.calls) == 1 and sleeps == []
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        {"status": 502, "body": "<html><body>502 Bad Gateway</body></html>"},
+        {"status": 503, "json": error_body("INTERNAL_ERROR", "Service unavailable")},
+        {"status": 423, "json": error_body("LOCKED", "The resource is locked")},
+        {"body": requests.exceptions.ReadTimeout("read timed out")},
+        {"body": requests.exceptions.ConnectionError("connection reset by peer")},
+    ],
+)
+@responses.activate
+def test_server_errors_and_timeouts_are_retried_then_succeed(failure):
+    responses.post(BATCH_UPDATE, **failure)
+    responses.add_callback(responses.POST, BATCH_UPDATE, callback=echo_success)
+    adapter, sleeps = make_adapter()
+
+    results = adapter.update(changes(2))
+
+    assert [r.status for r in results] == ["success", "success"]
+    assert len(sleeps) == 1 and adapter.calls == 2
+
+
+@responses.activate
+def test_retries_exhausted_fail_the_chunk_transiently_and_the_next_chunk_still_goes():
+    for _ in range(4):
+        responses.post(BATCH_UPDATE, status=503, json=error_body("INTERNAL_ERROR", "Service unavailable"))
+    responses.add_callback(responses.POST, BATCH_UPDATE, callback=echo_success)
+    adapter, sleeps = make_adapter(attempts=4)
+
+    results = adapter.update(changes(150))
+
+    assert len(results) == 150  # never dropped
+    first, second = results[:100], results[100:]
+    assert {(r.status, r.error_code, r.attempts) for r in first} == {("failed_transient", "INTERNAL_ERROR", 4)}
+    assert {r.status for r in second} == {"success"}
+    assert {r.account_id for r in results} == {f"ACC-{i}" for i in range(1, 151)}
+    assert len(sleeps) == 3 and adapter.calls == 5
+
+
+@responses.activate
+def test_expired_token_is_permanent_with_a_renewal_hint_and_never_logged(caplog):
+    caplog.set_level(logging.DEBUG)
+    expired = error_body(
+        "EXPIRED_AUTHENTICATION", f"The OAuth token used to make this call expired 2 hour(s) ago. Bearer {TOKEN}"
+    )
+    responses.post(BATCH_UPDATE, status=401, json=expired)
+    responses.post(SEARCH, status=401, json=expired)
+    adapter, sleeps = make_adapter()
+
+    results = adapter.update(changes(2))
+    with pytest.raises(PermanentError) as raised:
+        adapter.fetch(["ACC-1"], ["value_tier"])
+
+    assert {(r.status, r.error_code) for r in results} == {("failed_permanent", "UNAUTHORIZED")}
+    assert "renew" in results[0].error_message and "'hubspot_default'" in results[0].error_message
+    assert raised.value.code == "UNAUTHORIZED" and sleeps == [] and adapter.calls == 1
+    texts = [caplog.text, str(raised.value), raised.value.message, repr(adapter), adapter.describe()]
+    texts += [f"{r.error_code} {r.error_message}" for r in results]
+    assert all(TOKEN not in text for text in texts)
+    assert "***" in raised.value.message
+
+
+@responses.activate
+def test_the_token_never_reaches_logs_on_retries(caplog):
+    caplog.set_level(logging.DEBUG)
+    responses.post(BATCH_UPDATE, status=503, json=error_body("INTERNAL_ERROR", f"bad header Bearer {TOKEN}"))
+    responses.post(BATCH_UPDATE, body=requests.exceptions.ConnectionError(f"reset while sending {TOKEN}"))
+    adapter, _ = make_adapter(attempts=2)
+
+    results = adapter.update(changes(2))
+
+    assert {r.status for r in results} == {"failed_transient"}
+    assert "retrying" in caplog.text  # the retry was logged...
+    assert TOKEN not in caplog.text  # ...without the token
+    assert all(TOKEN not in f"{r.error_code} {r.error_message}" for r in results)
+
+
+@responses.activate
+def test_other_4xx_are_permanent_without_retry():
+    responses.post(
+        BATCH_UPDATE,
+        status=403,
+        json=error_body("MISSING_SCOPES", "This app hasn't been granted all required scopes to make this call."),
+    )
+    adapter, sleeps = make_adapter()
+    results = adapter.update(changes(2))
+    assert {(r.status, r.error_code) for r in results} == {("failed_permanent", "MISSING_SCOPES")}
+    assert "crm.objects.companies" in results[0].error_message
+    assert sleeps == [] and adapter.calls == 1
+
+
+def refuse_invalid(bad_ids: set[str]):
+    """A whole batch refused (400 VALIDATION_ERROR) when it holds any of ``bad_ids``, as HubSpot does."""
+
+    def callback(request):
+        inputs = json.loads(request.body)["inputs"]
+        if any(i["id"] in bad_ids for i in inputs):
+            message = 'Property values were not valid: [{"isValid":false,"message":"Gold is not a valid option"}]'
+            return 400, {}, json.dumps(error_body("VALIDATION_ERROR", message))
+        return echo_success(request)
+
+    return callback
+
+
+@responses.activate
+def test_a_batch_refused_as_invalid_is_split_to_find_the_record_at_fault():
+    responses.add_callback(responses.POST, BATCH_UPDATE, callback=refuse_invalid({"1037"}))
+    adapter, sleeps = make_adapter()
+
+    results = {r.crm_id: r for r in adapter.update(changes(100))}
+
+    assert len(results) == 100
+    assert (results["1037"].status, results["1037"].error_code) == ("failed_permanent", "VALIDATION_ERROR")
+    assert {r.status for k, r in results.items() if k != "1037"} == {"success"}
+    assert adapter.calls <= 1 + 2 * 7 and sleeps == []  # a halving search, not 100 calls
+
+
+@responses.activate
+def test_a_batch_refused_for_every_record_is_not_split_further():
+    responses.add_callback(
+        responses.POST, BATCH_UPDATE, callback=refuse_invalid({str(1000 + i) for i in range(1, 101)})
+    )
+    adapter, _ = make_adapter()
+
+    results = adapter.update(changes(100))
+
+    assert {(r.status, r.error_code) for r in results} == {("failed_permanent", "VALIDATION_ERROR")}
+    assert adapter.calls == 3  # the batch and its two halves
+
+
+def test_duplicate_and_invalid_targets_fail_without_a_call():
+    adapter, _ = make_adapter()
+    batch = [
+        Change("ACC-1", "1001", {"value_tier": "Gold"}),
+        Change("ACC-2", "1001", {"value_tier": "Gold"}),  # two of our accounts on one company
+        Change("ACC-3", "not-a-record-id", {"value_tier": "Gold"}),
+        Change("ACC-4", "1004", {"value tier": "Gold"}),
+    ]
+    with responses.RequestsMock():  # any request would fail: none is registered
+        results = {r.account_id: (r.status, r.error_code) for r in adapter.update(batch)}
+    assert results == {
+        "ACC-1": ("failed_permanent", "DUPLICATE_ID"),
+        "ACC-2": ("failed_permanent", "DUPLICATE_ID"),
+        "ACC-3": ("failed_permanent", "INVALID_ID"),
+        "ACC-4": ("failed_permanent", "INVALID_FIELD"),
+    }
+    assert adapter.calls == 0
+
+
+# --- call counting --------------------------------------------------------------------------
+
+
+@responses.activate
+def test_ten_thousand_changes_are_a_hundred_batch_calls():
+    responses.add_callback(responses.POST, BATCH_UPDATE, callback=echo_success)
+    adapter, _ = make_adapter()
+
+    results = adapter.update(changes(10_000))
+
+    assert adapter.calls == 100 == len(responses.calls)
+    assert all(len(body_of(call)["inputs"]) == 100 for call in responses.calls)
+    assert len(results) == 10_000 and {r.status for r in results} == {"success"}
+
+
+def test_no_changes_no_calls():
+    adapter, _ = make_adapter()
+    with responses.RequestsMock():
+        assert adapter.update([]) == []
+        assert adapter.fetch([], ["value_tier"]) == {}
+    assert adapter.calls == 0
+
+
+# --- connections and the sync ----------------------------------------------------------------
+
+
+class FakeConnection:
+    def __init__(self, host=None, password=None, extra=None):
+        self.host, self.password, self.extra_dejson = host, password, extra or {}
+
+
+def use_connection(monkeypatch, connection):
+    from airflow.sdk import BaseHook
+
+    monkeypatch.setattr(BaseHook, "get_connection", classmethod(lambda cls, conn_id: connection))
+
+
+def test_from_connection_reads_the_private_app_token(monkeypatch):
+    use_connection(monkeypatch, FakeConnection(password=TOKEN))
+    adapter = HubSpotAdapter.from_connection(HubSpotCrm(), KEY, RetryPolicy())
+    assert adapter.base_url == BASE and adapter.describe() == "hubspot:companies"
+    assert TOKEN not in repr(adapter)
+
+    use_connection(monkeypatch, FakeConnection(host="hubspot-proxy.internal:8443", password=TOKEN))
+    assert HubSpotAdapter.from_connection(HubSpotCrm(), KEY).base_url == "https://hubspot-proxy.internal:8443"
+
+
+def test_from_connection_without_a_token_is_permanent(monkeypatch):
+    use_connection(monkeypatch, FakeConnection())
+    with pytest.raises(PermanentError, match="NO_CREDENTIALS"):
+        HubSpotAdapter.from_connection(HubSpotCrm(conn_id="hubspot_prod"), KEY, RetryPolicy())
+
+
+def hubspot_sync_config() -> CrmSyncConfig:
+    return CrmSyncConfig(
+        version="test",
+        adapter="hubspot",
+        hubspot=HubSpotCrm(),
+        key={"crm_key_field": KEY},
+        fields={
+            "value_tier": {"crm_field": "value_tier"},
+            "quadrant": {"crm_field": "quadrant"},
+            "health_score": {"crm_field": "health_score"},
+            "case_study_candidate": {"crm_field": "case_study_candidate"},
+            "segment_updated_at": {"crm_field": "segment_updated_at"},
+        },
+        manual_override_field="manual_segment_lock",
+    )
+
+
+def test_make_adapter_builds_the_hubspot_adapter(monkeypatch):
+    from postsales.crm.sync import make_adapter as sync_make_adapter
+
+    use_connection(monkeypatch, FakeConnection(password=TOKEN))
+    retry = RetryPolicy()
+    adapter = sync_make_adapter(hubspot_sync_config(), retry)
+    assert isinstance(adapter, HubSpotAdapter)
+    assert (adapter.key_field, adapter.retry, adapter.describe()) == (KEY, retry, "hubspot:companies")
+
+
+class FakeHubSpot:
+    """Companies in memory behind the search and batch-update endpoints, values as HubSpot keeps them (text)."""
+
+    def __init__(self, companies: dict[str, dict[str, str | None]]):
+        self.companies = companies
+
+    def search(self, request):
+        body = json.loads(request.body)
+        [flt] = body["filterGroups"][0]["filters"]
+        wanted = {v.lower() for v in flt["values"]}
+        hits = [
+            {"id": crm_id, "properties": {p: props.get(p) for p in body["properties"]}}
+            for crm_id, props in sorted(self.companies.items())
+            if (props.get(flt["propertyName"]) or "").lower() in wanted
+        ]
+        return 200, {}, json.dumps(page(hits))
+
+    def update(self, request):
+        results, missing = [], []
+        for item in json.loads(request.body)["inputs"]:
+            if item["id"] not in self.companies:
+                missing.append(item["id"])
+                continue
+            for name, value in item["properties"].items():
+                self.companies[item["id"]][name] = value or None
+            results.append({"id": item["id"], "properties": self.companies[item["id"]]})
+        if not missing:
+            return 200, {}, json.dumps({"status": "COMPLETE", "results": results})
+        error = batch_error("OBJECT_NOT_FOUND", "Could not get some COMPANY objects", missing)
+        return 207, {}, json.dumps({"status": "COMPLETE", "results": results, "numErrors": 1, "errors": [error]})
+
+
+@responses.activate
+def test_sync_pushes_through_hubspot_and_then_has_nothing_to_write(warehouse_url):
+    from test_crm_sync import AS_OF, segment_row, write_segments
+
+    from postsales.crm.sync import sync
+
+    write_segments(
+        warehouse_url,
+        [
+            segment_row("A1", value_tier="Mid-Market", case_study_candidate=True),
+            segment_row("A2"),
+            segment_row("A3"),  # locked in HubSpot
+            segment_row("A4"),  # not in HubSpot
+        ],
+    )
+    hubspot = FakeHubSpot(
+        {
+            "5001": {KEY: "A1", "quadrant": None, "manual_segment_lock": None},
+            "5002": {KEY: "a2", "quadrant": "Grow", "manual_segment_lock": "false"},  # already holds our quadrant
+            "5003": {KEY: "A3", "value_tier": "Enterprise", "manual_segment_lock": "true"},
+        }
+    )
+    responses.add_callback(responses.POST, SEARCH, callback=hubspot.search)
+    responses.add_callback(responses.POST, BATCH_UPDATE, callback=hubspot.update)
+    config = hubspot_sync_config()
+    adapter, _ = make_adapter()
+
+    pushed = sync(AS_OF, config=config, adapter=adapter, approve_first_push=True, approve_large_change=True)
+
+    assert pushed["mode"] == "push" and pushed["fields_failed"] == 0
+    assert pushed["skipped"] == {"manual_override_set_in_crm": 1, "not_in_crm": 1}
+    assert pushed["write_calls"] == 1
+    a1, a2 = hubspot.companies["5001"], hubspot.companies["5002"]
+    assert (a1["value_tier"], a1["case_study_candidate"], a1["health_score"]) == ("Mid-Market", "true", "71.23")
+    assert (a2["case_study_candidate"], a2["segment_updated_at"]) == ("false", AS_OF.isoformat())
+    assert "case_study_candidate" not in hubspot.companies["5003"]  # locked: untouched
+
+    adapter.calls = 0
+    again = sync(AS_OF, config=config, adapter=adapter)
+    assert (again["fields_changed"], again["write_calls"]) == (0, 0)
