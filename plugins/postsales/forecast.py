@@ -30,6 +30,7 @@ from pydantic import Field, model_validator
 from postsales import paths, warehouse
 from postsales.config import ConfigError, StrictModel, load_yaml
 from postsales.segment.rules import Bands, SegmentationRules, load_rules
+from postsales.values import ratio
 
 log = logging.getLogger(__name__)
 
@@ -323,19 +324,19 @@ def project(trajectories: Any, settings: ForecastSettings, bands: Bands) -> Any:
                     f"{tier} now (ARR {arr:,.0f}); projected ARR at +{flag.within_months} months {reach:,.0f} "
                     f"{'reaches' if flags[name] else 'stays below'} the {flag.to_tier} minimum {target:,.0f}"
                 )
-        ratio = math.exp(growth * decline.horizon_months) if ok else None
+        arr_ratio = math.exp(growth * decline.horizon_months) if ok else None
         usage_slope = fits["usage"]["slope"][index]
         usage_ratio = math.exp(usage_slope * decline.horizon_months) if not math.isnan(usage_slope) else None
         usage_falls = (
             decline.usage_decline is not None and usage_ratio is not None and usage_ratio <= 1 - decline.usage_decline
         )
         flags["ent_decline_risk"] = bool(
-            ok and tier == decline.tier and (ratio <= 1 - decline.min_decline or usage_falls)
+            ok and tier == decline.tier and (arr_ratio <= 1 - decline.min_decline or usage_falls)
         )
         if ok and tier == decline.tier:
             reasons["ent_decline_risk"] = (
                 f"{tier} now (ARR {arr:,.0f}); projected ARR at +{decline.horizon_months} months is "
-                f"{100 * (ratio - 1):+.1f}% (risk at or below {-100 * decline.min_decline:.0f}%)"
+                f"{100 * (arr_ratio - 1):+.1f}% (risk at or below {-100 * decline.min_decline:.0f}%)"
             )
             if usage_ratio is not None and decline.usage_decline is not None:
                 reasons["ent_decline_risk"] += (
@@ -451,10 +452,6 @@ def _targets(settings: ForecastSettings) -> list[tuple[str, int]]:
     ]
 
 
-def _ratio(numerator: int, denominator: int) -> float | None:
-    return numerator / denominator if denominator else None
-
-
 def evaluate_predictions(
     predictions: Any, actual: Any, settings: ForecastSettings, bands: Bands
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -536,8 +533,8 @@ def _binary_scores(predicted: Any, happened: Any) -> dict[str, Any]:
         "predicted_positive": int(predicted.sum()),
         "actual_positive": int(happened.sum()),
         "true_positive": tp,
-        "precision": _ratio(tp, int(predicted.sum())),
-        "recall": _ratio(tp, int(happened.sum())),
+        "precision": ratio(tp, int(predicted.sum())),
+        "recall": ratio(tp, int(happened.sum())),
         "accuracy": float((predicted == happened).mean()) if len(predicted) else None,
     }
 

@@ -23,6 +23,7 @@ from pydantic import Field, model_validator
 from postsales import paths, warehouse
 from postsales.config import ConfigError, StrictModel, load_yaml
 from postsales.segment.rules import SegmentationRules, load_rules
+from postsales.values import ratio
 
 log = logging.getLogger(__name__)
 
@@ -203,14 +204,10 @@ def outcome_frame(starts: Any, actual: Any, contracts: Any, horizon: int) -> Any
     return frame
 
 
-def _rate(numerator: int, denominator: int) -> float | None:
-    return numerator / denominator if denominator else None
-
-
 def summarise(frame: Any, horizon: int, band_order: list[str]) -> list[dict[str, Any]]:
     """One row for all accounts and one per health band (lift against all)."""
     rows = []
-    overall_churn = _rate(int(frame["churned"].sum()), len(frame))
+    overall_churn = ratio(int(frame["churned"].sum()), len(frame))
     scored = frame[frame["health_score"].notna()]
     bad = scored["churned"] | scored["contracted"]
     due = scored[scored["renewal_due"]]
@@ -231,10 +228,10 @@ def summarise(frame: Any, horizon: int, band_order: list[str]) -> list[dict[str,
             "expanded": int(group["expanded"].sum()),
             "renewal_due": int(group["renewal_due"].sum()),
             "renewed": int(group["renewed"].sum()),
-            "churn_rate": _rate(churned, len(group)),
-            "contraction_rate": _rate(int(group["contracted"].sum()), len(group)),
-            "expansion_rate": _rate(int(group["expanded"].sum()), len(group)),
-            "renewal_rate": _rate(int(group["renewed"].sum()), int(group["renewal_due"].sum())),
+            "churn_rate": ratio(churned, len(group)),
+            "contraction_rate": ratio(int(group["contracted"].sum()), len(group)),
+            "expansion_rate": ratio(int(group["expanded"].sum()), len(group)),
+            "renewal_rate": ratio(int(group["renewed"].sum()), int(group["renewal_due"].sum())),
             "churn_lift": None,
             "auc_churn": None,
             "auc_churn_or_contraction": None,

@@ -13,3 +13,8 @@ def is_missing(value: Any) -> bool:
         return bool(pd.isna(value))
     except (TypeError, ValueError):  # array-likes have no single truth value
         return False
+
+
+def ratio(numerator: float, denominator: float) -> float | None:
+    """numerator / denominator, or None when the denominator is 0: undefined is not zero."""
+    return numerator / denominator if denominator else None

@@ -13,11 +13,14 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, Literal, Protocol
 
 log = logging.getLogger(__name__)
 
 Status = Literal["success", "failed_transient", "failed_permanent"]
+MAX_RETRY_AFTER = 600.0  # seconds: a longer wait is capped (the record is retried by the next round/run)
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,20 @@ class RetryPolicy:
                 log.warning("%s: %s (attempt %s of %s), retrying in %.1fs", what, exc, attempt, self.attempts, wait)
                 self.sleep(wait)
                 attempt += 1
+
+
+def retry_after_seconds(header: str | None) -> float | None:
+    """``Retry-After`` as seconds (a number or an HTTP date), capped at :data:`MAX_RETRY_AFTER`."""
+    if not header:
+        return None
+    try:
+        seconds = float(header)
+    except ValueError:
+        try:
+            seconds = (parsedate_to_datetime(header) - datetime.now(UTC)).total_seconds()
+        except (TypeError, ValueError):
+            return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
 def chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:

@@ -29,12 +29,21 @@ import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import requests
 
-from postsales.crm.base import Change, CrmRecord, PermanentError, RetryPolicy, TransientError, WriteResult, chunks
+from postsales.crm.base import (
+    MAX_RETRY_AFTER,
+    Change,
+    CrmRecord,
+    PermanentError,
+    RetryPolicy,
+    TransientError,
+    WriteResult,
+    chunks,
+    retry_after_seconds,
+)
 from postsales.crm.config import HubSpotCrm
 
 log = logging.getLogger(__name__)
@@ -45,7 +54,6 @@ SEARCH_PAGE = 100  # search results a page
 SEARCH_VALUES = 100  # values in one IN filter
 SEARCH_CAP = 10_000  # the search API returns at most 10,000 results for one query
 SEARCH_INTERVAL = 0.25  # seconds between search requests (HubSpot allows 5 a second per account)
-MAX_RETRY_AFTER = 600.0  # seconds: a longer wait is capped (the record is retried by the next round/run)
 LOCKED_WAIT = 2.0  # seconds to wait after a 423 Locked without Retry-After
 RECORD_ID = "hs_object_id"
 MODIFIED = "hs_lastmodifieddate"
@@ -103,20 +111,6 @@ def parse_timestamp(value: Any) -> int | None:
         return epoch_ms(datetime.fromisoformat(text.replace("Z", "+00:00")))
     except ValueError:
         return None
-
-
-def retry_after_seconds(header: str | None) -> float | None:
-    """``Retry-After`` as seconds (a number or an HTTP date), capped at :data:`MAX_RETRY_AFTER`."""
-    if not header:
-        return None
-    try:
-        seconds = float(header)
-    except ValueError:
-        try:
-            seconds = (parsedate_to_datetime(header) - datetime.now(UTC)).total_seconds()
-        except (TypeError, ValueError):
-            return None
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
 def _name(value: str, what: str) -> str:

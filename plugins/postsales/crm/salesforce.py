@@ -26,13 +26,21 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import requests
 
-from postsales.crm.base import Change, CrmRecord, PermanentError, RetryPolicy, TransientError, WriteResult, chunks
+from postsales.crm.base import (
+    Change,
+    CrmRecord,
+    PermanentError,
+    RetryPolicy,
+    TransientError,
+    WriteResult,
+    chunks,
+    retry_after_seconds,
+)
 from postsales.crm.config import SalesforceCrm
 
 log = logging.getLogger(__name__)
@@ -41,7 +49,6 @@ COLLECTION_SIZE = 200  # sObject Collections: at most 200 records a request
 QUERY_KEYS = 200  # keys per SOQL query
 MAX_QUERY_CHARS = 12_000  # the encoded SOQL per GET: keeps the URL well under Salesforce's 16,384
 MAX_UPLOAD_BYTES = 100_000_000  # Bulk API 2.0 takes 150 MB base64-encoded per job: ~100 MB of CSV
-MAX_RETRY_AFTER = 600.0  # seconds: a longer Retry-After is capped (the record is retried by the next round/run)
 BULK_NULL = "#N/A"
 TERMINAL_JOB_STATES = ("JobComplete", "Failed", "Aborted")
 
@@ -90,20 +97,6 @@ def _name(value: str, what: str) -> str:
 def _id15(crm_id: str) -> str:
     """Record ids compare on their first 15 (case-sensitive) characters: the 18-character form adds a checksum."""
     return crm_id[:15] if SALESFORCE_ID.match(crm_id) else crm_id
-
-
-def retry_after_seconds(header: str | None) -> float | None:
-    """``Retry-After`` as seconds (a number or an HTTP date), capped at :data:`MAX_RETRY_AFTER`."""
-    if not header:
-        return None
-    try:
-        seconds = float(header)
-    except ValueError:
-        try:
-            seconds = (parsedate_to_datetime(header) - datetime.now(UTC)).total_seconds()
-        except (TypeError, ValueError):
-            return None
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
 def bulk_value(value: Any) -> str:
