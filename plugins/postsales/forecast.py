@@ -248,11 +248,12 @@ def _clean(value: Any, digits: int = 6) -> Any:
     return None if math.isnan(value) else round(value, digits)
 
 
-def project(trajectories: Any, settings: ForecastSettings, bands: Bands) -> Any:
+def project(trajectories: Any, settings: ForecastSettings, bands: Bands, *, explain: bool = True) -> Any:
     """Forecast every customer of ``trajectories`` (the SQL's rows); one row per account.
 
     Customers are accounts with an active contract at months_back 0. Pure function of
-    its inputs: the tests feed it synthetic series.
+    its inputs: the tests feed it synthetic series. ``explain=False`` leaves out the JSON
+    explanation (the backtest scores many past dates and stores none).
     """
     import numpy as np
     import pandas as pd
@@ -348,7 +349,7 @@ def project(trajectories: Any, settings: ForecastSettings, bands: Bands) -> Any:
             months_to_next = math.log(band_minimum(bands, labels[labels.index(tier) + 1]) / arr) / growth
         points = {signal: int(fits[signal]["points"][index]) for signal in SIGNALS}
         rates = {signal: _clean(fits[signal]["slope"][index]) for signal in SIGNALS}
-        explanation = {
+        explanation = explain and {
             "forecast_version": settings.version,
             "status": str(status[index]),
             "method": "theil_sen_log_linear",
@@ -380,7 +381,7 @@ def project(trajectories: Any, settings: ForecastSettings, bands: Bands) -> Any:
                 **{f"projected_tier_{h}m": band_label(projected[h], bands) if ok else None for h in (6, 9, 12, 15)},
                 "months_to_next_tier": months_to_next,
                 **flags,
-                "explanation": json.dumps(explanation, sort_keys=True),
+                "explanation": json.dumps(explanation, sort_keys=True) if explain else None,
                 "forecast_version": settings.version,
                 **{f"_projected_{h}": projected[h] for h in settings.horizons},
             }
@@ -572,9 +573,8 @@ def run_backtest(
         actual = trajectories(conn, as_of, max(months), settings.usage_days)
         for months_back in months:
             forecast_date = as_of - relativedelta(months=months_back)
-            past = project(
-                trajectories(conn, forecast_date, settings.lookback_months, settings.usage_days), settings, bands
-            )
+            known_then = trajectories(conn, forecast_date, settings.lookback_months, settings.usage_days)
+            past = project(known_then, settings, bands, explain=False)
             if len(past):
                 parts.append(past.assign(forecast_months_back=months_back))
     predictions = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["forecast_months_back"])
