@@ -8,6 +8,23 @@ from datetime import date, datetime, timedelta
 log = logging.getLogger(__name__)
 
 
+def data_interval(context) -> tuple[datetime, datetime]:
+    """The run's data interval.
+
+    A run triggered without a logical date (the UI's default for a manual run) has none:
+    it gets the last complete interval of the DAG's timetable before it was triggered,
+    the interval Airflow itself infers for a manual run.
+    """
+    start, end = context.get("data_interval_start"), context.get("data_interval_end")
+    if start is not None and end is not None:
+        return start, end
+    import pendulum
+
+    run_after = pendulum.instance(context["dag_run"].run_after)
+    inferred = context["dag"].timetable.infer_manual_data_interval(run_after=run_after)
+    return inferred.start, inferred.end
+
+
 def extract(entity: str) -> dict:
     """Extract ``entity`` for the current run's data interval; returns the summary.
 
@@ -24,9 +41,7 @@ def extract(entity: str) -> dict:
 
     context = get_current_context()
     params = context["params"]
-    interval = Interval.from_airflow(
-        context["data_interval_start"], context["data_interval_end"], bool(params.get("full_refresh"))
-    )
+    interval = Interval.from_airflow(*data_interval(context), bool(params.get("full_refresh")))
     try:
         summary = extract_entity(
             entity, interval=interval, run_id=context["run_id"], allow_empty=bool(params.get("allow_empty"))
@@ -87,7 +102,7 @@ def cohort_snapshot() -> dict:
     from postsales.cohorts import compute_snapshot
 
     context = get_current_context()
-    month = context["data_interval_start"].date().replace(day=1)
+    month = data_interval(context)[0].date().replace(day=1)
     return compute_snapshot(month)
 
 
@@ -112,7 +127,7 @@ def evaluation_as_of() -> date:
     from airflow.sdk import get_current_context
 
     context = get_current_context()
-    return (context["data_interval_end"] - timedelta(microseconds=1)).date()
+    return (data_interval(context)[1] - timedelta(microseconds=1)).date()
 
 
 def backtest_forecast() -> dict:

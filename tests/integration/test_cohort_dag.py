@@ -84,3 +84,11 @@ def test_report_is_self_contained_and_renders_in_chromium(duckdb_url, tiny_sourc
         check=True,
     )
     assert screenshot.stat().st_size > 10_000  # a rendered page, not a blank one
+
+
+def test_manual_run_without_logical_date_snapshots_the_last_complete_month(dags, duckdb_url, tiny_source):
+    load_tiny()
+    dag_run = dags.get_dag("cohort_analysis").test(logical_date=None, run_after=pendulum.datetime(2024, 4, 9, tz="UTC"))
+    assert str(dag_run.state) == "success"
+    march = snapshot_rows(duckdb_url, date(2024, 3, 1))
+    assert float({r[1]: r for r in march["mrr_movements"]}["2024-03-01"][2]) == pytest.approx(98 * 1000)

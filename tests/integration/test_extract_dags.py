@@ -92,3 +92,15 @@ def test_unreachable_source_is_retried_then_fails(dags, duckdb_url, tmp_path, mo
     state, tasks = run(dags, "usage_extract", DAY1_RUN)
     assert state == "failed"
     assert tasks["extract_usage_daily"] == ("failed", 3)  # first try + 2 retries
+
+
+def test_manual_run_without_logical_date_takes_the_last_complete_interval(dags, warehouse_url, tiny_source):
+    # The UI's "Trigger" sends no logical date, so the run has no data interval in its context;
+    # it extracts the last complete day before it was triggered, as a scheduled run would.
+    dag_run = dags.get_dag("crm_extract").test(logical_date=None, run_after=DAY1_RUN + pendulum.duration(hours=7))
+    assert str(dag_run.state) == "success"
+    assert dag_run.logical_date is None
+    assert counts(warehouse_url)["accounts"] == as_tuple(tiny.ACCOUNTS_DAY1)
+    with warehouse.engine(warehouse_url).connect() as conn:
+        intervals = conn.execute(sa.text("select distinct interval_start, interval_end from ops.extract_runs")).all()
+    assert [(str(start)[:10], str(end)[:10]) for start, end in intervals] == [("2024-03-01", "2024-03-02")]
