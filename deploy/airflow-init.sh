@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# One-shot setup run by the compose service airflow-init (as root) before any Airflow service starts:
+#   1. refuse empty or placeholder secrets and an invalid Fernet key, naming the .env variable to fix;
+#   2. check the warehouse is reachable with POSTSALES_WAREHOUSE_URL (password masked in messages);
+#   3. migrate the metadata database, create the admin user, set the postsales_warehouse pool;
+#   4. hand the data and log volumes to AIRFLOW_UID.
+# Every step is idempotent: rerun it with `docker compose up airflow-init` after changing .env.
+set -euo pipefail
+
+fail() {
+    echo "airflow-init: $*" >&2
+    exit 1
+}
+
+# <variable in this container> <variable in .env>: set, and not the .env.example placeholder.
+require_secret() {
+    local value="${!1:-}"
+    [[ -n "${value}" ]] || fail "$2 is empty: set it in .env (see .env.example)"
+    [[ "${value}" != *change-me* ]] || fail "$2 still holds the .env.example placeholder: generate one (docs/deploy.md, Secrets)"
+}
+require_secret AIRFLOW__CORE__FERNET_KEY AIRFLOW_FERNET_KEY
+require_secret AIRFLOW__API_AUTH__JWT_SECRET AIRFLOW_JWT_SECRET
+require_secret AIRFLOW_ADMIN_PASSWORD AIRFLOW_ADMIN_PASSWORD
+require_secret AIRFLOW__DATABASE__SQL_ALCHEMY_CONN POSTGRES_PASSWORD
+require_secret POSTSALES_WAREHOUSE_URL POSTSALES_WAREHOUSE_PASSWORD
+
+python - <<'PY' || fail "AIRFLOW_FERNET_KEY is not a Fernet key (32 url-safe base64 bytes): generate one (docs/deploy.md, Secrets)"
+import os
+
+from cryptography.fernet import Fernet
+
+Fernet(os.environ["AIRFLOW__CORE__FERNET_KEY"])
+PY
+
+# The URLs are built from the passwords: a password that is not URL-safe would silently point
+# them at another host or database.
+python - <<'PY' || fail "a database URL does not parse: use URL-safe passwords (openssl rand -hex 24) in .env"
+import os
+
+import sqlalchemy as sa
+
+for name, host in (("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "postgres"), ("POSTSALES_WAREHOUSE_URL", None)):
+    url = sa.engine.make_url(os.environ[name])
+    if host and url.host != host:
+        raise SystemExit(f"{name}: host {url.host!r} is not {host!r}")
+PY
+
+python - <<'PY' || fail "the warehouse is not reachable with POSTSALES_WAREHOUSE_URL (see the error above)"
+import os
+
+import sqlalchemy as sa
+
+url = sa.engine.make_url(os.environ["POSTSALES_WAREHOUSE_URL"])
+try:
+    with sa.create_engine(url).connect() as conn:
+        conn.execute(sa.text("select 1"))
+except Exception as exc:
+    reason = str(exc).splitlines()[0] if str(exc) else ""
+    if url.password:  # never print the password, even if the driver quotes it
+        reason = reason.replace(str(url.password), "***")
+    raise SystemExit(
+        f"{type(exc).__name__} connecting to {url.render_as_string(hide_password=True)}: {reason}"
+    ) from None
+print(f"airflow-init: warehouse reachable at {url.render_as_string(hide_password=True)}")
+PY
+
+echo "airflow-init: $(airflow version | tail -n 1), migrating the metadata database"
+airflow db migrate
+
+# FAB's `users create` leaves an existing user unchanged (and says so), so reruns are safe.
+airflow users create \
+    --username "${AIRFLOW_ADMIN_USERNAME}" \
+    --password "${AIRFLOW_ADMIN_PASSWORD}" \
+    --email "${AIRFLOW_ADMIN_EMAIL}" \
+    --firstname Admin \
+    --lastname User \
+    --role Admin
+
+# Every warehouse write takes a slot of this pool (the DAGs use it). DuckDB allows one writer;
+# PostgreSQL takes several, each run replacing only its own partition in its own transaction.
+airflow pools set postsales_warehouse "${POSTSALES_WAREHOUSE_POOL_SLOTS}" \
+    "Warehouse writes (PostgreSQL in docker compose: POSTSALES_WAREHOUSE_POOL_SLOTS)"
+
+logs="${AIRFLOW_HOME:-/opt/airflow}/logs"
+mkdir -p "${POSTSALES_DATA_DIR}" "${logs}"
+chown -R "${AIRFLOW_UID}:0" "${POSTSALES_DATA_DIR}" "${logs}"
+echo "airflow-init: done (data and logs owned by ${AIRFLOW_UID}:0)"
