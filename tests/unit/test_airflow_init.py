@@ -39,9 +39,7 @@ def run_init(**overrides: str) -> subprocess.CompletedProcess:
         **good_settings(),
         **overrides,
     }
-    return subprocess.run(
-        ["bash", str(SCRIPT)], capture_output=True, text=True, env=env, timeout=120, check=False
-    )
+    return subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, env=env, timeout=120, check=False)
 
 
 @pytest.mark.parametrize(
