@@ -31,7 +31,9 @@ import os
 from cryptography.fernet import Fernet
 
 try:
-    Fernet(os.environ["AIRFLOW__CORE__FERNET_KEY"])
+    # "new,old" while rotating keys (docs/deploy.md, Upgrades): every key must be valid.
+    for key in os.environ["AIRFLOW__CORE__FERNET_KEY"].split(","):
+        Fernet(key.strip())
 except Exception:
     raise SystemExit(1) from None
 PY

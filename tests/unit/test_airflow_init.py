@@ -68,6 +68,16 @@ def test_a_missing_or_placeholder_secret_stops_the_init_naming_the_variable(over
     assert "Traceback" not in result.stderr
 
 
+def test_two_valid_fernet_keys_pass_while_rotating_and_one_bad_key_fails():
+    new, old = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    rotating = run_init(AIRFLOW__CORE__FERNET_KEY=f"{new},{old}")
+    # Past the key check: it stops later, at the (unreachable) warehouse.
+    assert "the warehouse is not reachable" in rotating.stderr
+    broken = run_init(AIRFLOW__CORE__FERNET_KEY=f"{new},{old[:-2]}")
+    assert "airflow-init: AIRFLOW_FERNET_KEY is not a Fernet key" in broken.stderr
+    assert new not in broken.stdout + broken.stderr
+
+
 def test_a_password_that_breaks_the_url_is_refused_without_printing_it():
     password = "p@ss-5e0d"
     result = run_init(
