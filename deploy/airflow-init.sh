@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # One-shot setup run by the compose service airflow-init (as root) before any Airflow service starts:
 #   1. refuse empty or placeholder secrets and an invalid Fernet key, naming the .env variable to fix;
-#   2. check the warehouse is reachable with POSTSALES_WAREHOUSE_URL (password masked in messages);
-#   3. migrate the metadata database, create the admin user, set the postsales_warehouse pool;
-#   4. hand the data and log volumes to AIRFLOW_UID.
+#   2. write the admin's password where the api-server's SimpleAuthManager reads it;
+#   3. check the warehouse is reachable with POSTSALES_WAREHOUSE_URL (password masked in messages);
+#   4. migrate the metadata database, set the postsales_warehouse pool;
+#   5. hand the data and log volumes to AIRFLOW_UID.
 # Every step is idempotent: rerun it with `docker compose up airflow-init` after changing .env.
 set -euo pipefail
 
@@ -55,6 +56,27 @@ if metadata.host != "postgres" or (password is not None and metadata.password !=
     raise SystemExit(1)
 PY
 
+# SimpleAuthManager (Airflow 3's default) takes its users from [core] simple_auth_manager_users
+# (compose sets "<AIRFLOW_ADMIN_USERNAME>:admin") and their passwords from this JSON file; .env is the
+# source of truth, so the file is rewritten on every run (a changed password applies on the next up).
+[[ "${AIRFLOW_ADMIN_USERNAME:-}" =~ ^[A-Za-z0-9_.@-]+$ ]] \
+    || fail "AIRFLOW_ADMIN_USERNAME must be letters, digits and _ . @ - only"
+passwords_file="${AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE:?}"
+mkdir -p "$(dirname "${passwords_file}")"
+python - <<'PY' || fail "could not write ${passwords_file}"
+import json
+import os
+
+path = os.environ["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]
+fd = os.open(f"{path}.tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+with os.fdopen(fd, "w") as stream:
+    json.dump({os.environ["AIRFLOW_ADMIN_USERNAME"]: os.environ["AIRFLOW_ADMIN_PASSWORD"]}, stream)
+    stream.write("\n")
+os.replace(f"{path}.tmp", path)
+PY
+chown -R "${AIRFLOW_UID}:0" "$(dirname "${passwords_file}")"
+echo "airflow-init: admin user ${AIRFLOW_ADMIN_USERNAME} (password from .env) in ${passwords_file}"
+
 python - <<'PY' || fail "the warehouse is not reachable with POSTSALES_WAREHOUSE_URL (see the error above)"
 import os
 
@@ -76,15 +98,6 @@ PY
 
 echo "airflow-init: $(airflow version | tail -n 1), migrating the metadata database"
 airflow db migrate
-
-# FAB's `users create` leaves an existing user unchanged (and says so), so reruns are safe.
-airflow users create \
-    --username "${AIRFLOW_ADMIN_USERNAME}" \
-    --password "${AIRFLOW_ADMIN_PASSWORD}" \
-    --email "${AIRFLOW_ADMIN_EMAIL}" \
-    --firstname Admin \
-    --lastname User \
-    --role Admin
 
 # Every warehouse write takes a slot of this pool (the DAGs use it). DuckDB allows one writer;
 # PostgreSQL takes several, each run replacing only its own partition in its own transaction.

@@ -38,7 +38,7 @@ AIRFLOW_SERVICES = {
     "airflow-worker",
 }
 ONE_SHOT = {"airflow-init", "airflow-cli"}
-SECRET_NAME = re.compile(r"PASSWORD|SECRET|FERNET|TOKEN|API_KEY|PRIVATE_KEY", re.I)
+SECRET_NAME = re.compile(r"(PASSWORD|SECRET|FERNET_KEY|TOKEN|API_KEY|PRIVATE_KEY)$", re.I)
 # ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?message}, ${VAR?message}; $$ is a literal $.
 REFERENCE = re.compile(r"\$\$|\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}")
 
@@ -166,8 +166,10 @@ def test_the_deployment_has_every_service(services):
 
 
 def test_the_image_is_the_official_airflow_image_of_our_pins():
-    match = re.search(r"^FROM apache/airflow:(?P<airflow>[\d.]+)-python(?P<python>\d+\.\d+)\s*$", dockerfile(), re.M)
-    assert match, "Dockerfile must start FROM apache/airflow:<version>-python<X.Y>"
+    match = re.search(
+        r"^FROM apache/airflow:(?:slim-)?(?P<airflow>[\d.]+)-python(?P<python>\d+\.\d+)\s*$", dockerfile(), re.M
+    )
+    assert match, "Dockerfile must start FROM apache/airflow:[slim-]<version>-python<X.Y>"
     assert match["airflow"] == pins(ROOT / "requirements.txt")["apache-airflow"]
     requires_python = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
     assert SpecifierSet(requires_python).contains(match["python"] + ".0"), (match["python"], requires_python)
@@ -290,8 +292,21 @@ def test_the_init_service_creates_the_pool_the_dags_use(services):
     text = (ROOT / mounts[script]).read_text()
     assert re.search(rf"^airflow pools set {WAREHOUSE_POOL} \"\$\{{POSTSALES_WAREHOUSE_POOL_SLOTS\}}\"", text, re.M)
     assert re.search(r"^airflow db migrate$", text, re.M)
-    assert re.search(r"^airflow users create ", text, re.M)
     assert services["airflow-init"]["user"] == "0:0", "airflow-init chowns the volumes"
+
+
+def test_the_admin_user_is_the_one_airflow_init_writes_and_the_api_server_reads(services):
+    init_env = services["airflow-init"]["environment"]
+    admin = init_env["AIRFLOW_ADMIN_USERNAME"]
+    passwords = Path(init_env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"])
+    for name in ("airflow-init", "airflow-apiserver"):
+        env = services[name]["environment"]
+        assert env["AIRFLOW__CORE__AUTH_MANAGER"].endswith(".SimpleAuthManager"), name
+        assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] == f"{admin}:admin", name
+        assert Path(env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]) == passwords, name
+    # The file lives on a volume both services mount (the api-server reads what airflow-init wrote).
+    init_volume = {Path(t): v for v, t in named_mounts(services["airflow-init"]).items()}[passwords.parent]
+    assert named_mounts(services["airflow-apiserver"])[init_volume] == str(passwords.parent)
 
 
 def test_every_variable_compose_reads_is_documented_in_env_example(raw):
