@@ -295,9 +295,12 @@ def test_the_init_service_creates_the_pool_the_dags_use(services):
     assert services["airflow-init"]["user"] == "0:0", "airflow-init chowns the volumes"
 
 
-def test_the_admin_user_is_the_one_airflow_init_writes_and_the_api_server_reads(services):
+def test_the_admin_user_is_the_one_airflow_init_writes_and_the_api_server_reads(raw):
+    # Another name than .env.example's, so a hard-coded user in the compose file shows.
+    admin = "ops-lead"
+    services = resolve(raw, {**env_example(), "AIRFLOW_ADMIN_USERNAME": admin})["services"]
     init_env = services["airflow-init"]["environment"]
-    admin = init_env["AIRFLOW_ADMIN_USERNAME"]
+    assert init_env["AIRFLOW_ADMIN_USERNAME"] == admin
     passwords = Path(init_env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"])
     for name in ("airflow-init", "airflow-apiserver"):
         env = services[name]["environment"]
