@@ -17,7 +17,7 @@ DEMO_ACCOUNTS ?= 500
 DEMO_SEED ?= 42
 WAREHOUSE_POOL_SLOTS ?= 1
 
-.PHONY: install run test e2e lint format airflow airflow-db demo summary evaluate lock clean
+.PHONY: install run test e2e lint format airflow airflow-db demo summary evaluate lock clean compose-check
 
 $(VENV)/.installed: requirements.txt constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=python3"; exit 1; }
@@ -76,6 +76,12 @@ format: install
 # The Airflow UI (http://localhost:8080) with this project's DAGs; login details are printed.
 airflow: airflow-db
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(AIRFLOW) standalone
+
+# Validate docker-compose.yaml without a Docker engine (Debian's docker-compose package, or
+# COMPOSE="docker compose"); .env.example supplies every variable, so it works on a fresh clone.
+COMPOSE ?= docker-compose
+compose-check:
+	POSTSALES_ENV_FILE=.env.example $(COMPOSE) --env-file .env.example config --quiet
 
 # Re-resolve the pinned set after changing requirements.txt.
 lock:

@@ -1,11 +1,9 @@
-"""The project's own files agree with each other: pins, compose file, Makefile, CI entry point."""
+"""The project's own files agree with each other: pins, Makefile, CI entry point (compose: test_compose.py)."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-
-import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,17 +30,6 @@ def test_every_direct_dependency_is_pinned_and_locked():
     assert direct["apache-airflow"].startswith("3.3.")
     assert direct["great-expectations"].startswith("1.")
     assert "airflow-provider-great-expectations" not in locked
-
-
-def test_compose_placeholder_matches_the_project():
-    compose = yaml.safe_load((ROOT / "docker-compose.yaml").read_text())
-    service = compose["services"]["airflow"]
-    airflow_version = pins(ROOT / "requirements.txt")["apache-airflow"]
-    assert service["image"] == f"apache/airflow:{airflow_version}-python3.11"
-    for volume in service["volumes"]:
-        host = volume.split(":")[0]
-        if host.startswith("./"):
-            assert (ROOT / host).exists(), f"compose mounts missing path {host}"
 
 
 def test_ci_runs_the_readme_test_command():
