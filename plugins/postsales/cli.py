@@ -46,10 +46,12 @@ def ensure_demo(accounts: int, seed: int) -> Path:
 def load_dags():
     from airflow.dag_processing.dagbag import DagBag
 
+    from postsales.dag_defaults import without_duration_alerts
+
     bag = DagBag(str(paths.project_root() / "dags"))
     for path, error in bag.import_errors.items():
         print(f"DAG import error in {path}: {error}", file=sys.stderr)
-    return None if bag.import_errors else bag
+    return None if bag.import_errors else without_duration_alerts(bag)
 
 
 def run_dag(bag, dag_id: str, conf: dict | None = None, logical_date=None) -> bool:
