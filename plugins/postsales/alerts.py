@@ -93,7 +93,8 @@ class PostsalesAlertNotifier(BaseNotifier):
             text = task_failure_text(context) if self.kind == TASK_FAILED else self._overdue_text(context)
             if text is None:
                 return
-            log.error("postsales alert: %s", strip_urls(text).replace("\n", " | "))
+            # The text holds no secret: the error line is stripped of URLs, the links are built here.
+            log.error("postsales alert: %s", text.replace("\n", " | "))
             post_alert(text, conn_id=self.conn_id or alert_conn_id(), timeout_seconds=self.timeout_seconds)
         except Exception as exc:  # an alert must never fail the task or callback it reports
             log.warning("postsales alert not sent: %s", _error_line(exc))

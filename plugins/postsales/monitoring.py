@@ -214,7 +214,7 @@ def summary_line(row: Mapping[str, Any]) -> str:
     if row["crm_fields_pushed"] is not None:
         parts.append(
             f"CRM fields pushed {row['crm_fields_pushed']:,}, skipped {row['crm_fields_skipped']:,}, "
-            f"failed {row['crm_fields_failed']:,} ({row['crm_accounts_skipped']:,} accounts skipped)"
+            f"failed {row['crm_fields_failed']:,}; CRM accounts skipped {row['crm_accounts_skipped']:,}"
         )
     return f"run summary {row['dag_id']} {row['run_id']}: " + "; ".join(parts)
 
