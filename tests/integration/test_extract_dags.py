@@ -52,9 +52,13 @@ def test_both_dags_load_day1(dags, warehouse_url, tiny_source):
             "extract_accounts": ("success", 1),
             "extract_contracts": ("success", 1),
             "extract_survey_responses": ("success", 1),
+            "summarize_run": ("success", 1),
         },
     )
-    assert run(dags, "usage_extract", DAY1_RUN) == ("success", {"extract_usage_daily": ("success", 1)})
+    assert run(dags, "usage_extract", DAY1_RUN) == (
+        "success",
+        {"extract_usage_daily": ("success", 1), "summarize_run": ("success", 1)},
+    )
     assert counts(warehouse_url) == {
         "accounts": as_tuple(tiny.ACCOUNTS_DAY1),
         "contracts": as_tuple(tiny.CONTRACTS_DAY1),
