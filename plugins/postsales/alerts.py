@@ -161,7 +161,9 @@ def run_overdue_text(context, expected_minutes: float | None, *, now: datetime) 
 
 
 def _minutes(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.0f} min"
+    if value is None:
+        return "n/a"
+    return f"{value * 60:.0f} s" if value < 1 else f"{value:.0f} min"
 
 
 def _max_tries(ti) -> Any:

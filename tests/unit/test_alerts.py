@@ -193,6 +193,12 @@ def test_overdue_run_message():
     ]
 
 
+def test_short_durations_are_in_seconds():
+    context = deadline_context(queued_at=(NOW - timedelta(seconds=20)).isoformat(), start_date=NOW.isoformat())
+    lines = alerts.run_overdue_text(context, 0.25, now=NOW).splitlines()
+    assert lines[2].startswith("expected within: 15 s of being queued") and lines[3] == "queued 20 s ago, running 0 s"
+
+
 def test_overdue_run_still_queued():
     text = alerts.run_overdue_text(deadline_context(start_date=None, state="queued"), 30.0, now=NOW)
     assert "queued 45 min ago, running not started" in text
