@@ -116,11 +116,20 @@ def summary_text(evaluated: date | None = None) -> str:
     lines.extend(cohort_lines(eng))
     lines.extend(evaluation_lines(eng, evaluated))
     lines.extend(crm_lines(eng))
+    lines.extend(run_summary_lines(eng))
     docs = [run.data_docs for run in runs if run.data_docs]
     if docs:
         lines.append("Great Expectations Data Docs:")
         lines.extend(f"  {doc}" for doc in docs)
     return "\n".join(lines)
+
+
+def run_summary_lines(eng) -> list[str]:
+    from postsales.monitoring import latest_summaries, summary_line
+
+    with eng.connect() as conn:
+        rows = latest_summaries(conn)
+    return ["latest run of each DAG (ops.run_summary):", *(f"  {summary_line(row)}" for row in rows)] if rows else []
 
 
 def segmentation_lines(eng) -> list[str]:

@@ -182,6 +182,26 @@ def write_run_summary(facts: RunFacts, *, now: datetime | None = None, warehouse
     return {k: v.isoformat() if isinstance(v, (date, datetime)) else v for k, v in row.items()}
 
 
+def latest_summaries(conn: sa.Connection) -> list[dict]:
+    """The latest row of ``ops.run_summary`` per DAG, by DAG id (empty before the first run)."""
+    if not sa.inspect(conn).has_table("run_summary", schema="ops"):
+        return []
+    latest = (
+        sa.select(run_summary.c.dag_id, sa.func.max(run_summary.c.summarized_at).label("summarized_at"))
+        .group_by(run_summary.c.dag_id)
+        .subquery()
+    )
+    query = (
+        sa.select(run_summary)
+        .join(
+            latest,
+            sa.and_(run_summary.c.dag_id == latest.c.dag_id, run_summary.c.summarized_at == latest.c.summarized_at),
+        )
+        .order_by(run_summary.c.dag_id)
+    )
+    return [dict(row) for row in conn.execute(query).mappings()]
+
+
 def _naive_utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None

@@ -65,6 +65,13 @@ def test_extract_runs_are_summarised(dags, warehouse_url, tiny_source, caplog):
     reasons = json.loads(usage["top_quarantine_reasons"])
     assert reasons["usage_daily: account_id must exist in accounts.account_id"] == 1  # A9
     assert sum(reasons.values()) == 2  # and A1's row dated 2099
+    from postsales.cli import run_summary_lines
+
+    assert [line.split(":")[0] for line in run_summary_lines(warehouse.engine(warehouse_url))] == [
+        "latest run of each DAG (ops.run_summary)",
+        f"  run summary crm_extract {crm_run.run_id.split(':')[0]}",
+        f"  run summary usage_extract {usage_run.run_id.split(':')[0]}",
+    ]
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("run summary crm_extract")]
     assert lines == [
         f"run summary crm_extract {crm_run.run_id}: success; extracted 303 rows, loaded 293, quarantined 10 "
