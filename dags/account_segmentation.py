@@ -23,15 +23,11 @@ from __future__ import annotations
 from airflow.sdk import Param, dag, task
 
 from postsales.assets import MART_ACCOUNT_FORECASTS, MART_ACCOUNT_SEGMENTS, STAGING
-from postsales.dag_defaults import DEFAULT_ARGS, START_DATE, WAREHOUSE_POOL
+from postsales.dag_defaults import WAREHOUSE_POOL, add_run_summary, postsales_dag
 
 
 @dag(
     schedule=list(STAGING.values()),
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
     params={
         "as_of_date": Param(
             None,
@@ -40,8 +36,7 @@ from postsales.dag_defaults import DEFAULT_ARGS, START_DATE, WAREHOUSE_POOL
             description="Compute segments as of this date (YYYY-MM-DD); empty = the last day the extracts loaded.",
         )
     },
-    tags=["postsales", "segmentation"],
-    doc_md=__doc__,
+    **postsales_dag("account_segmentation", __doc__, tags=["segmentation"]),
 )
 def account_segmentation():
     @task(pool=WAREHOUSE_POOL, outlets=[MART_ACCOUNT_SEGMENTS])
@@ -57,6 +52,7 @@ def account_segmentation():
         return forecast(segments["as_of_date"])
 
     forecast_tier_migration(segment_accounts())
+    add_run_summary()
 
 
 account_segmentation()

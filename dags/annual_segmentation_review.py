@@ -17,19 +17,14 @@ were approved. Runbook: `docs/crm-sync.md`.
 
 from __future__ import annotations
 
-import pendulum
 from airflow.sdk import Param, dag, task
 
 from postsales.assets import MART_ACCOUNT_SEGMENTS, MART_EVALUATION
-from postsales.dag_defaults import CRM_SYNC_PARAMS, DEFAULT_ARGS, WAREHOUSE_POOL, monthly
+from postsales.dag_defaults import CRM_SYNC_PARAMS, WAREHOUSE_POOL, add_run_summary, monthly, postsales_dag
 
 
 @dag(
     schedule=monthly(),
-    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
     params={
         "force": Param(False, type="boolean", description="Hold the review even if this is not the review month."),
         "approve_rules_version": Param(
@@ -39,8 +34,7 @@ from postsales.dag_defaults import CRM_SYNC_PARAMS, DEFAULT_ARGS, WAREHOUSE_POOL
         ),
         **CRM_SYNC_PARAMS,
     },
-    tags=["postsales", "crm", "evaluation"],
-    doc_md=__doc__,
+    **postsales_dag("annual_segmentation_review", __doc__, tags=["crm", "evaluation"]),
 )
 def annual_segmentation_review():
     @task.short_circuit
@@ -111,6 +105,7 @@ def annual_segmentation_review():
         recommend_review(evaluate_health(segments)),
     )
     approval_gate(report, crm_diff_dry_run(segments)) >> push_tags_to_crm(segments)
+    add_run_summary()
 
 
 annual_segmentation_review()

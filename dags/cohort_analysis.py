@@ -21,17 +21,12 @@ import pendulum
 from airflow.sdk import dag, task
 
 from postsales.assets import MART_COHORTS
-from postsales.dag_defaults import DEFAULT_ARGS, WAREHOUSE_POOL, monthly
+from postsales.dag_defaults import WAREHOUSE_POOL, add_run_summary, monthly, postsales_dag
 
 
 @dag(
     schedule=monthly(),
-    start_date=pendulum.datetime(2023, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
-    tags=["postsales", "cohorts"],
-    doc_md=__doc__,
+    **postsales_dag("cohort_analysis", __doc__, tags=["cohorts"], start_date=pendulum.datetime(2023, 1, 1, tz="UTC")),
 )
 def cohort_analysis():
     @task(pool=WAREHOUSE_POOL, outlets=[MART_COHORTS])
@@ -47,6 +42,7 @@ def cohort_analysis():
         return cohort_report(snapshot)
 
     write_cohort_report(compute_cohort_snapshot())
+    add_run_summary()
 
 
 cohort_analysis()

@@ -17,19 +17,10 @@ from __future__ import annotations
 from airflow.sdk import dag, task
 
 from postsales.assets import STAGING
-from postsales.dag_defaults import DEFAULT_ARGS, EXTRACT_PARAMS, START_DATE, WAREHOUSE_POOL, daily
+from postsales.dag_defaults import EXTRACT_PARAMS, WAREHOUSE_POOL, add_run_summary, daily, postsales_dag
 
 
-@dag(
-    schedule=daily(),
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
-    params=EXTRACT_PARAMS,
-    tags=["postsales", "extract", "crm"],
-    doc_md=__doc__,
-)
+@dag(schedule=daily(), params=EXTRACT_PARAMS, **postsales_dag("crm_extract", __doc__, tags=["extract", "crm"]))
 def crm_extract():
     @task(pool=WAREHOUSE_POOL, outlets=[STAGING["accounts"]])
     def extract_accounts() -> dict:
@@ -52,6 +43,7 @@ def crm_extract():
     # Contracts and responses are checked against the accounts already loaded.
     accounts = extract_accounts()
     accounts >> [extract_contracts(), extract_survey_responses()]
+    add_run_summary()
 
 
 crm_extract()

@@ -27,17 +27,14 @@ import pendulum
 from airflow.sdk import dag, task
 
 from postsales.assets import MART_ACCOUNT_FORECASTS, MART_EVALUATION
-from postsales.dag_defaults import DEFAULT_ARGS, WAREHOUSE_POOL, monthly
+from postsales.dag_defaults import WAREHOUSE_POOL, add_run_summary, monthly, postsales_dag
 
 
 @dag(
     schedule=monthly(),
-    start_date=pendulum.datetime(2023, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
-    tags=["postsales", "evaluation"],
-    doc_md=__doc__,
+    **postsales_dag(
+        "model_evaluation", __doc__, tags=["evaluation"], start_date=pendulum.datetime(2023, 1, 1, tz="UTC")
+    ),
 )
 def model_evaluation():
     @task(pool=WAREHOUSE_POOL, outlets=[MART_ACCOUNT_FORECASTS])
@@ -65,6 +62,7 @@ def model_evaluation():
         return evaluation_report(backtest, review)
 
     write_evaluation_report(backtest_forecast(), recommend_review(evaluate_health()))
+    add_run_summary()
 
 
 model_evaluation()

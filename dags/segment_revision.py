@@ -18,25 +18,19 @@ revision computes everything but pushes only with `push_backfill`. Runbook:
 
 from __future__ import annotations
 
-import pendulum
 from airflow.sdk import Param, dag, task
 
 from postsales.assets import MART_ACCOUNT_SEGMENTS
-from postsales.dag_defaults import CRM_SYNC_PARAMS, DEFAULT_ARGS, WAREHOUSE_POOL, monthly
+from postsales.dag_defaults import CRM_SYNC_PARAMS, WAREHOUSE_POOL, add_run_summary, monthly, postsales_dag
 
 
 @dag(
     schedule=monthly(),
-    start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
     params={
         "force": Param(False, type="boolean", description="Revise even if this is not a revision month."),
         **CRM_SYNC_PARAMS,
     },
-    tags=["postsales", "crm"],
-    doc_md=__doc__,
+    **postsales_dag("segment_revision", __doc__, tags=["crm"]),
 )
 def segment_revision():
     @task.short_circuit
@@ -73,6 +67,7 @@ def segment_revision():
     revision_due() >> segments
     migration_since_last_revision(segments)
     push_tags_to_crm(segments, crm_diff_dry_run(segments))
+    add_run_summary()
 
 
 segment_revision()

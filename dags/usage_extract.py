@@ -16,19 +16,10 @@ from __future__ import annotations
 from airflow.sdk import dag, task
 
 from postsales.assets import STAGING
-from postsales.dag_defaults import DEFAULT_ARGS, EXTRACT_PARAMS, START_DATE, WAREHOUSE_POOL, daily
+from postsales.dag_defaults import EXTRACT_PARAMS, WAREHOUSE_POOL, add_run_summary, daily, postsales_dag
 
 
-@dag(
-    schedule=daily(),
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
-    params=EXTRACT_PARAMS,
-    tags=["postsales", "extract", "usage"],
-    doc_md=__doc__,
-)
+@dag(schedule=daily(), params=EXTRACT_PARAMS, **postsales_dag("usage_extract", __doc__, tags=["extract", "usage"]))
 def usage_extract():
     @task(pool=WAREHOUSE_POOL, outlets=[STAGING["usage_daily"]])
     def extract_usage_daily() -> dict:
@@ -37,6 +28,7 @@ def usage_extract():
         return extract("usage_daily")
 
     extract_usage_daily()
+    add_run_summary()
 
 
 usage_extract()

@@ -46,10 +46,12 @@ def ensure_demo(accounts: int, seed: int) -> Path:
 def load_dags():
     from airflow.dag_processing.dagbag import DagBag
 
+    from postsales.dag_defaults import without_duration_alerts
+
     bag = DagBag(str(paths.project_root() / "dags"))
     for path, error in bag.import_errors.items():
         print(f"DAG import error in {path}: {error}", file=sys.stderr)
-    return None if bag.import_errors else bag
+    return None if bag.import_errors else without_duration_alerts(bag)
 
 
 def run_dag(bag, dag_id: str, conf: dict | None = None, logical_date=None) -> bool:
@@ -114,11 +116,20 @@ def summary_text(evaluated: date | None = None) -> str:
     lines.extend(cohort_lines(eng))
     lines.extend(evaluation_lines(eng, evaluated))
     lines.extend(crm_lines(eng))
+    lines.extend(run_summary_lines(eng))
     docs = [run.data_docs for run in runs if run.data_docs]
     if docs:
         lines.append("Great Expectations Data Docs:")
         lines.extend(f"  {doc}" for doc in docs)
     return "\n".join(lines)
+
+
+def run_summary_lines(eng) -> list[str]:
+    from postsales.monitoring import latest_summaries, summary_line
+
+    with eng.connect() as conn:
+        rows = latest_summaries(conn)
+    return ["latest run of each DAG (ops.run_summary):", *(f"  {summary_line(row)}" for row in rows)] if rows else []
 
 
 def segmentation_lines(eng) -> list[str]:

@@ -273,3 +273,35 @@ def rules_version_approved() -> bool:
         current,
     )
     return False
+
+
+# --- monitoring --------------------------------------------------------------------------
+
+
+def summarize_run() -> dict:
+    """Write the run's row of ops.run_summary from the upstream tasks' XCom summaries and states."""
+    from airflow.sdk import get_current_context
+
+    from postsales.monitoring import RunFacts, write_run_summary
+
+    context = get_current_context()
+    ti, dag_run = context["ti"], context["dag_run"]
+    run_id = context["run_id"]
+    upstream = sorted(task_id for task_id in context["dag"].task_ids if task_id != ti.task_id)
+    states = ti.get_task_states(dag_id=ti.dag_id, task_ids=upstream, run_ids=[run_id]).get(run_id, {})
+    results = {task_id: ti.xcom_pull(task_ids=task_id) for task_id in upstream}
+    started = getattr(dag_run, "start_date", None)
+    if getattr(dag_run, "triggering_user_name", None) == "dag_test" and started == dag_run.logical_date:
+        started = None  # dag.test() gives a run with a logical date that date as its start date
+    return write_run_summary(
+        RunFacts(
+            dag_id=ti.dag_id,
+            run_id=run_id,
+            run_type=str(getattr(getattr(dag_run, "run_type", None), "value", getattr(dag_run, "run_type", None))),
+            data_interval_start=getattr(dag_run, "data_interval_start", None),
+            data_interval_end=getattr(dag_run, "data_interval_end", None),
+            started_at=started,
+            task_states={task_id: states.get(task_id) for task_id in upstream},
+            task_results={task_id: value for task_id, value in results.items() if value is not None},
+        )
+    )

@@ -40,13 +40,60 @@ def test_expected_dags_present(dagbag):
 
 
 def test_every_dag_is_owned_tagged_documented_and_retried(dagbag):
+    from postsales.dag_defaults import OWNER
+
     for dag_id, dag in dagbag.dags.items():
         assert dag.doc_md and len(dag.doc_md.strip()) > 80, f"{dag_id}: doc_md missing or too short"
-        assert dag.tags and "postsales" in dag.tags, f"{dag_id}: tags"
+        assert dag.tags and "postsales" in dag.tags and len(dag.tags) >= 2, f"{dag_id}: tags"
+        assert not dag.catchup and dag.max_active_runs == 1, f"{dag_id}: catchup / max_active_runs"
         for task in dag.tasks:
-            assert task.owner and task.owner != "airflow", f"{dag_id}.{task.task_id}: owner"
+            assert task.owner == OWNER, f"{dag_id}.{task.task_id}: owner"
             assert task.retries >= 1, f"{dag_id}.{task.task_id}: retries"
+            assert task.retry_exponential_backoff, f"{dag_id}.{task.task_id}: exponential backoff"
+            assert task.max_retry_delay is not None, f"{dag_id}.{task.task_id}: max_retry_delay"
             assert task.execution_timeout is not None, f"{dag_id}.{task.task_id}: execution_timeout"
+
+
+def test_every_task_alerts_on_failure(dagbag):
+    from postsales.alerts import TASK_FAILED, PostsalesAlertNotifier
+
+    for dag_id, dag in dagbag.dags.items():
+        for task in dag.tasks:
+            callbacks = task.on_failure_callback
+            callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+            notifiers = [c for c in callbacks if isinstance(c, PostsalesAlertNotifier)]
+            assert [n.kind for n in notifiers] == [TASK_FAILED], f"{dag_id}.{task.task_id}: failure notifier"
+
+
+def test_every_dag_has_a_duration_alert_and_a_run_timeout(dagbag):
+    from postsales.dag_defaults import RUN_DURATIONS
+
+    assert set(RUN_DURATIONS) == set(dagbag.dag_ids)
+    for dag_id, dag in dagbag.dags.items():
+        durations = RUN_DURATIONS[dag_id]
+        assert durations.alert_after < durations.timeout, dag_id
+        assert dag.dagrun_timeout == durations.timeout, dag_id
+        [alert] = dag.deadline
+        assert type(alert.reference).__name__ == "DagRunQueuedAtDeadline", dag_id
+        assert alert.interval == durations.alert_after, dag_id
+        assert alert.callback.path == "postsales.alerts.PostsalesAlertNotifier", dag_id
+        assert alert.callback.kwargs["kind"] == "run_overdue", dag_id
+
+
+def test_every_dag_ends_with_the_run_summary(dagbag):
+    from airflow.task.trigger_rule import TriggerRule
+
+    for dag_id, dag in dagbag.dags.items():
+        summary = dag.get_task("summarize_run")
+        assert summary.is_teardown and summary.trigger_rule == TriggerRule.ALL_DONE_SETUP_SUCCESS, dag_id
+        assert summary.pool == "postsales_warehouse", dag_id
+        others = [t for t in dag.tasks if t is not summary]
+        assert summary.downstream_list == [], dag_id
+        # downstream of every other task (directly of the last ones)
+        assert {t.task_id for t in others if not t.downstream_list} == set(), dag_id
+        leaves = {t.task_id for t in others if t.downstream_task_ids == {"summarize_run"}}
+        assert leaves and leaves <= summary.upstream_task_ids, dag_id
+        assert all(summary.task_id in t.get_flat_relative_ids(upstream=False) for t in others), dag_id
 
 
 WAREHOUSE_WRITERS = {

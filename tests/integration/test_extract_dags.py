@@ -52,9 +52,13 @@ def test_both_dags_load_day1(dags, warehouse_url, tiny_source):
             "extract_accounts": ("success", 1),
             "extract_contracts": ("success", 1),
             "extract_survey_responses": ("success", 1),
+            "summarize_run": ("success", 1),
         },
     )
-    assert run(dags, "usage_extract", DAY1_RUN) == ("success", {"extract_usage_daily": ("success", 1)})
+    assert run(dags, "usage_extract", DAY1_RUN) == (
+        "success",
+        {"extract_usage_daily": ("success", 1), "summarize_run": ("success", 1)},
+    )
     assert counts(warehouse_url) == {
         "accounts": as_tuple(tiny.ACCOUNTS_DAY1),
         "contracts": as_tuple(tiny.CONTRACTS_DAY1),
@@ -97,7 +101,11 @@ def test_unreachable_source_is_retried_then_fails(dags, duckdb_url, tmp_path, mo
 def test_manual_run_without_logical_date_takes_the_last_complete_interval(dags, warehouse_url, tiny_source):
     # The UI's "Trigger" sends no logical date, so the run has no data interval in its context;
     # it extracts the last complete day before it was triggered, as a scheduled run would.
-    dag_run = dags.get_dag("crm_extract").test(logical_date=None, run_after=DAY1_RUN + pendulum.duration(hours=7))
+    dag_run = dags.get_dag("crm_extract").test(
+        logical_date=None,
+        run_after=DAY1_RUN + pendulum.duration(hours=7),
+        run_conf={"full_refresh": False, "allow_empty": False},  # dag.test() keeps an earlier run's params
+    )
     assert str(dag_run.state) == "success"
     assert dag_run.logical_date is None
     assert counts(warehouse_url)["accounts"] == as_tuple(tiny.ACCOUNTS_DAY1)

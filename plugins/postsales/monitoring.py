@@ -1,0 +1,247 @@
+"""Run summary: one row per DAG run in ``ops.run_summary`` and one readable log line.
+
+The ``summarize_run`` task at the end of every DAG (a teardown: it runs when upstream
+tasks failed and does not change the run's state) passes the summaries its upstream tasks
+returned through XCom and their states. The figures are read from those summaries by their
+shape (an extract summary, a segmentation summary, a cohort snapshot, a CRM sync result),
+so a DAG that does not produce one leaves its columns null. The row is replaced on the
+key (dag_id, run_id) in one transaction: a rerun leaves one row, the latest. Every figure is
+defined in docs/operations.md ("Run summary").
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from postsales import warehouse
+
+log = logging.getLogger(__name__)
+
+STAGE = "monitoring"
+TOP_REASONS = 5
+FAILED_STATES = {"failed", "upstream_failed"}
+
+metadata = sa.MetaData()
+
+run_summary = sa.Table(
+    "run_summary",
+    metadata,
+    sa.Column("dag_id", sa.Text, nullable=False),
+    sa.Column("run_id", sa.Text, nullable=False),
+    sa.Column("run_type", sa.Text),
+    sa.Column("data_interval_start", sa.DateTime, comment="null for runs without an interval (asset-triggered)"),
+    sa.Column("data_interval_end", sa.DateTime),
+    sa.Column("state", sa.Text, nullable=False, comment="failed when any task failed or was upstream_failed"),
+    sa.Column("failed_tasks", sa.Text, nullable=False, comment="JSON list of the task ids that failed themselves"),
+    sa.Column("skipped_tasks", sa.Text, nullable=False, comment="JSON list of task ids"),
+    sa.Column("rows_extracted", sa.BigInteger),
+    sa.Column("rows_loaded", sa.BigInteger),
+    sa.Column("rows_quarantined", sa.BigInteger),
+    sa.Column("top_quarantine_reasons", sa.Text, comment='JSON object {"<table>: <expectation>": rows}'),
+    sa.Column("segments_as_of_date", sa.Date),
+    sa.Column("segments_compared_to", sa.Date, comment="the previous as-of date in mart.account_segments"),
+    sa.Column("segments_changed", sa.BigInteger),
+    sa.Column("cohort_snapshot_month", sa.Date),
+    sa.Column("crm_fields_pushed", sa.BigInteger),
+    sa.Column("crm_fields_skipped", sa.BigInteger),
+    sa.Column("crm_fields_failed", sa.BigInteger),
+    sa.Column("crm_accounts_skipped", sa.BigInteger),
+    sa.Column("started_at", sa.DateTime),
+    sa.Column("duration_seconds", sa.Float(53)),
+    sa.Column("summarized_at", sa.DateTime, nullable=False),
+    schema="ops",
+)
+
+
+@dataclass
+class RunFacts:
+    """What the summary task knows about its run."""
+
+    dag_id: str
+    run_id: str
+    run_type: str | None = None
+    data_interval_start: datetime | None = None
+    data_interval_end: datetime | None = None
+    started_at: datetime | None = None
+    task_states: Mapping[str, str | None] = field(default_factory=dict)
+    task_results: Mapping[str, Any] = field(default_factory=dict)
+
+
+def is_extract(result: Any) -> bool:
+    return isinstance(result, Mapping) and {"entity", "rows_read", "rows_loaded", "rows_quarantined"} <= result.keys()
+
+
+def is_segmentation(result: Any) -> bool:
+    return isinstance(result, Mapping) and {"as_of_date", "quadrants"} <= result.keys()
+
+
+def is_cohort_snapshot(result: Any) -> bool:
+    return isinstance(result, Mapping) and "snapshot_month" in result
+
+
+def is_crm_sync(result: Any) -> bool:
+    return isinstance(result, Mapping) and ("fields_changed" in result or result.get("mode") == "not_pushed")
+
+
+def figures(facts: RunFacts) -> dict[str, Any]:
+    """The row's figures from the task results and states (everything but segments_changed)."""
+    results = [facts.task_results[t] for t in sorted(facts.task_results)]
+    states = {t: str(s).lower() if s is not None else None for t, s in facts.task_states.items()}
+    failed = sorted(t for t, s in states.items() if s == "failed")
+    row: dict[str, Any] = {
+        "state": "failed" if failed or any(s in FAILED_STATES for s in states.values()) else "success",
+        "failed_tasks": json.dumps(failed),
+        "skipped_tasks": json.dumps(sorted(t for t, s in states.items() if s == "skipped")),
+    }
+
+    extracts = [r for r in results if is_extract(r)]
+    if extracts:
+        reasons: Counter = Counter()
+        for summary in extracts:
+            for expectation, rows in (summary.get("top_failures") or {}).items():
+                reasons[f"{summary['entity']}: {expectation}"] += int(rows)
+        row |= {
+            "rows_extracted": sum(int(r["rows_read"]) for r in extracts),
+            "rows_loaded": sum(int(r["rows_loaded"]) for r in extracts),
+            "rows_quarantined": sum(int(r["rows_quarantined"]) for r in extracts),
+            "top_quarantine_reasons": json.dumps(dict(_top(reasons)), sort_keys=False),
+        }
+
+    segmentations = [r for r in results if is_segmentation(r)]
+    if segmentations:
+        row["segments_as_of_date"] = date.fromisoformat(str(segmentations[-1]["as_of_date"]))
+
+    snapshots = [r for r in results if is_cohort_snapshot(r)]
+    if snapshots:
+        row["cohort_snapshot_month"] = date.fromisoformat(str(snapshots[-1]["snapshot_month"]))
+
+    syncs = [r for r in results if is_crm_sync(r)]
+    if syncs:
+        pushes = [r for r in syncs if r.get("mode") == "push"]
+        pushed = sum(int(r.get("fields_succeeded") or 0) for r in pushes)
+        failed_fields = sum(int(r.get("fields_failed") or 0) for r in pushes)
+        diff = max(int(r.get("fields_changed") or 0) for r in syncs)
+        row |= {
+            "crm_fields_pushed": pushed,
+            "crm_fields_failed": failed_fields,
+            "crm_fields_skipped": max(diff - pushed - failed_fields, 0),
+            "crm_accounts_skipped": max(int(r.get("accounts_skipped") or 0) for r in syncs),
+        }
+    return row
+
+
+def _top(reasons: Counter) -> list[tuple[str, int]]:
+    # Most rows first, then by name, so equal counts always come out in the same order.
+    return sorted(reasons.items(), key=lambda item: (-item[1], item[0]))[:TOP_REASONS]
+
+
+def segments_changed(conn: sa.Connection, as_of: date) -> tuple[date | None, int | None]:
+    """(previous as-of date, accounts whose value tier or quadrant changed since it)."""
+    row = warehouse.query(conn, STAGE, "segments_changed", as_of_date=as_of)[0]
+    compared_to = row.compared_to
+    if compared_to is None:
+        return None, None
+    if isinstance(compared_to, datetime):
+        compared_to = compared_to.date()
+    return compared_to, int(row.segments_changed)
+
+
+def write_run_summary(facts: RunFacts, *, now: datetime | None = None, warehouse_url: str | None = None) -> dict:
+    """Compute the run's row, replace it in ``ops.run_summary`` and log the summary line."""
+    now = (now or datetime.now(UTC)).astimezone(UTC).replace(tzinfo=None)
+    started = _naive_utc(facts.started_at)
+    row: dict[str, Any] = {c.name: None for c in run_summary.columns}
+    row |= {
+        "dag_id": facts.dag_id,
+        "run_id": facts.run_id,
+        "run_type": facts.run_type,
+        "data_interval_start": _naive_utc(facts.data_interval_start),
+        "data_interval_end": _naive_utc(facts.data_interval_end),
+        "started_at": started,
+        "duration_seconds": round((now - started).total_seconds(), 3) if started else None,
+        "summarized_at": now,
+    }
+    row |= figures(facts)
+    eng = warehouse.engine(warehouse_url)
+    warehouse.ensure_tables(eng, metadata)
+    key = sa.and_(run_summary.c.dag_id == facts.dag_id, run_summary.c.run_id == facts.run_id)
+    with eng.begin() as conn:
+        if row["segments_as_of_date"] is not None:
+            row["segments_compared_to"], row["segments_changed"] = segments_changed(conn, row["segments_as_of_date"])
+        conn.execute(run_summary.delete().where(key))
+        conn.execute(run_summary.insert(), [row])
+    log.info("%s", summary_line(row))
+    return {k: v.isoformat() if isinstance(v, (date, datetime)) else v for k, v in row.items()}
+
+
+def latest_summaries(conn: sa.Connection) -> list[dict]:
+    """The latest row of ``ops.run_summary`` per DAG, by DAG id (empty before the first run)."""
+    if not sa.inspect(conn).has_table("run_summary", schema="ops"):
+        return []
+    latest = (
+        sa.select(run_summary.c.dag_id, sa.func.max(run_summary.c.summarized_at).label("summarized_at"))
+        .group_by(run_summary.c.dag_id)
+        .subquery()
+    )
+    query = (
+        sa.select(run_summary)
+        .join(
+            latest,
+            sa.and_(run_summary.c.dag_id == latest.c.dag_id, run_summary.c.summarized_at == latest.c.summarized_at),
+        )
+        .order_by(run_summary.c.dag_id)
+    )
+    return [dict(row) for row in conn.execute(query).mappings()]
+
+
+def _naive_utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+
+
+def summary_line(row: Mapping[str, Any]) -> str:
+    """One readable line, e.g. ``run summary crm_extract scheduled__…: success in 42s; extracted …``."""
+    parts = [f"{row['state']}" + (f" in {_duration(row['duration_seconds'])}" if row["duration_seconds"] else "")]
+    failed = json.loads(row["failed_tasks"])
+    if failed:
+        parts.append(f"failed tasks: {', '.join(failed)}")
+    if row["rows_extracted"] is not None:
+        reasons = json.loads(row["top_quarantine_reasons"] or "{}")
+        top = "; ".join(f"{label} {rows:,}" for label, rows in reasons.items())
+        parts.append(
+            f"extracted {row['rows_extracted']:,} rows, loaded {row['rows_loaded']:,}, "
+            f"quarantined {row['rows_quarantined']:,}" + (f" (top: {top})" if top else "")
+        )
+    if row["segments_as_of_date"] is not None:
+        if row["segments_compared_to"] is None:
+            parts.append(f"segments as of {row['segments_as_of_date']}: first snapshot")
+        else:
+            parts.append(
+                f"segments as of {row['segments_as_of_date']}: {row['segments_changed']:,} accounts changed "
+                f"value tier or quadrant since {row['segments_compared_to']}"
+            )
+    if row["cohort_snapshot_month"] is not None:
+        parts.append(f"cohort snapshot {row['cohort_snapshot_month']:%Y-%m} written")
+    if row["crm_fields_pushed"] is not None:
+        parts.append(
+            f"CRM fields pushed {row['crm_fields_pushed']:,}, skipped {row['crm_fields_skipped']:,}, "
+            f"failed {row['crm_fields_failed']:,}; CRM accounts skipped {row['crm_accounts_skipped']:,}"
+        )
+    return f"run summary {row['dag_id']} {row['run_id']}: " + "; ".join(parts)
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"

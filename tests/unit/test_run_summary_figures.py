@@ -1,0 +1,87 @@
+"""The run summary's figures from task results and states, and its log line (no database)."""
+
+from __future__ import annotations
+
+import json
+
+from postsales.monitoring import RunFacts, figures, summary_line
+
+DRY_RUN_DIFF = {"run_id": "r:dry_run:1", "mode": "dry_run", "fields_changed": 12, "fields_succeeded": 0,
+                "fields_failed": 0, "accounts_skipped": 2}  # fmt: skip
+
+
+def facts(states=None, **results):
+    return RunFacts(dag_id="d", run_id="r", task_states=states or {}, task_results=results)
+
+
+def test_state_is_failed_when_any_task_failed_or_was_upstream_failed():
+    assert figures(facts({"a": "success", "b": "skipped"}))["state"] == "success"
+    row = figures(facts({"a": "failed", "b": "upstream_failed", "c": "skipped"}))
+    assert (row["state"], json.loads(row["failed_tasks"]), json.loads(row["skipped_tasks"])) == ("failed", ["a"], ["c"])
+    assert figures(facts({"a": "upstream_failed"}))["state"] == "failed"
+
+
+def test_extract_figures_add_up_and_keep_the_top_five_reasons():
+    accounts = {"entity": "accounts", "rows_read": 10, "rows_loaded": 7, "rows_quarantined": 3,
+                "top_failures": {"x required": 2, "y unique": 1}}  # fmt: skip
+    contracts = {"entity": "contracts", "rows_read": 5, "rows_loaded": 5, "rows_quarantined": 0, "top_failures": {}}
+    usage = {"entity": "usage", "rows_read": 4, "rows_loaded": 0, "rows_quarantined": 4,
+             "top_failures": {"a": 4, "b": 2, "c": 1, "d": 1}}  # fmt: skip
+    row = figures(facts(e1=accounts, e2=contracts, e3=usage))
+    assert (row["rows_extracted"], row["rows_loaded"], row["rows_quarantined"]) == (19, 12, 7)
+    assert list(json.loads(row["top_quarantine_reasons"]).items()) == [
+        ("usage: a", 4),
+        ("accounts: x required", 2),
+        ("usage: b", 2),
+        ("accounts: y unique", 1),
+        ("usage: c", 1),
+    ]
+
+
+def test_no_extract_leaves_the_row_counts_null():
+    row = figures(facts(report="data/reports/x.html", check=True))
+    assert "rows_extracted" not in row and "crm_fields_pushed" not in row
+
+
+def test_crm_push_counts_pushed_failed_and_the_rest_of_the_diff_as_skipped():
+    push = {"run_id": "r:push:1", "mode": "push", "fields_changed": 12, "fields_succeeded": 9, "fields_failed": 2,
+            "accounts_skipped": 2}  # fmt: skip
+    row = figures(facts(diff=DRY_RUN_DIFF, push=push))
+    assert (row["crm_fields_pushed"], row["crm_fields_failed"], row["crm_fields_skipped"]) == (9, 2, 1)
+    assert row["crm_accounts_skipped"] == 2
+
+
+def test_no_push_means_the_whole_diff_was_skipped():
+    # The approval gate closed: only the dry run ran.
+    row = figures(facts(diff=DRY_RUN_DIFF))
+    assert (row["crm_fields_pushed"], row["crm_fields_failed"], row["crm_fields_skipped"]) == (0, 0, 12)
+    # A backfill run computes the diff but does not push it.
+    row = figures(facts(diff=DRY_RUN_DIFF, push={"mode": "not_pushed", "reason": "backfill"}))
+    assert (row["crm_fields_pushed"], row["crm_fields_skipped"]) == (0, 12)
+    # The push step itself ran as a dry run (dry_run param, or a first push not approved).
+    row = figures(facts(push=DRY_RUN_DIFF | {"run_id": "r:push:1"}))
+    assert (row["crm_fields_pushed"], row["crm_fields_skipped"]) == (0, 12)
+
+
+def test_segmentation_and_cohort_results_are_recognised():
+    row = figures(facts(seg={"as_of_date": "2024-03-31", "accounts": 3, "quadrants": {"Grow": 3}},
+                        cohort={"snapshot_month": "2024-03-01", "mrr": 1.0}))  # fmt: skip
+    assert str(row["segments_as_of_date"]) == "2024-03-31" and str(row["cohort_snapshot_month"]) == "2024-03-01"
+
+
+def test_summary_line_reads_well():
+    row = {
+        "dag_id": "segment_revision", "run_id": "scheduled__2026-07-01T00:00:00+00:00", "state": "failed",
+        "duration_seconds": 3725.0, "failed_tasks": '["push_tags_to_crm"]', "rows_extracted": 1234,
+        "rows_loaded": 1229, "rows_quarantined": 5, "top_quarantine_reasons": '{"accounts: arr >= 0": 4}',
+        "segments_as_of_date": "2026-06-30", "segments_compared_to": "2026-05-31", "segments_changed": 17,
+        "cohort_snapshot_month": None, "crm_fields_pushed": 1500, "crm_fields_skipped": 3, "crm_fields_failed": 2,
+        "crm_accounts_skipped": 1,
+    }  # fmt: skip
+    assert summary_line(row) == (
+        "run summary segment_revision scheduled__2026-07-01T00:00:00+00:00: failed in 1h 02m; "
+        "failed tasks: push_tags_to_crm; "
+        "extracted 1,234 rows, loaded 1,229, quarantined 5 (top: accounts: arr >= 0 4); "
+        "segments as of 2026-06-30: 17 accounts changed value tier or quadrant since 2026-05-31; "
+        "CRM fields pushed 1,500, skipped 3, failed 2; CRM accounts skipped 1"
+    )
