@@ -206,11 +206,11 @@ class Metadata:
 
     def runs(self, dag_id: str) -> list[dict[str, Any]]:
         rows = self.rows(
-            "select run_id, run_type, state, logical_date, data_interval_start, backfill_id, end_date"
+            "select run_id, run_type, state, logical_date, data_interval_start, backfill_id, end_date, conf"
             " from dag_run where dag_id = %s order by id",
             (dag_id,),
         )
-        keys = ("run_id", "run_type", "state", "logical_date", "data_interval_start", "backfill_id", "end_date")
+        keys = ("run_id", "run_type", "state", "logical_date", "data_interval_start", "backfill_id", "end_date", "conf")
         return [dict(zip(keys, row, strict=True)) for row in rows]
 
     def failed_tasks(self) -> list[tuple]:
@@ -550,6 +550,7 @@ def run(args: argparse.Namespace) -> int:
         if yesterday not in as_of_dates:
             raise E2EFailure(f"mart.account_segments has no partition for {yesterday}: {as_of_dates}")
         phases["1b Asset chain extract -> segmentation"] = time.monotonic() - phase
+        check_run_summaries(meta, warehouse_url, ("crm_extract", "usage_extract", "account_segmentation"))
 
         # 2. Backfill the cohort snapshots.
         phase = time.monotonic()
@@ -598,6 +599,7 @@ def run(args: argparse.Namespace) -> int:
         )
         compare("segments after reprocessing vs before", read_segments(warehouse_url, as_of_dates), segments)
         phases["4 reprocess backfill, check idempotency"] = time.monotonic() - phase
+        check_run_summaries(meta, warehouse_url, ("cohort_analysis",))
         ok = True
     except (E2EFailure, subprocess.TimeoutExpired) as exc:
         print(f"\nE2E FAILED: {exc}", flush=True)
@@ -677,6 +679,48 @@ def _backfill_done(meta: Metadata, months: list[date], number: int) -> Callable[
         return runs
 
     return check
+
+
+def check_run_summaries(meta: Metadata, warehouse_url: str, dag_ids: tuple[str, ...]) -> None:
+    """Every finished run of ``dag_ids`` has its ops.run_summary row, with what the run did."""
+    import sqlalchemy as sa
+
+    from postsales import warehouse
+
+    with warehouse.engine(warehouse_url).connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "select dag_id, run_id, state, rows_extracted, segments_as_of_date, cohort_snapshot_month,"
+                " duration_seconds from ops.run_summary"
+            )
+        ).all()
+    summaries = {(row.dag_id, row.run_id): row for row in rows}
+    problems = []
+    for dag_id in dag_ids:
+        for run in meta.runs(dag_id):
+            row = summaries.get((dag_id, run["run_id"]))
+            if row is None:
+                problems.append(f"{dag_id} {run['run_id']}: no ops.run_summary row")
+            elif row.state != run["state"] or row.duration_seconds is None:
+                problems.append(f"{dag_id} {run['run_id']}: summary state {row.state}, duration {row.duration_seconds}")
+            elif dag_id.endswith("_extract") and (
+                row.rows_extracted is None or (_full_refresh(run) and row.rows_extracted == 0)
+            ):
+                problems.append(f"{dag_id} {run['run_id']}: rows extracted {row.rows_extracted} in the summary")
+            elif dag_id == "account_segmentation" and row.segments_as_of_date is None:
+                problems.append(f"{dag_id} {run['run_id']}: no segments as-of date in the summary")
+            elif dag_id == "cohort_analysis" and row.cohort_snapshot_month is None:
+                problems.append(f"{dag_id} {run['run_id']}: no cohort snapshot month in the summary")
+    if problems:
+        raise E2EFailure("run summaries:\n  " + "\n  ".join(problems))
+    log(f"ops.run_summary: a row with what it did for every run of {', '.join(dag_ids)}")
+
+
+def _full_refresh(run: dict[str, Any]) -> bool:
+    conf = run["conf"]
+    if isinstance(conf, str | bytes):
+        conf = json.loads(conf)
+    return bool((conf or {}).get("full_refresh"))
 
 
 def _dump_failed_task_logs(meta: Metadata, log_root: Path) -> None:
