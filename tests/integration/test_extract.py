@@ -101,9 +101,7 @@ def test_every_bad_row_is_quarantined_with_its_reason(warehouse_url, tiny_source
     }
     usage = reasons(warehouse_url, "usage_daily")
     assert usage["A9|2024-03-01"] == ["account_id must exist in accounts.account_id"]
-    assert len(usage["A1|2099-01-01"]) == 1 and usage["A1|2099-01-01"][0].startswith(
-        "usage_date must not be in the future"
-    )
+    assert usage["A1|2099-01-01"] == ["usage_date must not be in the future"]
     quarantine = table(warehouse_url, "ops.quarantine")
     c2 = quarantine[quarantine["record_key"] == "C2"].iloc[0]
     assert json.loads(c2["offending_values"]) == {"arr": "n/a"}
