@@ -39,3 +39,23 @@ def seed_crm(url: str, rows: list[dict]) -> None:
         blank = {column.name: None for column in table.c} | {"Manual_Segment_Lock__c": 0}
         conn.execute(table.insert(), [blank | r for r in rows])
     engine.dispose()
+
+
+def tiny_warehouse_and_crm(crm_dir) -> str:
+    """Load the tiny source (full refresh) and seed a SQLite CRM with its accounts, F001 locked.
+
+    Returns the CRM's URL; the caller points POSTSALES_CRM_SYNC_URL at it.
+    """
+    import tiny
+    from postsales.extract import extract_entity
+    from postsales.sources import Interval
+
+    for entity in ("accounts", "contracts", "survey_responses", "usage_daily"):
+        extract_entity(entity, interval=Interval(tiny.DAY1, tiny.DAY3, full_refresh=True), run_id="r",
+                       build_data_docs=False)  # fmt: skip
+    url = f"sqlite:///{crm_dir / 'crm.sqlite'}"
+    engine = sa.create_engine(url)
+    crm_table(sa.MetaData()).create(engine)
+    engine.dispose()
+    seed_crm(url, [{"Id": a, "Manual_Segment_Lock__c": int(a == "F001")} for a in [*tiny.FILLERS, "A1", "A2", "A3"]])
+    return url

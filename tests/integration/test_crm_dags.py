@@ -7,13 +7,10 @@ import pendulum
 import pytest
 import sqlalchemy as sa
 
-import tiny
-from crm_fixtures import crm_rows, crm_table, seed_crm
+from crm_fixtures import crm_rows, tiny_warehouse_and_crm
 from postsales import warehouse
 from postsales.crm.sync import crm_sync_state
-from postsales.extract import extract_entity
 from postsales.segment.rules import load_rules
-from postsales.sources import Interval
 
 APRIL_RUN = pendulum.datetime(2024, 4, 1, tz="UTC")  # covers March 2024: as of 2024-03-31
 MAY_RUN = pendulum.datetime(2024, 5, 1, tz="UTC")
@@ -26,14 +23,7 @@ APPROVED = FLAGS | {"force": True, "approve_first_push": True, "approve_large_ch
 
 @pytest.fixture
 def crm(tmp_path, monkeypatch, duckdb_url, tiny_source):
-    for entity in ("accounts", "contracts", "survey_responses", "usage_daily"):
-        extract_entity(entity, interval=Interval(tiny.DAY1, tiny.DAY3, full_refresh=True), run_id="r",
-                       build_data_docs=False)  # fmt: skip
-    url = f"sqlite:///{tmp_path / 'crm.sqlite'}"
-    engine = sa.create_engine(url)
-    crm_table(sa.MetaData()).create(engine)
-    engine.dispose()
-    seed_crm(url, [{"Id": a, "Manual_Segment_Lock__c": int(a == "F001")} for a in [*tiny.FILLERS, "A1", "A2", "A3"]])
+    url = tiny_warehouse_and_crm(tmp_path)
     monkeypatch.setenv("POSTSALES_CRM_SYNC_URL", url)
     return url
 

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 import tiny
 import webhook
-from crm_fixtures import crm_table, seed_crm
+from crm_fixtures import tiny_warehouse_and_crm
 from postsales import warehouse
 from postsales.extract import extract_entity
 from postsales.monitoring import RunFacts, write_run_summary
@@ -207,14 +207,7 @@ def test_segments_changed_against_the_previous_as_of_date(warehouse_url):
 
 @pytest.fixture
 def crm(tmp_path, monkeypatch, duckdb_url, tiny_source):
-    for entity in ("accounts", "contracts", "survey_responses", "usage_daily"):
-        extract_entity(entity, interval=Interval(tiny.DAY1, tiny.DAY3, full_refresh=True), run_id="r",
-                       build_data_docs=False)  # fmt: skip
-    url = f"sqlite:///{tmp_path / 'crm.sqlite'}"
-    engine = sa.create_engine(url)
-    crm_table(sa.MetaData()).create(engine)
-    engine.dispose()
-    seed_crm(url, [{"Id": a, "Manual_Segment_Lock__c": int(a == "F001")} for a in [*tiny.FILLERS, "A1", "A2", "A3"]])
+    url = tiny_warehouse_and_crm(tmp_path)
     monkeypatch.setenv("POSTSALES_CRM_SYNC_URL", url)
     return url
 
