@@ -17,7 +17,7 @@ DEMO_ACCOUNTS ?= 500
 DEMO_SEED ?= 42
 WAREHOUSE_POOL_SLOTS ?= 1
 
-.PHONY: install run test lint format airflow airflow-db demo summary evaluate lock clean
+.PHONY: install run test lint format airflow airflow-db demo summary evaluate lock clean bench
 
 $(VENV)/.installed: requirements.txt constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=python3"; exit 1; }
@@ -55,6 +55,12 @@ evaluate: install
 
 test: install
 	$(PY) -m pytest
+
+# Benchmarks at scale (docs/performance.md): make bench SCALE=10k|100k; results in bench/results/.
+SCALE ?= 10k
+BENCH_ARGS ?=
+bench: install
+	$(PY) bench/run.py --scale $(SCALE) $(BENCH_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .
