@@ -14,9 +14,11 @@ refresh replaces the whole table for that entity.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import re
+import uuid
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -196,67 +198,59 @@ def extract_entity(
         quarantine_where = sa.and_(quarantine.c.source_table == entity, _run_partition(quarantine, interval))
     runs_where = sa.and_(runs.c.source_table == entity, _run_partition(runs, interval))
 
-    rows_read = rows_loaded = rows_quarantined = number = 0
+    counts = Counter()
     failures: Counter = Counter()
-    data_docs: str | None = None
-    origin = source.name
-    with eng.begin() as conn:
-        existing = 0
-        if not allow_empty:
-            # Counted before the partition is replaced: an empty source must not wipe it.
-            existing = conn.execute(
-                sa.select(sa.func.count())
-                .select_from(staging)
-                .where(staging_where if staging_where is not None else sa.true())
-            ).scalar_one()
-        for number, read in enumerate(read_batches(source, entity, column, interval, batch_rows), start=1):
-            origin = read.origin
-            frame = in_interval(read.frame, column, column_type, interval)
-            if "_source" not in frame.columns:
-                frame = frame.assign(_source=read.origin)
-            docs_dir = data_docs_dir(run_id, entity) if build_data_docs else None
-            if docs_dir is not None and number > 1:
-                docs_dir = docs_dir / f"batch-{number:03d}"  # one Data Docs site per group of files
-            gate = run_gate(
-                entity,
-                frame,
-                rules,
-                expectations.thresholds_for(entity),
-                not_after=interval.horizon,
-                known=known,
-                origin=read.origin,
-                docs_dir=docs_dir,
-                run_name=run_id,
-            )
-            data_docs = data_docs or gate.data_docs
-            raw_frame = pd.DataFrame(
-                {
-                    "record_key": _record_keys(frame, rules.key),
-                    "payload": _payloads(frame.drop(columns="_source")),
-                    "_source": frame["_source"].to_numpy(),
-                }
-            ).assign(**partition, **load_columns)
-            valid = _typed_for_load(gate.valid, rules).assign(**load_columns)
-            quarantine_frame = gate.quarantine.rename(columns={"_source": "source"}).assign(
-                source_table=entity, run_id=run_id, quarantined_at=loaded_at, **partition
-            )
-            if number == 1:
-                # The partition is deleted once, before the first group; the later groups add to it.
-                warehouse.replace_rows(conn, raw, raw_where, raw_frame)
-                warehouse.replace_rows(conn, staging, staging_where, valid)
-                warehouse.replace_rows(conn, quarantine, quarantine_where, quarantine_frame)
-            else:
-                warehouse.insert_frame(conn, raw, raw_frame)
-                warehouse.insert_frame(conn, staging, valid)
-                warehouse.insert_frame(conn, quarantine, quarantine_frame)
-            rows_read += gate.rows_read
-            rows_loaded += gate.rows_valid
-            rows_quarantined += gate.rows_quarantined
-            failures.update(gate.failures_by_expectation)
-            del frame, raw_frame, valid, quarantine_frame, gate, read
-        if number > 1:
-            _check_unique_across_batches(conn, entity, origin, staging, staging_where, rules)
-        if rows_read == 0 and existing:
+    found: dict[str, str | None] = {"origin": source.name, "data_docs": None}
+
+    def prepare(number: int, read) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+        """Gate one group of rows; its raw, valid and quarantined frames, ready to insert."""
+        found["origin"] = read.origin
+        frame = in_interval(read.frame, column, column_type, interval)
+        if "_source" not in frame.columns:
+            frame = frame.assign(_source=read.origin)
+        docs_dir = data_docs_dir(run_id, entity) if build_data_docs else None
+        if docs_dir is not None and number > 1:
+            docs_dir = docs_dir / f"batch-{number:03d}"  # one Data Docs site per group of files
+        gate = run_gate(
+            entity,
+            frame,
+            rules,
+            expectations.thresholds_for(entity),
+            not_after=interval.horizon,
+            known=known,
+            origin=read.origin,
+            docs_dir=docs_dir,
+            run_name=run_id,
+        )
+        found["data_docs"] = found["data_docs"] or gate.data_docs
+        counts.update(read=gate.rows_read, loaded=gate.rows_valid, quarantined=gate.rows_quarantined)
+        failures.update(gate.failures_by_expectation)
+        raw_frame = pd.DataFrame(
+            {
+                "record_key": _record_keys(frame, rules.key),
+                "payload": _payloads(frame.drop(columns="_source")),
+                "_source": frame["_source"].to_numpy(),
+            }
+        ).assign(**partition, **load_columns)
+        valid = _typed_for_load(gate.valid, rules).assign(**load_columns)
+        quarantine_frame = gate.quarantine.rename(columns={"_source": "source"}).assign(
+            source_table=entity, run_id=run_id, quarantined_at=loaded_at, **partition
+        )
+        return raw_frame, valid, quarantine_frame
+
+    def existing_rows(conn: sa.Connection) -> int:
+        """Counted before the partition is replaced: an empty source must not wipe it."""
+        if allow_empty:
+            return 0
+        return conn.execute(
+            sa.select(sa.func.count())
+            .select_from(staging)
+            .where(staging_where if staging_where is not None else sa.true())
+        ).scalar_one()
+
+    def finish(conn: sa.Connection, existing: int) -> ExtractSummary:
+        origin = found["origin"]
+        if counts["read"] == 0 and existing:
             raise DataContractError(
                 f"{entity} ({origin}): the source returned 0 rows for "
                 f"{'a full refresh' if interval.full_refresh else f'{interval.start} .. {interval.end}'} "
@@ -270,11 +264,11 @@ def extract_entity(
             interval_start=interval.start.isoformat(),
             interval_end=interval.end.isoformat(),
             full_refresh=interval.full_refresh,
-            rows_read=rows_read,
-            rows_loaded=rows_loaded,
-            rows_quarantined=rows_quarantined,
+            rows_read=counts["read"],
+            rows_loaded=counts["loaded"],
+            rows_quarantined=counts["quarantined"],
             top_failures=dict((+failures).most_common(5)),
-            data_docs=data_docs,
+            data_docs=found["data_docs"],
         )
         if summary.rows_read != summary.rows_loaded + summary.rows_quarantined:
             raise AssertionError(f"{entity}: rows read != rows loaded + rows quarantined ({summary})")
@@ -294,8 +288,60 @@ def extract_entity(
             ]
         )
         warehouse.replace_rows(conn, runs, runs_where, runs_frame)
+        return summary
+
+    targets = ((raw, raw_where), (staging, staging_where), (quarantine, quarantine_where))
+    groups, several = _peek_several(read_batches(source, entity, column, interval, batch_rows))
+    if not several:
+        with eng.begin() as conn:
+            existing = existing_rows(conn)
+            for number, read in enumerate(groups, start=1):
+                for (table, where), rows in zip(targets, prepare(number, read), strict=True):
+                    warehouse.replace_rows(conn, table, where, rows)
+            summary = finish(conn, existing)
+    else:
+        # Several groups: each is committed to work tables as it is gated (a transaction holding
+        # every group's rows uncommitted keeps them all in memory on DuckDB), then one transaction
+        # replaces the partitions from the work tables, checks keys across groups and records the run.
+        work = {table: _work_table(table) for table, _ in targets}
+        try:
+            for table in work.values():
+                table.create(eng)
+            for number, read in enumerate(groups, start=1):
+                frames = prepare(number, read)
+                del read
+                with eng.begin() as conn:
+                    for (table, _), rows in zip(targets, frames, strict=True):
+                        warehouse.insert_frame(conn, work[table], rows)
+                del frames
+            with eng.begin() as conn:
+                existing = existing_rows(conn)
+                for table, where in targets:
+                    conn.execute(table.delete() if where is None else table.delete().where(where))
+                    columns = [c.name for c in work[table].c]
+                    conn.execute(table.insert().from_select(columns, sa.select(*work[table].c)))
+                _check_unique_across_batches(conn, entity, found["origin"], staging, staging_where, rules)
+                summary = finish(conn, existing)
+        finally:
+            for table in work.values():
+                table.drop(eng, checkfirst=True)
     log.info(summary.log_line())
     return summary
+
+
+def _peek_several(groups):
+    """(the same groups, whether there is more than one), reading at most the first two."""
+    first = next(groups)
+    second = next(groups, None)
+    if second is None:
+        return iter([first]), False
+    return itertools.chain([first, second], groups), True
+
+
+def _work_table(table: sa.Table) -> sa.Table:
+    """An empty, constraint-free copy of ``table`` for one full refresh, dropped afterwards."""
+    name = f"_load_{table.name}_{uuid.uuid4().hex[:8]}"
+    return sa.Table(name, sa.MetaData(), *(sa.Column(c.name, c.type) for c in table.c), schema=table.schema)
 
 
 def _payloads(frame: pd.DataFrame) -> list[str]:
