@@ -17,7 +17,7 @@ DEMO_ACCOUNTS ?= 500
 DEMO_SEED ?= 42
 WAREHOUSE_POOL_SLOTS ?= 1
 
-.PHONY: install run test e2e lint format airflow airflow-db demo summary evaluate lock clean compose-check
+.PHONY: install run test e2e lint format airflow airflow-db demo summary evaluate lock clean compose-check bench
 
 $(VENV)/.installed: requirements.txt constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=python3"; exit 1; }
@@ -62,6 +62,12 @@ test: install
 # Options: make e2e E2E_ARGS="--accounts 500 --months 12 --keep"
 e2e: install
 	$(PY) scripts/e2e.py $(E2E_ARGS)
+
+# Benchmarks at scale (docs/performance.md): make bench SCALE=10k|100k; results in bench/results/.
+SCALE ?= 10k
+BENCH_ARGS ?=
+bench: install
+	$(PY) bench/run.py --scale $(SCALE) $(BENCH_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -739,11 +739,11 @@ def _write_usage(
     c: dict[str, np.ndarray],
     tl: _Timeline,
     prof: dict[str, np.ndarray],
-    hist_start: int,
+    first_day: int,
     as_of_day: int,
     future_rows: dict[str, np.ndarray],
 ) -> int:
-    """Write usage_daily/YYYY-MM-DD.parquet for every day; return row count."""
+    """Write usage_daily/YYYY-MM-DD.parquet for every day from ``first_day``; return row count."""
     import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -763,7 +763,7 @@ def _write_usage(
     m = c["kind"] != _ADDON
     order = np.argsort(c["start"][m], kind="stable")
     hs_day, hs_acc, hs_val = (c["start"][m][order], c["acc"][m][order], c["health"][m][order])
-    days = np.arange(hist_start, as_of_day + 2, dtype=np.int64)
+    days = np.arange(first_day, as_of_day + 2, dtype=np.int64)
     ev_ptr = np.searchsorted(ev_day, days, side="left")
     hs_ptr = np.searchsorted(hs_day, days, side="left")
     # Events before the window (none today, but keep the state right).
@@ -1034,10 +1034,14 @@ def _write_crm(
 # --------------------------------------------------------------------------
 
 
-def generate(out_dir: Path, accounts: int, seed: int, as_of: date = DEFAULT_AS_OF) -> dict:
+def generate(
+    out_dir: Path, accounts: int, seed: int, as_of: date = DEFAULT_AS_OF, usage_days: int | None = None
+) -> dict:
     """Write the demo file source (and demo CRM) into ``out_dir``.
 
-    Returns summary counts.  Same arguments -> byte-identical CSV files.
+    ``usage_days`` writes daily usage only for the last that many days up to ``as_of``
+    (contracts and surveys keep the full history): the benchmarks' "365 days of usage"
+    at scale.  Returns summary counts.  Same arguments -> byte-identical CSV files.
     """
     import numpy as np
     import pandas as pd
@@ -1046,6 +1050,8 @@ def generate(out_dir: Path, accounts: int, seed: int, as_of: date = DEFAULT_AS_O
         raise ValueError("accounts must be >= 1")
     if seed < 0:
         raise ValueError("seed must be >= 0")
+    if usage_days is not None and not 1 <= usage_days <= HISTORY_DAYS:
+        raise ValueError(f"usage_days must be between 1 and {HISTORY_DAYS}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     usage_dir = out / "usage_daily"
@@ -1055,6 +1061,7 @@ def generate(out_dir: Path, accounts: int, seed: int, as_of: date = DEFAULT_AS_O
 
     as_of_day = _epoch_day(as_of)
     hist_start = as_of_day - HISTORY_DAYS + 1
+    usage_start = hist_start if usage_days is None else as_of_day - usage_days + 1
     change_day = _epoch_day(PRICING_CHANGE_DATE)
     n = int(accounts)
     width = max(6, len(str(n * 2)))
@@ -1228,7 +1235,7 @@ def generate(out_dir: Path, accounts: int, seed: int, as_of: date = DEFAULT_AS_O
     _write_csv(sur_all, out / "survey_responses.csv")
     (out / "_bad_rows.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     _write_crm(out / "crm.sqlite", acc_all, con_all, sur_all, lock)
-    usage_rows = _write_usage(_rng(seed, _S_USAGE), usage_dir, ids, a, c, tl, prof, hist_start, as_of_day, future_rows)
+    usage_rows = _write_usage(_rng(seed, _S_USAGE), usage_dir, ids, a, c, tl, prof, usage_start, as_of_day, future_rows)
 
     by_problem: dict[str, int] = {}
     for entry in manifest:
@@ -1242,7 +1249,7 @@ def generate(out_dir: Path, accounts: int, seed: int, as_of: date = DEFAULT_AS_O
         "contracts": len(con_all),
         "survey_responses": len(sur_all),
         "usage_rows": usage_rows,
-        "usage_files": HISTORY_DAYS,
+        "usage_files": as_of_day - usage_start + 1,
         "bad_rows": len(manifest),
         "bad_rows_by_problem": dict(sorted(by_problem.items())),
     }
@@ -1261,8 +1268,11 @@ def main(argv: list[str] | None = None) -> int:
         default=DEFAULT_AS_OF,
         help="last day of history, YYYY-MM-DD (default %(default)s)",
     )
+    parser.add_argument(
+        "--usage-days", type=int, default=None, help="write usage only for the last N days (default: all history)"
+    )
     args = parser.parse_args(argv)
-    summary = generate(args.out, args.accounts, args.seed, args.as_of)
+    summary = generate(args.out, args.accounts, args.seed, args.as_of, args.usage_days)
     json.dump(summary, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0

@@ -14,9 +14,12 @@ refresh replaces the whole table for that entity.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import re
+import uuid
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -139,6 +142,19 @@ def data_docs_dir(run_id: str, entity: str) -> Path:
     return paths.data_dir() / "data_docs" / _safe_run_id(run_id) / entity
 
 
+# A full refresh of a folder of files (a year of daily usage) is validated and loaded in
+# groups of whole files of about this many rows, so memory stays bounded by the group.
+BATCH_ROWS = 500_000
+
+
+def read_batches(source, entity: str, column: str, interval: Interval, max_rows: int):
+    """The source's rows for the interval, in groups when the source can (files), else in one read."""
+    if hasattr(source, "read_batches"):
+        yield from source.read_batches(entity, column, interval, max_rows)
+    else:
+        yield source.read(entity, column, interval)
+
+
 def extract_entity(
     entity: str,
     *,
@@ -149,6 +165,7 @@ def extract_entity(
     expectations: ExpectationsConfig | None = None,
     warehouse_url: str | None = None,
     build_data_docs: bool = True,
+    batch_rows: int = BATCH_ROWS,
 ) -> ExtractSummary:
     sources = sources or load_sources()
     expectations = expectations or gate_expectations()
@@ -156,27 +173,10 @@ def extract_entity(
     column, column_type = incremental_column(entity, sources, expectations)
     source = make_source(sources.entities[entity].source, sources)
 
-    read = source.read(entity, column, interval)
-    frame = in_interval(read.frame, column, column_type, interval)
-    if "_source" not in frame.columns:
-        frame = frame.assign(_source=read.origin)
-
     eng = warehouse.engine(warehouse_url)
     tables = warehouse.ensure_schema(eng, warehouse.build_tables(expectations))
     with eng.connect() as conn:
         known = _known_values(conn, rules, tables)
-
-    gate = run_gate(
-        entity,
-        frame,
-        rules,
-        expectations.thresholds_for(entity),
-        not_after=interval.horizon,
-        known=known,
-        origin=read.origin,
-        docs_dir=data_docs_dir(run_id, entity) if build_data_docs else None,
-        run_name=run_id,
-    )
 
     loaded_at = datetime.now(UTC).replace(tzinfo=None)
     load_columns = {"_run_id": run_id, "_loaded_at": loaded_at}
@@ -198,47 +198,77 @@ def extract_entity(
         quarantine_where = sa.and_(quarantine.c.source_table == entity, _run_partition(quarantine, interval))
     runs_where = sa.and_(runs.c.source_table == entity, _run_partition(runs, interval))
 
-    with eng.begin() as conn:
-        if gate.rows_read == 0 and not allow_empty:
-            existing = conn.execute(
-                sa.select(sa.func.count())
-                .select_from(staging)
-                .where(staging_where if staging_where is not None else sa.true())
-            ).scalar_one()
-            if existing:
-                raise DataContractError(
-                    f"{entity} ({read.origin}): the source returned 0 rows for "
-                    f"{'a full refresh' if interval.full_refresh else f'{interval.start} .. {interval.end}'} "
-                    f"but the warehouse holds {existing} rows there; refusing to wipe them. Fix: check the "
-                    "export; if the source really is empty for this interval, rerun with allow_empty=true."
-                )
+    counts = Counter()
+    failures: Counter = Counter()
+    found: dict[str, str | None] = {"origin": source.name, "data_docs": None}
+
+    def prepare(number: int, read) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+        """Gate one group of rows; its raw, valid and quarantined frames, ready to insert."""
+        found["origin"] = read.origin
+        frame = in_interval(read.frame, column, column_type, interval)
+        if "_source" not in frame.columns:
+            frame = frame.assign(_source=read.origin)
+        docs_dir = data_docs_dir(run_id, entity) if build_data_docs else None
+        if docs_dir is not None and number > 1:
+            docs_dir = docs_dir / f"batch-{number:03d}"  # one Data Docs site per group of files
+        gate = run_gate(
+            entity,
+            frame,
+            rules,
+            expectations.thresholds_for(entity),
+            not_after=interval.horizon,
+            known=known,
+            origin=read.origin,
+            docs_dir=docs_dir,
+            run_name=run_id,
+        )
+        found["data_docs"] = found["data_docs"] or gate.data_docs
+        counts.update(read=gate.rows_read, loaded=gate.rows_valid, quarantined=gate.rows_quarantined)
+        failures.update(gate.failures_by_expectation)
         raw_frame = pd.DataFrame(
             {
                 "record_key": _record_keys(frame, rules.key),
-                "payload": [
-                    json.dumps(row, default=str) for row in frame.drop(columns="_source").to_dict(orient="records")
-                ],
+                "payload": _payloads(frame.drop(columns="_source")),
                 "_source": frame["_source"].to_numpy(),
             }
         ).assign(**partition, **load_columns)
-        warehouse.replace_rows(conn, raw, raw_where, raw_frame)
-        warehouse.replace_rows(conn, staging, staging_where, _typed_for_load(gate.valid, rules).assign(**load_columns))
+        valid = _typed_for_load(gate.valid, rules).assign(**load_columns)
         quarantine_frame = gate.quarantine.rename(columns={"_source": "source"}).assign(
             source_table=entity, run_id=run_id, quarantined_at=loaded_at, **partition
         )
-        warehouse.replace_rows(conn, quarantine, quarantine_where, quarantine_frame)
+        return raw_frame, valid, quarantine_frame
+
+    def existing_rows(conn: sa.Connection) -> int:
+        """Counted before the partition is replaced: an empty source must not wipe it."""
+        if allow_empty:
+            return 0
+        return conn.execute(
+            sa.select(sa.func.count())
+            .select_from(staging)
+            .where(staging_where if staging_where is not None else sa.true())
+        ).scalar_one()
+
+    def finish(conn: sa.Connection, existing: int) -> ExtractSummary:
+        origin = found["origin"]
+        if counts["read"] == 0 and existing:
+            raise DataContractError(
+                f"{entity} ({origin}): the source returned 0 rows for "
+                f"{'a full refresh' if interval.full_refresh else f'{interval.start} .. {interval.end}'} "
+                f"but the warehouse holds {existing} rows there; refusing to wipe them. Fix: check the "
+                "export; if the source really is empty for this interval, rerun with allow_empty=true."
+            )
         summary = ExtractSummary(
             entity=entity,
             run_id=run_id,
-            source=f"{source.name}:{read.origin}",
+            source=f"{source.name}:{origin}",
             interval_start=interval.start.isoformat(),
             interval_end=interval.end.isoformat(),
             full_refresh=interval.full_refresh,
-            rows_read=gate.rows_read,
-            rows_loaded=gate.rows_valid,
-            rows_quarantined=gate.rows_quarantined,
-            top_failures=dict(gate.failures_by_expectation.most_common(5)),
-            data_docs=gate.data_docs,
+            rows_read=counts["read"],
+            rows_loaded=counts["loaded"],
+            rows_quarantined=counts["quarantined"],
+            top_failures=dict((+failures).most_common(5)),
+            data_docs=found["data_docs"],
         )
         if summary.rows_read != summary.rows_loaded + summary.rows_quarantined:
             raise AssertionError(f"{entity}: rows read != rows loaded + rows quarantined ({summary})")
@@ -258,8 +288,101 @@ def extract_entity(
             ]
         )
         warehouse.replace_rows(conn, runs, runs_where, runs_frame)
+        return summary
+
+    targets = ((raw, raw_where), (staging, staging_where), (quarantine, quarantine_where))
+    groups, several = _peek_several(read_batches(source, entity, column, interval, batch_rows))
+    if not several:
+        with eng.begin() as conn:
+            existing = existing_rows(conn)
+            for number, read in enumerate(groups, start=1):
+                for (table, where), rows in zip(targets, prepare(number, read), strict=True):
+                    warehouse.replace_rows(conn, table, where, rows)
+            summary = finish(conn, existing)
+    else:
+        # Several groups: each is committed to work tables as it is gated (a transaction holding
+        # every group's rows uncommitted keeps them all in memory on DuckDB), then one transaction
+        # replaces the partitions from the work tables, checks keys across groups and records the run.
+        work = {table: _work_table(table) for table, _ in targets}
+        try:
+            for table in work.values():
+                table.create(eng)
+            for number, read in enumerate(groups, start=1):
+                frames = prepare(number, read)
+                del read
+                with eng.begin() as conn:
+                    for (table, _), rows in zip(targets, frames, strict=True):
+                        warehouse.insert_frame(conn, work[table], rows)
+                del frames
+            with eng.begin() as conn:
+                existing = existing_rows(conn)
+                for table, where in targets:
+                    conn.execute(table.delete() if where is None else table.delete().where(where))
+                    columns = [c.name for c in work[table].c]
+                    conn.execute(table.insert().from_select(columns, sa.select(*work[table].c)))
+                _check_unique_across_batches(conn, entity, found["origin"], staging, staging_where, rules)
+                summary = finish(conn, existing)
+        finally:
+            for table in work.values():
+                table.drop(eng, checkfirst=True)
     log.info(summary.log_line())
     return summary
+
+
+def _peek_several(groups):
+    """(the same groups, whether there is more than one), reading at most the first two."""
+    first = next(groups)
+    second = next(groups, None)
+    if second is None:
+        return iter([first]), False
+    return itertools.chain([first, second], groups), True
+
+
+def _work_table(table: sa.Table) -> sa.Table:
+    """An empty, constraint-free copy of ``table`` for one full refresh, dropped afterwards."""
+    name = f"_load_{table.name}_{uuid.uuid4().hex[:8]}"
+    return sa.Table(name, sa.MetaData(), *(sa.Column(c.name, c.type) for c in table.c), schema=table.schema)
+
+
+def _payloads(frame: pd.DataFrame) -> list[str]:
+    """Each row as JSON, one row at a time (not a list of every row's dict first)."""
+    columns = list(frame.columns)
+    return [json.dumps(dict(zip(columns, row, strict=True)), default=str) for row in frame.itertuples(False, None)]
+
+
+def _check_unique_across_batches(
+    conn: sa.Connection,
+    entity: str,
+    origin: str,
+    staging: sa.Table,
+    where: sa.ColumnElement[bool] | None,
+    rules: EntityRules,
+) -> None:
+    """The gate checks uniqueness within a group of files; across groups it is checked here, in SQL.
+
+    A key in two files of a folder (a row filed under the wrong day) fails the load, rolling
+    back the transaction, with the keys to fix.
+    """
+    keys = [list(rules.key)] if rules.unique_key else []
+    keys += [[name] for name, rule in rules.columns.items() if rule.unique and [name] not in keys]
+    for key in keys:
+        columns = [staging.c[name] for name in key]
+        duplicates = conn.execute(
+            sa.select(*columns, sa.func.count().label("copies"))
+            .where(where if where is not None else sa.true())
+            .group_by(*columns)
+            .having(sa.func.count() > 1)
+            .limit(5)
+        ).all()
+        if duplicates:
+            shown = "; ".join(
+                ", ".join(f"{name}={value}" for name, value in zip(key, row, strict=False)) + f" ({row[-1]} rows)"
+                for row in duplicates
+            )
+            raise DataContractError(
+                f"{entity} ({origin}): ({', '.join(key)}) must be unique but these keys are in more than one "
+                f"file: {shown}. Nothing was loaded. Fix: remove the duplicate rows from the source files."
+            )
 
 
 def _run_partition(table: sa.Table, interval: Interval) -> sa.ColumnElement[bool]:

@@ -411,17 +411,7 @@ def _push(
         if missing:  # an adapter that lost a record: never count it as synced
             raise RuntimeError(f"adapter returned no result for {sorted(missing)[:5]}")
         with eng.begin() as conn:
-            if log_rows:
-                conn.execute(crm_sync_log.insert(), log_rows)
-            for row in state_rows:
-                key = sa.and_(
-                    crm_sync_state.c.target == row["target"],
-                    crm_sync_state.c.account_id == row["account_id"],
-                    crm_sync_state.c.crm_field == row["crm_field"],
-                )
-                conn.execute(crm_sync_state.delete().where(key))
-            if state_rows:
-                conn.execute(crm_sync_state.insert(), state_rows)
+            _write_round(conn, target, log_rows, state_rows)
         pending = retry_next
         if not pending:
             break
@@ -429,6 +419,34 @@ def _push(
         log.warning("%s records failed transiently; round %s of %s in %.1fs", len(pending), attempt + 1, rounds, wait)
         retry.sleep(wait)
     return succeeded, failed, getattr(adapter, "calls", 0) - calls_before
+
+
+STATE_DELETE_CHUNK = 5_000  # account ids per IN list (PostgreSQL takes at most 65,535 parameters)
+
+
+def _write_round(conn: sa.Connection, target: str, log_rows: list[dict], state_rows: list[dict]) -> None:
+    """One round's log rows and new state, set-based: a bulk insert (COPY on PostgreSQL) and one
+    delete per field and chunk of accounts, not a statement per field pushed."""
+    import pandas as pd
+
+    if log_rows:
+        warehouse.insert_frame(conn, crm_sync_log, pd.DataFrame(log_rows, columns=[c.name for c in crm_sync_log.c]))
+    by_field: dict[str, list[str]] = {}
+    for row in state_rows:
+        by_field.setdefault(row["crm_field"], []).append(row["account_id"])
+    for crm_field, account_ids in by_field.items():
+        for start in range(0, len(account_ids), STATE_DELETE_CHUNK):
+            conn.execute(
+                crm_sync_state.delete().where(
+                    crm_sync_state.c.target == target,
+                    crm_sync_state.c.crm_field == crm_field,
+                    crm_sync_state.c.account_id.in_(account_ids[start : start + STATE_DELETE_CHUNK]),
+                )
+            )
+    if state_rows:
+        warehouse.insert_frame(
+            conn, crm_sync_state, pd.DataFrame(state_rows, columns=[c.name for c in crm_sync_state.c])
+        )
 
 
 def _log_row(

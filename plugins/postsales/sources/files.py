@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -17,9 +18,13 @@ from postsales.errors import DataContractError, SourceUnavailableError
 from postsales.sources import Interval, SourceRead
 from postsales.values import is_missing
 
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
 log = logging.getLogger(__name__)
 
 SUFFIXES = (".csv", ".parquet")
+CSV_BYTES_PER_ROW = 40  # about a usage row; only sizes the groups of read_batches
 
 
 class FileSource:
@@ -47,17 +52,60 @@ class FileSource:
         return found
 
     def read(self, entity: str, incremental_column: str, interval: Interval) -> SourceRead:
+        files = self._interval_files(entity, interval)
+        return self._read_files(entity, files, self._origin(entity, files))
+
+    def read_batches(
+        self, entity: str, incremental_column: str, interval: Interval, max_rows: int
+    ) -> Iterator[SourceRead]:
+        """The same rows as :meth:`read`, in groups of whole files of about ``max_rows`` rows.
+
+        A folder of daily files read in one go holds every row as Python strings at once
+        (a full refresh of a year of usage: tens of millions of rows); in groups, memory
+        stays bounded by the group. ``origin`` names all the files, as :meth:`read` does.
+        """
+        files = self._interval_files(entity, interval)
+        origin = self._origin(entity, files)
+        group: list[Path] = []
+        rows = 0
+        for path in files:
+            group.append(path)
+            rows += _row_count(path)
+            if rows >= max_rows:
+                yield self._read_files(entity, group, origin)
+                group, rows = [], 0
+        if group or not files:
+            yield self._read_files(entity, group, origin)
+
+    def _interval_files(self, entity: str, interval: Interval) -> list[Path]:
         files = self.files_for(entity)
         if not interval.full_refresh:
             files = [path for path in files if _may_hold_interval(path, interval)]
+        return files
+
+    def _origin(self, entity: str, files: list[Path]) -> str:
+        return str(files[0]) if len(files) == 1 else f"{self.directory / entity}* ({len(files)} files)"
+
+    def _read_files(self, entity: str, files: list[Path], origin: str) -> SourceRead:
         frames = [read_file(path).assign(_source=f"files:{path}") for path in files]
         frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
         if frames:
             columns = _union_columns(frames)
             frame = frame.reindex(columns=columns)
-        origin = str(files[0]) if len(files) == 1 else f"{self.directory / entity}* ({len(files)} files)"
-        log.info("read %s rows of %s from %s", len(frame), entity, origin)
+        log.info("read %s rows of %s from %s", len(frame), entity, self._origin(entity, files) if files else origin)
         return SourceRead(frame=frame, origin=origin)
+
+
+def _row_count(path: Path) -> int:
+    """Rows in a Parquet file from its footer; for a CSV file an estimate from its size."""
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            return pq.ParquetFile(path).metadata.num_rows
+        except Exception:  # a damaged file: read_file reports it with the fix
+            return 0
+    return path.stat().st_size // CSV_BYTES_PER_ROW
 
 
 def _union_columns(frames: list[pd.DataFrame]) -> list[str]:

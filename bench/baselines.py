@@ -1,0 +1,172 @@
+"""Baselines measured against the same warehouse and source as the pipeline stages.
+
+    python bench/baselines.py floor_scan          one DuckDB scan of the staging inputs
+    python bench/baselines.py floor_load          source files -> DuckDB tables, nothing else
+    python bench/baselines.py mrr_playbook --snapshot-month YYYY-MM-01
+                                                  the dbt-labs/mrr-playbook movements, plain SQL
+    python bench/baselines.py our_mrr --snapshot-month YYYY-MM-01
+                                                  our mrr_monthly + mrr_movements queries alone
+    python bench/baselines.py mrr_agreement --snapshot-month YYYY-MM-01
+                                                  totals of ours (mart) vs the playbook's, per month
+
+Each prints one JSON line with ``seconds`` (the query, connection excluded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "plugins"))
+
+
+def duck():
+    import duckdb
+
+    url = os.environ["POSTSALES_WAREHOUSE_URL"]
+    return duckdb.connect(url.removeprefix("duckdb:///"))
+
+
+def bound(sql: str, **params) -> tuple[str, list]:
+    """`:name` parameters to DuckDB's `$name`."""
+    for name in params:
+        sql = sql.replace(f":{name}", f"${name}")
+    return sql, params
+
+
+def floor_scan() -> dict:
+    con = duck()
+    sql = (HERE / "baselines" / "floor_scan.sql").read_text()
+    started = time.perf_counter()
+    row = con.execute(sql).fetchone()
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "usage_rows": row[0]}
+
+
+def floor_load() -> dict:
+    """Read the source files into DuckDB tables: the least an extract/load must do."""
+    import duckdb
+
+    source = Path(os.environ["POSTSALES_SOURCE_DIR"])
+    con = duckdb.connect()  # in memory: no validation, no raw copy, no lineage
+    started = time.perf_counter()
+    for entity in ("accounts", "contracts", "survey_responses"):
+        con.execute(f"create table {entity} as select * from read_csv('{source / entity}.csv', all_varchar = true)")
+    con.execute(f"create table usage_daily as select * from read_parquet('{source}/usage_daily/*.parquet')")
+    seconds = time.perf_counter() - started
+    rows = con.execute("select count(*) from usage_daily").fetchone()[0]
+    return {"seconds": seconds, "usage_rows": rows}
+
+
+def mrr_playbook(snapshot_month: date) -> dict:
+    con = duck()
+    sql, params = bound((HERE / "baselines" / "mrr_playbook.sql").read_text(), snapshot_month=snapshot_month)
+    started = time.perf_counter()
+    con.execute(f"create or replace temp table playbook_mrr as {sql}", params)
+    seconds = time.perf_counter() - started
+    rows = con.execute("select count(*) from playbook_mrr").fetchone()[0]
+    return {"seconds": seconds, "rows": rows}
+
+
+def our_mrr(snapshot_month: date) -> dict:
+    """Our two MRR queries (include/sql/cohorts/mrr_monthly.sql, mrr_movements.sql) into temp tables."""
+    from postsales import paths
+
+    con = duck()
+    monthly, params = bound(
+        (paths.sql_dir() / "cohorts" / "mrr_monthly.sql").read_text(),
+        snapshot_month=snapshot_month,
+    )
+    movements, movement_params = bound(
+        (paths.sql_dir() / "cohorts" / "mrr_movements.sql").read_text(), snapshot_month=snapshot_month
+    )
+    # mrr_movements reads mart.mrr_monthly: point it at the temp table just built.
+    movements = movements.replace("mart.mrr_monthly", "bench_mrr_monthly")
+    started = time.perf_counter()
+    con.execute(f"create or replace temp table bench_mrr_monthly as {monthly}", params)
+    con.execute(f"create or replace temp table bench_mrr_movements as {movements}", movement_params)
+    seconds = time.perf_counter() - started
+    rows = con.execute("select count(*) from bench_mrr_monthly").fetchone()[0]
+    return {"seconds": seconds, "rows": rows}
+
+
+def mrr_agreement(snapshot_month: date) -> dict:
+    """Per month: total MRR and customers, and accounts per movement, ours vs the playbook's."""
+    con = duck()
+    sql, params = bound((HERE / "baselines" / "mrr_playbook.sql").read_text(), snapshot_month=snapshot_month)
+    con.execute(f"create or replace temp table playbook_mrr as {sql}", params)
+    compare = """
+        with ours as (
+            select month, round(sum(mrr), 2) as mrr, count(case when arr > 0 then 1 end) as customers,
+                count(case when movement = 'new' then 1 end) as new,
+                count(case when movement = 'churn' then 1 end) as churn,
+                count(case when movement = 'reactivation' then 1 end) as reactivation,
+                count(case when movement = 'expansion' then 1 end) as expansion,
+                count(case when movement = 'contraction' then 1 end) as contraction
+            from mart.mrr_monthly where snapshot_month = $snapshot_month group by month
+        ),
+        theirs as (
+            select date_month as month, round(sum(mrr), 2) as mrr, count(case when mrr > 0 then 1 end) as customers,
+                count(case when change_category = 'new' then 1 end) as new,
+                count(case when change_category = 'churn' then 1 end) as churn,
+                count(case when change_category = 'reactivation' then 1 end) as reactivation,
+                count(case when change_category = 'upgrade' then 1 end) as expansion,
+                count(case when change_category = 'downgrade' then 1 end) as contraction
+            from playbook_mrr group by date_month
+        )
+        select coalesce(ours.month, theirs.month) as month,
+            ours.mrr, theirs.mrr, ours.customers, theirs.customers,
+            ours.new, theirs.new, ours.churn, theirs.churn, ours.reactivation, theirs.reactivation,
+            ours.expansion, theirs.expansion, ours.contraction, theirs.contraction
+        from ours full outer join theirs on ours.month = theirs.month
+        order by 1
+    """
+    rows = con.execute(compare, {"snapshot_month": snapshot_month}).fetchall()
+    names = ("mrr", "customers", "new", "churn", "reactivation", "expansion", "contraction")
+    differing = {name: 0 for name in names}
+    worst = {name: 0.0 for name in names}
+    examples = []
+    for row in rows:
+        for i, name in enumerate(names):
+            ours, theirs = row[1 + 2 * i], row[2 + 2 * i]
+            if ours != theirs:
+                differing[name] += 1
+                gap = abs(float(ours or 0) - float(theirs or 0))
+                worst[name] = max(worst[name], gap)
+                if len(examples) < 5:
+                    examples.append({"month": str(row[0]), "measure": name, "ours": ours, "playbook": theirs})
+    last = rows[-1]
+    return {
+        "months": len(rows),
+        "months_differing": differing,
+        "largest_difference": worst,
+        "examples": examples,
+        "snapshot_month_totals": {
+            "ours": {n: last[1 + 2 * i] for i, n in enumerate(names)},
+            "playbook": {n: last[2 + 2 * i] for i, n in enumerate(names)},
+        },
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("kind")
+    parser.add_argument("--snapshot-month", type=date.fromisoformat)
+    args = parser.parse_args()
+    if args.kind in ("floor_scan", "floor_load"):
+        result = {"floor_scan": floor_scan, "floor_load": floor_load}[args.kind]()
+    else:
+        funcs = {"mrr_playbook": mrr_playbook, "our_mrr": our_mrr, "mrr_agreement": mrr_agreement}
+        result = funcs[args.kind](args.snapshot_month)
+    print(json.dumps(result, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
