@@ -399,8 +399,7 @@ def trajectories(conn: sa.Connection, as_of: date, months: int, usage_days: int)
         sa.text(warehouse.sql_text(STAGE, "account_trajectories")),
         {"as_of_date": as_of, "months": months, "usage_days": usage_days},
     )
-    # By name: the query's column order is free.
-    frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+    frame = warehouse.result_frame(result)  # by name: the query's column order is free
     for column in ("arr", "avg_licensed_seats", "avg_active_users"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
     frame["months_back"] = frame["months_back"].astype(int)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 import os
 
-import pandas as pd
 import sqlalchemy as sa
 
+from postsales import warehouse
 from postsales.config import SqlSource as SqlSourceConfig
 from postsales.errors import DataContractError, SourceUnavailableError
 from postsales.sources import Interval, SourceRead
@@ -74,7 +74,7 @@ class SqlSource:
                         sa.or_(column.is_(None), sa.and_(column >= _bound(conn, low), column < _bound(conn, high)))
                     )
                 rows = conn.execute(statement)
-                frame = pd.DataFrame(rows.fetchall(), columns=list(rows.keys()), dtype="object")
+                frame = warehouse.result_frame(rows, dtype="object")
         except sa.exc.OperationalError as exc:
             raise SourceUnavailableError(
                 f"{entity}: cannot reach the sql source at {safe_url}: {type(exc.orig).__name__}"

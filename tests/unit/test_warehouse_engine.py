@@ -1,0 +1,43 @@
+"""The warehouse engine: DuckDB's memory cap (its own default is 80 % of the machine per process)."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from postsales import warehouse
+
+
+def memory_limit(url: str) -> str:
+    with warehouse.engine(url).connect() as conn:
+        return conn.execute(sa.text("select current_setting('memory_limit')")).scalar_one()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_engines():
+    yield
+    warehouse.dispose_all()
+
+
+def test_duckdb_is_capped_at_one_gigabyte_by_default(tmp_path, monkeypatch):
+    monkeypatch.delenv(warehouse.DUCKDB_MEMORY_LIMIT_ENV, raising=False)
+    assert memory_limit(f"duckdb:///{tmp_path / 'w.duckdb'}") == "953.6 MiB"  # DuckDB's 1GB = 10^9 bytes
+
+
+def test_the_environment_sets_the_cap(tmp_path, monkeypatch):
+    monkeypatch.setenv(warehouse.DUCKDB_MEMORY_LIMIT_ENV, "3GB")
+    assert memory_limit(f"duckdb:///{tmp_path / 'w.duckdb'}") == "2.7 GiB"
+
+
+def test_a_limit_in_the_url_wins_and_the_file_is_where_the_path_says(tmp_path, monkeypatch):
+    monkeypatch.setenv(warehouse.DUCKDB_MEMORY_LIMIT_ENV, "3GB")
+    path = tmp_path / "nested" / "w.duckdb"
+    assert memory_limit(f"duckdb:///{path}?memory_limit=500MB") == "476.8 MiB"
+    assert path.is_file()
+
+
+def test_result_frame_keeps_columns_by_name(tmp_path):
+    with warehouse.engine(f"duckdb:///{tmp_path / 'w.duckdb'}").connect() as conn:
+        frame = warehouse.result_frame(conn.execute(sa.text("select 2 as b, 'x' as a union all select 3, 'y'")))
+    assert list(frame.columns) == ["b", "a"]
+    assert frame.sort_values("b").to_dict("records") == [{"b": 2, "a": "x"}, {"b": 3, "a": "y"}]
