@@ -143,8 +143,9 @@ def data_docs_dir(run_id: str, entity: str) -> Path:
 
 
 # A full refresh of a folder of files (a year of daily usage) is validated and loaded in
-# groups of whole files of about this many rows, so memory stays bounded by the group.
-BATCH_ROWS = 500_000
+# groups of whole files of about this many rows, so memory stays bounded by the group
+# (at 10k accounts, a year of usage: 2.1 GiB peak with groups of 500k rows, 1.3 GiB with 200k).
+BATCH_ROWS = 200_000
 
 
 def read_batches(source, entity: str, column: str, interval: Interval, max_rows: int):
