@@ -148,3 +148,14 @@ def dags(airflow_db):
     bag = DagBag(str(Path(__file__).resolve().parents[1] / "dags"))
     assert bag.import_errors == {}
     return without_duration_alerts(bag)  # dag.test() cannot run DAGs with deadlines (Airflow 3.3.2)
+
+
+@pytest.fixture
+def alert_webhook(monkeypatch):
+    """A local Slack-compatible webhook (tests/webhook.py) behind the `postsales_alerts` connection."""
+    import webhook
+
+    hook = webhook.start()
+    monkeypatch.setenv("AIRFLOW_CONN_POSTSALES_ALERTS", hook.connection_json())
+    yield hook
+    hook.server.shutdown()

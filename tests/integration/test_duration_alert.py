@@ -16,7 +16,6 @@ import pendulum
 import pytest
 import structlog
 
-import webhook
 from postsales.dag_defaults import RUN_DURATIONS
 
 DAY1_RUN = pendulum.datetime(2024, 3, 2, tz="UTC")
@@ -54,14 +53,6 @@ def test_every_dag_serializes_its_duration_alert(dags_with_deadlines, dag_id):
         "expected_minutes": RUN_DURATIONS[dag_id].alert_after.total_seconds() / 60,
     }
     assert dags_with_deadlines.get_dag(dag_id).dagrun_timeout == RUN_DURATIONS[dag_id].timeout
-
-
-@pytest.fixture
-def alert_webhook(monkeypatch):
-    hook = webhook.start()
-    monkeypatch.setenv("AIRFLOW_CONN_POSTSALES_ALERTS", hook.connection_json())
-    yield hook
-    hook.server.shutdown()
 
 
 def missed_deadline_callback(dag, run_id: str, *, state: str, started_minutes_ago: float | None, ended: bool):

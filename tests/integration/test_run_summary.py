@@ -82,14 +82,6 @@ def test_extract_runs_are_summarised(dags, warehouse_url, tiny_source, caplog):
     assert usage_run.state == "success"
 
 
-@pytest.fixture
-def alert_webhook(monkeypatch):
-    hook = webhook.start()
-    monkeypatch.setenv("AIRFLOW_CONN_POSTSALES_ALERTS", hook.connection_json())
-    yield hook
-    hook.server.shutdown()
-
-
 def test_failed_run_is_summarised_failed_and_alerted(dags, duckdb_url, tiny_source, alert_webhook):
     columns = [c for c in tiny.ACCOUNT_COLUMNS if c != "industry"]
     tiny.write_csv(tiny_source / "accounts.csv", columns, [{c: r[c] for c in columns} for r in tiny.ACCOUNTS])
