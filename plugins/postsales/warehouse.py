@@ -46,8 +46,10 @@ _ENGINES: dict[str, sa.Engine] = {}
 
 # DuckDB's own default is 80 % of the machine's memory per process, whatever else runs (two
 # Celery tasks at once, the scheduler): cap it, and DuckDB spills to <file>.tmp beyond the cap.
+# At 100k accounts 512MB keeps every stage under 2 GiB RSS (a year of usage in one full refresh:
+# 1.7 GiB, 2.1 GiB at 1GB, 6.3 GiB uncapped) for +13 % on segmentation and no change elsewhere.
 DUCKDB_MEMORY_LIMIT_ENV = "POSTSALES_DUCKDB_MEMORY_LIMIT"
-DEFAULT_DUCKDB_MEMORY_LIMIT = "1GB"
+DEFAULT_DUCKDB_MEMORY_LIMIT = "512MB"
 
 
 def engine(url: str | None = None) -> sa.Engine:

@@ -19,9 +19,9 @@ def _fresh_engines():
     warehouse.dispose_all()
 
 
-def test_duckdb_is_capped_at_one_gigabyte_by_default(tmp_path, monkeypatch):
+def test_duckdb_is_capped_at_512_megabytes_by_default(tmp_path, monkeypatch):
     monkeypatch.delenv(warehouse.DUCKDB_MEMORY_LIMIT_ENV, raising=False)
-    assert memory_limit(f"duckdb:///{tmp_path / 'w.duckdb'}") == "953.6 MiB"  # DuckDB's 1GB = 10^9 bytes
+    assert memory_limit(f"duckdb:///{tmp_path / 'w.duckdb'}") == "488.2 MiB"  # DuckDB's 512MB = 512 * 10^6 bytes
 
 
 def test_the_environment_sets_the_cap(tmp_path, monkeypatch):
