@@ -64,14 +64,23 @@ def floor_load() -> dict:
     return {"seconds": seconds, "usage_rows": rows}
 
 
-def mrr_playbook(snapshot_month: date) -> dict:
-    con = duck()
-    sql, params = bound((HERE / "baselines" / "mrr_playbook.sql").read_text(), snapshot_month=snapshot_month)
+def create_temp_tables(con, tables: list[tuple[str, str, dict]]) -> dict:
+    """Create each (name, query, params) as a temp table, timed together; rows of the first."""
     started = time.perf_counter()
-    con.execute(f"create or replace temp table playbook_mrr as {sql}", params)
+    for name, sql, params in tables:
+        con.execute(f"create or replace temp table {name} as {sql}", params)
     seconds = time.perf_counter() - started
-    rows = con.execute("select count(*) from playbook_mrr").fetchone()[0]
+    rows = con.execute(f"select count(*) from {tables[0][0]}").fetchone()[0]
     return {"seconds": seconds, "rows": rows}
+
+
+def playbook_table(snapshot_month: date) -> tuple[str, str, dict]:
+    sql, params = bound((HERE / "baselines" / "mrr_playbook.sql").read_text(), snapshot_month=snapshot_month)
+    return "playbook_mrr", sql, params
+
+
+def mrr_playbook(snapshot_month: date) -> dict:
+    return create_temp_tables(duck(), [playbook_table(snapshot_month)])
 
 
 def our_mrr(snapshot_month: date) -> dict:
@@ -88,19 +97,15 @@ def our_mrr(snapshot_month: date) -> dict:
     )
     # mrr_movements reads mart.mrr_monthly: point it at the temp table just built.
     movements = movements.replace("mart.mrr_monthly", "bench_mrr_monthly")
-    started = time.perf_counter()
-    con.execute(f"create or replace temp table bench_mrr_monthly as {monthly}", params)
-    con.execute(f"create or replace temp table bench_mrr_movements as {movements}", movement_params)
-    seconds = time.perf_counter() - started
-    rows = con.execute("select count(*) from bench_mrr_monthly").fetchone()[0]
-    return {"seconds": seconds, "rows": rows}
+    return create_temp_tables(
+        con, [("bench_mrr_monthly", monthly, params), ("bench_mrr_movements", movements, movement_params)]
+    )
 
 
 def mrr_agreement(snapshot_month: date) -> dict:
     """Per month: total MRR and customers, and accounts per movement, ours vs the playbook's."""
     con = duck()
-    sql, params = bound((HERE / "baselines" / "mrr_playbook.sql").read_text(), snapshot_month=snapshot_month)
-    con.execute(f"create or replace temp table playbook_mrr as {sql}", params)
+    create_temp_tables(con, [playbook_table(snapshot_month)])
     compare = """
         with ours as (
             select month, round(sum(mrr), 2) as mrr, count(case when arr > 0 then 1 end) as customers,
