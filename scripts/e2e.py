@@ -41,6 +41,7 @@ import uuid
 from base64 import urlsafe_b64encode
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -276,7 +277,7 @@ def _comparable(value: Any) -> Any:
             return json.dumps(_round_floats(json.loads(value)), sort_keys=True)
     if isinstance(value, datetime):
         return value.replace(tzinfo=None)
-    if hasattr(value, "is_integer") and not isinstance(value, float):  # Decimal
+    if isinstance(value, Decimal):  # PostgreSQL numeric; DuckDB may give a float for the same column
         return float(value)
     return value
 
