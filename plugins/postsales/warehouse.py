@@ -213,6 +213,19 @@ def result_frame(result: sa.CursorResult, dtype: Any = None) -> Any:
     return pd.DataFrame([tuple(row) for row in result], columns=list(result.keys()), dtype=dtype)
 
 
+def query_frame(conn: sa.Connection, stage: str, name: str, **params: Any) -> Any:
+    """The rows of ``include/sql/<stage>/<name>.sql`` as a DataFrame, columns by name.
+
+    On DuckDB the columns come over in one native (numpy) fetch, so dates arrive as
+    datetime64 and numerics as float64; elsewhere as Python values (:func:`result_frame`).
+    Callers convert the columns they use. 1.26M forecast trajectory rows: 0.6 s vs 6 s.
+    """
+    result = conn.execute(sa.text(sql_text(stage, name)), params)
+    if is_duckdb(conn):
+        return result.cursor.fetch_df()
+    return result_frame(result)
+
+
 def replace_rows(
     conn: sa.Connection,
     table: sa.Table,

@@ -128,3 +128,35 @@ def test_backtest_on_a_tiny_history(warehouse_url):
     run_backtest(AS_OF, settings=settings)  # rerun replaces the partition
     with warehouse.engine(warehouse_url).connect() as conn:
         assert conn.execute(sa.text("select count(*) from mart.forecast_backtest")).scalar_one() == len(rows)
+
+
+def test_usage_windows_of_the_trajectory(warehouse_url):
+    """Averages over the usage_days days ending on each point date, checked day by day in Python.
+    As of 31 March the 28 February window (30 Jan .. 28 Feb) overlaps the 31 January one
+    (2 Jan .. 31 Jan): 30 and 31 January count in both."""
+    first, last = date(2025, 12, 1), date(2026, 3, 31)
+    days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    skipped = date(2026, 3, 15)  # a missing day: 29 days in the March window
+    rows = [usage("USE", day, active=day.toordinal() % 97, seats=day.day) for day in days if day != skipped]
+    load_staging(
+        warehouse_url,
+        accounts=[account("USE")],
+        contracts=[contract("USE-1", "USE", first, None, 12_000)],
+        usage_rows=rows,
+    )
+    from postsales.forecast import trajectories
+
+    with warehouse.engine(warehouse_url).connect() as conn:
+        frame = trajectories(conn, date(2026, 3, 31), 3, 30).set_index("months_back").sort_index()
+    points = {0: date(2026, 3, 31), 1: date(2026, 2, 28), 2: date(2026, 1, 31), 3: date(2025, 12, 31)}
+    assert list(frame.index) == [0, 1, 2, 3]
+    for months_back, point in points.items():
+        window = [day for day in days if point - timedelta(days=29) <= day <= point and day != skipped]
+        expected_active = sum(day.toordinal() % 97 for day in window) / len(window)
+        expected_seats = sum(day.day for day in window) / len(window)
+        row = frame.loc[months_back]
+        assert row["usage_days"] == len(window), months_back
+        assert row["avg_active_users"] == pytest.approx(expected_active), months_back
+        assert row["avg_licensed_seats"] == pytest.approx(expected_seats), months_back
+        assert row["arr"] == 12_000 and row["active_contracts"] == 1
+    assert frame.loc[0, "usage_days"] == 29 and frame.loc[1, "usage_days"] == 30

@@ -82,20 +82,27 @@ account_points as (
     cross join points
 ),
 
+point_days as (
+    -- Each day of the window ending on each point date: an equi-join key for the usage scan.
+    -- Windows can overlap (e.g. 28 February and 31 January), so a day may belong to two points.
+    select
+        points.months_back,
+        points.point_date - cast(window_days.days_back as integer) as usage_date
+    from points
+    cross join params
+    cross join generate_series(0, params.usage_days - 1) as window_days (days_back)
+),
+
 usage_at_points as (
     select
         usage_rows.account_id,
-        points.months_back,
+        point_days.months_back,
         count(*) as usage_days,
         avg(usage_rows.licensed_seats) as avg_licensed_seats,
         avg(usage_rows.active_users) as avg_active_users
     from staging.usage_daily as usage_rows
-    cross join params
-    inner join points
-        on
-            usage_rows.usage_date <= points.point_date
-            and usage_rows.usage_date > points.point_date - params.usage_days
-    group by usage_rows.account_id, points.months_back
+    inner join point_days on usage_rows.usage_date = point_days.usage_date
+    group by usage_rows.account_id, point_days.months_back
 )
 
 select
