@@ -239,3 +239,22 @@ def test_a_zero_arr_pilot_is_a_customer_and_an_account_created_later_is_not(ware
     assert features["P"]["arr"] == 0
     assert features["P"]["active_contracts"] == 1
     assert features["P"]["wallet_share"] == 0
+
+
+def test_arr_is_summed_exactly_so_equal_arr_ties(warehouse_url):
+    # In doubles 10,000.1 + 20,000.2 != 30,000.3, and the order threads add in varies from run to
+    # run; summed exactly, T2's two contracts equal T1's one and the two share a percentile.
+    fx.load_staging(
+        warehouse_url,
+        accounts=[fx.account("T1"), fx.account("T2"), fx.account("LOW")],
+        contracts=[
+            fx.contract("T1-1", "T1", date(2024, 1, 1), None, 30_000.3),
+            fx.contract("T2-1", "T2", date(2024, 1, 1), None, 10_000.1),
+            fx.contract("T2-2", "T2", date(2024, 2, 1), None, 20_000.2),
+            fx.contract("LOW-1", "LOW", date(2024, 1, 1), None, 1_000),
+        ],
+    )
+    features = fx.query_features(warehouse_url, AS_OF)
+    assert features["T1"]["arr"] == features["T2"]["arr"] == 30_000.3
+    assert features["T1"]["arr_percentile"] == features["T2"]["arr_percentile"] == 0.5
+    assert features["LOW"]["arr_percentile"] == 0.0

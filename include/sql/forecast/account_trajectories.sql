@@ -49,7 +49,7 @@ contracts_as_of as (
         contract_versions.account_id,
         contract_versions.start_date,
         contract_versions.end_date,
-        contract_versions.arr
+        cast(contract_versions.arr as numeric(38, 6)) as arr  -- exact sums: same ARR every run
     from contract_versions
     inner join known_accounts on contract_versions.account_id = known_accounts.account_id
     cross join params
@@ -63,7 +63,7 @@ arr_at_points as (
         contracts_as_of.account_id,
         points.months_back,
         points.point_date,
-        sum(contracts_as_of.arr) as arr,
+        cast(sum(contracts_as_of.arr) as double precision) as arr,
         count(*) as active_contracts
     from contracts_as_of
     inner join points

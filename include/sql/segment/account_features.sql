@@ -63,7 +63,9 @@ contracts_as_of as (
         contract_versions.account_id,
         contract_versions.start_date,
         contract_versions.end_date,
-        contract_versions.arr
+        -- Summed exactly: a double sum depends on the order parallel threads add in, and
+        -- tied ARRs (arr_percentile) must not come apart from one run to the next.
+        cast(contract_versions.arr as numeric(38, 6)) as arr
     from contract_versions
     cross join params
     where
@@ -151,18 +153,14 @@ csat as (
     group by responses.account_id
 ),
 
-usage_windows as (
+usage_rows_in_windows as (
     select
         usage_rows.account_id,
-        usage_rows.usage_date,
         usage_rows.active_users,
         usage_rows.licensed_seats,
         usage_rows.events,
         usage_rows.features_used,
-        case
-            when usage_rows.usage_date > params.as_of_date - params.usage_window_days then 'recent'
-            else 'previous'
-        end as usage_window
+        usage_rows.usage_date > params.as_of_date - params.usage_window_days as is_recent
     from staging.usage_daily as usage_rows
     cross join params
     where
@@ -170,26 +168,20 @@ usage_windows as (
         and usage_rows.usage_date > params.as_of_date - 2 * params.usage_window_days
 ),
 
-usage_recent as (
+usage_windows as (
+    -- Both windows in one aggregation: one pass over the usage rows, one hash table.
     select
         account_id,
-        count(*) as usage_days,
-        avg(active_users) as avg_active_users,
-        avg(licensed_seats) as avg_licensed_seats,
-        sum(active_users) * 1.0 / nullif(sum(licensed_seats), 0) as seat_utilization,
-        sum(events) * 1.0 / nullif(sum(active_users), 0) as events_per_active_user,
-        avg(features_used) as avg_features_used
-    from usage_windows
-    where usage_window = 'recent'
-    group by account_id
-),
-
-usage_previous as (
-    select
-        account_id,
-        avg(active_users) as avg_active_users
-    from usage_windows
-    where usage_window = 'previous'
+        count(case when is_recent then 1 end) as usage_days,
+        avg(case when is_recent then active_users end) as avg_active_users,
+        avg(case when is_recent then licensed_seats end) as avg_licensed_seats,
+        sum(case when is_recent then active_users end) * 1.0
+        / nullif(sum(case when is_recent then licensed_seats end), 0) as seat_utilization,
+        sum(case when is_recent then events end) * 1.0
+        / nullif(sum(case when is_recent then active_users end), 0) as events_per_active_user,
+        avg(case when is_recent then features_used end) as avg_features_used,
+        avg(case when not is_recent then active_users end) as avg_active_users_previous
+    from usage_rows_in_windows
     group by account_id
 ),
 
@@ -208,9 +200,9 @@ customers as (
         accounts_as_of.segment_override,
         contract_rollup.customer_since,
         contract_rollup.active_contracts,
-        contract_rollup.arr,
-        contract_rollup.arr_90d_ago,
-        contract_rollup.arr_365d_ago,
+        cast(contract_rollup.arr as double precision) as arr,
+        cast(contract_rollup.arr_90d_ago as double precision) as arr_90d_ago,
+        cast(contract_rollup.arr_365d_ago as double precision) as arr_365d_ago,
         contract_rollup.next_renewal_date,
         params.as_of_date
     from accounts_as_of
@@ -241,12 +233,12 @@ select
     nps_latest.nps_latest,
     nps.nps_avg,
     csat.csat_avg,
-    usage_recent.avg_active_users,
-    usage_recent.avg_licensed_seats,
-    usage_recent.seat_utilization,
-    usage_recent.events_per_active_user,
-    usage_recent.avg_features_used,
-    usage_previous.avg_active_users as avg_active_users_previous,
+    usage_windows.avg_active_users,
+    usage_windows.avg_licensed_seats,
+    usage_windows.seat_utilization,
+    usage_windows.events_per_active_user,
+    usage_windows.avg_features_used,
+    usage_windows.avg_active_users_previous,
     customers.arr - customers.arr_90d_ago as arr_change_90d,
     customers.arr / nullif(customers.arr_365d_ago, 0) - 1 as arr_growth_365d,
     percent_rank() over (order by customers.arr) as arr_percentile,
@@ -262,11 +254,10 @@ select
     customers.next_renewal_date - customers.as_of_date as days_to_renewal,
     coalesce(nps.nps_responses, 0) as nps_responses,
     coalesce(csat.csat_responses, 0) as csat_responses,
-    coalesce(usage_recent.usage_days, 0) as usage_days,
-    usage_recent.avg_active_users / nullif(usage_previous.avg_active_users, 0) as usage_trend
+    coalesce(usage_windows.usage_days, 0) as usage_days,
+    usage_windows.avg_active_users / nullif(usage_windows.avg_active_users_previous, 0) as usage_trend
 from customers
 left join nps on customers.account_id = nps.account_id
 left join nps_latest on customers.account_id = nps_latest.account_id
 left join csat on customers.account_id = csat.account_id
-left join usage_recent on customers.account_id = usage_recent.account_id
-left join usage_previous on customers.account_id = usage_previous.account_id
+left join usage_windows on customers.account_id = usage_windows.account_id
