@@ -29,8 +29,12 @@ sys.path.insert(0, str(HERE.parent / "plugins"))
 def duck():
     import duckdb
 
+    from postsales import warehouse
+
+    # The pipeline's memory cap, so baselines and stages run under the same limit.
+    limit = os.environ.get(warehouse.DUCKDB_MEMORY_LIMIT_ENV) or warehouse.DEFAULT_DUCKDB_MEMORY_LIMIT
     url = os.environ["POSTSALES_WAREHOUSE_URL"]
-    return duckdb.connect(url.removeprefix("duckdb:///"))
+    return duckdb.connect(url.removeprefix("duckdb:///"), config={"memory_limit": limit})
 
 
 def bound(sql: str, **params) -> tuple[str, list]:
