@@ -32,9 +32,8 @@ def duck():
     from postsales import warehouse
 
     # The pipeline's memory cap, so baselines and stages run under the same limit.
-    limit = os.environ.get(warehouse.DUCKDB_MEMORY_LIMIT_ENV) or warehouse.DEFAULT_DUCKDB_MEMORY_LIMIT
     url = os.environ["POSTSALES_WAREHOUSE_URL"]
-    return duckdb.connect(url.removeprefix("duckdb:///"), config={"memory_limit": limit})
+    return duckdb.connect(url.removeprefix("duckdb:///"), config={"memory_limit": warehouse.duckdb_memory_limit()})
 
 
 def bound(sql: str, **params) -> tuple[str, list]:

@@ -252,15 +252,8 @@ def _r2(times: Any, values: Any, slope: Any, intercept: Any) -> Any:
         return np.where(total > 1e-12, 1 - residual / np.where(total > 1e-12, total, 1), np.nan)
 
 
-def _clean(value: Any, digits: int = 6) -> Any:
-    if value is None:
-        return None
-    value = float(value)
-    return None if math.isnan(value) else round(value, digits)
-
-
 def _rounded(values: list[Any], digits: int = 6) -> list[float | None]:
-    """:func:`_clean` over a list of Python floats (None and NaN become None)."""
+    """Python floats rounded to ``digits``; None and NaN become None (JSON and SQL NULL)."""
     return [None if value is None or value != value else round(value, digits) for value in values]
 
 
@@ -419,6 +412,7 @@ def project(trajectories: Any, settings: ForecastSettings, bands: Bands, *, expl
     }
     if explain:
         encoder = json.JSONEncoder(sort_keys=True)  # one encoder: json.dumps(sort_keys=...) builds one per call
+        arr_now_explained = _rounded(arr_list, 2)
         arr_at_start_list = _rounded(arr_at_start.tolist(), 2)
         r2_explained = _rounded(r2_list, 4)
         projected_explained = {h: _rounded(projected[h], 2) for h in settings.horizons}
@@ -431,12 +425,12 @@ def project(trajectories: Any, settings: ForecastSettings, bands: Bands, *, expl
                 "status": status_list[index],
                 "method": "theil_sen_log_linear",
                 "lookback_months": lookback,
-                "arr_now": _clean(arr_list[index], 2),
+                "arr_now": arr_now_explained[index],
                 "arr_at_lookback_start": arr_at_start_list[index],
                 "points_used": {signal: points[signal][index] for signal in SIGNALS},
                 "monthly_log_growth": growth_rates,
                 "monthly_growth_pct": {
-                    k: _clean(100 * math.expm1(v), 2) if v is not None else None for k, v in growth_rates.items()
+                    k: round(100 * math.expm1(v), 2) if v is not None else None for k, v in growth_rates.items()
                 },
                 "weights": {s: weights[s] for s in SIGNALS if account_rates[s] is not None},
                 "arr_fit_r2": r2_explained[index],

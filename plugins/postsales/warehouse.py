@@ -52,6 +52,11 @@ DUCKDB_MEMORY_LIMIT_ENV = "POSTSALES_DUCKDB_MEMORY_LIMIT"
 DEFAULT_DUCKDB_MEMORY_LIMIT = "512MB"
 
 
+def duckdb_memory_limit() -> str:
+    """The cap every embedded DuckDB connection gets (environment, else the default)."""
+    return os.environ.get(DUCKDB_MEMORY_LIMIT_ENV) or DEFAULT_DUCKDB_MEMORY_LIMIT
+
+
 def engine(url: str | None = None) -> sa.Engine:
     """The warehouse engine for ``url`` (default: from config and environment)."""
     url = url or warehouse_url()
@@ -62,8 +67,7 @@ def engine(url: str | None = None) -> sa.Engine:
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             if "memory_limit" not in url:  # a limit in the URL wins
-                limit = os.environ.get(DUCKDB_MEMORY_LIMIT_ENV) or DEFAULT_DUCKDB_MEMORY_LIMIT
-                options["connect_args"] = {"config": {"memory_limit": limit}}
+                options["connect_args"] = {"config": {"memory_limit": duckdb_memory_limit()}}
         _ENGINES[url] = sa.create_engine(url, **options)
     return _ENGINES[url]
 
