@@ -470,7 +470,10 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, terminated)
     stack.deadline = started + args.deadline
     meta = Metadata(pg_url(meta_db, "postgresql"))
-    backfill_months = month_starts(yesterday.replace(day=1) - timedelta(days=1), args.months)
+    # Unpausing cohort_analysis runs its latest complete month at once (last month); a backfill
+    # over that month would skip it as already run, so backfill the months before it.
+    last_month = (today.replace(day=1) - timedelta(days=1)).replace(day=1)
+    backfill_months = month_starts(last_month - timedelta(days=1), args.months)
     ok = False
     try:
         phase = time.monotonic()
