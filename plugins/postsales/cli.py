@@ -70,7 +70,7 @@ def latest_data_date():
 
     from postsales import warehouse
 
-    yesterday = date.today() - timedelta(days=1)
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)  # intervals are UTC days
     with warehouse.engine().connect() as conn:
         latest = conn.execute(
             sa.text("select max(usage_date) from staging.usage_daily where usage_date <= :yesterday"),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def segmentation_as_of(param: str | None, triggering_events, run_after: datetime
     ]
     if ends:
         return (max(ends) - timedelta(microseconds=1)).date()
-    return ((run_after or datetime.now()) - timedelta(days=1)).date()
+    return ((run_after or datetime.now(UTC)) - timedelta(days=1)).date()
 
 
 def segment() -> dict:
