@@ -290,6 +290,13 @@ def summarize_run() -> dict:
     upstream = sorted(task_id for task_id in context["dag"].task_ids if task_id != ti.task_id)
     states = ti.get_task_states(dag_id=ti.dag_id, task_ids=upstream, run_ids=[run_id]).get(run_id, {})
     results = {task_id: ti.xcom_pull(task_ids=task_id) for task_id in upstream}
+    interval_start, interval_end = (
+        getattr(dag_run, "data_interval_start", None),
+        getattr(dag_run, "data_interval_end", None),
+    )
+    if interval_start is None and getattr(context["dag"].timetable, "periodic", False):
+        # A run without a logical date covered the inferred interval; asset-triggered runs have none.
+        interval_start, interval_end = data_interval(context)
     started = getattr(dag_run, "start_date", None)
     if getattr(dag_run, "triggering_user_name", None) == "dag_test" and started == dag_run.logical_date:
         started = None  # dag.test() gives a run with a logical date that date as its start date
@@ -298,8 +305,8 @@ def summarize_run() -> dict:
             dag_id=ti.dag_id,
             run_id=run_id,
             run_type=str(getattr(getattr(dag_run, "run_type", None), "value", getattr(dag_run, "run_type", None))),
-            data_interval_start=getattr(dag_run, "data_interval_start", None),
-            data_interval_end=getattr(dag_run, "data_interval_end", None),
+            data_interval_start=interval_start,
+            data_interval_end=interval_end,
             started_at=started,
             task_states={task_id: states.get(task_id) for task_id in upstream},
             task_results={task_id: value for task_id, value in results.items() if value is not None},

@@ -112,3 +112,9 @@ def test_manual_run_without_logical_date_takes_the_last_complete_interval(dags, 
     with warehouse.engine(warehouse_url).connect() as conn:
         intervals = conn.execute(sa.text("select distinct interval_start, interval_end from ops.extract_runs")).all()
     assert [(str(start)[:10], str(end)[:10]) for start, end in intervals] == [("2024-03-01", "2024-03-02")]
+    with warehouse.engine(warehouse_url).connect() as conn:
+        summary = conn.execute(
+            sa.text("select data_interval_start, data_interval_end from ops.run_summary where run_id = :run_id"),
+            {"run_id": dag_run.run_id},
+        ).one()
+    assert (str(summary[0])[:19], str(summary[1])[:19]) == ("2024-03-01 00:00:00", "2024-03-02 00:00:00")
