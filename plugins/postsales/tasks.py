@@ -298,8 +298,11 @@ def summarize_run() -> dict:
         # A run without a logical date covered the inferred interval; asset-triggered runs have none.
         interval_start, interval_end = data_interval(context)
     started = getattr(dag_run, "start_date", None)
-    if getattr(dag_run, "triggering_user_name", None) == "dag_test" and started == dag_run.logical_date:
-        started = None  # dag.test() gives a run with a logical date that date as its start date
+    if getattr(dag_run, "triggering_user_name", None) == "dag_test" and started in (
+        dag_run.logical_date,
+        getattr(dag_run, "run_after", None),
+    ):
+        started = None  # dag.test() gives a run its logical date (or run_after) as its start date
     return write_run_summary(
         RunFacts(
             dag_id=ti.dag_id,
