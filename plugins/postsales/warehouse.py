@@ -168,7 +168,7 @@ def ensure_schema(eng: sa.Engine, table_set: Tables | None = None) -> Tables:
         for schema in SCHEMAS:
             conn.execute(sa.text(f"create schema if not exists {schema}"))
         create_missing(conn, table_set.metadata)
-        for view_file in sorted((paths.sql_dir() / "staging").glob("*_current.sql")):
+        for view_file in sorted((paths.sql_dir() / "staging").glob("*.sql")):
             view = f"staging.{view_file.stem}"
             conn.execute(sa.text(f"create or replace view {view} as\n{view_file.read_text()}"))
     return table_set

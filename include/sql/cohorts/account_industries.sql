@@ -1,22 +1,14 @@
--- Each account's industry as known at the end of the snapshot month (latest version loaded
--- before the next month; the earliest one where the source kept no older history).
-with versions as (
-    select
-        account_id,
-        industry,
-        row_number() over (
-            partition by account_id
-            order by
-                case when updated_at < cast(:next_month as date) then 0 else 1 end asc,
-                case when updated_at < cast(:next_month as date) then updated_at end desc,
-                updated_at asc,
-                _loaded_at desc
-        ) as version_rank
-    from staging.accounts
+-- Each account's industry as known at the end of the snapshot month (the version known then,
+-- staging.account_versions: latest loaded before the next month, else the earliest).
+with snapshot as (
+    select cast(:next_month as date) as next_month
 )
 
 select
-    account_id,
-    industry
-from versions
-where version_rank = 1
+    account_versions.account_id,
+    account_versions.industry
+from staging.account_versions as account_versions
+cross join snapshot
+where
+    (account_versions.valid_from is null or account_versions.valid_from < snapshot.next_month)
+    and (account_versions.valid_to is null or account_versions.valid_to >= snapshot.next_month)

@@ -2,8 +2,8 @@
 -- The snapshot for month M (snapshot_month = first day of M) holds every month from the account's
 -- first month with MRR up to M, computed from contracts as known at the end of M.
 -- Rules (docs/metrics.md, "Cohorts and MRR"):
---   * point in time: per contract, its latest version with updated_at before the first day of M+1;
---     a contract with no version that old but starting by the end of M uses its earliest loaded version;
+--   * point in time: per contract, the version known at the end of M (staging.contract_versions:
+--     the latest with updated_at before the first day of M+1, else the earliest version);
 --   * a month's ARR = sum of arr of the contracts active on its last day (end_date inclusive,
 --     empty end_date = evergreen); zero-ARR contracts add nothing; MRR = ARR / 12;
 --   * ARR is summed as numeric(38, 6) so movements compare exact sums, not floating-point noise;
@@ -17,66 +17,18 @@ snapshot as (
         cast(cast(:snapshot_month as date) + interval '1 month' as date) as next_month
 ),
 
-known_versions as (
-    select
-        contract_version.contract_id,
-        contract_version.account_id,
-        contract_version.start_date,
-        contract_version.end_date,
-        contract_version.arr,
-        row_number() over (
-            partition by contract_version.contract_id
-            order by contract_version.updated_at desc, contract_version._loaded_at desc
-        ) as newest_first
-    from staging.contracts as contract_version
-    cross join snapshot
-    where contract_version.updated_at < cast(snapshot.next_month as timestamp)
-),
-
-loaded_versions as (
-    select
-        contract_id,
-        account_id,
-        start_date,
-        end_date,
-        arr,
-        row_number() over (
-            partition by contract_id
-            order by updated_at asc, _loaded_at asc
-        ) as oldest_first
-    from staging.contracts
-),
-
 contracts_as_known as (
     select
-        contract_id,
-        account_id,
-        start_date,
-        end_date,
-        arr
-    from known_versions
-    where newest_first = 1
-
-    union all
-
-    -- No version was loaded by the end of M (the source kept no older history): the earliest
-    -- loaded version stands in for the contract as it was, if it had started by then.
-    select
-        loaded_versions.contract_id,
-        loaded_versions.account_id,
-        loaded_versions.start_date,
-        loaded_versions.end_date,
-        loaded_versions.arr
-    from loaded_versions
+        contract_versions.contract_id,
+        contract_versions.account_id,
+        contract_versions.start_date,
+        contract_versions.end_date,
+        contract_versions.arr
+    from staging.contract_versions as contract_versions
     cross join snapshot
     where
-        loaded_versions.oldest_first = 1
-        and loaded_versions.start_date < snapshot.next_month
-        and not exists (
-            select 1
-            from known_versions
-            where known_versions.contract_id = loaded_versions.contract_id
-        )
+        (contract_versions.valid_from is null or contract_versions.valid_from < snapshot.next_month)
+        and (contract_versions.valid_to is null or contract_versions.valid_to >= snapshot.next_month)
 ),
 
 paid_contracts as (

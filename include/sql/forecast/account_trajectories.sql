@@ -1,8 +1,8 @@
 -- Monthly trajectory of every known account, as known at the end of :as_of_date:
 -- ARR (contracts active on each point date) and usage (seats, active users) averaged over
 -- the :usage_days days ending on it, at :as_of_date and each of the :months months before.
--- Contract versions are chosen as of :as_of_date before filtering (as in
--- segment/account_features.sql), so rows loaded later never change a past trajectory.
+-- Contract versions are chosen as of :as_of_date (staging.contract_versions) before filtering,
+-- so rows loaded later never change a past trajectory.
 with params as (
     select
         cast(:as_of_date as date) as as_of_date,
@@ -25,36 +25,18 @@ known_accounts as (
     where account_rows.created_at < params.next_day
 ),
 
-contract_versions as (
-    select
-        contracts.contract_id,
-        contracts.account_id,
-        contracts.start_date,
-        contracts.end_date,
-        contracts.arr,
-        row_number() over (
-            partition by contracts.contract_id
-            order by
-                case when contracts.updated_at < params.next_day then 0 else 1 end asc,
-                case when contracts.updated_at < params.next_day then contracts.updated_at end desc,
-                contracts.updated_at asc,
-                contracts._loaded_at desc
-        ) as version_rank
-    from staging.contracts as contracts
-    cross join params
-),
-
 contracts_as_of as (
     select
         contract_versions.account_id,
         contract_versions.start_date,
         contract_versions.end_date,
         cast(contract_versions.arr as numeric(38, 6)) as arr  -- exact sums: same ARR every run
-    from contract_versions
+    from staging.contract_versions as contract_versions
     inner join known_accounts on contract_versions.account_id = known_accounts.account_id
     cross join params
     where
-        contract_versions.version_rank = 1
+        (contract_versions.valid_from is null or contract_versions.valid_from < params.next_day)
+        and (contract_versions.valid_to is null or contract_versions.valid_to >= params.next_day)
         and contract_versions.start_date <= params.as_of_date
 ),
 

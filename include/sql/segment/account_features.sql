@@ -1,7 +1,7 @@
 -- Point-in-time inputs of segmentation: one row per customer account as of :as_of_date.
--- Only data known at the end of :as_of_date is used: the latest version of each account
--- and contract loaded with updated_at before the next day (or, where the source kept no
--- older version, the earliest one), responses and usage up to that day.
+-- Only data known at the end of :as_of_date is used: the version of each account and
+-- contract known then (staging.account_versions, staging.contract_versions), responses and
+-- usage up to that day.
 -- A customer is an account with a contract active on :as_of_date (a zero-ARR pilot counts).
 with params as (
     select
@@ -12,47 +12,14 @@ with params as (
         cast(:as_of_date as date) + 1 as next_day
 ),
 
-account_versions as (
-    select
-        account_rows.*,
-        row_number() over (
-            partition by account_rows.account_id
-            order by
-                case when account_rows.updated_at < params.next_day then 0 else 1 end asc,
-                case when account_rows.updated_at < params.next_day then account_rows.updated_at end desc,
-                account_rows.updated_at asc,
-                account_rows._loaded_at desc
-        ) as version_rank
-    from staging.accounts as account_rows
-    cross join params
-),
-
 accounts_as_of as (
     select account_versions.*  -- noqa: AM04
-    from account_versions
+    from staging.account_versions as account_versions
     cross join params
     where
-        account_versions.version_rank = 1
+        (account_versions.valid_from is null or account_versions.valid_from < params.next_day)
+        and (account_versions.valid_to is null or account_versions.valid_to >= params.next_day)
         and account_versions.created_at < params.next_day
-),
-
-contract_versions as (
-    select
-        contracts.contract_id,
-        contracts.account_id,
-        contracts.start_date,
-        contracts.end_date,
-        contracts.arr,
-        row_number() over (
-            partition by contracts.contract_id
-            order by
-                case when contracts.updated_at < params.next_day then 0 else 1 end asc,
-                case when contracts.updated_at < params.next_day then contracts.updated_at end desc,
-                contracts.updated_at asc,
-                contracts._loaded_at desc
-        ) as version_rank
-    from staging.contracts as contracts
-    cross join params
 ),
 
 contracts_as_of as (
@@ -66,10 +33,11 @@ contracts_as_of as (
         -- Summed exactly: a double sum depends on the order parallel threads add in, and
         -- tied ARRs (arr_percentile) must not come apart from one run to the next.
         cast(contract_versions.arr as numeric(38, 6)) as arr
-    from contract_versions
+    from staging.contract_versions as contract_versions
     cross join params
     where
-        contract_versions.version_rank = 1
+        (contract_versions.valid_from is null or contract_versions.valid_from < params.next_day)
+        and (contract_versions.valid_to is null or contract_versions.valid_to >= params.next_day)
         and contract_versions.start_date <= params.as_of_date
 ),
 
