@@ -47,6 +47,18 @@ def test_contract_versions_by_hand(warehouse_url):
         loaded_at=datetime(2024, 3, 6),
     )
 
+    with warehouse.engine(warehouse_url).connect() as conn:
+        spans = conn.execute(
+            sa.text("select contract_id, arr, valid_from, valid_to from staging.contract_versions order by 1, 3, 2")
+        ).all()
+    # Every loaded row is there; the first load of 10 Jan, superseded by the second, has an empty span.
+    assert [(row[0], float(row[1]), row[2], row[3]) for row in spans] == [
+        ("C-1", 1_000.0, datetime(2024, 1, 10), datetime(2024, 1, 10)),
+        ("C-1", 3_000.0, datetime(2024, 3, 5, 12), None),
+        ("C-1", 2_000.0, None, datetime(2024, 3, 5, 12)),
+        ("C-2", 500.0, None, None),
+    ]
+
     def arr(next_day: date) -> list[tuple]:
         return _as_of(warehouse_url, "contract", "contract_id", "arr", next_day)
 

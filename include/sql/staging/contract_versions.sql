@@ -1,29 +1,29 @@
--- Every version of every contract with the time it was the one known: from its updated_at
--- until the next version's (valid_to null: the latest). The earliest version also stands for
--- the time before it (valid_from null), where the source kept no older history. Loads of
--- one updated_at are one version: the most recent load.
--- A query as of the end of day D picks, per contract_id, the one version with
+-- Every loaded row of staging.contracts with the span in which it was the version known:
+-- from its updated_at until the next version's (valid_to null: the latest). The earliest
+-- version also stands for the time before it (valid_from null), where the source kept no
+-- older history. A row loaded again later with the same updated_at is superseded by that
+-- load: its span is empty (valid_from = valid_to).
+-- A query as of the end of day D takes, per contract_id, the one row with
 -- (valid_from is null or valid_from < D + 1) and (valid_to is null or valid_to >= D + 1).
--- All columns pass through: the column list is driven by include/rules/expectations.yaml.
-with versions as (
-    select contract_version.*  -- noqa: AM04
-    from staging.contracts as contract_version
-    where not exists (
-        select 1
-        from staging.contracts as later_load
-        where
-            later_load.contract_id = contract_version.contract_id
-            and later_load.updated_at = contract_version.updated_at
-            and later_load._loaded_at > contract_version._loaded_at
-    )
-)
-
--- The two spans come first: PostgreSQL's create or replace view may only add columns at the end.
+-- One window, one sort: no self-join. The spans come first: PostgreSQL's create or replace
+-- view may only add columns at the end, and the columns of staging.contracts follow
+-- include/rules/expectations.yaml.
 select  -- noqa: ST06
     case
-        when lag(versions.updated_at) over by_update is not null then versions.updated_at
+        when lead(contract_version.updated_at) over by_load = contract_version.updated_at
+            then contract_version.updated_at
+        when contract_version.updated_at = first_value(contract_version.updated_at) over by_load
+            then null
+        else contract_version.updated_at
     end as valid_from,
-    lead(versions.updated_at) over by_update as valid_to,
-    versions.*  -- noqa: AM04
-from versions
-window by_update as (partition by versions.contract_id order by versions.updated_at)
+    case
+        when lead(contract_version.updated_at) over by_load = contract_version.updated_at
+            then contract_version.updated_at
+        else lead(contract_version.updated_at) over by_load
+    end as valid_to,
+    contract_version.*  -- noqa: AM04
+from staging.contracts as contract_version
+window by_load as (
+    partition by contract_version.contract_id
+    order by contract_version.updated_at asc, contract_version._loaded_at asc
+)
