@@ -19,10 +19,14 @@ points as (
 ),
 
 known_accounts as (
-    select distinct account_rows.account_id
-    from staging.accounts as account_rows
+    -- Created by the as-of date according to the version known then, as in segmentation.
+    select account_versions.account_id
+    from staging.account_versions as account_versions
     cross join params
-    where account_rows.created_at < params.next_day
+    where
+        (account_versions.valid_from is null or account_versions.valid_from < params.next_day)
+        and (account_versions.valid_to is null or account_versions.valid_to >= params.next_day)
+        and account_versions.created_at < params.next_day
 ),
 
 contracts_as_of as (
