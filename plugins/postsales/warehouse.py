@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -161,10 +162,28 @@ def tables() -> Tables:
     return build_tables(load_expectations())
 
 
+# Any constant will do: it names the lock every schema change of this warehouse takes.
+SCHEMA_LOCK_KEY = 0x706F_7374_7361  # "postsa"
+
+
+@contextmanager
+def schema_change(eng: sa.Engine) -> Iterator[sa.Connection]:
+    """A transaction for DDL, one process at a time on PostgreSQL.
+
+    Tasks running at once (the pool has two slots there) would otherwise race to create the
+    same schema or table and fail on pg_namespace / pg_type unique keys. The advisory lock is
+    released with the transaction. DuckDB has a single writer process already.
+    """
+    with eng.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("select pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+        yield conn
+
+
 def ensure_schema(eng: sa.Engine, table_set: Tables | None = None) -> Tables:
     """Create schemas, tables and views if missing (idempotent)."""
     table_set = table_set or tables()
-    with eng.begin() as conn:
+    with schema_change(eng) as conn:
         for schema in SCHEMAS:
             conn.execute(sa.text(f"create schema if not exists {schema}"))
         create_missing(conn, table_set.metadata)
@@ -176,7 +195,7 @@ def ensure_schema(eng: sa.Engine, table_set: Tables | None = None) -> Tables:
 
 def ensure_tables(eng: sa.Engine, metadata: sa.MetaData) -> None:
     """Create a stage's own tables (and the schemas) if missing."""
-    with eng.begin() as conn:
+    with schema_change(eng) as conn:
         for schema in SCHEMAS:
             conn.execute(sa.text(f"create schema if not exists {schema}"))
         create_missing(conn, metadata)

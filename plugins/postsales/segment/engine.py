@@ -420,7 +420,7 @@ def compile_health_components(rules: SegmentationRules) -> sa.Select:
 def ensure_tables(eng: sa.Engine) -> None:
     warehouse.ensure_tables(eng, metadata)
     view = paths.sql_dir() / "segment" / "account_segments_current.sql"
-    with eng.begin() as conn:
+    with warehouse.schema_change(eng) as conn:
         conn.execute(sa.text(f"create or replace view mart.account_segments_current as\n{view.read_text()}"))
 
 
