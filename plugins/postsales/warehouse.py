@@ -170,7 +170,7 @@ SCHEMA_LOCK_KEY = 0x706F_7374_7361  # "postsa"
 def schema_change(eng: sa.Engine) -> Iterator[sa.Connection]:
     """A transaction for DDL, one process at a time on PostgreSQL.
 
-    Tasks running at once (the pool has two slots there) would otherwise race to create the
+    Tasks running at once (the pool has several slots there) would otherwise race to create the
     same schema or table and fail on pg_namespace / pg_type unique keys. The advisory lock is
     released with the transaction. DuckDB has a single writer process already.
     """
