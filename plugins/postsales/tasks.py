@@ -290,13 +290,10 @@ def summarize_run() -> dict:
     upstream = sorted(task_id for task_id in context["dag"].task_ids if task_id != ti.task_id)
     states = ti.get_task_states(dag_id=ti.dag_id, task_ids=upstream, run_ids=[run_id]).get(run_id, {})
     results = {task_id: ti.xcom_pull(task_ids=task_id) for task_id in upstream}
-    interval_start, interval_end = (
-        getattr(dag_run, "data_interval_start", None),
-        getattr(dag_run, "data_interval_end", None),
-    )
-    if interval_start is None and getattr(context["dag"].timetable, "periodic", False):
-        # A run without a logical date covered the inferred interval; asset-triggered runs have none.
-        interval_start, interval_end = data_interval(context)
+    if getattr(context["dag"].timetable, "periodic", False):
+        interval_start, interval_end = data_interval(context)  # inferred for a run without a logical date
+    else:  # asset-triggered: no interval
+        interval_start, interval_end = dag_run.data_interval_start, dag_run.data_interval_end
     started = getattr(dag_run, "start_date", None)
     if getattr(dag_run, "triggering_user_name", None) == "dag_test" and started in (
         dag_run.logical_date,
