@@ -20,7 +20,14 @@ from __future__ import annotations
 from airflow.sdk import Param, dag, task
 
 from postsales.assets import MART_ACCOUNT_SEGMENTS, MART_EVALUATION
-from postsales.dag_defaults import CRM_SYNC_PARAMS, WAREHOUSE_POOL, add_run_summary, monthly, postsales_dag
+from postsales.dag_defaults import (
+    CRM_SYNC_PARAMS,
+    MONTH_PARAMS,
+    WAREHOUSE_POOL,
+    add_run_summary,
+    monthly,
+    postsales_dag,
+)
 
 
 @dag(
@@ -32,6 +39,7 @@ from postsales.dag_defaults import CRM_SYNC_PARAMS, WAREHOUSE_POOL, add_run_summ
             type=["null", "string"],
             description="Approve pushing tags computed with this segmentation rules version (must match the file).",
         ),
+        **MONTH_PARAMS,
         **CRM_SYNC_PARAMS,
     },
     **postsales_dag("annual_segmentation_review", __doc__, tags=["crm", "evaluation"]),
@@ -73,7 +81,7 @@ def annual_segmentation_review():
 
         return review_recommendations()
 
-    @task
+    @task(pool=WAREHOUSE_POOL)
     def write_review_report(migration: dict, backtest: dict, review: dict) -> str:
         from postsales.tasks import evaluation_report
 

@@ -17,16 +17,16 @@ month gives identical rows. Definitions: `docs/metrics.md`; runbook: `docs/opera
 
 from __future__ import annotations
 
-import pendulum
 from airflow.sdk import dag, task
 
 from postsales.assets import MART_COHORTS
-from postsales.dag_defaults import WAREHOUSE_POOL, add_run_summary, monthly, postsales_dag
+from postsales.dag_defaults import MONTH_PARAMS, WAREHOUSE_POOL, add_run_summary, monthly, postsales_dag
 
 
 @dag(
     schedule=monthly(),
-    **postsales_dag("cohort_analysis", __doc__, tags=["cohorts"], start_date=pendulum.datetime(2023, 1, 1, tz="UTC")),
+    params=MONTH_PARAMS,
+    **postsales_dag("cohort_analysis", __doc__, tags=["cohorts"]),
 )
 def cohort_analysis():
     @task(pool=WAREHOUSE_POOL, outlets=[MART_COHORTS])
@@ -35,7 +35,7 @@ def cohort_analysis():
 
         return cohort_snapshot()
 
-    @task
+    @task(pool=WAREHOUSE_POOL)
     def write_cohort_report(snapshot: dict) -> str:
         from postsales.tasks import cohort_report
 

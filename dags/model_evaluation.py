@@ -23,18 +23,16 @@ definitions: `docs/metrics.md`.
 
 from __future__ import annotations
 
-import pendulum
 from airflow.sdk import dag, task
 
 from postsales.assets import MART_ACCOUNT_FORECASTS, MART_EVALUATION
-from postsales.dag_defaults import WAREHOUSE_POOL, add_run_summary, monthly, postsales_dag
+from postsales.dag_defaults import MONTH_PARAMS, WAREHOUSE_POOL, add_run_summary, monthly, postsales_dag
 
 
 @dag(
     schedule=monthly(),
-    **postsales_dag(
-        "model_evaluation", __doc__, tags=["evaluation"], start_date=pendulum.datetime(2023, 1, 1, tz="UTC")
-    ),
+    params=MONTH_PARAMS,
+    **postsales_dag("model_evaluation", __doc__, tags=["evaluation"]),
 )
 def model_evaluation():
     @task(pool=WAREHOUSE_POOL, outlets=[MART_ACCOUNT_FORECASTS])
@@ -55,7 +53,7 @@ def model_evaluation():
 
         return review_recommendations()
 
-    @task
+    @task(pool=WAREHOUSE_POOL)
     def write_evaluation_report(backtest: dict, review: dict) -> str:
         from postsales.tasks import evaluation_report
 

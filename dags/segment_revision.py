@@ -21,13 +21,21 @@ from __future__ import annotations
 from airflow.sdk import Param, dag, task
 
 from postsales.assets import MART_ACCOUNT_SEGMENTS
-from postsales.dag_defaults import CRM_SYNC_PARAMS, WAREHOUSE_POOL, add_run_summary, monthly, postsales_dag
+from postsales.dag_defaults import (
+    CRM_SYNC_PARAMS,
+    MONTH_PARAMS,
+    WAREHOUSE_POOL,
+    add_run_summary,
+    monthly,
+    postsales_dag,
+)
 
 
 @dag(
     schedule=monthly(),
     params={
         "force": Param(False, type="boolean", description="Revise even if this is not a revision month."),
+        **MONTH_PARAMS,
         **CRM_SYNC_PARAMS,
     },
     **postsales_dag("segment_revision", __doc__, tags=["crm"]),

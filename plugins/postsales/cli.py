@@ -54,14 +54,25 @@ def load_dags():
     return None if bag.import_errors else without_duration_alerts(bag)
 
 
-def run_dag(bag, dag_id: str, conf: dict | None = None, logical_date=None) -> bool:
+def run_dag(bag, dag_id: str, conf: dict | None = None) -> bool:
+    """One manual run through ``dag.test()``.
+
+    Its logical date is the moment it starts (dag.test's default), never a date on the DAG's
+    schedule: a run holding the logical date of a scheduled interval would stop the scheduler
+    from creating that interval's run ("run already exists"), and dag.test makes the logical
+    date the run's start, so a past one shows a run lasting weeks. A monthly DAG is pointed at
+    its month through the ``month`` param instead.
+    """
     started = time.monotonic()
-    # logical_date=None would mean "no logical date" (no data interval): leave it unset instead.
-    extra = {"logical_date": logical_date} if logical_date is not None else {}
-    dag_run = bag.get_dag(dag_id).test(run_conf=conf, **extra)
+    dag_run = bag.get_dag(dag_id).test(run_conf=conf)
     state = str(getattr(dag_run.state, "value", dag_run.state))
     print(f"{dag_id}: {state} in {time.monotonic() - started:.1f}s (run {dag_run.run_id})")
     return state == "success"
+
+
+def last_complete_month(as_of: date) -> date:
+    """The first day of the last calendar month complete on ``as_of`` (its own month on its last day)."""
+    return ((as_of + timedelta(days=1)).replace(day=1) - timedelta(days=1)).replace(day=1)
 
 
 def latest_data_date():
@@ -341,18 +352,15 @@ def main(argv: list[str] | None = None) -> int:
     if ok:
         as_of = date.fromisoformat(args.as_of) if args.as_of else latest_data_date()
         ok = run_dag(bag, "account_segmentation", {"as_of_date": as_of.isoformat()})
+    # The monthly DAGs cover the last month completed by the as-of date.
+    month = {"month": f"{last_complete_month(as_of):%Y-%m}"}
     if ok:
-        # The monthly run after the as-of date covers the last month completed by then.
-        after = as_of + timedelta(days=1)
-        month_run = datetime(after.year, after.month, after.day, tzinfo=UTC)
-        ok = run_dag(bag, "cohort_analysis", logical_date=month_run) and run_dag(
-            bag, "model_evaluation", logical_date=month_run
-        )
+        ok = run_dag(bag, "cohort_analysis", month) and run_dag(bag, "model_evaluation", month)
     if ok:
         # The demo CRM is a local copy made by the demo generator: approve its first push
         # (the safety valve would otherwise stop a first push that changes every account).
-        conf = {"force": True, "approve_first_push": True, "approve_large_change": True}
-        ok = run_dag(bag, "segment_revision", conf, logical_date=month_run)
+        conf = {**month, "force": True, "approve_first_push": True, "approve_large_change": True}
+        ok = run_dag(bag, "segment_revision", conf)
     print()
     print(summary_text())
     return 0 if ok else 1

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import pendulum
@@ -22,17 +22,46 @@ from airflow.sdk import DeadlineAlert, DeadlineReference, Param, SyncCallback, t
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from postsales.alerts import RUN_OVERDUE, PostsalesAlertNotifier
+from postsales.pools import WAREHOUSE_POOL
+
+__all__ = ["WAREHOUSE_POOL"]  # DAG files import the pool name from here
 
 OWNER = "data-engineering"
-START_DATE = pendulum.datetime(2024, 1, 1, tz="UTC")
 COMMON_TAG = "postsales"
 
-# DuckDB allows one writer process: every task that writes the warehouse takes a
-# slot of this pool. `make` creates it with 1 slot; raise it on PostgreSQL.
-WAREHOUSE_POOL = "postsales_warehouse"
+# The earliest interval any DAG can run or be backfilled for. History starts where the data
+# starts: a run for a month before the first contract fails and says from when to backfill
+# (postsales.history). No DAG catches up, so an early start date schedules nothing by itself.
+HISTORY_START_ENV = "POSTSALES_HISTORY_START"
+DEFAULT_HISTORY_START = "2000-01-01"
+
+
+def history_start() -> pendulum.DateTime:
+    """``POSTSALES_HISTORY_START`` (YYYY-MM-DD, UTC midnight), else 2000-01-01; read, not I/O."""
+    value = os.environ.get(HISTORY_START_ENV) or DEFAULT_HISTORY_START
+    try:
+        day = date.fromisoformat(value.strip())
+    except ValueError as exc:
+        raise ValueError(f"{HISTORY_START_ENV}={value!r} is not a date: use YYYY-MM-DD, e.g. 2015-01-01") from exc
+    return pendulum.datetime(day.year, day.month, day.day, tz="UTC")
+
+
+START_DATE = history_start()
 
 # Posts to the alert webhook (connection `postsales_alerts`), or logs only without it.
 on_task_failure = PostsalesAlertNotifier()
+
+# The XCom key under which every task records the try it is on, for the run summary.
+TRY_NUMBER_KEY = "postsales_try_number"
+
+
+def record_try_number(context) -> None:
+    """Before each try: push the try number, so ``summarize_run`` can report retries per task.
+
+    Airflow clears a task's XComs when a new try starts, so the value left is the last try's.
+    """
+    ti = context["ti"]
+    ti.xcom_push(TRY_NUMBER_KEY, ti.try_number)
 
 
 @dataclass(frozen=True)
@@ -66,6 +95,7 @@ DEFAULT_ARGS = {
     "max_retry_delay": timedelta(minutes=10),
     "execution_timeout": timedelta(hours=2),
     "on_failure_callback": on_task_failure,
+    "on_execute_callback": record_try_number,
 }
 
 
@@ -168,6 +198,19 @@ EXTRACT_PARAMS = {
         False,
         type="boolean",
         description="Allow a source that returns no rows to empty an interval that already holds rows.",
+    ),
+}
+
+
+MONTH_PARAMS = {
+    "month": Param(
+        None,
+        type=["null", "string"],
+        pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$",
+        description=(
+            "Compute this calendar month (YYYY-MM), as of its last day, instead of the run's data interval. "
+            "Empty = the run's interval (a run without a logical date: the last complete month)."
+        ),
     ),
 }
 

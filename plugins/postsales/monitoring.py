@@ -54,6 +54,8 @@ run_summary = sa.Table(
     sa.Column("crm_fields_skipped", sa.BigInteger),
     sa.Column("crm_fields_failed", sa.BigInteger),
     sa.Column("crm_accounts_skipped", sa.BigInteger),
+    sa.Column("retries", sa.BigInteger, comment="tries beyond the first, summed over the run's tasks"),
+    sa.Column("task_tries", sa.Text, comment='JSON object {"<task id>": tries} of the tasks that ran'),
     sa.Column("started_at", sa.DateTime),
     sa.Column("duration_seconds", sa.Float(53)),
     sa.Column("summarized_at", sa.DateTime, nullable=False),
@@ -73,6 +75,7 @@ class RunFacts:
     started_at: datetime | None = None
     task_states: Mapping[str, str | None] = field(default_factory=dict)
     task_results: Mapping[str, Any] = field(default_factory=dict)
+    task_tries: Mapping[str, int] = field(default_factory=dict)
 
 
 def is_extract(result: Any) -> bool:
@@ -100,6 +103,8 @@ def figures(facts: RunFacts) -> dict[str, Any]:
         "state": "failed" if failed or any(s in FAILED_STATES for s in states.values()) else "success",
         "failed_tasks": json.dumps(failed),
         "skipped_tasks": json.dumps(sorted(t for t, s in states.items() if s == "skipped")),
+        "retries": sum(max(int(tries) - 1, 0) for tries in facts.task_tries.values()),
+        "task_tries": json.dumps({t: int(facts.task_tries[t]) for t in sorted(facts.task_tries)}),
     }
 
     extracts = [r for r in results if is_extract(r)]
@@ -172,6 +177,7 @@ def write_run_summary(facts: RunFacts, *, now: datetime | None = None, warehouse
     row |= figures(facts)
     eng = warehouse.engine(warehouse_url)
     warehouse.ensure_tables(eng, metadata)
+    warehouse.add_missing_columns(eng, run_summary)  # retries, task_tries: added in 2026-12
     key = sa.and_(run_summary.c.dag_id == facts.dag_id, run_summary.c.run_id == facts.run_id)
     with eng.begin() as conn:
         if row["segments_as_of_date"] is not None:
@@ -211,6 +217,12 @@ def _naive_utc(value: datetime | None) -> datetime | None:
 def summary_line(row: Mapping[str, Any]) -> str:
     """One readable line, e.g. ``run summary crm_extract scheduled__…: success in 42s; extracted …``."""
     parts = [f"{row['state']}" + (f" in {_duration(row['duration_seconds'])}" if row["duration_seconds"] else "")]
+    if row.get("retries"):
+        retried = {task: tries for task, tries in json.loads(row["task_tries"]).items() if tries > 1}
+        parts.append(
+            f"{row['retries']} {'retry' if row['retries'] == 1 else 'retries'} "
+            f"({', '.join(f'{task} {tries} tries' for task, tries in retried.items())})"
+        )
     failed = json.loads(row["failed_tasks"])
     if failed:
         parts.append(f"failed tasks: {', '.join(failed)}")

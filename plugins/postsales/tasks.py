@@ -3,23 +3,56 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 
 log = logging.getLogger(__name__)
 
 
-def data_interval(context) -> tuple[datetime, datetime]:
-    """The run's data interval.
+@contextmanager
+def failing_fast() -> Iterator[None]:
+    """Bad input or a date before the data cannot be fixed by retrying: fail the task at once
+    (no retries) with the message that says how to fix it."""
+    from airflow.sdk.exceptions import AirflowFailException
 
-    A run triggered without a logical date (the UI's default for a manual run) has none:
-    it gets the last complete interval of the DAG's timetable before it was triggered,
-    the interval Airflow itself infers for a manual run.
+    from postsales.errors import DataContractError
+
+    try:
+        yield
+    except DataContractError as exc:
+        raise AirflowFailException(str(exc)) from exc
+
+
+def require_history(as_of: date) -> None:
+    """Fail at once when ``as_of`` lies before the first paid contract (postsales.history)."""
+    from airflow.sdk import get_current_context
+
+    from postsales.history import require_history as require
+
+    with failing_fast():
+        require(as_of, dag_id=get_current_context()["dag"].dag_id)
+
+
+def data_interval(context) -> tuple[datetime, datetime]:
+    """The interval the run computes.
+
+    1. the calendar month named by the ``month`` param (monthly DAGs: recompute any month
+       without a logical date that would collide with the scheduler's runs);
+    2. else the run's data interval;
+    3. a run triggered without a logical date (the UI's default for a manual run) has none:
+       it gets the last complete interval of the DAG's timetable before it was triggered,
+       the interval Airflow itself infers for a manual run.
     """
+    import pendulum
+
+    month = (context.get("params") or {}).get("month")
+    if month:
+        start = pendulum.from_format(str(month), "YYYY-MM", tz="UTC")
+        return start, start.add(months=1)
     start, end = context.get("data_interval_start"), context.get("data_interval_end")
     if start is not None and end is not None:
         return start, end
-    import pendulum
-
     run_after = pendulum.instance(context["dag_run"].run_after)
     inferred = context["dag"].timetable.infer_manual_data_interval(run_after=run_after)
     return inferred.start, inferred.end
@@ -32,23 +65,18 @@ def extract(entity: str) -> dict:
     Asset knows which data the event stands for even though it has no logical date.
     """
     from airflow.sdk import get_current_context
-    from airflow.sdk.exceptions import AirflowFailException
 
     from postsales.assets import STAGING
-    from postsales.errors import DataContractError
     from postsales.extract import extract_entity
     from postsales.sources import Interval
 
     context = get_current_context()
     params = context["params"]
     interval = Interval.from_airflow(*data_interval(context), bool(params.get("full_refresh")))
-    try:
+    with failing_fast():
         summary = extract_entity(
             entity, interval=interval, run_id=context["run_id"], allow_empty=bool(params.get("allow_empty"))
         )
-    except DataContractError as exc:
-        # Bad input cannot be fixed by retrying: fail now with the message that says how to fix it.
-        raise AirflowFailException(str(exc)) from exc
     context["outlet_events"][STAGING[entity]].extra = {
         "interval_start": summary.interval_start,
         "interval_end": summary.interval_end,
@@ -102,8 +130,9 @@ def cohort_snapshot() -> dict:
     from postsales.cohorts import compute_snapshot
 
     context = get_current_context()
-    month = data_interval(context)[0].date().replace(day=1)
-    return compute_snapshot(month)
+    start, end = data_interval(context)
+    require_history((end - timedelta(microseconds=1)).date())
+    return compute_snapshot(start.date().replace(day=1))
 
 
 def cohort_report(snapshot: dict) -> str:
@@ -134,6 +163,7 @@ def backtest_forecast() -> dict:
     from postsales.forecast import compute_forecast, run_backtest
 
     as_of = evaluation_as_of()
+    require_history(as_of)
     summary = run_backtest(as_of)
     summary["forecast"] = compute_forecast(as_of)  # the flags the report lists, for the same date
     return summary
@@ -142,7 +172,9 @@ def backtest_forecast() -> dict:
 def health_outcomes() -> dict:
     from postsales.outcomes import evaluate_health
 
-    return evaluate_health(evaluation_as_of())
+    as_of = evaluation_as_of()
+    require_history(as_of)
+    return evaluate_health(as_of)
 
 
 def review_recommendations() -> dict:
@@ -194,6 +226,7 @@ def segment_and_forecast() -> dict:
     from postsales.segment.engine import compute_segments
 
     as_of = evaluation_as_of()
+    require_history(as_of)
     summary = compute_segments(as_of)
     summary["forecast"] = compute_forecast(as_of)
     return summary
@@ -282,6 +315,7 @@ def summarize_run() -> dict:
     """Write the run's row of ops.run_summary from the upstream tasks' XCom summaries and states."""
     from airflow.sdk import get_current_context
 
+    from postsales.dag_defaults import TRY_NUMBER_KEY
     from postsales.monitoring import RunFacts, write_run_summary
 
     context = get_current_context()
@@ -290,6 +324,8 @@ def summarize_run() -> dict:
     upstream = sorted(task_id for task_id in context["dag"].task_ids if task_id != ti.task_id)
     states = ti.get_task_states(dag_id=ti.dag_id, task_ids=upstream, run_ids=[run_id]).get(run_id, {})
     results = {task_id: ti.xcom_pull(task_ids=task_id) for task_id in upstream}
+    tries = {task_id: ti.xcom_pull(task_ids=task_id, key=TRY_NUMBER_KEY) for task_id in upstream}
+    tries[ti.task_id] = ti.try_number
     if getattr(context["dag"].timetable, "periodic", False):
         interval_start, interval_end = data_interval(context)  # inferred for a run without a logical date
     else:  # asset-triggered: no interval
@@ -310,5 +346,6 @@ def summarize_run() -> dict:
             started_at=started,
             task_states={task_id: states.get(task_id) for task_id in upstream},
             task_results={task_id: value for task_id, value in results.items() if value is not None},
+            task_tries={task_id: value for task_id, value in tries.items() if value is not None},
         )
     )

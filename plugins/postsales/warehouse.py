@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -59,18 +60,61 @@ def duckdb_memory_limit() -> str:
 
 
 def engine(url: str | None = None) -> sa.Engine:
-    """The warehouse engine for ``url`` (default: from config and environment)."""
+    """The warehouse engine for ``url`` (default: from config and environment).
+
+    A DuckDB file is opened by one process at a time. Its engine keeps no connection open
+    between uses (``NullPool``): the file lock is released as soon as a block of work ends,
+    so a task has let go of the file before Airflow marks it done and frees its pool slot.
+    """
     url = url or warehouse_url()
+    duckdb_file = _duckdb_file(url)
+    if duckdb_file:
+        check_warehouse_pool(duckdb_file)
     if url not in _ENGINES:
         options: dict[str, Any] = {}
         if url.startswith("duckdb:///"):
-            path = url[len("duckdb:///") :].split("?", 1)[0]
-            if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            if duckdb_file:
+                Path(duckdb_file).parent.mkdir(parents=True, exist_ok=True)
+                options["poolclass"] = sa.pool.NullPool
             if "memory_limit" not in url:  # a limit in the URL wins
                 options["connect_args"] = {"config": {"memory_limit": duckdb_memory_limit()}}
         _ENGINES[url] = sa.create_engine(url, **options)
     return _ENGINES[url]
+
+
+def _duckdb_file(url: str) -> str | None:
+    """The file of a DuckDB URL (None for in-memory DuckDB and other databases)."""
+    if not url.startswith("duckdb:///"):
+        return None
+    path = url[len("duckdb:///") :].split("?", 1)[0]
+    return path if path and path != ":memory:" else None
+
+
+def check_warehouse_pool(path: str) -> None:
+    """Inside an Airflow task, opening a DuckDB warehouse requires the task to be in the pool.
+
+    DuckDB lets one process open its file; the one-slot ``postsales_warehouse`` pool is what
+    keeps two tasks from opening it at once. A task outside it would fail on the file lock now
+    and then (and succeed on a retry): fail it every time instead, at once, naming the fix.
+    """
+    if "airflow.sdk" not in sys.modules:  # not inside Airflow (CLI, tests, benchmarks)
+        return
+    from postsales.pools import WAREHOUSE_POOL
+
+    try:
+        from airflow.sdk import get_current_context
+
+        task = get_current_context()["ti"].task
+    except Exception:  # no task is running in this process
+        return
+    if getattr(task, "pool", None) != WAREHOUSE_POOL:
+        from airflow.sdk.exceptions import AirflowFailException  # a wiring bug: retrying cannot help
+
+        raise AirflowFailException(
+            f"task {task.dag_id}.{task.task_id} opens the DuckDB warehouse {path} outside the "
+            f"'{WAREHOUSE_POOL}' pool (pool: {getattr(task, 'pool', None)!r}); DuckDB allows one process at a "
+            f"time, so every task that opens it must run with @task(pool=WAREHOUSE_POOL)."
+        )
 
 
 def dispose_all() -> None:
@@ -199,6 +243,27 @@ def ensure_tables(eng: sa.Engine, metadata: sa.MetaData) -> None:
         for schema in SCHEMAS:
             conn.execute(sa.text(f"create schema if not exists {schema}"))
         create_missing(conn, metadata)
+
+
+def add_missing_columns(eng: sa.Engine, table: sa.Table) -> list[str]:
+    """Add the columns of ``table`` that an existing warehouse table lacks (a table created by an
+    older release); returns their names. New columns must be nullable."""
+    with schema_change(eng) as conn:
+        present = set(
+            conn.execute(
+                sa.text(
+                    "select column_name from information_schema.columns"
+                    " where table_schema = :schema and table_name = :name"
+                ),
+                {"schema": table.schema, "name": table.name},
+            ).scalars()
+        )
+        missing = [column for column in table.columns if column.name not in present]
+        for column in missing:
+            column_type = column.type.compile(dialect=conn.dialect)
+            conn.execute(sa.text(f'alter table {table.schema}."{table.name}" add column "{column.name}" {column_type}'))
+            log.info("%s.%s: added column %s %s", table.schema, table.name, column.name, column_type)
+    return [column.name for column in missing]
 
 
 def create_missing(conn: sa.Connection, metadata: sa.MetaData) -> None:

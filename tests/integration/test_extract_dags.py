@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pendulum
 import sqlalchemy as sa
@@ -96,6 +98,10 @@ def test_unreachable_source_is_retried_then_fails(dags, duckdb_url, tmp_path, mo
     state, tasks = run(dags, "usage_extract", DAY1_RUN)
     assert state == "failed"
     assert tasks["extract_usage_daily"] == ("failed", 3)  # first try + 2 retries
+    # The run summary says so: a run is not just "failed" or "success", it says how many retries it took.
+    with warehouse.engine(duckdb_url).connect() as conn:
+        retries, tries = conn.execute(sa.text("select retries, task_tries from ops.run_summary")).one()
+    assert (retries, json.loads(tries)) == (2, {"extract_usage_daily": 3, "summarize_run": 1})
 
 
 def test_manual_run_without_logical_date_takes_the_last_complete_interval(dags, warehouse_url, tiny_source):

@@ -15,7 +15,7 @@ import webhook
 from crm_fixtures import tiny_warehouse_and_crm
 from postsales import warehouse
 from postsales.extract import extract_entity
-from postsales.monitoring import RunFacts, write_run_summary
+from postsales.monitoring import RunFacts, run_summary, write_run_summary
 from postsales.segment.engine import account_segments
 from postsales.segment.engine import ensure_tables as ensure_segment_tables
 from postsales.sources import Interval
@@ -135,6 +135,22 @@ def test_summary_row_is_replaced_on_rerun(warehouse_url):
     assert (row["state"], row["rows_extracted"], row["rows_quarantined"]) == ("success", 7, 1)
     assert row["duration_seconds"] == pytest.approx(55 * 60)  # 00:05 to 01:00
     assert json.loads(row["top_quarantine_reasons"]) == {"usage_daily: events must be in [0, inf]": 1}
+
+
+def test_a_run_summary_table_from_an_older_release_gains_the_new_columns(warehouse_url):
+    """ops.run_summary created before retries were recorded: the first summary adds the columns."""
+    eng = warehouse.engine(warehouse_url)
+    old = sa.MetaData()
+    sa.Table("run_summary", old, *(c.copy() for c in run_summary.columns if c.name not in ("retries", "task_tries")),
+             schema="ops")  # fmt: skip
+    warehouse.ensure_tables(eng, old)
+    facts = RunFacts(dag_id="cohort_analysis", run_id="backfill__2026-06-01T00:00:00+00:00",
+                     task_states={"compute_cohort_snapshot": "success"},
+                     task_tries={"compute_cohort_snapshot": 2, "summarize_run": 1})  # fmt: skip
+    write_run_summary(facts, now=datetime(2026, 7, 1, 0, 5))
+    row = summary_rows(warehouse_url)[("cohort_analysis", facts.run_id)]
+    assert (row["retries"], json.loads(row["task_tries"])) == (1, {"compute_cohort_snapshot": 2, "summarize_run": 1})
+    assert warehouse.add_missing_columns(eng, run_summary) == []  # nothing left to add
 
 
 def seed_segments(url: str, rows: list[tuple[str, str, str, str]]) -> None:

@@ -34,6 +34,7 @@ PARAMS = {
     "snapshot_month": date(2024, 6, 1),
     "cohort_grain": "month",
     "next_month": date(2024, 7, 1),
+    "next_day": date(2024, 3, 2),
     "pricing_change_date": date(2024, 2, 1),
     "months": 3,
     "usage_days": 30,

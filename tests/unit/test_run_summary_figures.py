@@ -85,3 +85,14 @@ def test_summary_line_reads_well():
         "segments as of 2026-06-30: 17 accounts changed value tier or quadrant since 2026-05-31; "
         "CRM fields pushed 1,500, skipped 3, failed 2; CRM accounts skipped 1"
     )
+
+
+def test_retries_count_the_tries_beyond_the_first():
+    row = figures(RunFacts(dag_id="d", run_id="r", task_tries={"b": 3, "a": 1, "summarize_run": 2}))
+    assert row["retries"] == 3  # b: 2 retries, summarize_run: 1
+    assert json.loads(row["task_tries"]) == {"a": 1, "b": 3, "summarize_run": 2}
+    assert figures(RunFacts(dag_id="d", run_id="r"))["retries"] == 0
+    line = summary_line({"dag_id": "d", "run_id": "r", "state": "success", "duration_seconds": 61.0,
+                         "failed_tasks": "[]", "rows_extracted": None, "segments_as_of_date": None,
+                         "cohort_snapshot_month": None, "crm_fields_pushed": None} | row)  # fmt: skip
+    assert line == "run summary d r: success in 1m 01s; 3 retries (b 3 tries, summarize_run 2 tries)"
