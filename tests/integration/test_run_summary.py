@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pendulum
 import pytest
@@ -255,3 +255,13 @@ def test_cohort_run_records_its_snapshot_month(dags, duckdb_url, tiny_source):
     row = only_row(duckdb_url, "cohort_analysis")
     assert row["cohort_snapshot_month"] == date(2024, 3, 1)
     assert row["rows_extracted"] is None and row["state"] == "success"
+    # dag.test() makes a past logical date the run's start: no duration rather than years.
+    assert row["started_at"] is None and row["duration_seconds"] is None
+    # As make run does it: the month as a param, the logical date left to dag.test (now).
+    before = datetime.now(UTC).replace(tzinfo=None)
+    run = dags.get_dag("cohort_analysis").test(run_conf={"month": "2024-03"})
+    row = summary_rows(duckdb_url)[("cohort_analysis", run.run_id)]
+    assert (row["cohort_snapshot_month"], row["data_interval_start"]) == (date(2024, 3, 1), datetime(2024, 3, 1))
+    assert row["data_interval_end"] == datetime(2024, 4, 1)
+    assert before - timedelta(seconds=5) <= row["started_at"] <= datetime.now(UTC).replace(tzinfo=None)
+    assert 0 < row["duration_seconds"] < 600
