@@ -253,7 +253,7 @@ def compute_snapshot(
         for table in OUTPUTS:
             in_snapshot = table.c.snapshot_month == month
             if table is account_cohort_segments:
-                conn.execute(table.delete().where(in_snapshot))
+                warehouse.delete_partition(conn, table, in_snapshot)
                 conn.execute(table.insert().from_select([c.name for c in table.c], segments_select), params)
             else:
                 warehouse.replace_from_query(conn, table, in_snapshot, STAGE, table.name, **params)

@@ -318,7 +318,7 @@ def extract_entity(
             with eng.begin() as conn:
                 existing = existing_rows(conn)
                 for table, where in targets:
-                    conn.execute(table.delete() if where is None else table.delete().where(where))
+                    warehouse.delete_partition(conn, table, where)
                     columns = [c.name for c in work[table].c]
                     conn.execute(table.insert().from_select(columns, sa.select(*work[table].c)))
                 _check_unique_across_batches(conn, entity, found["origin"], staging, staging_where, rules)

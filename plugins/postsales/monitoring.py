@@ -182,7 +182,7 @@ def write_run_summary(facts: RunFacts, *, now: datetime | None = None, warehouse
     with eng.begin() as conn:
         if row["segments_as_of_date"] is not None:
             row["segments_compared_to"], row["segments_changed"] = segments_changed(conn, row["segments_as_of_date"])
-        conn.execute(run_summary.delete().where(key))
+        warehouse.delete_partition(conn, run_summary, key)
         conn.execute(run_summary.insert(), [row])
     log.info("%s", summary_line(row))
     return {k: v.isoformat() if isinstance(v, (date, datetime)) else v for k, v in row.items()}

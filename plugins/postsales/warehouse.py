@@ -314,6 +314,32 @@ def query_frame(conn: sa.Connection, stage: str, name: str, **params: Any) -> An
     return result_frame(result)
 
 
+def partition_lock_key(conn: sa.Connection, table: sa.Table, where: sa.ColumnElement[bool] | None) -> int:
+    """A signed 64-bit key naming one partition of ``table`` (the whole table when ``where`` is None)."""
+    import hashlib
+
+    if where is None:
+        text = f"{table.fullname}|*"
+    else:
+        compiled = where.compile(dialect=conn.dialect)
+        text = f"{table.fullname}|{compiled.string}|{sorted((k, repr(v)) for k, v in compiled.params.items())}"
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big", signed=True)
+
+
+def delete_partition(conn: sa.Connection, table: sa.Table, where: sa.ColumnElement[bool] | None) -> int:
+    """Delete one partition (everything if ``where`` is None) as the first step of replacing it.
+
+    On PostgreSQL two transactions replacing the same partition at once (parallel backfill runs
+    that both fill a missing past date) would each delete nothing the other has inserted and
+    both insert: duplicate rows. A transaction-scoped advisory lock on the partition makes the
+    second wait for the first to commit; its delete then removes the first one's rows. DuckDB has
+    one writer process already.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("select pg_advisory_xact_lock(:key)"), {"key": partition_lock_key(conn, table, where)})
+    return conn.execute(table.delete() if where is None else table.delete().where(where)).rowcount
+
+
 def replace_rows(
     conn: sa.Connection,
     table: sa.Table,
@@ -325,8 +351,7 @@ def replace_rows(
     ``rows`` is a pandas DataFrame whose columns are a subset of the table's.
     Runs on the caller's connection so several tables change in one transaction.
     """
-    statement = table.delete() if where is None else table.delete().where(where)
-    deleted = conn.execute(statement).rowcount
+    deleted = delete_partition(conn, table, where)
     inserted = insert_frame(conn, table, rows)
     log.info("%s.%s: replaced %s rows with %s", table.schema, table.name, deleted, inserted)
     return inserted
@@ -345,8 +370,7 @@ def replace_from_query(
     The query runs inside the warehouse (``insert ... select``); its result columns are
     matched to the table's by name, so the query's column order does not matter.
     """
-    statement = table.delete() if where is None else table.delete().where(where)
-    deleted = conn.execute(statement).rowcount
+    deleted = delete_partition(conn, table, where)
     columns = ", ".join(f'"{c.name}"' for c in table.columns)
     inserted = conn.execute(
         sa.text(

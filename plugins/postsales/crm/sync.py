@@ -345,7 +345,7 @@ def sync(
         "finished_at": finished,
     }
     with eng.begin() as conn:
-        conn.execute(crm_sync_runs.delete().where(crm_sync_runs.c.run_id == run_id))
+        warehouse.delete_partition(conn, crm_sync_runs, crm_sync_runs.c.run_id == run_id)
         conn.execute(crm_sync_runs.insert(), [summary])
     path = report_path(run_id)
     path.parent.mkdir(parents=True, exist_ok=True)

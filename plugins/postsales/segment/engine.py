@@ -444,12 +444,12 @@ def compute_segments(
         features = warehouse.replace_from_query(
             conn, account_features, account_features.c.as_of_date == as_of, "segment", "account_features", **params
         )
-        conn.execute(account_segments.delete().where(account_segments.c.as_of_date == as_of))
+        warehouse.delete_partition(conn, account_segments, account_segments.c.as_of_date == as_of)
         conn.execute(
             account_segments.insert().from_select([col.name for col in account_segments.c], segments_select),
             {"as_of_date": as_of, "computed_at": computed_at},
         )
-        conn.execute(health_components.delete().where(health_components.c.as_of_date == as_of))
+        warehouse.delete_partition(conn, health_components, health_components.c.as_of_date == as_of)
         conn.execute(
             health_components.insert().from_select(
                 [col.name for col in health_components.c], compile_health_components(rules)
