@@ -225,6 +225,16 @@ def test_empty_extract_never_wipes_loaded_data(warehouse_url, tiny_source):
     assert len(table(warehouse_url, "staging.accounts")) == 0
 
 
+def test_a_day_without_a_usage_file_is_an_empty_extract(warehouse_url, tiny_source):
+    """A daily folder with no file for the interval (a quiet day, or after the last export)
+    loads nothing and fails nothing; the scheduler runs such days after every demo."""
+    run_all(DAY1, entities=("accounts",))
+    later = Interval(tiny.DAY3, tiny.DAY3.replace(day=4))  # tiny has usage files for 1 and 2 March only
+    summary = extract_entity("usage_daily", interval=later, run_id="r", build_data_docs=False)
+    assert (summary.rows_read, summary.rows_loaded, summary.rows_quarantined) == (0, 0, 0)
+    assert len(table(warehouse_url, "staging.usage_daily")) == 0
+
+
 def test_missing_required_column_fails_and_loads_nothing(warehouse_url, tiny_source):
     rows = [{k: v for k, v in r.items() if k != "industry"} for r in tiny.ACCOUNTS]
     columns = [c for c in tiny.ACCOUNT_COLUMNS if c != "industry"]

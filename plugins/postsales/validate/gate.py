@@ -270,9 +270,10 @@ def run_gate(
     """
     known = known or {}
     missing = [name for name in rules.columns if name not in raw.columns]
-    if missing and len(raw.columns) == 0:
-        # Nothing was read at all (no file covers the interval): an empty batch, not a broken one.
-        raw = pd.DataFrame(columns=list(rules.columns), dtype="object")
+    if missing and len(raw) == 0 and set(raw.columns) <= {"_source"}:
+        # Nothing was read at all (no file covers the interval; only the lineage column the
+        # extract adds): an empty batch, not a broken one.
+        raw = pd.DataFrame(columns=[*rules.columns, *raw.columns], dtype="object")
         missing = []
     if missing:
         raise DataContractError(_missing_columns_message(entity, origin, missing, list(raw.columns)))
