@@ -56,6 +56,9 @@ class ExtractSummary:
     rows_loaded: int
     rows_quarantined: int
     top_failures: dict[str, int] = field(default_factory=dict)
+    # Quarantined rows per list of failed expectations (the JSON stored in ops.quarantine), so a
+    # run summary can say how many reasons and rows its top reasons leave out.
+    quarantine_groups: dict[str, int] = field(default_factory=dict)
     data_docs: str | None = None
 
     def as_dict(self) -> dict:
@@ -201,6 +204,7 @@ def extract_entity(
 
     counts = Counter()
     failures: Counter = Counter()
+    failure_groups: Counter = Counter()
     found: dict[str, str | None] = {"origin": source.name, "data_docs": None}
 
     def prepare(number: int, read) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -226,6 +230,7 @@ def extract_entity(
         found["data_docs"] = found["data_docs"] or gate.data_docs
         counts.update(read=gate.rows_read, loaded=gate.rows_valid, quarantined=gate.rows_quarantined)
         failures.update(gate.failures_by_expectation)
+        failure_groups.update(gate.quarantine["failed_expectations"])
         raw_frame = pd.DataFrame(
             {
                 "record_key": _record_keys(frame, rules.key),
@@ -269,6 +274,7 @@ def extract_entity(
             rows_loaded=counts["loaded"],
             rows_quarantined=counts["quarantined"],
             top_failures=dict((+failures).most_common(5)),
+            quarantine_groups=dict(sorted(failure_groups.items())),
             data_docs=found["data_docs"],
         )
         if summary.rows_read != summary.rows_loaded + summary.rows_quarantined:
