@@ -27,15 +27,21 @@ EXTRACT_DAGS = ("crm_extract", "usage_extract")
 
 
 def ensure_demo(accounts: int, seed: int) -> Path:
-    """Generate the demo source into POSTSALES_SOURCE_DIR / files.directory if it is missing."""
+    """Generate the demo source into POSTSALES_SOURCE_DIR / files.directory unless it already holds
+    this size and seed; files the generator did not write are never overwritten."""
+    from postsales import demo
     from postsales.config import source_dir
 
     target = source_dir()
-    if (target / "accounts.csv").exists():
-        print(f"demo data: {target} (exists)")
+    status, holds = demo.demo_status(target, accounts, seed)
+    if status == "current":
+        print(f"demo data: {target} (exists: {holds})")
         return target
-    from postsales import demo
-
+    if status == "foreign":
+        print(f"demo data: {target}: {holds}")
+        return target
+    if status == "different":
+        print(f"demo data: {target} was {holds}: regenerating")
     started = time.monotonic()
     counts = demo.generate(target, accounts=accounts, seed=seed)
     print(f"demo data: {target} generated in {time.monotonic() - started:.1f}s: {json.dumps(counts, default=str)}")
