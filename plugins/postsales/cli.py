@@ -130,8 +130,12 @@ def summary_text(evaluated: date | None = None) -> str:
     lines.extend(run_summary_lines(eng))
     docs = [run.data_docs for run in runs if run.data_docs]
     if docs:
+        from postsales.validate.data_docs import docs_root
+
         lines.append("Great Expectations Data Docs:")
         lines.extend(f"  {doc}" for doc in docs)
+        root = docs_root()
+        lines.append(f"  every kept run: {root / 'index.html'}; newest per table: {root / 'latest'}/<table>/index.html")
     return "\n".join(lines)
 
 
