@@ -45,7 +45,11 @@ run_summary = sa.Table(
     sa.Column("rows_extracted", sa.BigInteger),
     sa.Column("rows_loaded", sa.BigInteger),
     sa.Column("rows_quarantined", sa.BigInteger),
-    sa.Column("top_quarantine_reasons", sa.Text, comment='JSON object {"<table>: <expectation>": rows}'),
+    sa.Column(
+        "top_quarantine_reasons",
+        sa.Text,
+        comment='JSON object {"<table>: <expectation>": rows}, the top 5, then "… and N more reasons": rows if any',
+    ),
     sa.Column("segments_as_of_date", sa.Date),
     sa.Column("segments_compared_to", sa.Date, comment="the previous as-of date in mart.account_segments"),
     sa.Column("segments_changed", sa.BigInteger),
