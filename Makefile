@@ -17,7 +17,7 @@ DEMO_ACCOUNTS ?= 500
 DEMO_SEED ?= 42
 WAREHOUSE_POOL_SLOTS ?= 1
 
-.PHONY: install run test e2e lint format airflow airflow-db demo summary evaluate lock clean compose-check bench
+.PHONY: install run test e2e lint format airflow airflow-db demo summary evaluate lock clean clean-all compose-check bench
 
 $(VENV)/.installed: requirements.txt constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=python3"; exit 1; }
@@ -37,6 +37,8 @@ $(AIRFLOW_HOME)/.migrated: $(VENV)/.installed
 
 airflow-db: $(AIRFLOW_HOME)/.migrated
 
+# Generates the demo source, or regenerates it when it was made with another size or seed
+# (data/demo/_demo.json records them); `make run` does the same with the same variables.
 demo: install
 	$(PY) -m postsales.cli demo --accounts $(DEMO_ACCOUNTS) --seed $(DEMO_SEED)
 
@@ -98,5 +100,14 @@ lock:
 	  echo "# Regenerate with: make lock"; .venv-lock/bin/pip freeze; } > constraints.txt
 	rm -rf .venv-lock
 
+# `make clean` removes what runs rebuild (Airflow metadata, the warehouse, Data Docs) and says
+# what it keeps: the demo source, the HTML reports and benchmark data. `make clean-all` removes those too.
+CLEAN_PATHS = $(AIRFLOW_HOME) .airflow-test .e2e data/warehouse.duckdb data/warehouse.duckdb.wal data/data_docs
+KEPT_PATHS = data/demo data/reports data/bench
 clean:
-	rm -rf $(AIRFLOW_HOME) .airflow-test .e2e data/warehouse.duckdb data/data_docs
+	rm -rf $(CLEAN_PATHS)
+	@kept="$$(for p in $(KEPT_PATHS); do test -e $$p && printf '%s ' $$p; done)"; \
+	test -z "$$kept" || echo "make clean kept $${kept}(demo source, reports, benchmark data): make clean-all removes them too"
+
+clean-all:
+	rm -rf $(CLEAN_PATHS) $(KEPT_PATHS)

@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "plugins"))  # the library, as the Makefile's PYTHONPATH gives it
 VENV_BIN = Path(sys.executable).parent
 PG_ADMIN_DSN = os.environ.get("POSTSALES_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("POSTSALES_E2E_REDIS_URL", "redis://127.0.0.1:6379/5")
@@ -89,10 +90,11 @@ class Stack:
         self._sampling = threading.Event()
         self._sampler: threading.Thread | None = None
 
-    def start(self, name: str, *args: str) -> None:
+    def start(self, name: str, *args: str, command: list[str] | None = None) -> None:
+        """Start ``airflow <args>`` (or ``command``) as the component ``name``."""
         out = (self.log_dir / f"{name}.log").open("ab")
         self.procs[name] = subprocess.Popen(
-            [str(VENV_BIN / "airflow"), *args],
+            command or [str(VENV_BIN / "airflow"), *args],
             env=self.env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -134,22 +136,31 @@ class Stack:
         self._sampler.start()
 
     def stop(self, grace: float = 30.0) -> list[str]:
-        """SIGTERM each process group, SIGKILL what is left after ``grace``; returns survivors."""
+        """Ask each process group to stop (SIGINT, as Ctrl-C in a terminal: ``airflow standalone``
+        then stops its components and waits for them), SIGTERM after a third of ``grace``, SIGKILL
+        what is left after ``grace``; returns the groups with a live process left."""
         self._sampling.set()
-        for proc in self.procs.values():
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + grace
-        for proc in self.procs.values():
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        for stop_signal, until in ((signal.SIGINT, time.monotonic() + grace / 3), (signal.SIGTERM, deadline)):
+            for proc in self.procs.values():
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, stop_signal)
+            while time.monotonic() < until and any(_group_alive(proc.pid) for proc in self.procs.values()):
+                self._reap()
+                time.sleep(0.5)
         for proc in self.procs.values():
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=10)
-        time.sleep(0.5)
+        until = time.monotonic() + 10
+        while time.monotonic() < until and any(_group_alive(proc.pid) for proc in self.procs.values()):
+            self._reap()
+            time.sleep(0.5)
+        self._reap()
         return [f"{name} group {proc.pid}" for name, proc in self.procs.items() if _group_alive(proc.pid)]
+
+    def _reap(self) -> None:
+        for proc in self.procs.values():
+            proc.poll()
 
     def dump_logs(self, lines: int = 60) -> None:
         for name in self.procs:
@@ -159,13 +170,14 @@ class Stack:
 
 
 def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    """A process of the group is still running (a zombie waiting to be reaped is not)."""
+    import psutil
+
+    for process in psutil.process_iter(["status"]):
+        with contextlib.suppress(psutil.Error, ProcessLookupError):
+            if os.getpgid(process.pid) == pgid and process.info["status"] != psutil.STATUS_ZOMBIE:
+                return True
+    return False
 
 
 def _tail(path: Path, lines: int) -> str:
@@ -193,31 +205,52 @@ def airflow_cli(env: dict[str, str], *args: str, timeout: float = 180) -> str:
 # --- metadata queries ------------------------------------------------------------------
 
 
+def _as_datetime(value: Any) -> datetime | None:
+    """A metadata timestamp as a naive UTC datetime (SQLite hands them over as text)."""
+    if value is None or isinstance(value, datetime):
+        return value.replace(tzinfo=None) if value is not None and value.tzinfo else value
+    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return parsed.astimezone(UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
+
+
 class Metadata:
-    """Read-only queries on the Airflow metadata database (PostgreSQL)."""
+    """Read-only queries on the Airflow metadata database (PostgreSQL or SQLite)."""
 
-    def __init__(self, dsn: str) -> None:
-        self.dsn = dsn
+    def __init__(self, url: str) -> None:
+        import sqlalchemy as sa
 
-    def rows(self, sql: str, params: tuple = ()) -> list[tuple]:
-        import psycopg
+        options = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+        self.engine = sa.create_engine(url, **options)
 
-        with psycopg.connect(self.dsn) as conn:
-            return conn.execute(sql, params).fetchall()
+    def rows(self, sql: str, **params: Any) -> list[tuple]:
+        import sqlalchemy as sa
+
+        with self.engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(sa.text(sql), params)]
 
     def runs(self, dag_id: str) -> list[dict[str, Any]]:
-        rows = self.rows(
-            "select run_id, run_type, state, logical_date, data_interval_start, backfill_id, end_date, conf"
-            " from dag_run where dag_id = %s order by id",
-            (dag_id,),
-        )
-        keys = ("run_id", "run_type", "state", "logical_date", "data_interval_start", "backfill_id", "end_date", "conf")
-        return [dict(zip(keys, row, strict=True)) for row in rows]
+        keys = ("run_id", "run_type", "state", "logical_date", "data_interval_start", "backfill_id", "start_date",
+                "end_date", "conf")  # fmt: skip
+        rows = self.rows(f"select {', '.join(keys)} from dag_run where dag_id = :dag_id order by id", dag_id=dag_id)
+        runs = [dict(zip(keys, row, strict=True)) for row in rows]
+        for run in runs:
+            for key in ("logical_date", "data_interval_start", "start_date", "end_date"):
+                run[key] = _as_datetime(run[key])
+        return runs
 
     def failed_tasks(self) -> list[tuple]:
         return self.rows(
             "select dag_id, run_id, task_id, try_number from task_instance where state in ('failed', 'upstream_failed')"
         )
+
+    def retried_tasks(self) -> list[tuple]:
+        """Task instances on a try after the first, and earlier tries kept in the history table."""
+        current = self.rows("select dag_id, run_id, task_id, try_number from task_instance where try_number > 1")
+        earlier = self.rows("select dag_id, run_id, task_id, try_number, state from task_instance_history")
+        return current + earlier
+
+    def dispose(self) -> None:
+        self.engine.dispose()
 
 
 def wait_for(what: str, condition: Callable[[], Any], stack: Stack, timeout: float, poll: float = 2.0) -> Any:
@@ -388,7 +421,17 @@ def direct(args: argparse.Namespace) -> int:
     return 0
 
 
-# --- the run ------------------------------------------------------------------------------
+# --- the runs ---------------------------------------------------------------------------
+
+TIME_SCHEDULED_DAGS = (
+    "crm_extract",
+    "usage_extract",
+    "cohort_analysis",
+    "model_evaluation",
+    "segment_revision",
+    "annual_segmentation_review",
+)
+MONTHLY_DAGS = TIME_SCHEDULED_DAGS[2:]
 
 
 def month_starts(last: date, count: int) -> list[date]:
@@ -400,130 +443,352 @@ def month_starts(last: date, count: int) -> list[date]:
     return sorted(months)
 
 
-def run(args: argparse.Namespace) -> int:
-    import psycopg
+class Session:
+    """One stack's run: its directory, phase timings, components, metadata and the clean-up."""
 
-    try:
-        psycopg.connect(PG_ADMIN_DSN, connect_timeout=5).close()
-    except psycopg.Error as exc:
-        print(f"E2E FAILED: PostgreSQL {PG_ADMIN_DSN} is unreachable ({exc}); set POSTSALES_TEST_PG_DSN", flush=True)
-        return 1
-    started = time.monotonic()
-    phases: dict[str, float] = {}
-    tag = uuid.uuid4().hex[:8]
-    work = (ROOT / ".e2e").resolve()
-    work.mkdir(exist_ok=True)
-    run_dir = work / f"run-{datetime.now(UTC):%Y%m%dT%H%M%S}-{tag}"
-    (run_dir / "logs").mkdir(parents=True)
-    meta_db, warehouse_db = f"postsales_e2e_meta_{tag}", f"postsales_e2e_wh_{tag}"
-    import redis
+    def __init__(self, label: str, args: argparse.Namespace) -> None:
+        self.label = label
+        self.args = args
+        self.started = time.monotonic()
+        self.tag = uuid.uuid4().hex[:8]
+        self.run_dir = (ROOT / ".e2e").resolve() / f"run-{datetime.now(UTC):%Y%m%dT%H%M%S}-{label}-{self.tag}"
+        (self.run_dir / "logs").mkdir(parents=True)
+        self.phases: dict[str, float] = {}
+        self.stack: Stack | None = None
+        self.meta: Metadata | None = None
+        self.today = datetime.now(UTC).date()
+        self.yesterday = self.today - timedelta(days=1)
+        # The latest complete month: unpausing a monthly DAG runs it at once.
+        self.last_month = (self.today.replace(day=1) - timedelta(days=1)).replace(day=1)
 
-    try:
-        redis.Redis.from_url(REDIS_URL).flushdb()  # no task messages left from an earlier run
-    except redis.RedisError as exc:
-        print(f"E2E FAILED: the Celery broker {REDIS_URL} is unreachable ({exc}); start Redis or set "
-              "POSTSALES_E2E_REDIS_URL", flush=True)  # fmt: skip
-        return 1
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-        for name in (meta_db, warehouse_db):
-            conn.execute(f'create database "{name}"')
+    @contextlib.contextmanager
+    def phase(self, name: str):
+        started = time.monotonic()
+        yield
+        self.phases[name] = time.monotonic() - started
 
-    today = datetime.now(UTC).date()
-    yesterday = today - timedelta(days=1)
-    source_dir = run_dir / "source"
-    warehouse_url = pg_url(warehouse_db)
-    api_port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")},
-        "AIRFLOW_HOME": str(run_dir / "airflow"),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
-        "AIRFLOW__CORE__FERNET_KEY": urlsafe_b64encode(os.urandom(32)).decode(),
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
-        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
-        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{api_port}",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": pg_url(meta_db),
-        "AIRFLOW__CELERY__BROKER_URL": REDIS_URL,
-        "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + pg_url(meta_db),
-        "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
-        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
-        "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",  # shorter task wrap-up
-        "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "300",
-        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
-        "POSTSALES_WAREHOUSE_URL": warehouse_url,
-        "POSTSALES_SOURCE_DIR": str(source_dir),
-        "POSTSALES_DATA_DIR": str(run_dir / "data"),
-        "POSTSALES_RETRY_DELAY_SECONDS": "5",
-        "PYTHONPATH": str(ROOT / "plugins"),
-        "GX_ANALYTICS_ENABLED": "false",
-        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
-    stack = Stack(env, run_dir / "logs")
+    def base_env(self, api_port: int) -> dict[str, str]:
+        """What every component of this stack gets, besides the stack's own settings."""
+        return {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "POSTSALES"))},
+            "AIRFLOW_HOME": str(self.run_dir / "airflow"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__FERNET_KEY": urlsafe_b64encode(os.urandom(32)).decode(),
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
+            "AIRFLOW__API__PORT": str(api_port),
+            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{api_port}",
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",  # shorter task wrap-up
+            "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "300",
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
+            "POSTSALES_SOURCE_DIR": str(self.run_dir / "source"),
+            "POSTSALES_DATA_DIR": str(self.run_dir / "data"),
+            "POSTSALES_RETRY_DELAY_SECONDS": "5",
+            "PYTHONPATH": str(ROOT / "plugins"),
+            "GX_ANALYTICS_ENABLED": "false",
+            "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
+
+    def start_stack(self, env: dict[str, str]) -> Stack:
+        self.stack = Stack(env, self.run_dir / "logs")
+        self.stack.deadline = self.started + self.args.deadline
+        return self.stack
+
+    def wait(self, what: str, condition: Callable[[], Any], timeout: float | None = None) -> Any:
+        return wait_for(what, condition, self.stack, timeout or self.args.timeout)
+
+
+def run_session(label: str, args: argparse.Namespace, body: Callable[[Session], None],
+                cleanup: Callable[[Session], None] | None = None) -> bool:  # fmt: skip
+    """Run ``body``; on any failure print the component and failed task logs; always stop the
+    components, report wall time and memory, and clean up. True when it passed."""
+    session = Session(label, args)
 
     def terminated(signum: int, _frame: Any) -> None:
         raise E2EFailure(f"stopped by signal {signum}")  # so the components are stopped too
 
     signal.signal(signal.SIGTERM, terminated)
     signal.signal(signal.SIGINT, terminated)
-    stack.deadline = started + args.deadline
-    meta = Metadata(pg_url(meta_db, "postgresql"))
-    # Unpausing cohort_analysis runs its latest complete month at once (last month); a backfill
-    # over that month would skip it as already run, so backfill the months before it.
-    last_month = (today.replace(day=1) - timedelta(days=1)).replace(day=1)
-    backfill_months = month_starts(last_month - timedelta(days=1), args.months)
+    log(f"[{label}] run directory {session.run_dir}")
     ok = False
     try:
-        phase = time.monotonic()
-        log(f"run directory {run_dir}; metadata {meta_db}, warehouse {warehouse_db}, broker {REDIS_URL}")
+        body(session)
+        ok = True
+    except (E2EFailure, subprocess.TimeoutExpired) as exc:
+        print(f"\nE2E FAILED ({label}): {exc}", flush=True)
+    except Exception as exc:
+        print(f"\nE2E FAILED ({label}) with an unexpected error: {type(exc).__name__}: {exc}", flush=True)
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        if session.stack is not None:
+            if not ok:
+                with contextlib.suppress(Exception):
+                    _dump_failed_task_logs(session.meta, session.run_dir / "airflow" / "logs")
+                session.stack.dump_logs()
+            started = time.monotonic()
+            survivors = session.stack.stop()
+            session.phases["stop components"] = time.monotonic() - started
+            if survivors:
+                print(f"E2E FAILED ({label}): processes still running after stop: {survivors}", flush=True)
+                ok = False
+            else:
+                log(f"stopped {len(session.stack.procs)} components; no process of theirs is left")
+            _report(session)
+        if session.meta is not None:
+            session.meta.dispose()
+        from postsales import warehouse
+
+        warehouse.dispose_all()
+        if cleanup is not None:
+            cleanup(session)
+    log(f"[{label}] {'PASSED' if ok else 'FAILED'}")
+    return ok
+
+
+def _retrying_cli(env: dict[str, str], *args: str) -> str:
+    """An ``airflow`` command against SQLite metadata, retried while the scheduler holds the lock."""
+    for attempt in range(1, 6):
+        try:
+            return airflow_cli(env, *args)
+        except E2EFailure as exc:
+            if "database is locked" not in str(exc) or attempt == 5:
+                raise
+            log(f"airflow {args[0]} {args[1]}: SQLite metadata locked by the scheduler, trying again ({attempt})")
+            time.sleep(3)
+    raise AssertionError("unreachable")
+
+
+# --- the make airflow stack: LocalExecutor, SQLite metadata, DuckDB warehouse -------------
+
+
+def run_local(args: argparse.Namespace) -> bool:
+    """What a new user does: ``make run``, then ``make airflow`` and unpause everything."""
+    return run_session("local", args, local_body)
+
+
+def local_body(session: Session) -> None:
+    args = session.args
+    api_port = free_port()
+    warehouse_path = session.run_dir / "data" / "warehouse.duckdb"
+    env = session.base_env(api_port) | {"POSTSALES_WAREHOUSE_URL": f"duckdb:///{warehouse_path}"}
+    session.meta = meta = Metadata(f"sqlite:///{session.run_dir / 'airflow' / 'airflow.db'}")
+
+    # 1. make run: the demo through dag.test(), as on day one.
+    with session.phase("1 make run (demo data, every DAG through dag.test)"):
+        result = subprocess.run(
+            ["make", "run", f"DEMO_ACCOUNTS={args.accounts}", f"PYTHON={sys.executable}"],
+            env=env, cwd=ROOT, capture_output=True, text=True, timeout=args.timeout, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        (session.run_dir / "logs" / "make-run.log").write_text(result.stdout + result.stderr)
+        if result.returncode != 0:
+            raise E2EFailure(
+                f"make run failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+            )
+        made = {dag_id: meta.runs(dag_id) for dag_id in ("cohort_analysis", "model_evaluation", "segment_revision")}
+        for dag_id, runs in made.items():
+            for run in runs:
+                if run["state"] != "success":
+                    raise E2EFailure(f"make run: {dag_id} {run['run_id']} is {run['state']}")
+                took = run["end_date"] - run["start_date"]
+                if took > timedelta(hours=1):  # dag.test() given a past logical date showed month-long runs
+                    raise E2EFailure(f"make run: {dag_id} {run['run_id']} shows a run of {took}")
+        log(f"make run: {sum(len(r) for r in made.values())} monthly runs, each as long as it really took")
+
+    # 2. make airflow: the scheduler, dag-processor, api-server and triggerer (airflow standalone).
+    with session.phase("2 make airflow, parse DAGs"):
+        stack = session.start_stack(env)
+        stack.start("standalone", command=["make", "airflow", f"PYTHON={sys.executable}"])
+        stack.start_sampling()
+        session.wait("api-server health", lambda: _healthy(api_port), 240)
+        session.wait("all DAGs parsed and serialized", lambda: _all_dags_parsed(meta), 300)
+
+    # 3. Unpause: every time-scheduled DAG runs its latest complete interval at once, and succeeds.
+    with session.phase("3 unpause: the scheduler runs each DAG's latest interval"):
+        # account_segmentation first: a paused DAG is not told of the Asset events it misses.
+        for dag_id in ("account_segmentation", *TIME_SCHEDULED_DAGS):
+            _retrying_cli(env, "dags", "unpause", dag_id)
+        expected = {dag_id: datetime.combine(session.yesterday, datetime.min.time()) for dag_id in EXTRACT_DAGS}
+        expected |= {dag_id: datetime.combine(session.last_month, datetime.min.time()) for dag_id in MONTHLY_DAGS}
+        for dag_id, interval_start in expected.items():
+            session.wait(
+                f"{dag_id}: the scheduled run for {interval_start:%Y-%m-%d}",
+                runs_settled(meta, dag_id, lambda runs, start=interval_start: any(
+                    run["run_type"] == "scheduled" and run["data_interval_start"] == start for run in runs
+                )),
+            )  # fmt: skip
+        asset_triggered = runs_settled(
+            meta, "account_segmentation", lambda runs: any(r["run_type"] == "asset_triggered" for r in runs)
+        )
+        session.wait("account_segmentation after the scheduled extracts (staging Assets)", asset_triggered)
+        blocked = _tail(stack.log_dir / "standalone.log", 100_000).count("run already exists")
+        if blocked:
+            raise E2EFailure(f"the scheduler logged 'run already exists' {blocked} times: a make run run blocks it")
+        for dag_id, interval_start in expected.items():
+            [(next_start,)] = meta.rows(
+                "select next_dagrun_data_interval_start from dag where dag_id = :dag_id", dag_id=dag_id
+            )
+            if next_start is None or _as_datetime(next_start) <= interval_start:
+                raise E2EFailure(f"{dag_id}: next run {next_start} is not after the run just made ({interval_start})")
+        log("every time-scheduled DAG ran its latest interval after make run; next runs are in the future")
+
+    # 4. Backfill history on DuckDB with the defaults a user gets: zero retries.
+    cohort_months = month_starts(session.last_month - timedelta(days=1), args.months)
+    evaluation_months = month_starts(session.last_month - timedelta(days=1), args.evaluation_months)
+    with session.phase(f"4 backfill cohorts ({len(cohort_months)} months) and evaluation ({len(evaluation_months)})"):
+        for dag_id, months in (("cohort_analysis", cohort_months), ("model_evaluation", evaluation_months)):
+            _retrying_cli(env, "backfill", "create", "--dag-id", dag_id,
+                          "--from-date", months[0].isoformat(), "--to-date", months[-1].isoformat())  # fmt: skip
+        for dag_id, months in (("cohort_analysis", cohort_months), ("model_evaluation", evaluation_months)):
+            session.wait(f"{dag_id}: backfill of {len(months)} months", _backfill_done(meta, dag_id, months, 1))
+        retried = meta.retried_tasks()
+        if retried:
+            raise E2EFailure(f"tasks needed retries on the DuckDB warehouse: {retried[:20]}")
+        log("no task of any run needed a retry")
+
+    # 5. What the warehouse says about those runs (read once the components let go of the file).
+    with session.phase("5 check ops.run_summary and the partitions"):
+        stack.stop()
+        runs = {dag_id: meta.runs(dag_id) for dag_id in (*TIME_SCHEDULED_DAGS, "account_segmentation")}
+        _check_local_warehouse(env["POSTSALES_WAREHOUSE_URL"], runs, cohort_months, evaluation_months)
+
+
+def _check_local_warehouse(url: str, runs: dict[str, list[dict]], cohort_months: list[date],
+                           evaluation_months: list[date]) -> None:  # fmt: skip
+    import sqlalchemy as sa
+
+    from postsales import warehouse
+
+    with warehouse.engine(url).connect() as conn:
+        summaries = {
+            (row.dag_id, row.run_id): row
+            for row in conn.execute(sa.text("select dag_id, run_id, state, retries, task_tries from ops.run_summary"))
+        }
+        snapshots = {row[0] for row in conn.execute(sa.text("select distinct snapshot_month from mart.mrr_movements"))}
+        evaluations = {row[0] for row in conn.execute(sa.text("select distinct as_of_date from mart.health_outcomes"))}
+    problems = []
+    for dag_id, dag_runs in runs.items():
+        for run in dag_runs:
+            row = summaries.get((dag_id, run["run_id"]))
+            if row is None:
+                problems.append(f"{dag_id} {run['run_id']}: no ops.run_summary row")
+            elif row.state != run["state"] or row.retries != 0 or not json.loads(row.task_tries):
+                problems.append(f"{dag_id} {run['run_id']}: {row.state}, retries {row.retries}, {row.task_tries}")
+    for month in cohort_months:
+        if month not in {_as_date(m) for m in snapshots}:
+            problems.append(f"mart.mrr_movements has no snapshot {month}")
+    for month in evaluation_months:
+        as_of = (month + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+        if as_of not in {_as_date(d) for d in evaluations}:
+            problems.append(f"mart.health_outcomes has no evaluation as of {as_of}")
+    if problems:
+        raise E2EFailure("warehouse after the runs:\n  " + "\n  ".join(problems[:30]))
+    log(f"ops.run_summary: every one of {sum(map(len, runs.values()))} runs recorded with 0 retries; "
+        f"{len(cohort_months)} snapshots and {len(evaluation_months)} evaluations written")  # fmt: skip
+
+
+def _as_date(value: Any) -> date:
+    return value.date() if isinstance(value, datetime) else value if isinstance(value, date) else date.fromisoformat(
+        str(value)[:10])  # fmt: skip
+
+
+# --- the production stack: CeleryExecutor, PostgreSQL metadata and warehouse, Redis ---------
+
+
+def run_celery(args: argparse.Namespace) -> bool:
+    import psycopg
+    import redis
+
+    try:
+        psycopg.connect(PG_ADMIN_DSN, connect_timeout=5).close()
+    except psycopg.Error as exc:
+        print(f"E2E FAILED: PostgreSQL {PG_ADMIN_DSN} is unreachable ({exc}); set POSTSALES_TEST_PG_DSN", flush=True)
+        return False
+    try:
+        redis.Redis.from_url(REDIS_URL).flushdb()  # no task messages left from an earlier run
+    except redis.RedisError as exc:
+        print(f"E2E FAILED: the Celery broker {REDIS_URL} is unreachable ({exc}); start Redis or set "
+              "POSTSALES_E2E_REDIS_URL", flush=True)  # fmt: skip
+        return False
+    databases: list[str] = []
+
+    def body(session: Session) -> None:
+        databases.extend((f"postsales_e2e_meta_{session.tag}", f"postsales_e2e_wh_{session.tag}"))
+        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+            for name in databases:
+                conn.execute(f'create database "{name}"')
+        celery_body(session, *databases)
+
+    def drop(session: Session) -> None:
+        if not args.keep:
+            with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+                for name in databases:
+                    conn.execute(f'drop database if exists "{name}" with (force)')
+
+    return run_session("celery", args, body, drop)
+
+
+def celery_body(session: Session, meta_db: str, warehouse_db: str) -> None:
+    args = session.args
+    api_port = free_port()
+    warehouse_url = pg_url(warehouse_db)
+    env = session.base_env(api_port) | {
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": pg_url(meta_db),
+        "AIRFLOW__CELERY__BROKER_URL": REDIS_URL,
+        "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + pg_url(meta_db),
+        "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
+        "POSTSALES_WAREHOUSE_URL": warehouse_url,
+    }
+    session.meta = meta = Metadata(pg_url(meta_db))
+    # Unpausing cohort_analysis runs its latest complete month at once (last month); a backfill
+    # over that month would skip it as already run, so backfill the months before it.
+    backfill_months = month_starts(session.last_month - timedelta(days=1), args.months)
+    evaluation_months = month_starts(session.last_month - timedelta(days=1), args.evaluation_months)
+    yesterday = session.yesterday
+    with session.phase("setup (demo data, db migrate)"):
+        log(f"metadata {meta_db}, warehouse {warehouse_db}, broker {REDIS_URL}")
         from postsales import demo
 
-        counts = demo.generate(source_dir, accounts=args.accounts, seed=42, as_of=yesterday)
+        counts = demo.generate(Path(env["POSTSALES_SOURCE_DIR"]), accounts=args.accounts, seed=42, as_of=yesterday)
         log(f"demo source through {yesterday}: {json.dumps(counts, default=str)[:200]}")
         airflow_cli(env, "db", "migrate", timeout=600)
         airflow_cli(env, "pools", "set", "postsales_warehouse", "2", "warehouse writers (PostgreSQL)")
-        phases["setup (demo data, db migrate)"] = time.monotonic() - phase
 
-        phase = time.monotonic()
+    with session.phase("start components, parse DAGs"):
+        stack = session.start_stack(env)
         stack.start("api-server", "api-server", "--host", "127.0.0.1", "--port", str(api_port), "--workers", "1")
         stack.start("scheduler", "scheduler")
         stack.start("dag-processor", "dag-processor")
         stack.start("triggerer", "triggerer")
         stack.start("celery-worker", "celery", "worker", "--concurrency", "2", "--without-gossip", "--without-mingle")
         stack.start_sampling()
-        wait_for("api-server health", lambda: _healthy(api_port), stack, 180)
-        dag_ids = wait_for(
-            "all DAGs parsed and serialized",
-            lambda: _all_dags_parsed(meta),
-            stack,
-            300,
-        )
+        session.wait("api-server health", lambda: _healthy(api_port), 180)
+        dag_ids = session.wait("all DAGs parsed and serialized", lambda: _all_dags_parsed(meta), 300)
         log(f"DAGs: {', '.join(sorted(dag_ids))}")
-        phases["start components, parse DAGs"] = time.monotonic() - phase
 
-        # 1. Day one: load the history (full refresh), then the Asset chain.
-        phase = time.monotonic()
+    # 1. Day one: load the history (full refresh), then the Asset chain.
+    with session.phase("1a initial load (full refresh)"):
         for dag_id in EXTRACT_DAGS:
             airflow_cli(env, "dags", "unpause", dag_id)
             airflow_cli(env, "dags", "trigger", dag_id, "--conf", json.dumps({"full_refresh": True}))
-            wait_for(
+            session.wait(
                 f"{dag_id}: the scheduled latest interval and the full refresh",
                 runs_settled(meta, dag_id, lambda runs: len(runs) >= 2),
-                stack,
-                args.timeout,
             )
-        phases["1a initial load (full refresh)"] = time.monotonic() - phase
 
-        phase = time.monotonic()
+    with session.phase("1b Asset chain extract -> segmentation"):
         airflow_cli(env, "dags", "unpause", "account_segmentation")
         chain_start = datetime.now(UTC)
         for dag_id in EXTRACT_DAGS:  # no logical date, as the UI triggers: the last complete day
             airflow_cli(env, "dags", "trigger", dag_id)
-            third_run = runs_settled(meta, dag_id, lambda runs: len(runs) >= 3)
-            wait_for(f"{dag_id}: yesterday's interval", third_run, stack, args.timeout)
-        seg_runs = wait_for(
+            session.wait(f"{dag_id}: yesterday's interval", runs_settled(meta, dag_id, lambda runs: len(runs) >= 3))
+        seg_runs = session.wait(
             "account_segmentation triggered by the staging Assets",
             lambda: (
                 [
@@ -534,8 +799,6 @@ def run(args: argparse.Namespace) -> int:
                 if runs_settled(meta, "account_segmentation", lambda r: bool(r))()
                 else []
             ),
-            stack,
-            args.timeout,
         )
         if any(run["run_type"] == "manual" for run in meta.runs("account_segmentation")):
             raise E2EFailure("account_segmentation has a manual run: the chain was not Asset-driven")
@@ -553,22 +816,31 @@ def run(args: argparse.Namespace) -> int:
         )
         if yesterday not in as_of_dates:
             raise E2EFailure(f"mart.account_segments has no partition for {yesterday}: {as_of_dates}")
-        phases["1b Asset chain extract -> segmentation"] = time.monotonic() - phase
-        check_run_summaries(meta, warehouse_url, ("crm_extract", "usage_extract", "account_segmentation"))
+    check_run_summaries(meta, warehouse_url, ("crm_extract", "usage_extract", "account_segmentation"))
 
-        # 2. Backfill the cohort snapshots.
-        phase = time.monotonic()
-        airflow_cli(env, "dags", "unpause", "cohort_analysis")
-        backfill_args = ("--from-date", backfill_months[0].isoformat(), "--to-date", backfill_months[-1].isoformat())
-        airflow_cli(env, "backfill", "create", "--dag-id", "cohort_analysis", *backfill_args)
-        first_backfill = _backfill_done(meta, backfill_months, 1)
-        wait_for(f"backfill of {len(backfill_months)} months", first_backfill, stack, args.timeout)
-        phases[f"2 backfill cohort_analysis ({len(backfill_months)} months)"] = time.monotonic() - phase
+    # 2. Backfill the cohort snapshots and the model evaluation at once: on PostgreSQL the pool
+    # has two slots, so their tasks run side by side.
+    with session.phase(f"2 backfill cohorts ({len(backfill_months)} months) and evaluation "
+                       f"({len(evaluation_months)})"):  # fmt: skip
+        for dag_id, months in (("cohort_analysis", backfill_months), ("model_evaluation", evaluation_months)):
+            airflow_cli(env, "dags", "unpause", dag_id)
+            airflow_cli(env, "backfill", "create", "--dag-id", dag_id,
+                        "--from-date", months[0].isoformat(), "--to-date", months[-1].isoformat())  # fmt: skip
+        for dag_id, months in (("cohort_analysis", backfill_months), ("model_evaluation", evaluation_months)):
+            session.wait(f"{dag_id}: backfill of {len(months)} months", _backfill_done(meta, dag_id, months, 1))
+        overlap = _max_running_at_once(meta, ("cohort_analysis", "model_evaluation"))
+        if overlap < 2:
+            raise E2EFailure(f"the backfills never ran two warehouse tasks at once on PostgreSQL (max {overlap})")
+        log(f"backfills ran up to {overlap} warehouse tasks at once")
+        duplicates = _duplicate_segment_rows(warehouse_url)
+        if duplicates:
+            raise E2EFailure(f"mart.account_segments holds duplicate rows after the parallel backfills: {duplicates}")
 
-        # 3. Each month's snapshot exists and equals the direct computation.
-        phase = time.monotonic()
-        direct_url = f"duckdb:///{run_dir / 'direct.duckdb'}"
-        direct_env = {**env, "POSTSALES_WAREHOUSE_URL": direct_url, "POSTSALES_DATA_DIR": str(run_dir / "direct")}
+    # 3. Each month's snapshot exists and equals the direct computation.
+    with session.phase("3 compare with the direct computation"):
+        direct_url = f"duckdb:///{session.run_dir / 'direct.duckdb'}"
+        direct_env = {**env, "POSTSALES_WAREHOUSE_URL": direct_url,
+                      "POSTSALES_DATA_DIR": str(session.run_dir / "direct")}  # fmt: skip
         cmd = [sys.executable, __file__, "direct"]
         cmd += [f"--as-of={d.isoformat()}" for d in as_of_dates] + [f"--month={m.isoformat()}" for m in backfill_months]
         result = subprocess.run(cmd, env=direct_env, capture_output=True, text=True, cwd=ROOT, timeout=args.timeout)
@@ -581,60 +853,47 @@ def run(args: argparse.Namespace) -> int:
         compare("backfilled cohort snapshots vs direct", backfilled, read_cohorts(direct_url, backfill_months))
         segments = read_segments(warehouse_url, as_of_dates)
         compare("Asset-driven segments and forecasts vs direct", segments, read_segments(direct_url, as_of_dates))
-        phases["3 compare with the direct computation"] = time.monotonic() - phase
 
-        # 4. Reprocess the backfill: the tables must not change.
-        phase = time.monotonic()
-        airflow_cli(
-            env,
-            "backfill",
-            "create",
-            "--dag-id",
-            "cohort_analysis",
-            *backfill_args,
-            "--reprocess-behavior",
-            "completed",
-        )
-        rerun = wait_for("reprocessed backfill", _backfill_done(meta, backfill_months, 2), stack, args.timeout)
+    # 4. Reprocess the backfill: the tables must not change.
+    with session.phase("4 reprocess backfill, check idempotency"):
+        airflow_cli(env, "backfill", "create", "--dag-id", "cohort_analysis", "--from-date",
+                    backfill_months[0].isoformat(), "--to-date", backfill_months[-1].isoformat(),
+                    "--reprocess-behavior", "completed")  # fmt: skip
+        rerun = session.wait("reprocessed backfill", _backfill_done(meta, "cohort_analysis", backfill_months, 2))
         if any(clear_number < 1 for *_, clear_number in rerun):
             raise E2EFailure(f"the reprocessing backfill did not rerun every month: {rerun}")
         compare(
             "cohort snapshots after reprocessing vs before", read_cohorts(warehouse_url, backfill_months), backfilled
         )
         compare("segments after reprocessing vs before", read_segments(warehouse_url, as_of_dates), segments)
-        phases["4 reprocess backfill, check idempotency"] = time.monotonic() - phase
-        check_run_summaries(meta, warehouse_url, ("cohort_analysis",))
-        ok = True
-    except (E2EFailure, subprocess.TimeoutExpired) as exc:
-        print(f"\nE2E FAILED: {exc}", flush=True)
-    except Exception as exc:
-        print(f"\nE2E FAILED with an unexpected error: {type(exc).__name__}: {exc}", flush=True)
-        import traceback
+    check_run_summaries(meta, warehouse_url, ("cohort_analysis", "model_evaluation"))
 
-        traceback.print_exc()
-    finally:
-        if not ok:
-            with contextlib.suppress(Exception):
-                _dump_failed_task_logs(meta, Path(env["AIRFLOW_HOME"]) / "logs")
-            stack.dump_logs()
-        phase = time.monotonic()
-        survivors = stack.stop()
-        phases["5 stop components"] = time.monotonic() - phase
-        if survivors:
-            print(f"E2E FAILED: processes still running after stop: {survivors}", flush=True)
-            ok = False
-        else:
-            log(f"stopped {len(stack.procs)} components; no process of theirs is left")
-        _report(phases, stack, time.monotonic() - started, run_dir)
-        from postsales import warehouse
 
-        warehouse.dispose_all()
-        if not args.keep:
-            with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-                for name in (meta_db, warehouse_db):
-                    conn.execute(f'drop database if exists "{name}" with (force)')
-    log("PASSED" if ok else "FAILED")
-    return 0 if ok else 1
+def _max_running_at_once(meta: Metadata, dag_ids: tuple[str, ...]) -> int:
+    """The most task instances of ``dag_ids`` in the warehouse pool that ran at the same time."""
+    rows = meta.rows(
+        "select start_date, end_date from task_instance where pool = 'postsales_warehouse' and dag_id = any(:dag_ids)"
+        " and start_date is not null and end_date is not null",
+        dag_ids=list(dag_ids),
+    )
+    events = sorted([(_as_datetime(start), 1) for start, _ in rows] + [(_as_datetime(end), -1) for _, end in rows])
+    running = most = 0
+    for _, step in events:
+        running += step
+        most = max(most, running)
+    return most
+
+
+def _duplicate_segment_rows(url: str) -> list[tuple]:
+    import sqlalchemy as sa
+
+    from postsales import warehouse
+
+    with warehouse.engine(url).connect() as conn:
+        return [tuple(row) for row in conn.execute(sa.text(
+            "select as_of_date, account_id, count(*) from mart.account_segments"
+            " group by as_of_date, account_id having count(*) > 1 limit 5"
+        ))]  # fmt: skip
 
 
 def _healthy(port: int) -> bool:
@@ -656,30 +915,30 @@ def _all_dags_parsed(meta: Metadata) -> set[str] | None:
     return None
 
 
-def _backfill_done(meta: Metadata, months: list[date], number: int) -> Callable[[], list[tuple] | None]:
-    """A condition: the ``number``-th backfill of cohort_analysis completed with a successful run per month.
+def _backfill_done(meta: Metadata, dag_id: str, months: list[date], number: int) -> Callable[[], list[tuple] | None]:
+    """A condition: the ``number``-th backfill of ``dag_id`` completed with a successful run per month.
 
     Reprocessing does not create runs: it clears the existing ones (``clear_number`` goes up).
     """
 
     def check() -> list[tuple] | None:
-        backfills = meta.rows("select id, completed_at from backfill where dag_id = 'cohort_analysis' order by id")
+        backfills = meta.rows("select id, completed_at from backfill where dag_id = :dag_id order by id", dag_id=dag_id)
         if len(backfills) < number:
             return None
         backfill_id, completed_at = backfills[number - 1]
         runs = meta.rows(
             "select r.run_id, r.state, r.data_interval_start, r.clear_number from backfill_dag_run b"
-            " join dag_run r on r.id = b.dag_run_id where b.backfill_id = %s",
-            (backfill_id,),
+            " join dag_run r on r.id = b.dag_run_id where b.backfill_id = :backfill_id",
+            backfill_id=backfill_id,
         )
         failed = [run[0] for run in runs if run[1] == "failed"]
         if failed:
-            raise E2EFailure(f"cohort_analysis backfill {backfill_id}: runs failed: {failed}")
+            raise E2EFailure(f"{dag_id} backfill {backfill_id}: runs failed: {failed}")
         if completed_at is None or any(run[1] != "success" for run in runs):
             return None
-        missing = [month for month in months if month not in {run[2].date() for run in runs}]
+        missing = [month for month in months if month not in {_as_datetime(run[2]).date() for run in runs}]
         if missing:
-            raise E2EFailure(f"backfill {backfill_id} completed without runs for {missing}")
+            raise E2EFailure(f"{dag_id} backfill {backfill_id} completed without runs for {missing}")
         return runs
 
     return check
@@ -734,37 +993,51 @@ def _dump_failed_task_logs(meta: Metadata, log_root: Path) -> None:
             print(_tail(path, 40))
 
 
-def _report(phases: dict[str, float], stack: Stack, wall: float, run_dir: Path) -> None:
-    mib = 1024 * 1024
-    lines = ["", "e2e wall time by phase:"]
-    lines += [f"  {name:<45}{seconds:>8.1f} s" for name, seconds in phases.items()]
-    lines.append(f"  {'total':<45}{wall:>8.1f} s")
+def _report(session: Session) -> None:
+    stack, mib = session.stack, 1024 * 1024
+    wall = time.monotonic() - session.started
+    lines = ["", f"e2e ({session.label}) wall time by phase:"]
+    lines += [f"  {name:<60}{seconds:>8.1f} s" for name, seconds in session.phases.items()]
+    lines.append(f"  {'total':<60}{wall:>8.1f} s")
     lines.append("peak memory (RSS of each component's process tree, sampled every 0.5 s):")
-    lines += [f"  {name:<45}{rss / mib:>8.0f} MiB" for name, rss in stack.peak_rss.items()]
-    lines.append(f"  {'all components at once (peak of the sum)':<45}{stack.peak_total_rss / mib:>8.0f} MiB")
+    lines += [f"  {name:<60}{rss / mib:>8.0f} MiB" for name, rss in stack.peak_rss.items()]
+    lines.append(f"  {'all components at once (peak of the sum)':<60}{stack.peak_total_rss / mib:>8.0f} MiB")
     print("\n".join(lines), flush=True)
     summary = {
+        "stack": session.label,
         "wall_seconds": round(wall, 1),
-        "phases": {k: round(v, 1) for k, v in phases.items()},
+        "phases": {k: round(v, 1) for k, v in session.phases.items()},
         "peak_rss_mib": {k: round(v / mib) for k, v in stack.peak_rss.items()},
         "peak_total_rss_mib": round(stack.peak_total_rss / mib),
     }
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    (session.run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+
+
+STACKS = {"local": run_local, "celery": run_celery}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command")
+    parser.add_argument("--stack", choices=[*STACKS, "all"], default="all",
+                        help="local: make run + make airflow (LocalExecutor, SQLite, DuckDB); celery: CeleryExecutor, "
+                             "PostgreSQL, Redis; all: both, one after the other (default)")  # fmt: skip
     parser.add_argument("--accounts", type=int, default=200, help="demo accounts (default %(default)s)")
-    parser.add_argument("--months", type=int, default=6, help="cohort months to backfill (default %(default)s)")
+    parser.add_argument("--months", type=int, default=12, help="cohort months to backfill (default %(default)s)")
+    parser.add_argument("--evaluation-months", type=int, default=6,
+                        help="model_evaluation months to backfill (default %(default)s)")  # fmt: skip
     parser.add_argument("--timeout", type=float, default=900, help="seconds to wait for each step")
-    parser.add_argument("--deadline", type=float, default=1800, help="seconds for the whole run")
+    parser.add_argument("--deadline", type=float, default=2400, help="seconds for each stack's whole run")
     parser.add_argument("--keep", action="store_true", help="keep the metadata and warehouse databases")
     direct_parser = sub.add_parser("direct", help="internal: compute the expected tables without Airflow")
     direct_parser.add_argument("--as-of", action="append", default=[])
     direct_parser.add_argument("--month", action="append", default=[])
     args = parser.parse_args(argv)
-    return direct(args) if args.command == "direct" else run(args)
+    if args.command == "direct":
+        return direct(args)
+    results = {name: STACKS[name](args) for name in (STACKS if args.stack == "all" else [args.stack])}
+    log("; ".join(f"{name}: {'PASSED' if ok else 'FAILED'}" for name, ok in results.items()))
+    return 0 if all(results.values()) else 1
 
 
 if __name__ == "__main__":

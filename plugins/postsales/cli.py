@@ -18,7 +18,6 @@ import argparse
 import json
 import sys
 import time
-from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -28,15 +27,21 @@ EXTRACT_DAGS = ("crm_extract", "usage_extract")
 
 
 def ensure_demo(accounts: int, seed: int) -> Path:
-    """Generate the demo source into POSTSALES_SOURCE_DIR / files.directory if it is missing."""
+    """Generate the demo source into POSTSALES_SOURCE_DIR / files.directory unless it already holds
+    this size and seed; files the generator did not write are never overwritten."""
+    from postsales import demo
     from postsales.config import source_dir
 
     target = source_dir()
-    if (target / "accounts.csv").exists():
-        print(f"demo data: {target} (exists)")
+    status, holds = demo.demo_status(target, accounts, seed)
+    if status == "current":
+        print(f"demo data: {target} (exists: {holds})")
         return target
-    from postsales import demo
-
+    if status == "foreign":
+        print(f"demo data: {target}: {holds}")
+        return target
+    if status == "different":
+        print(f"demo data: {target} was {holds}: regenerating")
     started = time.monotonic()
     counts = demo.generate(target, accounts=accounts, seed=seed)
     print(f"demo data: {target} generated in {time.monotonic() - started:.1f}s: {json.dumps(counts, default=str)}")
@@ -112,16 +117,22 @@ def summary_text(evaluated: date | None = None) -> str:
             f"{run.source_table:<18}{run.rows_read:>10}{run.rows_loaded:>10}{run.rows_quarantined:>13}"
             f"{staged.get(run.source_table, 0):>12}"
         )
-    by_table: dict[str, Counter] = {}
+    from postsales.monitoring import ALL_QUARANTINE_REASONS, more_reasons_label, top_reasons
+
+    by_table: dict[str, list[tuple[list[str], int]]] = {}
     for row in reasons:
-        counter = by_table.setdefault(row.source_table, Counter())
-        for label in json.loads(row.failed_expectations):
-            counter[label] += row.quarantined_rows
+        by_table.setdefault(row.source_table, []).append((json.loads(row.failed_expectations), row.quarantined_rows))
     if by_table:
         lines.append("top quarantine reasons (ops.quarantine):")
-        for table, counter in by_table.items():
-            for label, count in counter.most_common(3):
-                lines.append(f"  {table}: {label} ({count})")
+        left_out = False
+        for table, groups in by_table.items():
+            listed, more, more_rows = top_reasons(groups, 3)
+            lines.extend(f"  {table}: {label} ({count})" for label, count in listed)
+            if more:
+                lines.append(f"  {table}: {more_reasons_label(more)} ({more_rows} row{'s' if more_rows > 1 else ''})")
+                left_out = True
+        if left_out:
+            lines.append(f"  every reason: {ALL_QUARANTINE_REASONS}")
     lines.extend(segmentation_lines(eng))
     lines.extend(forecast_lines(eng, evaluated))
     lines.extend(cohort_lines(eng))
@@ -130,8 +141,12 @@ def summary_text(evaluated: date | None = None) -> str:
     lines.extend(run_summary_lines(eng))
     docs = [run.data_docs for run in runs if run.data_docs]
     if docs:
+        from postsales.validate.data_docs import docs_root
+
         lines.append("Great Expectations Data Docs:")
         lines.extend(f"  {doc}" for doc in docs)
+        root = docs_root()
+        lines.append(f"  every kept run: {root / 'index.html'}; newest per table: {root / 'latest'}/<table>/index.html")
     return "\n".join(lines)
 
 

@@ -153,6 +153,13 @@ class Thresholds(StrictModel):
     min_failed_rows: int = Field(default=10, ge=0)
 
 
+class DataDocs(StrictModel):
+    """Great Expectations Data Docs under <data dir>/data_docs/ (docs/data-quality.md)."""
+
+    # Sites kept per entity (one per extract run); older ones are deleted after each extract.
+    keep_runs: int = Field(default=30, ge=1)
+
+
 class EntityRules(StrictModel):
     key: list[Identifier]
     columns: dict[Identifier, ColumnRule]
@@ -179,6 +186,7 @@ class EntityRules(StrictModel):
 class ExpectationsConfig(StrictModel):
     version: int
     thresholds: Thresholds = Thresholds()
+    data_docs: DataDocs = DataDocs()
     entities: dict[Entity, EntityRules]
 
     def thresholds_for(self, entity: str) -> Thresholds:

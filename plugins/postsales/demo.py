@@ -52,11 +52,15 @@ __all__ = [
     "SEGMENTS",
     "SURVEY_COLUMNS",
     "USAGE_COLUMNS",
+    "demo_status",
     "generate",
     "main",
 ]
 
 DEFAULT_AS_OF = date(2026, 10, 31)
+# What a directory was generated with, written last: a directory without it was not written by
+# this generator, or its generation did not finish.
+MANIFEST_FILE = "_demo.json"
 HISTORY_DAYS = 1096  # three years up to and including as_of
 PRICING_CHANGE_DATE = date(2025, 1, 1)
 
@@ -1054,6 +1058,7 @@ def generate(
         raise ValueError(f"usage_days must be between 1 and {HISTORY_DAYS}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    (out / MANIFEST_FILE).unlink(missing_ok=True)
     usage_dir = out / "usage_daily"
     usage_dir.mkdir(exist_ok=True)
     for stale in usage_dir.glob("????-??-??.parquet"):
@@ -1237,6 +1242,9 @@ def generate(
     _write_crm(out / "crm.sqlite", acc_all, con_all, sur_all, lock)
     usage_rows = _write_usage(_rng(seed, _S_USAGE), usage_dir, ids, a, c, tl, prof, usage_start, as_of_day, future_rows)
 
+    parameters = _parameters(n, seed, as_of, usage_days)
+    (out / MANIFEST_FILE).write_text(json.dumps(parameters, indent=2) + "\n", encoding="utf-8")
+
     by_problem: dict[str, int] = {}
     for entry in manifest:
         by_problem[entry["problem"]] = by_problem.get(entry["problem"], 0) + 1
@@ -1253,6 +1261,40 @@ def generate(
         "bad_rows": len(manifest),
         "bad_rows_by_problem": dict(sorted(by_problem.items())),
     }
+
+
+def _parameters(accounts: int, seed: int, as_of: date, usage_days: int | None) -> dict[str, Any]:
+    return {"accounts": int(accounts), "seed": int(seed), "as_of": as_of.isoformat(), "usage_days": usage_days}
+
+
+def _describe(parameters: dict[str, Any]) -> str:
+    usage = f", usage for the last {parameters['usage_days']} days" if parameters.get("usage_days") else ""
+    return f"{parameters['accounts']} accounts, seed {parameters['seed']}, as of {parameters['as_of']}{usage}"
+
+
+def demo_status(
+    out_dir: Path, accounts: int, seed: int, as_of: date = DEFAULT_AS_OF, usage_days: int | None = None
+) -> tuple[str, str]:
+    """Whether ``out_dir`` holds the demo for these parameters: (status, what it holds).
+
+    ``current``: generated with them; ``missing``: no source files; ``different``: written by
+    this generator with other parameters (or before it recorded them, or interrupted), so
+    regenerate; ``foreign``: source files the generator did not write (e.g. a real export
+    in ``POSTSALES_SOURCE_DIR``), which must never be overwritten.
+    """
+    out = Path(out_dir)
+    wanted = _parameters(accounts, seed, as_of, usage_days)
+    manifest = out / MANIFEST_FILE
+    if manifest.exists():
+        found = json.loads(manifest.read_text(encoding="utf-8"))
+        if found == wanted:
+            return "current", _describe(found)
+        return "different", f"generated with {_describe(found)}, not {_describe(wanted)}"
+    if not (out / "accounts.csv").exists():
+        return "missing", f"no demo yet; {_describe(wanted)} requested"
+    if (out / "_bad_rows.json").exists():
+        return "different", f"generated without {MANIFEST_FILE} (size and seed unknown), not {_describe(wanted)}"
+    return "foreign", f"source files the demo generator did not write (no {MANIFEST_FILE}): left as they are"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,17 +17,15 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-import re
 import uuid
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pandas as pd
 import sqlalchemy as sa
 
-from postsales import paths, warehouse
+from postsales import warehouse
 from postsales.config import (
     ConfigError,
     EntityRules,
@@ -38,6 +36,7 @@ from postsales.config import (
 )
 from postsales.errors import DataContractError
 from postsales.sources import Interval, make_source
+from postsales.validate import data_docs
 from postsales.validate.coerce import coerce
 from postsales.validate.gate import run_gate
 
@@ -56,6 +55,9 @@ class ExtractSummary:
     rows_loaded: int
     rows_quarantined: int
     top_failures: dict[str, int] = field(default_factory=dict)
+    # Quarantined rows per list of failed expectations (the JSON stored in ops.quarantine), so a
+    # run summary can say how many reasons and rows its top reasons leave out.
+    quarantine_groups: dict[str, int] = field(default_factory=dict)
     data_docs: str | None = None
 
     def as_dict(self) -> dict:
@@ -134,14 +136,6 @@ def _typed_for_load(valid: pd.DataFrame, rules: EntityRules) -> pd.DataFrame:
     return frame
 
 
-def _safe_run_id(run_id: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id)
-
-
-def data_docs_dir(run_id: str, entity: str) -> Path:
-    return paths.data_dir() / "data_docs" / _safe_run_id(run_id) / entity
-
-
 # A full refresh of a folder of files (a year of daily usage) is validated and loaded in
 # groups of whole files of about this many rows, so memory stays bounded by the group
 # (at 10k accounts, a year of usage: 2.1 GiB peak with groups of 500k rows, 1.3 GiB with 200k).
@@ -201,6 +195,7 @@ def extract_entity(
 
     counts = Counter()
     failures: Counter = Counter()
+    failure_groups: Counter = Counter()
     found: dict[str, str | None] = {"origin": source.name, "data_docs": None}
 
     def prepare(number: int, read) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -209,9 +204,8 @@ def extract_entity(
         frame = in_interval(read.frame, column, column_type, interval)
         if "_source" not in frame.columns:
             frame = frame.assign(_source=read.origin)
-        docs_dir = data_docs_dir(run_id, entity) if build_data_docs else None
-        if docs_dir is not None and number > 1:
-            docs_dir = docs_dir / f"batch-{number:03d}"  # one Data Docs site per group of files
+        # One Data Docs site per group of files.
+        docs_dir = data_docs.site_dir(run_id, entity, number) if build_data_docs else None
         gate = run_gate(
             entity,
             frame,
@@ -222,10 +216,12 @@ def extract_entity(
             origin=read.origin,
             docs_dir=docs_dir,
             run_name=run_id,
+            keep_docs_runs=expectations.data_docs.keep_runs,
         )
         found["data_docs"] = found["data_docs"] or gate.data_docs
         counts.update(read=gate.rows_read, loaded=gate.rows_valid, quarantined=gate.rows_quarantined)
         failures.update(gate.failures_by_expectation)
+        failure_groups.update(gate.quarantine["failed_expectations"])
         raw_frame = pd.DataFrame(
             {
                 "record_key": _record_keys(frame, rules.key),
@@ -269,6 +265,7 @@ def extract_entity(
             rows_loaded=counts["loaded"],
             rows_quarantined=counts["quarantined"],
             top_failures=dict((+failures).most_common(5)),
+            quarantine_groups=dict(sorted(failure_groups.items())),
             data_docs=found["data_docs"],
         )
         if summary.rows_read != summary.rows_loaded + summary.rows_quarantined:

@@ -45,7 +45,11 @@ run_summary = sa.Table(
     sa.Column("rows_extracted", sa.BigInteger),
     sa.Column("rows_loaded", sa.BigInteger),
     sa.Column("rows_quarantined", sa.BigInteger),
-    sa.Column("top_quarantine_reasons", sa.Text, comment='JSON object {"<table>: <expectation>": rows}'),
+    sa.Column(
+        "top_quarantine_reasons",
+        sa.Text,
+        comment='JSON object {"<table>: <expectation>": rows}, the top 5, then "… and N more reasons": rows if any',
+    ),
     sa.Column("segments_as_of_date", sa.Date),
     sa.Column("segments_compared_to", sa.Date, comment="the previous as-of date in mart.account_segments"),
     sa.Column("segments_changed", sa.BigInteger),
@@ -109,15 +113,21 @@ def figures(facts: RunFacts) -> dict[str, Any]:
 
     extracts = [r for r in results if is_extract(r)]
     if extracts:
-        reasons: Counter = Counter()
+        groups = []
         for summary in extracts:
-            for expectation, rows in (summary.get("top_failures") or {}).items():
-                reasons[f"{summary['entity']}: {expectation}"] += int(rows)
+            # Summaries from before quarantine_groups existed: their top reasons, one row each.
+            by_labels = summary.get("quarantine_groups") or {
+                json.dumps([label]): rows for label, rows in (summary.get("top_failures") or {}).items()
+            }
+            for labels, rows in by_labels.items():
+                groups.append(([f"{summary['entity']}: {label}" for label in json.loads(labels)], int(rows)))
+        listed, more, more_rows = top_reasons(groups, TOP_REASONS)
+        reasons = dict(listed) | ({more_reasons_label(more): more_rows} if more else {})
         row |= {
             "rows_extracted": sum(int(r["rows_read"]) for r in extracts),
             "rows_loaded": sum(int(r["rows_loaded"]) for r in extracts),
             "rows_quarantined": sum(int(r["rows_quarantined"]) for r in extracts),
-            "top_quarantine_reasons": json.dumps(dict(_top(reasons)), sort_keys=False),
+            "top_quarantine_reasons": json.dumps(reasons, sort_keys=False),
         }
 
     segmentations = [r for r in results if is_segmentation(r)]
@@ -143,9 +153,34 @@ def figures(facts: RunFacts) -> dict[str, Any]:
     return row
 
 
-def _top(reasons: Counter) -> list[tuple[str, int]]:
-    # Most rows first, then by name, so equal counts always come out in the same order.
-    return sorted(reasons.items(), key=lambda item: (-item[1], item[0]))[:TOP_REASONS]
+def top_reasons(groups: list[tuple[list[str], int]], top: int) -> tuple[list[tuple[str, int]], int, int]:
+    """The ``top`` quarantine reasons with most rows, and what they leave out.
+
+    ``groups`` are (the reasons a set of rows failed, how many rows), as ``ops.quarantine``
+    stores them. A reason's rows are the rows that failed it (a row failing two counts under
+    both); most rows first, then by name, so equal counts always come out in the same order.
+    Returns (reason, rows) pairs, how many more reasons there are, and how many rows failed at
+    least one of those.
+    """
+    counts: Counter = Counter()
+    for labels, rows in groups:
+        for label in set(labels):
+            counts[label] += rows
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    shown = {label for label, _ in ranked[:top]}
+    more_rows = sum(rows for labels, rows in groups if not shown.issuperset(labels))
+    return ranked[:top], len(ranked) - len(shown), more_rows
+
+
+def more_reasons_label(more: int) -> str:
+    return f"… and {more} more reason{'s' if more > 1 else ''}"
+
+
+# Where every reason is: shown when the top reasons leave some out.
+ALL_QUARANTINE_REASONS = (
+    "select source_table, failed_expectations, count(*) as quarantined_rows from ops.quarantine "
+    "group by source_table, failed_expectations order by quarantined_rows desc"
+)
 
 
 def segments_changed(conn: sa.Connection, as_of: date) -> tuple[date | None, int | None]:
@@ -228,7 +263,12 @@ def summary_line(row: Mapping[str, Any]) -> str:
         parts.append(f"failed tasks: {', '.join(failed)}")
     if row["rows_extracted"] is not None:
         reasons = json.loads(row["top_quarantine_reasons"] or "{}")
-        top = "; ".join(f"{label} {rows:,}" for label, rows in reasons.items())
+        top = "; ".join(
+            f"{label} ({rows:,} row{'s' if rows > 1 else ''}) in ops.quarantine where run_id = '{row['run_id']}'"
+            if label.startswith("… and")
+            else f"{label} {rows:,}"
+            for label, rows in reasons.items()
+        )
         parts.append(
             f"extracted {row['rows_extracted']:,} rows, loaded {row['rows_loaded']:,}, "
             f"quarantined {row['rows_quarantined']:,}" + (f" (top: {top})" if top else "")

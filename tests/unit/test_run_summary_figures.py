@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from postsales.monitoring import RunFacts, figures, summary_line
+from postsales.monitoring import RunFacts, figures, summary_line, top_reasons
 
 DRY_RUN_DIFF = {"run_id": "r:dry_run:1", "mode": "dry_run", "fields_changed": 12, "fields_succeeded": 0,
                 "fields_failed": 0, "accounts_skipped": 2}  # fmt: skip
@@ -35,6 +35,7 @@ def test_extract_figures_add_up_and_keep_the_top_five_reasons():
         ("usage: b", 2),
         ("accounts: y unique", 1),
         ("usage: c", 1),
+        ("… and 1 more reason", 1),  # usage: d
     ]
 
 
@@ -96,3 +97,35 @@ def test_retries_count_the_tries_beyond_the_first():
                          "failed_tasks": "[]", "rows_extracted": None, "segments_as_of_date": None,
                          "cohort_snapshot_month": None, "crm_fields_pushed": None} | row)  # fmt: skip
     assert line == "run summary d r: success in 1m 01s; 3 retries (b 3 tries, summarize_run 2 tries)"
+
+
+def test_top_reasons_say_how_many_reasons_and_rows_they_leave_out():
+    # Quarantined rows grouped by the reasons they failed, as ops.quarantine stores them.
+    groups = [(["a"], 5), (["b"], 3), (["a", "c"], 2), (["d"], 1), (["e", "f"], 1), (["b", "f"], 1)]
+    # By hand: a 5 + 2 = 7, b 3 + 1 = 4, c 2, f 1 + 1 = 2, d 1, e 1.
+    assert top_reasons(groups, 3) == ([("a", 7), ("b", 4), ("c", 2)], 3, 3)  # d, e, f: rows of d, e+f, b+f
+    assert top_reasons(groups, 6) == ([("a", 7), ("b", 4), ("c", 2), ("f", 2), ("d", 1), ("e", 1)], 0, 0)
+    assert top_reasons([], 3) == ([], 0, 0)
+
+
+def test_run_summary_says_that_more_reasons_exist_and_where():
+    accounts = {"entity": "accounts", "rows_read": 20, "rows_loaded": 11, "rows_quarantined": 9,
+                "top_failures": {"a": 4, "b": 3, "c": 2, "d": 1},
+                "quarantine_groups": {'["a"]': 4, '["b"]': 3, '["c", "d"]': 1, '["c"]': 1}}  # fmt: skip
+    usage = {"entity": "usage", "rows_read": 9, "rows_loaded": 6, "rows_quarantined": 3,
+             "top_failures": {"x": 2, "y": 1}, "quarantine_groups": {'["x"]': 2, '["e", "y"]': 1}}  # fmt: skip
+    row = figures(facts(e1=accounts, e2=usage))
+    # accounts: a 4, b 3, c 1 + 1 = 2, d 1; usage: x 2, e 1, y 1 (one row failing both).
+    # Top 5: a 4, b 3, accounts: c 2, usage: x 2, then accounts: d 1 before usage: e and usage: y.
+    # Left out: usage: e and usage: y, both on usage's one row ["e", "y"].
+    assert list(json.loads(row["top_quarantine_reasons"]).items()) == [
+        ("accounts: a", 4), ("accounts: b", 3), ("accounts: c", 2), ("usage: x", 2), ("accounts: d", 1),
+        ("… and 2 more reasons", 1),
+    ]  # fmt: skip
+    unset = dict.fromkeys(("duration_seconds", "segments_as_of_date", "cohort_snapshot_month", "crm_fields_pushed"))
+    line = summary_line(unset | {"dag_id": "crm_extract", "run_id": "r"} | row)
+    assert line == (
+        "run summary crm_extract r: success; extracted 29 rows, loaded 17, quarantined 12 (top: accounts: a 4; "
+        "accounts: b 3; accounts: c 2; usage: x 2; accounts: d 1; … and 2 more reasons (1 row) in ops.quarantine "
+        "where run_id = 'r')"
+    )

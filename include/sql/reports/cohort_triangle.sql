@@ -1,4 +1,6 @@
--- The retention triangle of one snapshot and cohort grain, for the report.
+-- The retention triangle of one snapshot and cohort grain, for the report. cohort_size is the
+-- whole cohort: a yearly cohort's base grows through its first year (docs/metrics.md), so its
+-- size is the largest base, every account acquired in that year (so far, for the current year).
 select
     cohort_month,
     months_since_start,
@@ -8,7 +10,8 @@ select
     mrr,
     logo_retention,
     grr,
-    nrr
+    nrr,
+    max(cohort_customers) over (partition by cohort_month) as cohort_size
 from mart.cohort_retention
 where
     snapshot_month = cast(:snapshot_month as date)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import logging
+import math
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -34,27 +35,53 @@ def heat_color(value: float | None, metric: str) -> str:
     return f"hsl({hue:.0f}, 65%, {88 - 30 * max(0.0, min(1.0, ratio)):.0f}%)"
 
 
-def heatmap_table(rows: list[Any], metric: str, title: str) -> str:
+# Colour legend stops per metric: NRR runs past 100 % (its green deepens up to 150 %).
+LEGEND_STOPS = {"nrr": (0.0, 0.5, 1.0, 1.25, 1.5)}
+DEFAULT_LEGEND_STOPS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+# What k counts, per cohort grain (docs/metrics.md).
+MONTHS_SINCE = {
+    "month": "months since acquisition",
+    "year": "months since 1 January of the acquisition year",
+}
+
+
+def heat_legend(metric: str, caption: str = "colour scale", note: str = "blank: month not reached yet") -> str:
+    """The colour scale of a heatmap: one swatch per stop, labelled with its value."""
+    stops = LEGEND_STOPS.get(metric, DEFAULT_LEGEND_STOPS)
+    swatches = "".join(
+        f'<span class=swatch style="background:{heat_color(stop, metric)}">'
+        f"{'≥' if metric == 'nrr' and stop == stops[-1] else ''}{_pct(stop)}</span>"
+        for stop in stops
+    )
+    return f"<p class=legend>{caption}: {swatches} <span class=note>{note}</span></p>"
+
+
+def heatmap_table(rows: list[Any], metric: str, title: str, grain: str = "month") -> str:
+    """Cohorts as rows, k = 0 .. 24 as columns; size is the whole cohort (``cohort_size``)."""
     cohorts: dict[date, dict[int, Any]] = {}
     for row in rows:
         cohorts.setdefault(row.cohort_month, {})[row.months_since_start] = row
     if not cohorts:
         return f"<h3>{html.escape(title)}</h3><p>No cohorts yet.</p>"
     horizon = min(MAX_MONTHS_SHOWN, max(max(months) for months in cohorts.values()))
+    label = "%Y" if grain == "year" else "%Y-%m"
     head = "".join(f"<th>{k}</th>" for k in range(horizon + 1))
     body = []
     for cohort, months in sorted(cohorts.items()):
-        size = months[min(months)].cohort_customers
+        size = next(iter(months.values())).cohort_size
         cells = []
         for k in range(horizon + 1):
             row = months.get(k)
             value = getattr(row, metric) if row is not None else None
             style = f' style="background:{heat_color(value, metric)}"' if row is not None else ""
             cells.append(f"<td{style}>{_pct(value) if row is not None else ''}</td>")
-        body.append(f"<tr><th>{cohort:%Y-%m}</th><td class=n>{size}</td>{''.join(cells)}</tr>")
+        body.append(f"<tr><th>{cohort:{label}}</th><td class=n>{size}</td>{''.join(cells)}</tr>")
     return (
-        f"<h3>{html.escape(title)}</h3><div class=scroll><table class=heat>"
-        f"<tr><th>cohort</th><th>size</th>{head}</tr>{''.join(body)}</table></div>"
+        f"<h3>{html.escape(title)}</h3>{heat_legend(metric)}<div class=scroll><table class=heat>"
+        f"<tr><th rowspan=2>cohort</th><th rowspan=2>size</th>"
+        f"<th colspan={horizon + 1} class=axis>{MONTHS_SINCE[grain]}</th></tr>"
+        f"<tr>{head}</tr>{''.join(body)}</table></div>"
     )
 
 
@@ -67,20 +94,41 @@ MOVEMENT_COLORS = {
 }
 
 
+def axis_step(span: float, ticks: int = 5) -> float:
+    """A round tick step (1, 2, 2.5 or 5 × 10ⁿ, at least 1) giving about ``ticks`` intervals over ``span``."""
+    raw = max(span / ticks, 1.0)
+    magnitude = 10 ** math.floor(math.log10(raw))
+    return next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+
+
 def movement_bars(rows: list[Any]) -> str:
-    """Stacked bars per month: gains above the axis, losses below (inline SVG)."""
+    """Stacked bars per month: gains above the axis, losses below, a y axis in money (inline SVG)."""
     rows = rows[-MAX_MONTHS_SHOWN:]
     if not rows:
         return "<p>No MRR yet.</p>"
     gains = [sum(max(0.0, float(getattr(r, k))) for k in MOVEMENT_COLORS) for r in rows]
     losses = [sum(min(0.0, float(getattr(r, k))) for k in MOVEMENT_COLORS) for r in rows]
     scale_top, scale_bottom = max([*gains, 1.0]), -min([*losses, -1.0])
-    width, height, bar = 40 * len(rows) + 60, 260, 28
+    left, bar = 80, 28  # the left margin holds the tick labels
+    width, height = 40 * len(rows) + left + 10, 260
     zero = 20 + 200 * scale_top / (scale_top + scale_bottom)
     unit = 200 / (scale_top + scale_bottom)
-    parts = [f'<line x1="50" x2="{width}" y1="{zero:.1f}" y2="{zero:.1f}" stroke="#333"/>']
+    step = axis_step(scale_top + scale_bottom)
+    parts = [
+        '<text x="12" y="120" font-size="10" text-anchor="middle" transform="rotate(-90 12 120)">'
+        "MRR change per month</text>",
+        f'<line x1="{left - 5}" x2="{left - 5}" y1="20" y2="220" stroke="#333"/>',
+    ]
+    for tick in range(-math.floor(scale_bottom / step), math.floor(scale_top / step) + 1):
+        value = tick * step
+        y = zero - value * unit
+        parts.append(
+            f'<line class=grid x1="{left - 8}" x2="{width}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e3e3e3"/>'
+            f'<text class=tick x="{left - 10}" y="{y + 3:.1f}" font-size="9" text-anchor="end">{_money(value)}</text>'
+        )
+    parts.append(f'<line class=zero x1="{left - 5}" x2="{width}" y1="{zero:.1f}" y2="{zero:.1f}" stroke="#333"/>')
     for index, row in enumerate(rows):
-        x = 55 + 40 * index
+        x = left + 40 * index
         up, down = zero, zero
         for key, color in MOVEMENT_COLORS.items():
             amount = float(getattr(row, key))
@@ -148,7 +196,8 @@ def segment_table(rows: list[Any]) -> str:
             f"<h3>{html.escape(dimension.replace('_', ' '))}</h3><table class=plain>"
             f"<tr><th>segment</th><th>accounts</th>{head}</tr>{''.join(body)}</table>"
         )
-    return "".join(parts)
+    legends = heat_legend("logo", "colour scale, logo", "–: month not reached yet") + heat_legend("nrr", "NRR")
+    return legends + "".join(parts)
 
 
 def pricing_table(rows: list[Any], expansion: list[Any]) -> str:
@@ -182,6 +231,13 @@ def pricing_table(rows: list[Any], expansion: list[Any]) -> str:
         "<th>expansion MRR this quarter</th><th>rate</th><th>expansion MRR last quarter</th><th>rate</th></tr>"
         f"{lines}</table></div>"
     )
+
+
+YEARLY_NOTE = (
+    "<p class=note>A yearly cohort is every account acquired in that year (so far, for the current "
+    "year): that is its size. Month k counts from 1 January, so during the first year each rate is "
+    "over the accounts acquired by then (docs/metrics.md).</p>"
+)
 
 
 def render(snapshot: date, summary: list[Any], sections: list[Section]) -> str:
@@ -226,7 +282,9 @@ def write_report(snapshot: date, *, warehouse_url: str | None = None, extra_sect
         Section("Pricing & packaging", pricing_table(pricing, expansion)),
         Section(
             "Cohort retention (yearly cohorts)",
-            heatmap_table(yearly, "logo_retention", "Logo retention") + heatmap_table(yearly, "nrr", "NRR"),
+            YEARLY_NOTE
+            + heatmap_table(yearly, "logo_retention", "Logo retention", grain="year")
+            + heatmap_table(yearly, "nrr", "NRR", grain="year"),
         ),
         *(extra_sections or []),
     ]

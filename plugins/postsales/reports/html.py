@@ -16,6 +16,8 @@ th{background:#fafafa}.heat td{min-width:34px}.scroll{overflow-x:auto}.kpi{displ
 .kpi b{display:block;font-size:22px}.key{display:inline-block;width:10px;height:10px;margin:0 4px 0 12px}
 .note{color:#666;font-size:12px}td.text{text-align:left}.plain td,.plain th{white-space:nowrap}
 .plain td.long{white-space:normal;min-width:320px}
+.swatch{display:inline-block;min-width:44px;padding:1px 4px;margin-right:2px;font-size:11px;text-align:center}
+.legend{font-size:12px}th.axis{text-align:center;font-weight:normal;font-style:italic}
 """
 
 

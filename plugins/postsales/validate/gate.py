@@ -20,9 +20,10 @@ from typing import Any
 
 import pandas as pd
 
-from postsales.config import EntityRules, Thresholds
+from postsales.config import DataDocs, EntityRules, Thresholds
 from postsales.errors import DataContractError
 from postsales.validate.coerce import coerce
+from postsales.validate.data_docs import publish
 from postsales.values import is_missing
 
 log = logging.getLogger(__name__)
@@ -262,11 +263,14 @@ def run_gate(
     origin: str = "source",
     docs_dir: Path | None = None,
     run_name: str = "run",
+    keep_docs_runs: int = DataDocs().keep_runs,
 ) -> GateResult:
     """Validate ``raw`` (strings, one column per source column) and split it.
 
     ``known`` maps a ``references`` target such as ``accounts.account_id`` to the
-    set of values that exist. ``origin`` names the file or table in messages.
+    set of values that exist. ``origin`` names the file or table in messages. ``docs_dir``
+    (``data_docs.site_dir``) gets the batch's Data Docs, published for offline reading with
+    the entity's sites beyond ``keep_docs_runs`` deleted.
     """
     known = known or {}
     missing = [name for name in rules.columns if name not in raw.columns]
@@ -307,7 +311,7 @@ def run_gate(
                 for column in check.columns:
                     values[column] = _jsonable(raw.at[row, column])
         if docs_dir is not None:
-            data_docs = str(docs_dir / "index.html")
+            data_docs = str(publish(docs_dir, entity, keep_docs_runs))
             log.info("Great Expectations Data Docs for %s: %s", entity, data_docs)
 
     bad_rows = sorted(failed)
