@@ -12,6 +12,10 @@ export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export PYTHONPATH := $(CURDIR)/plugins
 export GX_ANALYTICS_ENABLED := false
+# SQLite metadata (the default): the CLI waits for the scheduler's write lock instead of failing.
+ifeq ($(AIRFLOW__DATABASE__SQL_ALCHEMY_CONN),)
+export AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS ?= postsales.airflow_metadata.SQLITE_CONNECT_ARGS
+endif
 
 DEMO_ACCOUNTS ?= 500
 DEMO_SEED ?= 42

@@ -1,0 +1,77 @@
+"""`make`'s SQLite metadata waits for the scheduler's write lock instead of failing at once."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+HOLD_SECONDS = 20  # well past sqlite3's default 5 s wait, after Airflow's ~5 s import
+
+WRITE = """
+import time
+from airflow import settings
+import sqlalchemy as sa
+settings.configure_orm()
+started = time.monotonic()
+with settings.engine.begin() as conn:
+    conn.execute(sa.text("create table probe (a integer)"))
+print(f"waited {time.monotonic() - started:.1f}")
+"""
+
+
+def write_while_locked(tmp_path: Path, connect_args: str | None) -> subprocess.CompletedProcess:
+    database = tmp_path / "airflow.db"
+    with sqlite3.connect(database) as setup:
+        setup.execute("pragma journal_mode=wal")  # as Airflow runs it
+    holder = sqlite3.connect(database, check_same_thread=False, isolation_level=None)
+    holder.execute("begin immediate")  # what a scheduler's write transaction holds
+    release = threading.Timer(HOLD_SECONDS, lambda: holder.execute("commit"))
+    release.start()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__DATABASE")}
+    env |= {"AIRFLOW_HOME": str(tmp_path), "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{database}",
+            "PYTHONPATH": str(ROOT / "plugins")}  # fmt: skip
+    if connect_args:
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"] = connect_args
+    try:
+        return subprocess.run([sys.executable, "-c", WRITE], env=env, capture_output=True, text=True, timeout=120)
+    finally:
+        release.join()
+        holder.close()
+
+
+def test_the_cli_waits_for_the_write_lock(tmp_path):
+    result = write_while_locked(tmp_path, "postsales.airflow_metadata.SQLITE_CONNECT_ARGS")
+    assert result.returncode == 0, result.stderr[-2000:]
+    waited = float(result.stdout.split()[-1])
+    assert waited > 6  # sqlite3 alone gives up after 5 s
+
+
+@pytest.mark.parametrize("connect_args", [None])
+def test_without_it_a_write_fails_on_the_lock(tmp_path, connect_args):
+    started = time.monotonic()
+    result = write_while_locked(tmp_path, connect_args)
+    assert result.returncode != 0 and "database is locked" in result.stderr
+    assert time.monotonic() - started < 60
+
+
+def test_make_sets_it_only_for_sqlite_metadata():
+    def exported(**env):
+        out = subprocess.run(
+            ["make", "-s", "--eval", "show:\n\t@echo connect_args=$$AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS",
+             "show"],
+            cwd=ROOT, capture_output=True, text=True, env={**os.environ, **env}, check=True,
+        ).stdout  # fmt: skip
+        return out.strip().splitlines()[-1]
+
+    clean = {k: "" for k in os.environ if k.startswith("AIRFLOW__DATABASE")}
+    assert exported(**clean).endswith("SQLITE_CONNECT_ARGS")
+    postgres = exported(**clean, AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="postgresql+psycopg://x@h/db")
+    assert not postgres.endswith("SQLITE_CONNECT_ARGS")
