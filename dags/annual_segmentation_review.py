@@ -10,7 +10,8 @@ diff. Nothing is pushed until a person approves.
 **Approval gate**: review the report (path in the `write_review_report` log) and
 `mart.review_recommendations`; change `include/rules/segmentation.yaml` and its
 `version` if you adopt a recommendation; then trigger this DAG with
-`{"force": true, "approve_rules_version": "<that version>"}`. The gate passes only when the
+`{"month": "<the reviewed month, YYYY-MM>", "force": true, "approve_rules_version": "<that version>"}`.
+The gate passes only when the
 param names the rules version in the file, so tags are pushed with exactly the rules that
 were approved. Runbook: `docs/crm-sync.md`.
 """

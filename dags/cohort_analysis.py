@@ -11,7 +11,9 @@ calendar month) computes, as of the end of M and from data known then:
 
 replacing exactly that `snapshot_month` partition in one transaction, then writes a
 self-contained HTML report (path in the task log). Backfill history with
-`airflow backfill create --dag-id cohort_analysis --from-date … --to-date …`; rerunning a
+`airflow backfill create --dag-id cohort_analysis --from-date … --to-date …` (any month since
+the first paid contract; an earlier month fails and names the first one); recompute one month
+with a manual run and the param `{"month": "YYYY-MM"}`; rerunning a
 month gives identical rows. Definitions: `docs/metrics.md`; runbook: `docs/operations.md`.
 """
 

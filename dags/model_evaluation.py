@@ -16,7 +16,8 @@ How good are the numbers? A monthly run, as of the last day of its data interval
   Recommendations only: nothing changes `segmentation.yaml`.
 
 Then writes a self-contained HTML report (path in the task log). Backfill with
-`airflow backfill create --dag-id model_evaluation …`; a rerun replaces the month's
+`airflow backfill create --dag-id model_evaluation …`, or evaluate one month with a manual
+run and the param `{"month": "YYYY-MM"}` (as of its last day); a rerun replaces the month's
 partitions. Settings: `include/rules/forecast.yaml`, `include/rules/review.yaml`;
 definitions: `docs/metrics.md`.
 """

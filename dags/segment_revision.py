@@ -11,7 +11,8 @@ YAML, validated, not in this file). The push is diff-only and never writes nulls
 locked in the CRM are skipped; every attempt is logged in `ops.crm_sync_log` and the diff
 report is in `ops.crm_sync_runs` and `data/reports/crm_sync_<run>.json`. The first push to
 a CRM is a dry run unless `approve_first_push`; more than `max_changed_share` of accounts
-changing stops the run before any write unless `approve_large_change`. A backfilled
+changing stops the run before any write unless `approve_large_change` (after reading the
+diff report, trigger `{"month": "<the month>", "approve_large_change": true}`). A backfilled
 revision computes everything but pushes only with `push_backfill`. Runbook:
 `docs/crm-sync.md`.
 """
