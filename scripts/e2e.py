@@ -551,19 +551,6 @@ def run_session(label: str, args: argparse.Namespace, body: Callable[[Session], 
     return ok
 
 
-def _retrying_cli(env: dict[str, str], *args: str) -> str:
-    """An ``airflow`` command against SQLite metadata, retried while the scheduler holds the lock."""
-    for attempt in range(1, 6):
-        try:
-            return airflow_cli(env, *args)
-        except E2EFailure as exc:
-            if "database is locked" not in str(exc) or attempt == 5:
-                raise
-            log(f"airflow {args[0]} {args[1]}: SQLite metadata locked by the scheduler, trying again ({attempt})")
-            time.sleep(3)
-    raise AssertionError("unreachable")
-
-
 # --- the make airflow stack: LocalExecutor, SQLite metadata, DuckDB warehouse -------------
 
 
@@ -577,6 +564,8 @@ def local_body(session: Session) -> None:
     api_port = free_port()
     warehouse_path = session.run_dir / "data" / "warehouse.duckdb"
     env = session.base_env(api_port) | {"POSTSALES_WAREHOUSE_URL": f"duckdb:///{warehouse_path}"}
+    # As `make` sets it for SQLite metadata: the CLI waits for the scheduler's write lock.
+    env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"] = "postsales.airflow_metadata.SQLITE_CONNECT_ARGS"
     session.meta = meta = Metadata(f"sqlite:///{session.run_dir / 'airflow' / 'airflow.db'}")
 
     # 1. make run: the demo through dag.test(), as on day one.
@@ -612,7 +601,7 @@ def local_body(session: Session) -> None:
     with session.phase("3 unpause: the scheduler runs each DAG's latest interval"):
         # account_segmentation first: a paused DAG is not told of the Asset events it misses.
         for dag_id in ("account_segmentation", *TIME_SCHEDULED_DAGS):
-            _retrying_cli(env, "dags", "unpause", dag_id)
+            airflow_cli(env, "dags", "unpause", dag_id)
         expected = {dag_id: datetime.combine(session.yesterday, datetime.min.time()) for dag_id in EXTRACT_DAGS}
         expected |= {dag_id: datetime.combine(session.last_month, datetime.min.time()) for dag_id in MONTHLY_DAGS}
         for dag_id, interval_start in expected.items():
@@ -642,7 +631,7 @@ def local_body(session: Session) -> None:
     evaluation_months = month_starts(session.last_month - timedelta(days=1), args.evaluation_months)
     with session.phase(f"4 backfill cohorts ({len(cohort_months)} months) and evaluation ({len(evaluation_months)})"):
         for dag_id, months in (("cohort_analysis", cohort_months), ("model_evaluation", evaluation_months)):
-            _retrying_cli(env, "backfill", "create", "--dag-id", dag_id,
+            airflow_cli(env, "backfill", "create", "--dag-id", dag_id,
                           "--from-date", months[0].isoformat(), "--to-date", months[-1].isoformat())  # fmt: skip
         for dag_id, months in (("cohort_analysis", cohort_months), ("model_evaluation", evaluation_months)):
             session.wait(f"{dag_id}: backfill of {len(months)} months", _backfill_done(meta, dag_id, months, 1))
