@@ -1,10 +1,37 @@
 """Connection settings for Airflow's own metadata database, as `make` sets it up.
 
 Imported by Airflow through ``AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS`` (the Makefile
-sets it only while the metadata database is the default SQLite file).
+sets it only while the metadata database is the default SQLite file). Keep this module
+free of Airflow imports: Airflow reads it while configuring its own database.
 """
 
-# SQLite takes one writer at a time and Python's sqlite3 gives up after waiting 5 s for the
-# lock. A busy scheduler holds it longer, so `airflow backfill create` and `airflow dags
-# unpause` failed with "database is locked" under `make airflow`. Wait up to a minute.
-SQLITE_CONNECT_ARGS = {"timeout": 60}
+from __future__ import annotations
+
+import sqlite3
+
+
+class _WriteLockFirstCursor(sqlite3.Cursor):
+    """Opens a transaction that may write with ``BEGIN IMMEDIATE``, never a deferred one."""
+
+    def execute(self, sql, parameters=(), /):
+        if not self.connection.in_transaction and sql.lstrip()[:9].upper() == "SAVEPOINT":
+            # A SAVEPOINT outside a transaction would start a deferred one: its first read fixes
+            # a snapshot, and if the scheduler commits before its first write, SQLite refuses the
+            # write at once ("database is locked", no waiting) — `airflow backfill create` does
+            # one SAVEPOINT per run. Take the write lock first, waiting for it like any writer.
+            super().execute("BEGIN IMMEDIATE")
+        return super().execute(sql, parameters)
+
+
+class WriteLockFirstConnection(sqlite3.Connection):
+    def cursor(self, factory=_WriteLockFirstCursor):
+        return super().cursor(factory)
+
+
+# SQLite takes one writer at a time. Under `make airflow` the scheduler writes all the time,
+# and `airflow backfill create` or `airflow dags unpause` failed with "database is locked"
+# (then the scheduler stopped on the runs a failed backfill left half made):
+# - timeout: wait up to a minute for the write lock (sqlite3 gives up after 5 s);
+# - isolation_level IMMEDIATE: sqlite3 opens the transaction before an INSERT / UPDATE /
+#   DELETE with BEGIN IMMEDIATE, and a SAVEPOINT (above) does the same.
+SQLITE_CONNECT_ARGS = {"timeout": 60, "isolation_level": "IMMEDIATE", "factory": WriteLockFirstConnection}

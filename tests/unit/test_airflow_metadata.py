@@ -62,6 +62,46 @@ def test_without_it_a_write_fails_on_the_lock(tmp_path, connect_args):
     assert time.monotonic() - started < 60
 
 
+def savepoint_while_the_scheduler_commits(path: Path, connect_args: dict) -> list[int]:
+    """`airflow backfill create`'s pattern: per run a SAVEPOINT, a read, then a write; meanwhile
+    another connection (the scheduler) commits a write."""
+    import sqlalchemy as sa
+    from sqlalchemy.orm import Session
+
+    cli, scheduler = (sa.create_engine(f"sqlite:///{path}", connect_args=dict(connect_args)) for _ in range(2))
+    with cli.begin() as conn:
+        conn.exec_driver_sql("pragma journal_mode=wal")
+        conn.exec_driver_sql("create table dag_run (id integer)")
+
+    def scheduler_writes():
+        time.sleep(0.5)
+        with scheduler.begin() as conn:
+            conn.exec_driver_sql("insert into dag_run values (2)")
+
+    writer = threading.Thread(target=scheduler_writes)
+    session = Session(cli)
+    writer.start()
+    try:
+        with session.begin_nested():
+            session.execute(sa.text("select count(*) from dag_run")).scalar()
+            time.sleep(1.5)  # the scheduler commits meanwhile
+            session.execute(sa.text("insert into dag_run values (1)"))
+        session.commit()
+    finally:
+        writer.join()
+    return sorted(session.execute(sa.text("select id from dag_run")).scalars())
+
+
+def test_a_savepoint_takes_the_write_lock_first(tmp_path):
+    from postsales.airflow_metadata import SQLITE_CONNECT_ARGS
+
+    assert savepoint_while_the_scheduler_commits(tmp_path / "ours.db", SQLITE_CONNECT_ARGS) == [1, 2]
+    import sqlalchemy as sa
+
+    with pytest.raises(sa.exc.OperationalError, match="database is locked"):  # a long timeout alone does not help
+        savepoint_while_the_scheduler_commits(tmp_path / "plain.db", {"timeout": 60})
+
+
 def test_make_sets_it_only_for_sqlite_metadata():
     def exported(**env):
         out = subprocess.run(
