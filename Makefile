@@ -21,7 +21,7 @@ DEMO_ACCOUNTS ?= 500
 DEMO_SEED ?= 42
 WAREHOUSE_POOL_SLOTS ?= 1
 
-.PHONY: install run test e2e lint format airflow airflow-db demo summary evaluate lock clean clean-all compose-check bench
+.PHONY: install run test e2e lint format airflow airflow-db airflow-env demo summary evaluate lock clean clean-all compose-check bench
 
 $(VENV)/.installed: requirements.txt constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=python3"; exit 1; }
@@ -88,6 +88,14 @@ format: install
 # The Airflow UI (http://localhost:8080) with this project's DAGs; login details are printed.
 airflow: airflow-db
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(AIRFLOW) standalone
+
+# The environment `make airflow` runs in, for the airflow CLI in another terminal (the runbook
+# in docs/operations.md):  eval "$$(make -s airflow-env)"; airflow backfill create ...
+AIRFLOW_ENV_VARS := AIRFLOW_HOME AIRFLOW__CORE__DAGS_FOLDER AIRFLOW__CORE__PLUGINS_FOLDER \
+	AIRFLOW__CORE__LOAD_EXAMPLES AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS PYTHONPATH GX_ANALYTICS_ENABLED
+airflow-env:
+	@$(foreach name,$(AIRFLOW_ENV_VARS),$(if $($(name)),echo "export $(name)='$($(name))'";))
+	@echo "export PATH='$(CURDIR)/$(VENV)/bin':\"\$$PATH\""
 
 # Validate docker-compose.yaml without a Docker engine (Debian's docker-compose package, or
 # COMPOSE="docker compose"); .env.example supplies every variable, so it works on a fresh clone.
