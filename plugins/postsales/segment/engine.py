@@ -421,6 +421,8 @@ def ensure_tables(eng: sa.Engine) -> None:
     warehouse.ensure_tables(eng, metadata)
     view = paths.sql_dir() / "segment" / "account_segments_current.sql"
     with warehouse.schema_change(eng) as conn:
+        # Added after the first release: a warehouse created before has the table without it.
+        conn.execute(sa.text("alter table mart.account_features add column if not exists account_known boolean"))
         conn.execute(sa.text(f"create or replace view mart.account_segments_current as\n{view.read_text()}"))
 
 

@@ -26,6 +26,9 @@ from postsales.config import IDENTIFIER, ConfigError, StrictModel, load_yaml
 # Columns of account_features.sql, with whether each is numeric.
 FEATURES: dict[str, str] = {
     "account_id": "text",
+    # Whether a row of the account (a version of its CRM record) was known at the as-of date;
+    # false when, say, every row of it was quarantined: its attributes are then missing.
+    "account_known": "boolean",
     "name": "text",
     "industry": "text",
     "country": "text",
