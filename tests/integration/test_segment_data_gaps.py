@@ -1,0 +1,132 @@
+"""Missing rule inputs: the account is segmented, the value that needs the input is Unknown, the
+explanation names the missing field and mart.account_data_gaps records it (docs/metrics.md,
+"Missing rule inputs"). Every expectation is read off the shipped rules by hand.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import segment_fixtures as fx
+from postsales.segment.engine import compute_segments
+
+AS_OF = date(2024, 6, 30)
+WALLET, REVENUE, SIZE = "accounts.wallet_potential_arr", "accounts.annual_revenue", "accounts.employee_count"
+
+
+def load(url: str) -> None:
+    acc, con = fx.account, fx.contract
+    fx.load_staging(
+        url,
+        accounts=[
+            acc("FULL"),
+            acc("NOWALLET", wallet_potential_arr=None),
+            acc("NOREV", annual_revenue=None),
+            acc("BIGNOSIZE", employee_count=None),
+            # NOROW: no row of the account (all quarantined)
+        ],
+        contracts=[
+            con("FULL-1", "FULL", date(2023, 1, 1), None, 12_000),
+            # tenure 3 months, no NPS: only new_with_unrealised_potential could hold, and it needs the wallet
+            con("NOWALLET-1", "NOWALLET", date(2024, 3, 1), None, 12_000),
+            con("NOREV-1", "NOREV", date(2023, 1, 1), None, 12_000),
+            # Mid-Market (50k), wallet 100k (share 0.5), 3 months: Grow, high-touch without the size
+            con("BIGNOSIZE-1", "BIGNOSIZE", date(2024, 3, 1), None, 50_000),
+            con("NOROW-1", "NOROW", date(2023, 1, 1), None, 12_000),
+        ],
+    )
+
+
+def test_missing_inputs_give_unknown_values_named_in_the_explanation(warehouse_url):
+    load(warehouse_url)
+    summary = compute_segments(AS_OF, warehouse_url=warehouse_url)
+    segments = fx.segments(warehouse_url, AS_OF)
+    assert sorted(segments) == ["BIGNOSIZE", "FULL", "NOREV", "NOROW", "NOWALLET"]
+
+    def view(account_id: str) -> dict:
+        row = segments[account_id]
+        keys = ("quadrant", "quadrant_rule", "engagement_model", "engagement_rule", "firmographic_segment")
+        return {k: row[k] for k in (*keys, "revenue_band")}
+
+    assert view("FULL") == {
+        # tenure 17 months, no NPS, no growth; share 12k / 100k = 0.12 < 0.5 and 88k unrealised ≥ 50k
+        "quadrant": "Grow",
+        "quadrant_rule": "large_unrealised_wallet",
+        "engagement_model": "tech-touch",
+        "engagement_rule": "default",
+        "firmographic_segment": "51-200 · Technology & Media",
+        "revenue_band": "<10M",
+    }
+    assert view("NOWALLET") == {
+        "quadrant": "Unknown",
+        "quadrant_rule": "missing_input",
+        # SMB, 120 employees: the large-company rule fails on the size whatever the quadrant
+        "engagement_model": "tech-touch",
+        "engagement_rule": "default",
+        "firmographic_segment": "51-200 · Technology & Media",
+        "revenue_band": "<10M",
+    }
+    assert view("NOREV")["revenue_band"] == "Unknown"
+    assert view("NOREV")["quadrant"] == "Grow"
+    assert view("BIGNOSIZE") == {
+        "quadrant": "Grow",
+        "quadrant_rule": "new_with_unrealised_potential",
+        "engagement_model": "high-touch",
+        "engagement_rule": "mid_market_growing_or_protected",
+        "firmographic_segment": "Unknown · Technology & Media",
+        "revenue_band": "<10M",
+    }
+    assert view("NOROW") == {
+        # tenure 17, no wallet: large_unrealised_wallet cannot be decided
+        "quadrant": "Unknown",
+        "quadrant_rule": "missing_input",
+        # SMB: the large-company rule needs the quadrant and the size
+        "engagement_model": "Unknown",
+        "engagement_rule": "missing_input",
+        "firmographic_segment": "Unknown · Unknown",
+        "revenue_band": "Unknown",
+    }
+    # Every other dimension is computed as usual.
+    assert {segments[a]["value_tier"] for a in segments} == {"SMB", "Mid-Market"}
+    assert segments["NOROW"]["lifecycle_stage"] == "Implementation"  # no go-live date known
+
+    explanation = {a: json.loads(row["explanation"]) for a, row in segments.items()}
+    assert explanation["NOWALLET"]["quadrant"]["missing"] == [WALLET]
+    assert explanation["NOWALLET"]["quadrant"]["inputs"]["wallet_share"] is None
+    assert explanation["NOROW"]["quadrant"]["missing"] == ["accounts"]
+    assert explanation["NOROW"]["engagement_model"]["missing"] == ["accounts"]
+    assert explanation["NOREV"]["firmographic_segment"]["missing"] == [REVENUE]
+    # missing is a fact about the inputs, also where the value could still be decided
+    assert explanation["BIGNOSIZE"]["engagement_model"]["missing"] == [SIZE]
+    assert explanation["BIGNOSIZE"]["firmographic_segment"]["missing"] == [SIZE]
+    for name in ("quadrant", "engagement_model", "firmographic_segment", "value_tier", "health_score"):
+        assert explanation["FULL"][name]["missing"] == [], name
+    assert explanation["NOWALLET"]["value_tier"]["missing"] == []
+
+    assert fx.data_gaps(warehouse_url, AS_OF) == {
+        ("NOWALLET", WALLET, None),
+        ("NOWALLET", WALLET, "quadrant"),
+        ("NOREV", REVENUE, None),
+        ("NOREV", REVENUE, "revenue_band"),
+        ("BIGNOSIZE", SIZE, None),
+        ("BIGNOSIZE", SIZE, "employee_band"),
+        ("BIGNOSIZE", SIZE, "firmographic_segment"),
+        ("NOROW", "accounts", None),
+        *(
+            ("NOROW", "accounts", dimension)
+            for dimension in (
+                "employee_band",
+                "industry_group",
+                "revenue_band",
+                "firmographic_segment",
+                "quadrant",
+                "engagement_model",
+            )
+        ),
+    }
+    assert summary["data_gaps"] == {"accounts": 1, REVENUE: 1, SIZE: 1, WALLET: 1}
+
+    # A rerun replaces the date's gaps.
+    compute_segments(AS_OF, warehouse_url=warehouse_url)
+    assert len(fx.data_gaps(warehouse_url, AS_OF)) == 14
