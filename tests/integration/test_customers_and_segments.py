@@ -22,6 +22,7 @@ import sqlalchemy as sa
 import segment_fixtures as fx
 from postsales import cohorts, demo, warehouse
 from postsales.extract import extract_entity
+from postsales.forecast import account_forecasts, compute_forecast
 from postsales.segment.engine import account_segments, compute_segments
 from postsales.sources import Interval
 
@@ -138,6 +139,27 @@ def test_cohort_customers_are_the_segmented_accounts_on_the_edge_cases(warehouse
         assert customers == EXPECTED[month], f"{month:%Y-%m}: cohort customers"
         assert count == len(EXPECTED[month]), f"{month:%Y-%m}: mrr_movements.customers"
         assert segments == EXPECTED[month], f"{month:%Y-%m}: segmented accounts as of {month_end(month)}"
+
+
+def test_every_segmented_account_has_a_forecast_from_its_contracts(warehouse_url):
+    # The forecast's trajectories (also the outcomes of health vs churn) cover the same accounts:
+    # without them an account with no row would have no forecast and count as churned.
+    data = edge_cases()
+    fx.load_staging(warehouse_url, accounts=data["accounts"], contracts=data["contracts"])
+    as_of = month_end(date(2024, 3, 1))
+    compute_segments(as_of, warehouse_url=warehouse_url)
+    compute_forecast(as_of, warehouse_url=warehouse_url)
+    with warehouse.engine(warehouse_url).connect() as conn:
+        arr = dict(
+            conn.execute(
+                sa.select(account_forecasts.c.account_id, account_forecasts.c.arr).where(
+                    account_forecasts.c.as_of_date == as_of
+                )
+            ).all()
+        )
+    # every customer, plus the pilots with an active zero-ARR contract (status zero_arr)
+    assert set(arr) == EXPECTED[date(2024, 3, 1)] | {"PILOT", "PILOTONLY"}
+    assert (arr["NOROW"], arr["LATEACC"], arr["PILOT"]) == (3_000, 9_000, 0)
 
 
 # --- demo data through the real gate ---------------------------------------------------------------
