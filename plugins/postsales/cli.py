@@ -139,11 +139,15 @@ def segmentation_lines(eng) -> list[str]:
 
     if not sa.inspect(eng).has_table("account_segments", schema="mart"):
         return []
+    from postsales.reports.data_gaps import data_gaps, summary_lines
+
     with eng.connect() as conn:
         rows = warehouse.query(conn, "reports", "segment_distribution")
+        gaps = data_gaps(conn)
     if not rows:
         return []
-    lines = [f"segmentation as of {rows[0].as_of_date} (mart.account_segments):"]
+    segmented = sum(row.account_count for row in rows if row.dimension == "quadrant")
+    lines = [f"segmentation as of {rows[0].as_of_date} (mart.account_segments): {segmented} accounts"]
     by_dimension: dict[str, list[str]] = {}
     for row in rows:
         by_dimension.setdefault(row.dimension, []).append(f"{row.segment_name} {row.account_count}")
@@ -151,7 +155,7 @@ def segmentation_lines(eng) -> list[str]:
                       "health_band", "engagement_model", "case_study_candidate"):  # fmt: skip
         if dimension in by_dimension:
             lines.append(f"  {dimension:<21}{', '.join(by_dimension[dimension])}")
-    return lines
+    return lines + summary_lines(gaps)
 
 
 def _latest(conn, table: str):

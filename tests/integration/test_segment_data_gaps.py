@@ -9,6 +9,10 @@ import json
 from datetime import date
 
 import segment_fixtures as fx
+from postsales import warehouse
+from postsales.cli import summary_text
+from postsales.reports.data_gaps import data_gaps, summary_lines
+from postsales.reports.evaluation_report import write_report
 from postsales.segment.engine import compute_segments
 
 AS_OF = date(2024, 6, 30)
@@ -130,3 +134,65 @@ def test_missing_inputs_give_unknown_values_named_in_the_explanation(warehouse_u
     # A rerun replaces the date's gaps.
     compute_segments(AS_OF, warehouse_url=warehouse_url)
     assert len(fx.data_gaps(warehouse_url, AS_OF)) == 14
+
+
+def test_data_gaps_per_field_in_the_summary_and_the_evaluation_report(warehouse_url):
+    load(warehouse_url)
+    compute_segments(AS_OF, warehouse_url=warehouse_url)
+    with warehouse.engine(warehouse_url).connect() as conn:
+        gaps = data_gaps(conn, AS_OF)
+        assert data_gaps(conn) == gaps  # the latest
+        assert data_gaps(conn, date(2024, 6, 29)) is None  # no segmentation on or before
+    # By hand from the fixture: one account per gap; ties in field order, the missing row first.
+    assert (gaps.as_of_date, gaps.segmented_accounts) == (AS_OF, 5)
+    assert [(g.field, g.accounts, g.unknown) for g in gaps.fields] == [
+        (
+            "accounts",
+            1,
+            {
+                "employee_band": 1,
+                "industry_group": 1,
+                "revenue_band": 1,
+                "firmographic_segment": 1,
+                "quadrant": 1,
+                "engagement_model": 1,
+            },
+        ),
+        (REVENUE, 1, {"revenue_band": 1}),
+        (SIZE, 1, {"employee_band": 1, "firmographic_segment": 1}),
+        (WALLET, 1, {"quadrant": 1}),
+    ]
+
+    lines = summary_text().splitlines()
+    assert f"segmentation as of {AS_OF} (mart.account_segments): 5 accounts" in lines
+    start = lines.index(f"data gaps as of {AS_OF} (mart.account_data_gaps; fill them in the CRM):")
+    assert lines[start + 1 : start + 5] == [
+        "  no valid account row (quarantined: see ops.quarantine): 1 of 5 segmented accounts; Unknown because of it: "
+        "employee_band 1, engagement_model 1, firmographic_segment 1, industry_group 1, quadrant 1, revenue_band 1",
+        "  accounts.annual_revenue: 1 of 5 segmented accounts; Unknown because of it: revenue_band 1",
+        "  accounts.employee_count: 1 of 5 segmented accounts; Unknown because of it: employee_band 1, "
+        "firmographic_segment 1",
+        "  accounts.wallet_potential_arr: 1 of 5 segmented accounts; Unknown because of it: quadrant 1",
+    ]
+
+    page = write_report(AS_OF, warehouse_url=warehouse_url).read_text()
+    section = page[page.index("<h2>Data gaps</h2>") :]
+    assert "Segmentation as of 2024-06-30: 5 accounts" in section
+    assert (
+        '<th>accounts.employee_count</th><td>1</td><td class="text">employee_band 1, firmographic_segment 1</td>'
+        in section
+    )
+
+
+def test_a_segmentation_without_gaps_says_so(warehouse_url):
+    fx.load_staging(
+        warehouse_url, accounts=[fx.account("FULL")], contracts=[fx.contract("FULL-1", "FULL", date(2023, 1, 1))]
+    )
+    compute_segments(AS_OF, warehouse_url=warehouse_url)
+    with warehouse.engine(warehouse_url).connect() as conn:
+        gaps = data_gaps(conn, AS_OF)
+    assert (gaps.segmented_accounts, gaps.fields) == (1, [])
+    assert summary_lines(gaps) == [
+        f"data gaps as of {AS_OF} (mart.account_data_gaps; fill them in the CRM): none: every rule input of the "
+        "1 segmented accounts is filled in"
+    ]
