@@ -256,7 +256,8 @@ def crm_lines(eng) -> list[str]:
         f"CRM sync ({run.mode}) to {run.target} as of {run.as_of_date} (ops.crm_sync_runs, ops.crm_sync_log):",
         f"  {run.fields_changed} fields changed on {run.accounts_changed} of {run.accounts_considered} accounts: "
         f"{run.fields_succeeded} pushed, {run.fields_failed} failed; {run.write_calls} write calls"
-        + (f"; {report['nulls_not_written']} nulls not written" if report.get("nulls_not_written") else ""),
+        + (f"; {report['nulls_not_written']} nulls not written" if report.get("nulls_not_written") else "")
+        + (f"; {n} Unknown values not written over CRM values" if (n := report.get("unknowns_not_written")) else ""),
         f"  skipped accounts: {skipped or 'none'}",
         f"  diff report: {report_path(run.run_id)}",
     ]

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from postsales import paths, warehouse
 from postsales.segment.rules import (
     FEATURES,
+    PART_SEPARATOR,
     UNKNOWN,
     Bands,
     Groups,
@@ -401,7 +402,7 @@ def _layers(rules: SegmentationRules, gaps: Gaps) -> sa.CTE:
         *c,
         value_tier.label("value_tier"),
         value_source.label("value_tier_source"),
-        (c.employee_band + sa.literal(" · ") + c.industry_group).label("firmographic_segment"),
+        (c.employee_band + sa.literal(PART_SEPARATOR) + c.industry_group).label("firmographic_segment"),
         lifecycle.label("lifecycle_stage"),
         lifecycle_rule.label("lifecycle_rule"),
         adoption.label("adoption_segment"),
@@ -414,7 +415,7 @@ def _layers(rules: SegmentationRules, gaps: Gaps) -> sa.CTE:
     quadrant, quadrant_rule = ruleset_cases(c, rules.quadrant.rules, partial(gaps.unknown, c))
     layer4 = sa.select(
         *c,
-        (c.nps_category + sa.literal(" · ") + c.health_band).label("status_segment"),
+        (c.nps_category + sa.literal(PART_SEPARATOR) + c.health_band).label("status_segment"),
         quadrant.label("quadrant"),
         quadrant_rule.label("quadrant_rule"),
     ).cte("layer4")

@@ -111,6 +111,8 @@ TEXT_OUTPUTS_LAYER = {
 # The value of a band, an industry group or a rule set that cannot be determined because an
 # input it needs is missing (a data gap: see SegmentationRules.data_gap_fields).
 UNKNOWN = "Unknown"
+# Between the parts of a composite segment ("51-200 · Technology & Media").
+PART_SEPARATOR = " · "
 
 Number = float
 FieldName = Annotated[str, Field(pattern=IDENTIFIER.pattern)]
@@ -458,4 +460,4 @@ def load_rules(path: Path | None = None) -> SegmentationRules:
     return load_yaml(path, SegmentationRules)
 
 
-__all__ = ["UNKNOWN", "ConfigError", "SegmentationRules", "load_rules"]
+__all__ = ["PART_SEPARATOR", "UNKNOWN", "ConfigError", "SegmentationRules", "load_rules"]
