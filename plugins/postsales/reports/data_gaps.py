@@ -92,7 +92,7 @@ def section(gaps: DataGaps | None) -> Section:
     if gaps is None:
         return Section(title, "<p>No segmentation on or before this date.</p>")
     intro = (
-        f"<p class=note>Segmentation as of {gaps.as_of_date}: {gaps.segmented_accounts} accounts, all segmented. "
+        f"<p class=note>Segmentation as of {gaps.as_of_date}: {gaps.segmented_accounts} accounts. "
         "Rule inputs missing in the CRM, and the values that fell back to Unknown for lack of them "
         "(mart.account_data_gaps). Fill these fields in to segment the accounts fully.</p>"
     )
