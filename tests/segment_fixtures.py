@@ -181,6 +181,17 @@ def health_components(url: str, as_of: date) -> dict[tuple[str, str], dict[str, 
     return {(row["account_id"], row["component"]): dict(row) for row in rows}
 
 
+def data_gaps(url: str, as_of: date) -> set[tuple[str, str, str | None]]:
+    """mart.account_data_gaps of the date as (account_id, field, dimension)."""
+    table = seg.account_data_gaps
+    with warehouse.engine(url).connect() as conn:
+        rows = conn.execute(
+            sa.select(table.c.account_id, table.c.field, table.c.dimension).where(table.c.as_of_date == as_of)
+        ).all()
+    assert len(rows) == len(set(rows)), "a gap recorded twice"
+    return {tuple(row) for row in rows}
+
+
 def query_features(url: str, as_of: date, rules: SegmentationRules | None = None) -> dict[str, dict[str, Any]]:
     """account_features.sql for ``as_of`` without writing anything."""
     rules = rules or load_rules()

@@ -165,11 +165,15 @@ def segmentation_lines(eng) -> list[str]:
 
     if not sa.inspect(eng).has_table("account_segments", schema="mart"):
         return []
+    from postsales.reports.data_gaps import data_gaps, summary_lines
+
     with eng.connect() as conn:
         rows = warehouse.query(conn, "reports", "segment_distribution")
+        gaps = data_gaps(conn)
     if not rows:
         return []
-    lines = [f"segmentation as of {rows[0].as_of_date} (mart.account_segments):"]
+    segmented = sum(row.account_count for row in rows if row.dimension == "quadrant")
+    lines = [f"segmentation as of {rows[0].as_of_date} (mart.account_segments): {segmented} accounts"]
     by_dimension: dict[str, list[str]] = {}
     for row in rows:
         by_dimension.setdefault(row.dimension, []).append(f"{row.segment_name} {row.account_count}")
@@ -177,7 +181,7 @@ def segmentation_lines(eng) -> list[str]:
                       "health_band", "engagement_model", "case_study_candidate"):  # fmt: skip
         if dimension in by_dimension:
             lines.append(f"  {dimension:<21}{', '.join(by_dimension[dimension])}")
-    return lines
+    return lines + summary_lines(gaps)
 
 
 def _latest(conn, table: str):
@@ -278,7 +282,8 @@ def crm_lines(eng) -> list[str]:
         f"CRM sync ({run.mode}) to {run.target} as of {run.as_of_date} (ops.crm_sync_runs, ops.crm_sync_log):",
         f"  {run.fields_changed} fields changed on {run.accounts_changed} of {run.accounts_considered} accounts: "
         f"{run.fields_succeeded} pushed, {run.fields_failed} failed; {run.write_calls} write calls"
-        + (f"; {report['nulls_not_written']} nulls not written" if report.get("nulls_not_written") else ""),
+        + (f"; {report['nulls_not_written']} nulls not written" if report.get("nulls_not_written") else "")
+        + (f"; {n} Unknown values not written over CRM values" if (n := report.get("unknowns_not_written")) else ""),
         f"  skipped accounts: {skipped or 'none'}",
         f"  diff report: {report_path(run.run_id)}",
     ]

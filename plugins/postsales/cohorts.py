@@ -181,11 +181,8 @@ def compile_account_segments(settings: CohortSettings, rules: SegmentationRules)
             parts.append(rows(dimension, band_case(acquisitions.c.starting_arr, rules.customer_value.arr_band)))
         elif dimension == "industry_group":
             industries = _text_query("account_industries", sa.column("account_id", sa.Text), sa.column("industry"))
-            industry = industries.c.industry
-            value = sa.case(
-                (industry.is_(None), sa.literal("Unknown")),
-                else_=group_case(industry, rules.firmographic.industry_group),
-            )
+            # no account row, or an empty industry: the group's missing label (Unknown)
+            value = group_case(industries.c.industry, rules.firmographic.industry_group)
             parts.append(rows(dimension, value, industries, industries.c.account_id == acquisitions.c.account_id))
         elif dimension == "quadrant":
             quadrants = _text_query("account_quadrants", sa.column("account_id", sa.Text), sa.column("quadrant"))

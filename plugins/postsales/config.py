@@ -111,8 +111,6 @@ ColumnType = Literal["string", "integer", "number", "date", "timestamp", "boolea
 class ColumnRule(StrictModel):
     type: ColumnType
     not_null: bool = False
-    # Why the value is required when not by this file (e.g. "read by segmentation rules").
-    required_by: str | None = None
     unique: bool = False
     min: float | None = None
     max: float | None = None
@@ -191,20 +189,6 @@ class ExpectationsConfig(StrictModel):
 
     def thresholds_for(self, entity: str) -> Thresholds:
         return self.entities[entity].thresholds or self.thresholds
-
-    def requiring(self, required: dict[str, set[str]], reason: str) -> ExpectationsConfig:
-        """A copy where the given ``{entity: {column}}`` are not_null, marked with ``reason``."""
-        entities = dict(self.entities)
-        for entity, columns in required.items():
-            rules = entities[entity]
-            updated = dict(rules.columns)
-            for column in sorted(columns):
-                if column not in updated:
-                    raise ConfigError(f"{reason} read {entity}.{column}, which include/rules/expectations.yaml lacks")
-                if not updated[column].not_null:
-                    updated[column] = updated[column].model_copy(update={"not_null": True, "required_by": reason})
-            entities[entity] = rules.model_copy(update={"columns": updated})
-        return self.model_copy(update={"entities": entities})
 
     @model_validator(mode="after")
     def _references_resolve(self) -> ExpectationsConfig:

@@ -277,12 +277,22 @@ def test_data_docs_are_built_for_the_run(duckdb_url, tiny_source, tmp_path):
     assert index.is_file() and "contracts_contract" in index.read_text()
 
 
-def test_fields_read_by_segmentation_rules_are_required(duckdb_url, tiny_source):
+def test_empty_fields_the_segmentation_rules_read_are_loaded_not_quarantined(duckdb_url, tiny_source):
+    # An empty rule input is a data gap the segments report, not an unusable row.
     rows = [dict(r) for r in tiny.ACCOUNTS]
-    rows[0]["annual_revenue"] = ""  # F001: read by the revenue band
-    rows[1]["go_live_date"] = ""  # F002: read only to test for emptiness (optional_fields)
+    rows[0]["annual_revenue"] = ""  # F001
+    rows[1]["wallet_potential_arr"] = ""  # F002
+    rows[2]["industry"] = ""  # F003
+    rows[3]["employee_count"] = ""  # F004
+    rows[4]["annual_revenue"] = "n/a"  # F005: a value that cannot be typed is still quarantined
     tiny.write_csv(tiny_source / "accounts.csv", tiny.ACCOUNT_COLUMNS, rows)
     summary = extract_entity("accounts", interval=DAY1, run_id="r", build_data_docs=False)
     assert (summary.rows_loaded, summary.rows_quarantined) == (97, 5)
-    assert reasons(duckdb_url, "accounts")["F001"] == ["annual_revenue is required (read by segmentation rules)"]
-    assert "F002" not in reasons(duckdb_url, "accounts")
+    found = reasons(duckdb_url, "accounts")
+    assert found["F005"] == ["annual_revenue must be a valid number"]
+    assert not {"F001", "F002", "F003", "F004"} & set(found)
+    staged = table(duckdb_url, "staging.accounts").set_index("account_id")
+    assert pd.isna(staged.loc["F001", "annual_revenue"])
+    assert pd.isna(staged.loc["F002", "wallet_potential_arr"])
+    assert pd.isna(staged.loc["F003", "industry"])
+    assert pd.isna(staged.loc["F004", "employee_count"])

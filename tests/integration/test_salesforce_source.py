@@ -76,14 +76,15 @@ def test_incremental_accounts_from_salesforce(warehouse_url, salesforce_accounts
         "nextRecordsUrl": "/services/data/v62.0/query/01gxx-2000",
         "records": [
             record("001000000000001AAA", "Acme"),
-            record("001000000000002AAA", "Globex", Segment_Override__c="Enterprise"),
+            # No employee count: a data gap the segments report, not a bad row — it loads.
+            record("001000000000002AAA", "Globex", Segment_Override__c="Enterprise", NumberOfEmployees=None),
         ],
     }
     second_page = {
         "totalSize": 3,
         "done": True,
-        # Bad: no employee count (required) — quarantined with its reason, not dropped.
-        "records": [record("001000000000003AAA", "Initech", NumberOfEmployees=None)],
+        # Bad: a lifecycle stage outside the list — quarantined with its reason, not dropped.
+        "records": [record("001000000000003AAA", "Initech", Lifecycle_Stage__c="Onboarding")],
     }
     responses.get(QUERY_URL, json=first_page)
     responses.get(f"{INSTANCE}/services/data/v62.0/query/01gxx-2000", json=second_page)
@@ -111,7 +112,7 @@ def test_incremental_accounts_from_salesforce(warehouse_url, salesforce_accounts
         ("001000000000001AAA", "Acme", True, None),
         ("001000000000002AAA", "Globex", True, "Enterprise"),
     ]
-    assert len(reasons) == 1 and "employee_count" in reasons[0]
+    assert len(reasons) == 1 and "lifecycle_stage must be one of" in reasons[0]
 
 
 @responses.activate

@@ -77,6 +77,7 @@ def _load_and_compute(url: str) -> dict:
             "features": fx.features(url, as_of),
             "segments": fx.comparable_segments(fx.segments(url, as_of)),
             "components": {f"{a}/{c}": row for (a, c), row in fx.health_components(url, as_of).items()},
+            "data_gaps": sorted(f"{a}/{f}/{d}" for a, f, d in fx.data_gaps(url, as_of)),
         }
     return result
 
@@ -96,4 +97,5 @@ def test_duckdb_and_postgres_agree(tmp_path, pg_database):
         differences = fx.close(left[as_of], right[as_of], str(as_of))
         assert not differences, "\n".join(differences[:30])
     quadrants = {row["quadrant"] for day in left.values() for row in day["segments"].values()}
-    assert quadrants == {"Grow", "Protect", "Re-evaluate", "Manage"}, "the data should reach every quadrant"
+    assert quadrants == {"Grow", "Protect", "Re-evaluate", "Manage", "Unknown"}, "every quadrant, and Unknown"
+    assert any(day["data_gaps"] for day in left.values())

@@ -221,24 +221,36 @@ def test_tenure_months_on_both_backends(warehouse_url):
     assert fx.query_features(warehouse_url, date(2024, 3, 1))["T"]["tenure_months"] == 1
 
 
-def test_a_zero_arr_pilot_is_a_customer_and_an_account_created_later_is_not(warehouse_url):
+def test_customers_are_the_accounts_paying_on_the_day_as_in_cohorts(warehouse_url):
+    """The population comes from the contracts (ARR > 0 on the day), not from the account rows."""
     fx.load_staging(
         warehouse_url,
         accounts=[
             fx.account("P"),
+            fx.account("PAID"),
             fx.account("N", created_at=datetime(2024, 7, 1, 0, 0), updated_at=datetime(2024, 7, 1, 0, 0)),
         ],
         contracts=[
+            # a zero-ARR pilot alone: no MRR, not a customer (cohorts do not count it either)
             fx.contract("P-1", "P", date(2024, 6, 1), date(2024, 8, 31), 0),
-            # N's contract is backdated, but the account did not exist on the as-of date
+            # a paid contract next to a zero-ARR one: a customer, both contracts active
+            fx.contract("PAID-1", "PAID", date(2024, 1, 1), None, 6_000),
+            fx.contract("PAID-2", "PAID", date(2024, 6, 1), date(2024, 8, 31), 0),
+            # the CRM created N's record after its contract started: the contract makes it a customer,
+            # and the only row of N (a version from after the as-of date) stands in for its attributes
             fx.contract("N-1", "N", date(2024, 6, 1), None, 5_000),
+            # Q has no account row at all (say, quarantined): still a customer, its attributes missing
+            fx.contract("Q-1", "Q", date(2024, 5, 1), None, 7_000),
         ],
     )
     features = fx.query_features(warehouse_url, AS_OF)
-    assert sorted(features) == ["P"]
-    assert features["P"]["arr"] == 0
-    assert features["P"]["active_contracts"] == 1
-    assert features["P"]["wallet_share"] == 0
+    assert sorted(features) == ["N", "PAID", "Q"]
+    assert (features["PAID"]["arr"], features["PAID"]["active_contracts"]) == (6_000, 2)
+    assert features["N"]["account_known"] is True and features["N"]["industry"] == "Software"
+    assert features["Q"]["account_known"] is False
+    assert [features["Q"][f] for f in ("name", "industry", "employee_count", "wallet_potential_arr")] == [None] * 4
+    q = features["Q"]
+    assert (q["arr"], q["wallet_share"], q["unrealized_wallet"]) == (7_000, None, None)
 
 
 def test_arr_is_summed_exactly_so_equal_arr_ties(warehouse_url):
@@ -258,3 +270,14 @@ def test_arr_is_summed_exactly_so_equal_arr_ties(warehouse_url):
     assert features["T1"]["arr"] == features["T2"]["arr"] == 30_000.3
     assert features["T1"]["arr_percentile"] == features["T2"]["arr_percentile"] == 0.5
     assert features["LOW"]["arr_percentile"] == 0.0
+
+
+def test_a_warehouse_created_before_account_known_gets_the_column(warehouse_url):
+    import sqlalchemy as sa
+
+    eng = fx.prepare_marts(warehouse_url)
+    with eng.begin() as conn:
+        conn.execute(sa.text("alter table mart.account_features drop column account_known"))
+    fx.load_staging(warehouse_url, accounts=[fx.account("T")], contracts=[fx.contract("T-1", "T", date(2024, 1, 1))])
+    compute_segments(AS_OF, warehouse_url=warehouse_url)
+    assert fx.features(warehouse_url, AS_OF)["T"]["account_known"] is True

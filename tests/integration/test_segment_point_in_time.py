@@ -39,7 +39,10 @@ def _later_rows() -> dict:
             fx.account("C", updated_at=datetime(2024, 9, 1), employee_count=7000),
             # B gets a version too.
             fx.account("B", updated_at=datetime(2024, 8, 1), employee_count=4000, go_live_date=date(2024, 7, 15)),
-            # A new account created the next day, with a backdated contract.
+            # A new account created the next day, whose contract starts then. (A contract back-dated
+            # to before the as-of date would count when the date is recomputed, as it does in the
+            # cohort snapshot: the fallback to a contract's earliest version, tested in
+            # test_customers_and_segments.py.)
             fx.account("N", created_at=datetime(2024, 7, 1, 0, 0), updated_at=datetime(2024, 7, 1, 0, 0)),
         ],
         "contracts": [
@@ -48,7 +51,7 @@ def _later_rows() -> dict:
             fx.contract("D-2", "D", date(2024, 7, 1), None, 8_000, updated_at=datetime(2024, 7, 1, 0, 0)),
             # A-1 re-recorded later with another ARR and end date: the version known on the day counts.
             fx.contract("A-1", "A", date(2023, 1, 15), date(2024, 6, 29), 99_999, updated_at=datetime(2024, 7, 2)),
-            fx.contract("N-1", "N", date(2024, 6, 1), None, 40_000, updated_at=datetime(2024, 7, 1, 12, 0)),
+            fx.contract("N-1", "N", date(2024, 7, 1), None, 40_000, updated_at=datetime(2024, 7, 1, 12, 0)),
         ],
         "surveys": [
             fx.nps("A", datetime(2024, 7, 1, 0, 0), 0),

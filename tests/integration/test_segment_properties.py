@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from typing import Any
 
@@ -21,7 +22,7 @@ from hypothesis import strategies as st
 import segment_fixtures as fx
 from postsales import warehouse
 from postsales.segment import engine as seg
-from postsales.segment.rules import FEATURES, Bands, Groups, RuleSet, SegmentationRules, load_rules
+from postsales.segment.rules import FEATURE_SOURCES, FEATURES, Bands, Groups, RuleSet, SegmentationRules, load_rules
 
 AS_OF = date(2024, 6, 30)
 RULES = load_rules()
@@ -124,10 +125,29 @@ def band(value: Any, bands: Bands) -> str:
 
 
 def group(value: Any, groups: Groups) -> str:
+    if value is None:
+        return groups.missing_label
     for name, values in groups.groups.items():
         if value in values:
             return name
     return groups.default
+
+
+# The feature columns holding the data-gap fields (source columns the rules read, not optional).
+GAP_COLUMNS = {column for columns in RULES.data_gap_fields().values() for column in columns}
+
+
+def verdict(row: dict[str, Any], when: dict[str, dict[str, Any]], unknown: set[str] = frozenset()) -> bool | None:
+    """True if all conditions hold; None (undecided) if each holds or reads an ``unknown`` field
+    (except is_null) and one does; else False."""
+    undecided = False
+    for field, ops in when.items():
+        for op in ops:
+            if field in unknown and op != "is_null":
+                undecided = True
+            elif not holds(row, {field: {op: ops[op]}}):
+                return False
+    return None if undecided else True
 
 
 def holds(row: dict[str, Any], when: dict[str, dict[str, Any]]) -> bool:
@@ -158,11 +178,23 @@ def holds(row: dict[str, Any], when: dict[str, dict[str, Any]]) -> bool:
     return True
 
 
-def first_match(row: dict[str, Any], ruleset: RuleSet) -> tuple[str, str]:
+def first_match(row: dict[str, Any], ruleset: RuleSet, unknown: set[str] = frozenset()) -> tuple[str, str]:
     for rule in ruleset.rules:
-        if holds(row, rule.when):
+        decided = verdict(row, rule.when, unknown)
+        if decided is None:
+            return "Unknown", "missing_input"
+        if decided:
             return (row[rule.label_from] if rule.label_from else rule.label), rule.name
     return ruleset.default, "default"
+
+
+def gap_features(row: dict[str, Any]) -> set[str]:
+    """Features missing because a data-gap field they are computed from is empty."""
+    return {
+        feature
+        for feature, sources in FEATURE_SOURCES.items()
+        if row[feature] is None and any(column in GAP_COLUMNS and row[column] is None for _, column in sources)
+    }
 
 
 def health(row: dict[str, Any], rules: SegmentationRules) -> float | None:
@@ -180,6 +212,13 @@ def health(row: dict[str, Any], rules: SegmentationRules) -> float | None:
 def oracle(features: dict[str, Any], rules: SegmentationRules = RULES) -> dict[str, Any]:
     row = dict(features)
     firm, value, status = rules.firmographic, rules.customer_value, rules.customer_status
+    unknown = gap_features(row)
+    # the shipped rules read the gap fields only through these bands
+    for band_name, spec in (("employee_band", firm.employee_band), ("revenue_band", firm.revenue_band)):
+        if spec.feature in unknown:
+            unknown.add(band_name)
+    if firm.industry_group.feature in unknown:
+        unknown.add("industry_group")
     row["employee_band"] = band(row[firm.employee_band.feature], firm.employee_band)
     row["industry_group"] = group(row[firm.industry_group.feature], firm.industry_group)
     row["revenue_band"] = band(row[firm.revenue_band.feature], firm.revenue_band)
@@ -192,13 +231,15 @@ def oracle(features: dict[str, Any], rules: SegmentationRules = RULES) -> dict[s
     row["value_tier"] = override if override is not None else row["arr_band"]
     row["value_tier_source"] = "crm_override" if override is not None else "arr_band"
     row["firmographic_segment"] = f"{row['employee_band']} · {row['industry_group']}"
-    row["lifecycle_stage"], row["lifecycle_rule"] = first_match(row, rules.lifecycle.rules)
-    row["adoption_segment"], row["adoption_rule"] = first_match(row, rules.product_adoption)
+    row["lifecycle_stage"], row["lifecycle_rule"] = first_match(row, rules.lifecycle.rules, unknown)
+    row["adoption_segment"], row["adoption_rule"] = first_match(row, rules.product_adoption, unknown)
     row["health_band"] = band(row["health_score"], status.health_band)
     row["status_segment"] = f"{row['nps_category']} · {row['health_band']}"
-    row["quadrant"], row["quadrant_rule"] = first_match(row, rules.quadrant.rules)
-    row["engagement_model"], row["engagement_rule"] = first_match(row, rules.engagement_model)
-    row["case_study_candidate"] = holds(row, rules.case_study.when)
+    row["quadrant"], row["quadrant_rule"] = first_match(row, rules.quadrant.rules, unknown)
+    if row["quadrant_rule"] == "missing_input":
+        unknown.add("quadrant")
+    row["engagement_model"], row["engagement_rule"] = first_match(row, rules.engagement_model, unknown)
+    row["case_study_candidate"] = verdict(row, rules.case_study.when, unknown) is True
     reevaluate = row["quadrant"] == rules.quadrant.reevaluate_label
     row["reevaluate_since"] = AS_OF if reevaluate else None  # no earlier as-of date
     row["reevaluate_days"] = 0 if reevaluate else None
@@ -226,8 +267,13 @@ def test_every_account_gets_one_complete_row(duck, rows):
     for row in out:
         missing = [name for name in fx.REQUIRED_OUTPUTS if row[name] is None]
         assert not missing, f"{row['account_id']}: no value for {missing}"
-        assert row["quadrant"] in fx.QUADRANTS
-        assert row["recommended_quadrant"] in fx.QUADRANTS
+        if row["quadrant_rule"] == "missing_input":
+            # only for lack of a rule input, which the explanation names
+            assert row["quadrant"] == row["recommended_quadrant"] == "Unknown"
+            assert json.loads(row["explanation"])["quadrant"]["missing"]
+        else:
+            assert row["quadrant"] in fx.QUADRANTS
+            assert row["recommended_quadrant"] in fx.QUADRANTS
         assert isinstance(row["case_study_candidate"], bool)
         assert row["health_score"] is None or 0 <= row["health_score"] <= 100
         assert row["explanation"] and row["rules_version"] == RULES.version

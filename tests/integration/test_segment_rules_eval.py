@@ -41,7 +41,7 @@ def test_employee_revenue_and_industry_bands(warehouse_url):
         ("e5000", {"employee_count": 5000}, {"employee_band": "1001-5000"}),
         ("e5000.5", {"employee_count": 5000.5}, {"employee_band": "1001-5000"}),
         ("e5001", {"employee_count": 5001}, {"employee_band": "5000+"}),
-        ("e_none", {}, {"employee_band": "Unknown", "revenue_band": "Unknown", "industry_group": "Other"}),
+        ("e_none", {}, {"employee_band": "Unknown", "revenue_band": "Unknown", "industry_group": "Unknown"}),
         ("r_low", {"annual_revenue": 9_999_999.99}, {"revenue_band": "<10M"}),
         ("r10m", {"annual_revenue": 10_000_000}, {"revenue_band": "10M-100M"}),
         ("r_mid", {"annual_revenue": 99_999_999.99}, {"revenue_band": "10M-100M"}),
@@ -63,8 +63,8 @@ def test_employee_revenue_and_industry_bands(warehouse_url):
         ("i_other", {"industry": "Agriculture", "employee_count": 10},
          {"industry_group": "Other", "firmographic_segment": "1-50 · Other"}),
         ("i_case", {"industry": "software"}, {"industry_group": "Other"}),  # exact match only
-        ("i_none", {"employee_count": 10},
-         {"industry_group": "Other", "firmographic_segment": "1-50 · Other"}),
+        ("i_none", {"employee_count": 10},  # no industry is not "another industry"
+         {"industry_group": "Unknown", "firmographic_segment": "1-50 · Unknown"}),
     ]  # fmt: skip
     run_cases(warehouse_url, cases)
 
@@ -205,8 +205,17 @@ def test_quadrant_rules_in_order(warehouse_url):
          {"quadrant": "Manage", "quadrant_rule": "default"}),
         ("new", {"tenure_months": 11, "wallet_share": 0.79},
          {"quadrant": "Grow", "quadrant_rule": "new_with_unrealised_potential"}),
-        ("new_no_wallet", {"tenure_months": 0},  # no wallet potential: no share to compare
+        # no wallet potential in the CRM: Grow or not cannot be told, and Manage would be a guess
+        ("new_no_wallet", {"tenure_months": 0}, {"quadrant": "Unknown", "quadrant_rule": "missing_input"}),
+        # a wallet potential of 0 is a value: no share to compare, the Grow rules do not hold
+        ("new_zero_wallet", {"tenure_months": 0, "wallet_potential_arr": 0},
          {"quadrant": "Manage", "quadrant_rule": "default"}),
+        # an earlier rule that holds without the wallet decides
+        ("low_nps_no_wallet", {"nps_latest": 3}, {"quadrant": "Re-evaluate", "quadrant_rule": "low_nps"}),
+        # Protect and the first Grow rule fail on what is known (NPS 8, tenure 24): decided;
+        # large_unrealised_wallet reads only the wallet: undecided
+        ("old_no_wallet", {"tenure_months": 24, "nps_latest": 8},
+         {"quadrant": "Unknown", "quadrant_rule": "missing_input"}),
         ("high_growth", {"tenure_months": 24, "wallet_share": 0.79, "arr_growth_365d": 0.3},
          {"quadrant": "Grow", "quadrant_rule": "high_growth"}),
         ("growth_0299", {"tenure_months": 24, "wallet_share": 0.79, "arr_growth_365d": 0.2999},
@@ -219,7 +228,8 @@ def test_quadrant_rules_in_order(warehouse_url):
          {"quadrant": "Manage", "quadrant_rule": "default"}),
         ("wallet_49999", {"tenure_months": 24, "wallet_share": 0.1, "unrealized_wallet": 49_999.99},
          {"quadrant": "Manage", "quadrant_rule": "default"}),
-        ("nothing", {}, {"quadrant": "Manage", "quadrant_rule": "default"}),
+        ("nothing", {}, {"quadrant": "Unknown", "quadrant_rule": "missing_input"}),
+        ("nothing_but_a_wallet", {"wallet_potential_arr": 0}, {"quadrant": "Manage", "quadrant_rule": "default"}),
     ]  # fmt: skip
     out = run_cases(warehouse_url, cases)
     for account_id, row in out.items():
@@ -261,7 +271,23 @@ def test_engagement_model_rules(warehouse_url):
         ("smb_protect_big", {"arr": 5_000, "employee_count": 9000, **protect},
          {"engagement_model": "tech-touch", "engagement_rule": "default"}),
         ("smb_manage", {"arr": 5_000, **manage}, {"engagement_model": "tech-touch", "engagement_rule": "default"}),
-        ("no_arr", {}, {"value_tier": "Unknown", "engagement_model": "tech-touch", "engagement_rule": "default"}),
+        ("no_arr", {"wallet_potential_arr": 0, "employee_count": 10},
+         {"value_tier": "Unknown", "engagement_model": "tech-touch", "engagement_rule": "default"}),
+        # quadrant Unknown (no wallet potential): an SMB of 5,000+ employees is pooled if Grow, else
+        # tech-touch; a small company is tech-touch either way; Enterprise is high-touch either way
+        ("smb_big_no_wallet", {"arr": 5_000, "employee_count": 9000, "tenure_months": 3},
+         {"quadrant": "Unknown", "engagement_model": "Unknown", "engagement_rule": "missing_input"}),
+        ("smb_small_no_wallet", {"arr": 5_000, "employee_count": 10, "tenure_months": 3},
+         {"quadrant": "Unknown", "engagement_model": "tech-touch", "engagement_rule": "default"}),
+        ("ent_no_wallet", {"arr": 150_000, "tenure_months": 3},
+         {"quadrant": "Unknown", "engagement_model": "high-touch", "engagement_rule": "enterprise"}),
+        ("mm_no_wallet", {"arr": 50_000, "employee_count": 10, "tenure_months": 3},
+         {"quadrant": "Unknown", "engagement_model": "Unknown", "engagement_rule": "missing_input"}),
+        # no employee count: only the rule for large companies needs it
+        ("smb_grow_no_size", {"arr": 5_000, **grow},
+         {"engagement_model": "Unknown", "engagement_rule": "missing_input"}),
+        ("smb_manage_no_size", {"arr": 5_000, **manage},
+         {"engagement_model": "tech-touch", "engagement_rule": "default"}),
     ]  # fmt: skip
     run_cases(warehouse_url, cases)
 

@@ -58,31 +58,35 @@ def test_shipped_rules_load():
     assert rules.quadrant.reevaluate_max_days == 180
 
 
-def test_required_source_fields_of_the_shipped_rules():
+def test_data_gap_fields_of_the_shipped_rules():
     # go_live_date, lifecycle_stage, segment_override and referenceable are read but optional.
-    assert load_rules().required_source_fields() == {
+    rules = load_rules()
+    assert rules.data_gap_fields() == {
         "accounts": {"annual_revenue", "employee_count", "industry", "wallet_potential_arr"}
     }
+    assert rules.feature_gaps("wallet_share") == ["accounts.wallet_potential_arr"]
+    assert rules.feature_gaps("go_live_date") == []  # optional
+    assert rules.feature_gaps("nps_latest") == []  # not a CRM field
 
 
-def test_required_source_fields_respect_optional_fields(tmp_path):
+def test_data_gap_fields_respect_optional_fields(tmp_path):
     def mutate(data):
         data["optional_fields"] = ["lifecycle_stage", "segment_override", "annual_revenue"]
 
     rules = load_rules(write_rules(tmp_path, mutate))
     # go_live_date and referenceable are no longer optional; annual_revenue now is.
-    assert rules.required_source_fields() == {
+    assert rules.data_gap_fields() == {
         "accounts": {"employee_count", "industry", "wallet_potential_arr", "go_live_date", "referenceable"}
     }
 
 
-def test_required_source_fields_follow_what_the_rules_read(tmp_path):
+def test_data_gap_fields_follow_what_the_rules_read(tmp_path):
     def mutate(data):
         # wallet_share / unrealized_wallet are no longer read anywhere; country is
         data["quadrant"]["rules"]["rules"] = [{"name": "abroad", "label": "Grow", "when": {"country": {"ne": "US"}}}]
 
     rules = load_rules(write_rules(tmp_path, mutate))
-    assert rules.required_source_fields() == {"accounts": {"annual_revenue", "employee_count", "industry", "country"}}
+    assert rules.data_gap_fields() == {"accounts": {"annual_revenue", "employee_count", "industry", "country"}}
 
 
 # --- bad files -------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
--- Monthly trajectory of every known account, as known at the end of :as_of_date:
+-- Monthly trajectory of every account with a contract known at the end of :as_of_date:
 -- ARR (contracts active on each point date) and usage (seats, active users) averaged over
 -- the :usage_days days ending on it, at :as_of_date and each of the :months months before.
 -- Contract versions are chosen as of :as_of_date (staging.contract_versions) before filtering,
@@ -18,25 +18,15 @@ points as (
     cross join generate_series(0, cast(:months as integer)) as month_offsets (months_back)
 ),
 
-known_accounts as (
-    -- Created by the as-of date according to the version known then, as in segmentation.
-    select account_versions.account_id
-    from staging.account_versions as account_versions
-    cross join params
-    where
-        (account_versions.valid_from is null or account_versions.valid_from < params.next_day)
-        and (account_versions.valid_to is null or account_versions.valid_to >= params.next_day)
-        and account_versions.created_at < params.next_day
-),
-
 contracts_as_of as (
+    -- The accounts are those of the contracts, as in segmentation and cohorts: an account's own
+    -- row (quarantined, or created in the CRM after its contract started) plays no part.
     select
         contract_versions.account_id,
         contract_versions.start_date,
         contract_versions.end_date,
         cast(contract_versions.arr as numeric(38, 6)) as arr  -- exact sums: same ARR every run
     from staging.contract_versions as contract_versions
-    inner join known_accounts on contract_versions.account_id = known_accounts.account_id
     cross join params
     where
         (contract_versions.valid_from is null or contract_versions.valid_from < params.next_day)

@@ -2,7 +2,11 @@
 -- Only data known at the end of :as_of_date is used: the version of each account and
 -- contract known then (staging.account_versions, staging.contract_versions), responses and
 -- usage up to that day.
--- A customer is an account with a contract active on :as_of_date (a zero-ARR pilot counts).
+-- A customer is an account with ARR > 0 on :as_of_date (a contract with arr > 0 active that
+-- day), exactly as cohorts count customers (MRR > 0 on a month's last day): a zero-ARR pilot
+-- is not one. The population comes from the contracts alone; the account's own row only adds
+-- attributes, and when no row of it is known (e.g. quarantined) they are missing
+-- (account_known false) instead of the customer being dropped.
 with params as (
     select
         cast(:as_of_date as date) as as_of_date,
@@ -19,7 +23,6 @@ accounts_as_of as (
     where
         (account_versions.valid_from is null or account_versions.valid_from < params.next_day)
         and (account_versions.valid_to is null or account_versions.valid_to >= params.next_day)
-        and account_versions.created_at < params.next_day
 ),
 
 contracts_as_of as (
@@ -155,7 +158,7 @@ usage_windows as (
 
 customers as (
     select
-        accounts_as_of.account_id,
+        contract_rollup.account_id,
         accounts_as_of.name,
         accounts_as_of.industry,
         accounts_as_of.country,
@@ -172,16 +175,18 @@ customers as (
         cast(contract_rollup.arr_90d_ago as double precision) as arr_90d_ago,
         cast(contract_rollup.arr_365d_ago as double precision) as arr_365d_ago,
         contract_rollup.next_renewal_date,
-        params.as_of_date
-    from accounts_as_of
-    inner join contract_rollup on accounts_as_of.account_id = contract_rollup.account_id
+        params.as_of_date,
+        accounts_as_of.account_id is not null as account_known
+    from contract_rollup
+    left join accounts_as_of on contract_rollup.account_id = accounts_as_of.account_id
     cross join params
-    where contract_rollup.active_contracts > 0
+    where contract_rollup.arr > 0
 )
 
 select
     customers.as_of_date,
     customers.account_id,
+    customers.account_known,
     customers.name,
     customers.industry,
     customers.country,

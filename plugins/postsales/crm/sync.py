@@ -7,9 +7,9 @@ One sync for an as-of date:
 2. read the CRM's current values and manual-override flag for those accounts;
 3. plan: a field is written only if its new value differs from the last value pushed
    successfully (``ops.crm_sync_state``) and, with ``compare_with_crm``, from the CRM's
-   current value; a null is never written unless the mapping allows it; locked, missing
-   and ambiguous accounts are skipped and listed; the segment-updated-at stamp goes only
-   with a real change;
+   current value; a null is never written unless the mapping allows it, an Unknown never over
+   a value the CRM holds; locked, missing and ambiguous accounts are skipped and listed; the
+   segment-updated-at stamp goes only with a real change;
 4. stop before any write when this is the first push to the CRM (dry run unless approved)
    or when more than ``max_changed_share`` of the accounts would change (unless approved);
 5. write in rounds: records failing transiently are re-sent next round (up to
@@ -37,6 +37,7 @@ import sqlalchemy as sa
 from postsales import paths, warehouse
 from postsales.crm.base import Change, CrmAdapter, CrmRecord, RetryPolicy, WriteResult
 from postsales.crm.config import SYNCABLE_COLUMNS, CrmSyncConfig, load_crm_sync
+from postsales.segment.rules import PART_SEPARATOR, UNKNOWN
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +130,12 @@ def to_crm(text: str | None, kind: str) -> Any:
     return text
 
 
+def is_unknown(text: str | None) -> bool:
+    """A value the segmentation could not determine for lack of an input: Unknown, or a
+    composite with an Unknown part ("Unknown · Software")."""
+    return text is not None and UNKNOWN in text.split(PART_SEPARATOR)
+
+
 def is_set(value: Any) -> bool:
     """A manual-override field counts as set unless empty, null, 0 or false."""
     return canonical(value, "text") is not None and str(value).strip().lower() not in ("0", "false", "f", "no", "0.0")
@@ -145,6 +152,7 @@ class Plan:
     new_values: dict[tuple[str, str], str | None] = field(default_factory=dict)
     skipped: dict[str, list[str]] = field(default_factory=dict)  # reason -> accounts
     nulls_not_written: int = 0
+    unknowns_not_written: int = 0
 
     @property
     def fields_changed(self) -> int:
@@ -183,6 +191,11 @@ def plan_changes(
                 plan.nulls_not_written += 1
                 continue
             crm_now = canonical(record.values.get(target.crm_field), kind)
+            if is_unknown(new) and crm_now is not None and crm_now != new:
+                # Unknown for lack of an input: the CRM keeps the value it has (ours from an earlier
+                # push or a person's) until the input is filled in; an empty field gets Unknown.
+                plan.unknowns_not_written += 1
+                continue
             pushed_before = (account_id, target.crm_field) in state
             if pushed_before and state[(account_id, target.crm_field)] == new:
                 continue  # unchanged since our last push (a manual edit since then is left alone)
@@ -212,6 +225,7 @@ def diff_report(plan: Plan, config: CrmSyncConfig) -> dict[str, Any]:
         "accounts_changed": len(plan.changes),
         "fields_changed": plan.fields_changed,
         "nulls_not_written": plan.nulls_not_written,
+        "unknowns_not_written": plan.unknowns_not_written,
         "by_field": {
             crm_field: {"changes": sum(counter.values()), "old_to_new": dict(counter.most_common(10))}
             for crm_field, counter in sorted(transitions.items())

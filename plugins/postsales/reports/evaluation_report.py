@@ -1,5 +1,6 @@
-"""The evaluation report: tier-migration flags, the forecast backtest, health vs outcome and
-the annual review's recommendations, as one self-contained HTML page per as-of date.
+"""The evaluation report: tier-migration flags, the forecast backtest, health vs outcome,
+the annual review's recommendations and the segmentation's data gaps, as one self-contained
+HTML page per as-of date.
 
 Written to ``<data dir>/reports/evaluation_<YYYY-MM-DD>.html`` from the mart tables the
 model_evaluation DAG fills; a table not computed yet shows as such, never as zeros.
@@ -19,6 +20,8 @@ from postsales import paths, warehouse
 from postsales.crm.revision import segment_migration_matrix
 from postsales.forecast import FLAG_NAMES, account_forecasts, forecast_backtest, forecast_tier_calibration
 from postsales.outcomes import ALL_BANDS, health_component_signal, health_outcomes
+from postsales.reports.data_gaps import data_gaps
+from postsales.reports.data_gaps import section as data_gaps_section
 from postsales.reports.html import Section, money, number, page, pct, table
 from postsales.review import review_migration_matrix, review_recommendations
 
@@ -256,6 +259,7 @@ def write_report(as_of: date, *, warehouse_url: str | None = None) -> Path:
         recommendations = _rows(conn, review_recommendations, as_of)
         matrix = _rows(conn, review_migration_matrix, as_of)
         migration = _rows(conn, segment_migration_matrix, as_of)
+        gaps = data_gaps(conn, as_of)
     counts = {flag: sum(1 for r in forecasts if getattr(r, flag)) for flag in FLAG_NAMES}
     longest = max((r for r in outcomes if r.health_band == ALL_BANDS), key=lambda r: r.horizon_months, default=None)
     kpis = "".join(f"<div class=kpi>{FLAG_TITLES[f]}<b>{n}</b>accounts</div>" for f, n in counts.items())
@@ -269,6 +273,7 @@ def write_report(as_of: date, *, warehouse_url: str | None = None) -> Path:
         Section("Forecast backtest", backtest_section(backtest, calibration)),
         Section("Health score vs outcome", health_section(outcomes, signal)),
         Section("Annual review recommendations", review_section(recommendations, matrix)),
+        data_gaps_section(gaps),
     ]
     if migration:
         sections.insert(0, Section("Segment migration", migration_section(migration)))

@@ -10,13 +10,26 @@ YAML is pasted into SQL. Everything runs inside the warehouse: no row goes throu
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime
+from functools import cache, partial
 from typing import Any
 
 import sqlalchemy as sa
 
 from postsales import paths, warehouse
-from postsales.segment.rules import FEATURES, Bands, Groups, Rule, RuleSet, SegmentationRules, load_rules
+from postsales.segment.rules import (
+    FEATURES,
+    PART_SEPARATOR,
+    UNKNOWN,
+    Bands,
+    Groups,
+    Rule,
+    RuleSet,
+    SegmentationRules,
+    load_rules,
+    source_feature,
+)
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +101,50 @@ health_components = sa.Table(
     schema="mart",
 )
 
+# One row per segmented account, missing rule input and dimension it left Unknown (docs/metrics.md,
+# "Missing rule inputs"): `dimension` null is the row saying the input is missing at all.
+account_data_gaps = sa.Table(
+    "account_data_gaps",
+    metadata,
+    sa.Column("as_of_date", sa.Date, nullable=False),
+    sa.Column("account_id", sa.Text, nullable=False),
+    sa.Column("field", sa.Text, nullable=False, comment="accounts.<column>, or accounts: no row of the account"),
+    sa.Column("dimension", sa.Text, comment="a dimension that fell back to Unknown for lack of it; null: missing"),
+    schema="mart",
+)
+
 OUT_OF_RANGE = "Out of range"
+# The rule name of a value left Unknown: a rule it had to evaluate first read a missing input.
+MISSING_INPUT = "missing_input"
+# The data-gap field of an account with no row known at the date (every row quarantined, say).
+ACCOUNT_ROW = "accounts"
+# Each rule set's output and the column naming the rule that set it.
+RULE_COLUMNS = {
+    "lifecycle_stage": "lifecycle_rule",
+    "adoption_segment": "adoption_rule",
+    "quadrant": "quadrant_rule",
+    "engagement_model": "engagement_rule",
+}
+# The dimensions of mart.account_segments whose gaps are recorded.
+GAP_DIMENSIONS = (
+    "quadrant",
+    "value_tier",
+    "lifecycle_stage",
+    "adoption_segment",
+    "engagement_model",
+    "status_segment",
+    "health_band",
+    "health_score",
+    "case_study_candidate",
+    "firmographic_segment",
+    "employee_band",
+    "industry_group",
+    "revenue_band",
+    "arr_band",
+    "arr_percentile_band",
+    "nps_category",
+    "csat_band",
+)
 
 
 # --- expression builders -------------------------------------------------------------
@@ -107,52 +163,176 @@ def band_case(column: sa.ColumnElement, bands: Bands) -> sa.ColumnElement:
 
 
 def group_case(column: sa.ColumnElement, groups: Groups) -> sa.ColumnElement:
-    whens = [(column.in_(list(values)), sa.literal(group)) for group, values in groups.groups.items() if values]
-    return sa.case(*whens, else_=sa.literal(groups.default)) if whens else sa.literal(groups.default)
+    whens = [(column.is_(None), sa.literal(groups.missing_label))]
+    whens += [(column.in_(list(values)), sa.literal(group)) for group, values in groups.groups.items() if values]
+    return sa.case(*whens, else_=sa.literal(groups.default))
 
 
-def condition(columns: sa.ColumnCollection, when: dict[str, dict[str, Any]]) -> sa.ColumnElement[bool]:
-    """AND of all conditions; a comparison with a missing value is false."""
-    parts: list[sa.ColumnElement[bool]] = []
+# field -> "its value is missing (or Unknown) for lack of a rule input", None if it never can be.
+Unknown = Callable[[str], "sa.ColumnElement[bool] | None"]
+
+
+def _comparisons(columns: sa.ColumnCollection, when: dict[str, dict[str, Any]]) -> list[tuple[str, str, Any]]:
+    """(field, op, SQL comparison) for each condition; a comparison with a missing value is NULL."""
+    parts: list[tuple[str, str, Any]] = []
     for field, ops in when.items():
         column = columns[field]
         for op, value in ops.items():
             if op == "is_null":
-                parts.append(column.is_(None) if value else column.is_not(None))
+                part = column.is_(None) if value else column.is_not(None)
             elif op == "is":
-                parts.append(column.is_(sa.true()) if value else column.is_(sa.false()))
+                part = column.is_(sa.true()) if value else column.is_(sa.false())
             elif op == "in":
-                parts.append(column.in_(value))
+                part = column.in_(value)
             elif op == "not_in":
-                parts.append(column.not_in(value))
+                part = column.not_in(value)
+            elif op == "ne":
+                part = column != sa.literal(value)
             else:
                 compare = {"lt": "__lt__", "lte": "__le__", "gt": "__gt__", "gte": "__ge__", "eq": "__eq__"}
-                if op == "ne":
-                    parts.append(column != sa.literal(value))
-                else:
-                    parts.append(getattr(column, compare[op])(sa.literal(value)))
+                part = getattr(column, compare[op])(sa.literal(value))
+            parts.append((field, op, part))
+    return parts
+
+
+def decision(
+    columns: sa.ColumnCollection, when: dict[str, dict[str, Any]], unknown: Unknown
+) -> tuple[sa.ColumnElement[bool], sa.ColumnElement[bool] | None]:
+    """(holds, undecided) for an AND of conditions.
+
+    A comparison with a missing value is false, except that a value missing for lack of a rule
+    input (``unknown``) leaves the condition undecided: the conditions are undecided when each
+    holds or is undecided and one is. ``is_null`` tests for emptiness on purpose: always decided.
+    None for undecided when no condition can be.
+    """
+    parts = _comparisons(columns, when)
+    if not parts:
+        return sa.true(), None
+    gaps = [None if op == "is_null" else unknown(field) for field, op, _ in parts]
     # coalesce: NULL (a comparison with a missing value) counts as false.
-    return sa.func.coalesce(sa.and_(*parts), sa.false()) if parts else sa.true()
+    known = [sa.func.coalesce(part, sa.false()) for _, _, part in parts]
+    if all(gap is None for gap in gaps):
+        return sa.and_(*known), None
+    known = [k if gap is None else sa.and_(sa.not_(gap), k) for k, gap in zip(known, gaps, strict=True)]
+    holds = sa.and_(*known)
+    undecided = sa.and_(_any(gaps), *(k if gap is None else sa.or_(k, gap) for k, gap in zip(known, gaps, strict=True)))
+    return holds, undecided
+
+
+def _any(conditions: Iterable[sa.ColumnElement[bool] | None]) -> sa.ColumnElement[bool] | None:
+    present = [c for c in conditions if c is not None]
+    return sa.or_(*present) if present else None
 
 
 def rule_label(columns: sa.ColumnCollection, rule: Rule) -> sa.ColumnElement:
     return columns[rule.label_from] if rule.label_from else sa.literal(rule.label)
 
 
-def ruleset_cases(columns: sa.ColumnCollection, ruleset: RuleSet) -> tuple[sa.ColumnElement, sa.ColumnElement]:
-    """(label, name of the rule that fired) for an ordered rule list."""
+def ruleset_cases(
+    columns: sa.ColumnCollection, ruleset: RuleSet, unknown: Unknown = lambda field: None
+) -> tuple[sa.ColumnElement, sa.ColumnElement]:
+    """(label, name of the rule that fired) for an ordered rule list.
+
+    The first rule that holds wins; a rule left undecided by a missing input before it makes
+    the label Unknown (rule ``missing_input``): a later rule or the default would be a guess.
+    """
     if not ruleset.rules:
         return sa.literal(ruleset.default), sa.literal("default")
-    conditions = [condition(columns, rule.when) for rule in ruleset.rules]
-    label = sa.case(
-        *((cond, rule_label(columns, rule)) for cond, rule in zip(conditions, ruleset.rules, strict=True)),
-        else_=sa.literal(ruleset.default),
-    )
-    name = sa.case(
-        *((cond, sa.literal(rule.name)) for cond, rule in zip(conditions, ruleset.rules, strict=True)),
-        else_=sa.literal("default"),
-    )
+    labels, names = [], []
+    for rule in ruleset.rules:
+        holds, undecided = decision(columns, rule.when, unknown)
+        labels.append((holds, rule_label(columns, rule)))
+        names.append((holds, sa.literal(rule.name)))
+        if undecided is not None:
+            labels.append((undecided, sa.literal(UNKNOWN)))
+            names.append((undecided, sa.literal(MISSING_INPUT)))
+    label = sa.case(*labels, else_=sa.literal(ruleset.default))
+    name = sa.case(*names, else_=sa.literal("default"))
     return label, name
+
+
+class Gaps:
+    """Which values are missing or Unknown for lack of a rule input (a data gap), as SQL.
+
+    A data-gap field is a source column the rules read that is not in ``optional_fields``
+    (``SegmentationRules.data_gap_fields``). A feature computed from one is missing when the
+    field is empty; a band or group over it gets its missing label; a composite or a rule set
+    depending on it is Unknown when it could not be decided without it.
+    """
+
+    def __init__(self, rules: SegmentationRules) -> None:
+        self.rules = rules
+        firm, value, status = rules.firmographic, rules.customer_value, rules.customer_status
+        self.depends: dict[str, list[str]] = {
+            "employee_band": [firm.employee_band.feature],
+            "industry_group": [firm.industry_group.feature],
+            "revenue_band": [firm.revenue_band.feature],
+            "arr_band": [value.arr_band.feature],
+            "arr_percentile_band": [value.arr_percentile_band.feature],
+            "nps_category": [status.nps_category.feature],
+            "csat_band": [status.csat_band.feature],
+            "health_score": [spec.feature for spec in rules.health.components.values()],
+            "health_band": [status.health_band.feature],
+            "firmographic_segment": ["employee_band", "industry_group"],
+            "value_tier": ["arr_band"],
+            "status_segment": ["nps_category", "health_band"],
+            "lifecycle_stage": _ruleset_fields(rules.lifecycle.rules),
+            "adoption_segment": _ruleset_fields(rules.product_adoption),
+            "quadrant": _ruleset_fields(rules.quadrant.rules),
+            "engagement_model": _ruleset_fields(rules.engagement_model),
+            "case_study_candidate": list(rules.case_study.when),
+        }
+        self.fields = cache(self._fields)
+
+    def _fields(self, name: str) -> tuple[str, ...]:
+        """The data-gap fields (``entity.column``) a value depends on, directly or not."""
+        if name in self.depends:
+            return tuple(sorted({field for dep in self.depends[name] for field in self.fields(dep)}))
+        return tuple(self.rules.feature_gaps(name))
+
+    def unknown(self, c: sa.ColumnCollection, name: str) -> sa.ColumnElement[bool] | None:
+        """True where ``name`` is missing or Unknown for lack of an input; None if it never can be."""
+        if not self.fields(name):
+            return None
+        if name in FEATURES:
+            empty = [c[source_feature(field)].is_(None) for field in self.rules.feature_gaps(name)]
+            return sa.and_(c[name].is_(None), sa.or_(*empty))
+        if name in RULE_COLUMNS:
+            return c[RULE_COLUMNS[name]] == sa.literal(MISSING_INPUT)
+        if name == "case_study_candidate":
+            return decision(c, self.rules.case_study.when, lambda field: self.unknown(c, field))[1]
+        inputs = _any(self.unknown(c, dep) for dep in self.depends[name])
+        if inputs is None:
+            return None
+        if name == "health_score":
+            return sa.and_(c.health_score.is_(None), inputs)
+        override = self.rules.customer_value.override_field
+        if name == "value_tier" and override:
+            return sa.and_(c[override].is_(None), inputs)
+        return inputs
+
+    def blamed(self, c: sa.ColumnCollection, field: str) -> sa.ColumnElement[bool]:
+        """True where ``field`` is the gap to fix: the account has no row, or the row leaves it empty."""
+        no_row = c.account_known.is_(sa.false())
+        if field == ACCOUNT_ROW:
+            return no_row
+        return sa.and_(sa.not_(no_row), c[source_feature(field)].is_(None))
+
+    def blame_fields(self, *names: str) -> list[str]:
+        """The gap fields to name for values: their fields, and the account row behind any of them."""
+        fields = sorted({field for name in names for field in self.fields(name)})
+        return ([ACCOUNT_ROW] if any(f.startswith(f"{ACCOUNT_ROW}.") for f in fields) else []) + fields
+
+    def missing_json(self, c: sa.ColumnCollection, *names: str) -> sa.ColumnElement:
+        """JSON array of the gap fields missing on the row for the values ``names`` ([] if none)."""
+        fields = self.blame_fields(*names)
+        if not fields:
+            return sa.cast(sa.literal("[]"), sa.JSON)
+        listed = sa.func.concat_ws(
+            sa.literal(","), *(sa.case((self.blamed(c, field), sa.literal(field))) for field in fields)
+        )
+        array = sa.func.array_to_json(sa.func.string_to_array(sa.func.nullif(listed, sa.literal("")), sa.literal(",")))
+        return sa.func.coalesce(array, sa.cast(sa.literal("[]"), sa.JSON))
 
 
 def health_score_parts(columns: sa.ColumnCollection, rules: SegmentationRules) -> dict[str, sa.ColumnElement]:
@@ -181,8 +361,8 @@ def json_object(dialect: str, pairs: dict[str, sa.ColumnElement]) -> sa.ColumnEl
 # --- the compiled statement ------------------------------------------------------------
 
 
-def compile_segments(rules: SegmentationRules, dialect: str) -> sa.Select:
-    """The select producing mart.account_segments rows for :as_of_date from mart.account_features."""
+def _layers(rules: SegmentationRules, gaps: Gaps) -> sa.CTE:
+    """Every value of every account for :as_of_date, layer by layer (docs/metrics.md, "Evaluation order")."""
     features = account_features
     base = sa.select(*features.c).where(features.c.as_of_date == sa.bindparam("as_of_date")).cte("features")
 
@@ -211,18 +391,18 @@ def compile_segments(rules: SegmentationRules, dialect: str) -> sa.Select:
         value_source = sa.case((override.is_not(None), sa.literal("crm_override")), else_=sa.literal("arr_band"))
     else:
         value_tier, value_source = c.arr_band, sa.literal("arr_band")
-    lifecycle, lifecycle_rule = ruleset_cases(c, rules.lifecycle.rules)
+    lifecycle, lifecycle_rule = ruleset_cases(c, rules.lifecycle.rules, partial(gaps.unknown, c))
     if rules.lifecycle.crm_precedence:
         crm_stage = c[rules.lifecycle.crm_field]
         known = crm_stage.in_(rules.lifecycle.stages)
         lifecycle = sa.case((known, crm_stage), else_=lifecycle)
         lifecycle_rule = sa.case((known, sa.literal("crm_stage")), else_=lifecycle_rule)
-    adoption, adoption_rule = ruleset_cases(c, rules.product_adoption)
+    adoption, adoption_rule = ruleset_cases(c, rules.product_adoption, partial(gaps.unknown, c))
     layer3 = sa.select(
         *c,
         value_tier.label("value_tier"),
         value_source.label("value_tier_source"),
-        (c.employee_band + sa.literal(" · ") + c.industry_group).label("firmographic_segment"),
+        (c.employee_band + sa.literal(PART_SEPARATOR) + c.industry_group).label("firmographic_segment"),
         lifecycle.label("lifecycle_stage"),
         lifecycle_rule.label("lifecycle_rule"),
         adoption.label("adoption_segment"),
@@ -232,23 +412,31 @@ def compile_segments(rules: SegmentationRules, dialect: str) -> sa.Select:
 
     # Layer 4: customer status and the quadrant.
     c = layer3.c
-    quadrant, quadrant_rule = ruleset_cases(c, rules.quadrant.rules)
+    quadrant, quadrant_rule = ruleset_cases(c, rules.quadrant.rules, partial(gaps.unknown, c))
     layer4 = sa.select(
         *c,
-        (c.nps_category + sa.literal(" · ") + c.health_band).label("status_segment"),
+        (c.nps_category + sa.literal(PART_SEPARATOR) + c.health_band).label("status_segment"),
         quadrant.label("quadrant"),
         quadrant_rule.label("quadrant_rule"),
     ).cte("layer4")
 
     # Layer 5: engagement model and case-study candidates.
     c = layer4.c
-    engagement, engagement_rule = ruleset_cases(c, rules.engagement_model)
-    layer5 = sa.select(
+    engagement, engagement_rule = ruleset_cases(c, rules.engagement_model, partial(gaps.unknown, c))
+    # Undecided for lack of an input: not a candidate (the data gap is recorded).
+    case_study, _ = decision(c, rules.case_study.when, partial(gaps.unknown, c))
+    return sa.select(
         *c,
         engagement.label("engagement_model"),
         engagement_rule.label("engagement_rule"),
-        condition(c, rules.case_study.when).label("case_study_candidate"),
+        case_study.label("case_study_candidate"),
     ).cte("layer5")
+
+
+def compile_segments(rules: SegmentationRules, dialect: str) -> sa.Select:
+    """The select producing mart.account_segments rows for :as_of_date from mart.account_features."""
+    gaps = Gaps(rules)
+    layer5 = _layers(rules, gaps)
 
     # Time in Re-evaluate carries over from the previous as-of date's row.
     previous_date = (
@@ -285,7 +473,7 @@ def compile_segments(rules: SegmentationRules, dialect: str) -> sa.Select:
         {
             "rules_version": sa.literal(rules.version),
             "as_of_date": sa.cast(c.as_of_date, sa.Text),
-            **_explanations(c, rules, dialect),
+            **_explanations(c, rules, gaps, dialect),
         },
     )
     return sa.select(
@@ -341,12 +529,20 @@ def _ruleset_fields(ruleset: RuleSet) -> list[str]:
     return fields
 
 
-def _explanations(c: sa.ColumnCollection, rules: SegmentationRules, dialect: str) -> dict[str, sa.ColumnElement]:
+def _explanations(
+    c: sa.ColumnCollection, rules: SegmentationRules, gaps: Gaps, dialect: str
+) -> dict[str, sa.ColumnElement]:
     firm, value, status = rules.firmographic, rules.customer_value, rules.customer_status
 
     def explain(result: str, rule: sa.ColumnElement, fields: list[str]) -> sa.ColumnElement:
         return json_object(
-            dialect, {"value": c[result], "rule": rule, "inputs": _inputs(c, fields or ["account_id"], dialect)}
+            dialect,
+            {
+                "value": c[result],
+                "rule": rule,
+                "inputs": _inputs(c, fields or ["account_id"], dialect),
+                "missing": gaps.missing_json(c, result, *fields),
+            },
         )
 
     value_fields = [value.arr_band.feature] + ([value.override_field] if value.override_field else [])
@@ -385,6 +581,7 @@ def _explanations(c: sa.ColumnCollection, rules: SegmentationRules, dialect: str
                 "value": c.health_score,
                 "min_coverage": sa.literal(rules.health.min_coverage),
                 "components": json_object(dialect, health_inputs),
+                "missing": gaps.missing_json(c, "health_score"),
             },
         ),
         "quadrant": explain("quadrant", c.quadrant_rule, _ruleset_fields(rules.quadrant.rules)),
@@ -393,6 +590,42 @@ def _explanations(c: sa.ColumnCollection, rules: SegmentationRules, dialect: str
             "case_study_candidate", sa.literal("case_study.when"), list(rules.case_study.when)
         ),
     }
+
+
+def compile_data_gaps(rules: SegmentationRules) -> sa.Select:
+    """The select producing mart.account_data_gaps rows for :as_of_date from mart.account_features.
+
+    Per segmented account: one row per missing data-gap field (``dimension`` null), and one
+    per dimension that fell back to Unknown for lack of it. An account without a row known
+    at the date is one gap, ``accounts``, rather than every column of it.
+    """
+    gaps = Gaps(rules)
+    c = _layers(rules, gaps).c
+    fields = sorted({field for name in GAP_DIMENSIONS for field in gaps.blame_fields(name)})
+    fields += [
+        f"{entity}.{column}"
+        for entity, columns in sorted(rules.data_gap_fields().items())
+        for column in sorted(columns)
+        if f"{entity}.{column}" not in fields
+    ]
+
+    def rows(field: str, dimension: str | None, where: sa.ColumnElement[bool]) -> sa.Select:
+        return sa.select(
+            c.as_of_date,
+            c.account_id,
+            sa.literal(field).label("field"),
+            (sa.literal(dimension) if dimension else sa.cast(sa.null(), sa.Text)).label("dimension"),
+        ).where(where)
+
+    parts = [rows(field, None, gaps.blamed(c, field)) for field in fields]
+    for dimension in GAP_DIMENSIONS:
+        unknown = gaps.unknown(c, dimension)
+        if unknown is not None:
+            parts += [
+                rows(field, dimension, sa.and_(gaps.blamed(c, field), unknown))
+                for field in gaps.blame_fields(dimension)
+            ]
+    return sa.union_all(*parts).subquery("gaps").select()
 
 
 def compile_health_components(rules: SegmentationRules) -> sa.Select:
@@ -421,6 +654,8 @@ def ensure_tables(eng: sa.Engine) -> None:
     warehouse.ensure_tables(eng, metadata)
     view = paths.sql_dir() / "segment" / "account_segments_current.sql"
     with warehouse.schema_change(eng) as conn:
+        # Added after the first release: a warehouse created before has the table without it.
+        conn.execute(sa.text("alter table mart.account_features add column if not exists account_known boolean"))
         conn.execute(sa.text(f"create or replace view mart.account_segments_current as\n{view.read_text()}"))
 
 
@@ -456,6 +691,19 @@ def compute_segments(
             ),
             {"as_of_date": as_of},
         )
+        conn.execute(account_data_gaps.delete().where(account_data_gaps.c.as_of_date == as_of))
+        conn.execute(
+            account_data_gaps.insert().from_select([col.name for col in account_data_gaps.c], compile_data_gaps(rules)),
+            {"as_of_date": as_of},
+        )
+        data_gaps = dict(
+            conn.execute(
+                sa.select(account_data_gaps.c.field, sa.func.count())
+                .where(account_data_gaps.c.as_of_date == as_of, account_data_gaps.c.dimension.is_(None))
+                .group_by(account_data_gaps.c.field)
+                .order_by(account_data_gaps.c.field)
+            ).all()
+        )
         quadrants = dict(
             conn.execute(
                 sa.select(account_segments.c.quadrant, sa.func.count())
@@ -466,10 +714,14 @@ def compute_segments(
     inserted = sum(quadrants.values())
     if features != inserted:
         raise AssertionError(f"{as_of}: {features} feature rows but {inserted} segment rows")
-    log.info("segments as of %s (rules %s): %s accounts; quadrants %s", as_of, rules.version, inserted, quadrants)
+    log.info(
+        "segments as of %s (rules %s): %s accounts; quadrants %s; accounts missing a rule input: %s",
+        as_of, rules.version, inserted, quadrants, data_gaps or "none",
+    )  # fmt: skip
     return {
         "as_of_date": as_of.isoformat(),
         "accounts": inserted,
         "quadrants": quadrants,
+        "data_gaps": data_gaps,
         "rules_version": rules.version,
     }

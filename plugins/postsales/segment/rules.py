@@ -26,6 +26,9 @@ from postsales.config import IDENTIFIER, ConfigError, StrictModel, load_yaml
 # Columns of account_features.sql, with whether each is numeric.
 FEATURES: dict[str, str] = {
     "account_id": "text",
+    # Whether a row of the account (a version of its CRM record) was known at the as-of date;
+    # false when, say, every row of it was quarantined: its attributes are then missing.
+    "account_known": "boolean",
     "name": "text",
     "industry": "text",
     "country": "text",
@@ -66,8 +69,8 @@ FEATURES: dict[str, str] = {
     "usage_trend": "number",
 }
 
-# The source columns each feature is computed from (entity, column): a rule that reads
-# a feature makes these required in the Great Expectations gate.
+# The source columns each feature is computed from (entity, column): when one a rule reads
+# is empty, the feature is missing and what depends on it falls back to Unknown (a data gap).
 FEATURE_SOURCES: dict[str, tuple[tuple[str, str], ...]] = {
     "industry": (("accounts", "industry"),),
     "country": (("accounts", "country"),),
@@ -105,6 +108,12 @@ TEXT_OUTPUTS_LAYER = {
     "case_study_candidate": 5,
 }
 
+# The value of a band, an industry group or a rule set that cannot be determined because an
+# input it needs is missing (a data gap: see SegmentationRules.data_gap_fields).
+UNKNOWN = "Unknown"
+# Between the parts of a composite segment ("51-200 · Technology & Media").
+PART_SEPARATOR = " · "
+
 Number = float
 FieldName = Annotated[str, Field(pattern=IDENTIFIER.pattern)]
 
@@ -120,7 +129,7 @@ class Band(StrictModel):
 class Bands(StrictModel):
     feature: FieldName
     bands: list[Band] = Field(min_length=1)
-    missing_label: str = "Unknown"
+    missing_label: str = UNKNOWN
 
     @model_validator(mode="after")
     def _ordered_and_contiguous(self) -> Bands:
@@ -153,7 +162,8 @@ class Bands(StrictModel):
 class Groups(StrictModel):
     feature: FieldName
     groups: dict[str, list[str]]
-    default: str = "Other"
+    default: str = "Other"  # a value in no group
+    missing_label: str = UNKNOWN  # no value
 
     @model_validator(mode="after")
     def _each_value_once(self) -> Groups:
@@ -405,14 +415,33 @@ class SegmentationRules(StrictModel):
         """Features (layer 1) that some rule reads, directly."""
         return {f for _, fields, _ in self._field_uses() for f in fields if f in FEATURES}
 
-    def required_source_fields(self) -> dict[str, set[str]]:
-        """Source columns the gate must require because rules read them (minus optional_fields)."""
-        required: dict[str, set[str]] = {}
+    def data_gap_fields(self) -> dict[str, set[str]]:
+        """Source columns the rules read that should be filled in (all but ``optional_fields``).
+
+        An empty one is a data gap: the account is still segmented, what depends on the value
+        falls back to Unknown and the gap is reported per field (``mart.account_data_gaps``).
+        It is never a reason to quarantine the row.
+        """
+        fields: dict[str, set[str]] = {}
         for feature in self.referenced_features():
             for entity, column in FEATURE_SOURCES.get(feature, ()):
                 if column not in self.optional_fields:
-                    required.setdefault(entity, set()).add(column)
-        return required
+                    fields.setdefault(entity, set()).add(column)
+        return fields
+
+    def feature_gaps(self, feature: str) -> list[str]:
+        """The data-gap fields (``entity.column``) a feature is computed from; [] if it has none."""
+        gaps = self.data_gap_fields()
+        return [f"{e}.{c}" for e, c in FEATURE_SOURCES.get(feature, ()) if c in gaps.get(e, ())]
+
+
+def source_feature(field: str) -> str:
+    """The feature holding a source column's value as loaded: ``accounts.industry`` -> ``industry``."""
+    entity, _, column = field.partition(".")
+    for feature, sources in FEATURE_SOURCES.items():
+        if sources == ((entity, column),) and feature in (column, f"crm_{column}"):
+            return feature
+    raise ValueError(f"no feature holds {field}")
 
 
 def field_kind(field: str) -> str:
@@ -431,4 +460,4 @@ def load_rules(path: Path | None = None) -> SegmentationRules:
     return load_yaml(path, SegmentationRules)
 
 
-__all__ = ["ConfigError", "SegmentationRules", "load_rules"]
+__all__ = ["PART_SEPARATOR", "UNKNOWN", "ConfigError", "SegmentationRules", "load_rules"]

@@ -80,7 +80,7 @@ def build_checks(entity: str, rules: EntityRules, not_after: datetime) -> list[_
         if rule.not_null:
             checks.append(
                 _Check(
-                    f"{name} is required" + (f" ({rule.required_by})" if rule.required_by else ""),
+                    f"{name} is required",
                     (name,),
                     gxe.ExpectColumnValuesToNotBeNull(column=raw_name),
                 )
