@@ -277,7 +277,23 @@ def crm_push(as_of_date: str, *, approved: bool = False) -> dict:
         )
     except SafetyValveTripped as exc:
         # Not retryable: a person must look at the diff report and approve.
-        raise AirflowFailException(f"CRM push stopped before any write: {exc}") from exc
+        from postsales.crm.sync import report_path
+
+        raise AirflowFailException(
+            f"CRM push stopped before any write: {exc}. Read the diff report "
+            f"({report_path(_sync_run_id('push'))}, or ops.crm_sync_runs); if the change is meant, approve it "
+            f"with a new run: {trigger_command(context, approve_large_change=True)}"
+        ) from exc
+
+
+def trigger_command(context, **params) -> str:
+    """The ``airflow dags trigger`` command for another run of this run's month with ``params``."""
+    import json
+
+    conf = {"month": f"{data_interval(context)[0]:%Y-%m}"}
+    if context["params"].get("force"):
+        conf["force"] = True
+    return f"airflow dags trigger {context['dag'].dag_id} --conf '{json.dumps(conf | params)}'"
 
 
 def _sync_run_id(step: str) -> str:
@@ -294,16 +310,16 @@ def rules_version_approved() -> bool:
 
     from postsales.segment.rules import load_rules
 
-    approved = get_current_context()["params"].get("approve_rules_version")
+    context = get_current_context()
+    approved = context["params"].get("approve_rules_version")
     current = load_rules().version
     if approved == current:
         log.info("rules version %s approved: segments will be pushed", current)
         return True
     log.warning(
-        "awaiting approval: review the report, then trigger this DAG again with "
-        '{"force": true, "approve_rules_version": "%s"} to apply rules %s and push the tags',
+        "awaiting approval: review the report; to apply rules %s and push the tags run %s",
         current,
-        current,
+        trigger_command(context, force=True, approve_rules_version=current),
     )
     return False
 

@@ -14,10 +14,9 @@ from postsales.segment.rules import load_rules
 
 APRIL_RUN = pendulum.datetime(2024, 4, 1, tz="UTC")  # covers March 2024: as of 2024-03-31
 MAY_RUN = pendulum.datetime(2024, 5, 1, tz="UTC")
-JUNE_RUN = pendulum.datetime(2024, 6, 1, tz="UTC")
 # dag.test() keeps the params of earlier runs on the DAG object: every conf names every flag.
 FLAGS = {"force": False, "dry_run": False, "approve_first_push": False, "approve_large_change": False,
-         "push_backfill": False}  # fmt: skip
+         "push_backfill": False, "month": None}  # fmt: skip
 APPROVED = FLAGS | {"force": True, "approve_first_push": True, "approve_large_change": True}
 
 
@@ -38,7 +37,17 @@ def customers_on(url: str, day: str) -> set[str]:
         return {r[0] for r in rows}
 
 
-def test_revision_skips_other_months_then_pushes_and_the_valve_holds(dags, duckdb_url, crm):
+def logged_command(text: str, dag_id: str) -> dict:
+    """The conf of the `airflow dags trigger <dag_id> --conf '…'` command a task logged."""
+    import json
+    import re
+
+    found = re.findall(rf"airflow dags trigger {dag_id} --conf '(\{{[^']*\}})'", text)
+    assert found, f"no trigger command for {dag_id} in the log"
+    return json.loads(found[-1])
+
+
+def test_revision_skips_other_months_then_pushes_and_the_valve_holds(dags, duckdb_url, crm, capsys, caplog):
     dag = dags.get_dag("segment_revision")
     before = crm_rows(crm)
     # April 2024 is not a revision month (every 6 months from 2026-01): nothing runs.
@@ -74,9 +83,17 @@ def test_revision_skips_other_months_then_pushes_and_the_valve_holds(dags, duckd
     blocked = dag.test(logical_date=MAY_RUN, run_conf=FLAGS | {"force": True})
     assert blocked.state == "failed" and task_states(blocked)["push_tags_to_crm"] == "failed"
     assert crm_rows(crm) == stale
+    # The failure names the run that approves it: the same month (April), forced as this one was.
+    logged = capsys.readouterr().out + capsys.readouterr().err + caplog.text
+    assert "CRM push stopped before any write" in logged
+    approve = logged_command(logged, "segment_revision")
+    assert approve == {"month": "2024-04", "force": True, "approve_large_change": True}
+    approved = dag.test(run_conf=FLAGS | approve)
+    assert approved.state == "success" and task_states(approved)["push_tags_to_crm"] == "success"
+    assert crm_rows(crm) != stale
 
 
-def test_annual_review_waits_for_approval_of_the_rules_version(dags, duckdb_url, crm):
+def test_annual_review_waits_for_approval_of_the_rules_version(dags, duckdb_url, crm, capsys, caplog):
     dag = dags.get_dag("annual_segmentation_review")
     before = crm_rows(crm)
     review = FLAGS | {"force": True, "approve_first_push": True, "approve_rules_version": None}
@@ -89,10 +106,14 @@ def test_annual_review_waits_for_approval_of_the_rules_version(dags, duckdb_url,
     wrong = dag.test(logical_date=MAY_RUN, run_conf=review | {"approve_rules_version": "not-the-file's"})
     assert task_states(wrong)["push_tags_to_crm"] == "skipped" and crm_rows(crm) == before
 
-    approved = dag.test(logical_date=JUNE_RUN, run_conf=review | {"approve_rules_version": load_rules().version})
+    # The gate's log names the run that approves: the reviewed month and the rules version.
+    approve = logged_command(capsys.readouterr().out + capsys.readouterr().err + caplog.text,
+                             "annual_segmentation_review")  # fmt: skip
+    assert approve == {"month": "2024-04", "force": True, "approve_rules_version": load_rules().version}
+    approved = dag.test(run_conf=review | approve)
     assert task_states(approved)["push_tags_to_crm"] == "success"
     pushed = crm_rows(crm)
-    customers = customers_on(duckdb_url, "2024-05-31")
+    customers = customers_on(duckdb_url, "2024-04-30")
     assert customers and all(pushed[a]["Quadrant__c"] is not None for a in customers - {"F001"})
     assert pushed["F001"] == before["F001"]
 
