@@ -16,7 +16,7 @@ import tiny
 from browser import chromium_flags, chromium_or_skip, png_pixels
 from postsales.cli import summary_text
 from postsales.config import ConfigError, DataDocs, ExpectationsConfig, load_expectations, load_yaml
-from postsales.extract import extract_entity, gate_expectations
+from postsales.extract import extract_entity
 from postsales.sources import Interval
 
 DAY1 = Interval(tiny.DAY1, tiny.DAY2)
@@ -113,7 +113,7 @@ def latest_target(root: Path, entity: str) -> Path:
 
 def test_latest_page_and_retention(duckdb_url, tiny_source, tmp_path):
     root = tmp_path / "data" / "data_docs"
-    keep_one = gate_expectations().model_copy(update={"data_docs": DataDocs(keep_runs=1)})
+    keep_one = load_expectations().model_copy(update={"data_docs": DataDocs(keep_runs=1)})
     extract_entity("accounts", interval=DAY1, run_id="load", build_data_docs=False)  # contracts reference them
     extract("contracts", "r1", keep_one)
     for run in ("r1", "r2"):

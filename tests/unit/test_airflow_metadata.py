@@ -104,14 +104,13 @@ def test_a_savepoint_takes_the_write_lock_first(tmp_path):
 
 def test_make_sets_it_only_for_sqlite_metadata():
     def exported(**env):
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__DATABASE")}
         out = subprocess.run(
             ["make", "-s", "--eval", "show:\n\t@echo connect_args=$$AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS",
              "show"],
-            cwd=ROOT, capture_output=True, text=True, env={**os.environ, **env}, check=True,
+            cwd=ROOT, capture_output=True, text=True, env=clean | env, check=True,
         ).stdout  # fmt: skip
         return out.strip().splitlines()[-1]
 
-    clean = {k: "" for k in os.environ if k.startswith("AIRFLOW__DATABASE")}
-    assert exported(**clean).endswith("SQLITE_CONNECT_ARGS")
-    postgres = exported(**clean, AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="postgresql+psycopg://x@h/db")
-    assert not postgres.endswith("SQLITE_CONNECT_ARGS")
+    assert exported() == "connect_args=postsales.airflow_metadata.SQLITE_CONNECT_ARGS"
+    assert exported(AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="postgresql+psycopg://x@h/db") == "connect_args="
