@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from airflow.sdk import dag, task
 
-from postsales.assets import MART_COHORTS
+from postsales.assets import MART_ACCOUNT_SEGMENTS, MART_COHORTS
 from postsales.dag_defaults import MONTH_PARAMS, WAREHOUSE_POOL, add_run_summary, monthly, postsales_dag
 
 
@@ -31,7 +31,8 @@ from postsales.dag_defaults import MONTH_PARAMS, WAREHOUSE_POOL, add_run_summary
     **postsales_dag("cohort_analysis", __doc__, tags=["cohorts"]),
 )
 def cohort_analysis():
-    @task(pool=WAREHOUSE_POOL, outlets=[MART_COHORTS])
+    # Segments the month's last day first when no segmentation of that date exists.
+    @task(pool=WAREHOUSE_POOL, outlets=[MART_COHORTS, MART_ACCOUNT_SEGMENTS])
     def compute_cohort_snapshot() -> dict:
         from postsales.tasks import cohort_snapshot
 

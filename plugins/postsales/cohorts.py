@@ -229,7 +229,7 @@ def compute_snapshot(
 
     Returns the row counts written and the snapshot month's totals, for logging.
     """
-    from postsales.segment.engine import ensure_tables as ensure_segment_tables
+    from postsales.segment.engine import ensure_segments
     from postsales.segment.rules import load_rules
 
     month = snapshot_month_of(snapshot_month)
@@ -243,7 +243,9 @@ def compute_snapshot(
     }
     eng = warehouse.engine(warehouse_url)
     warehouse.ensure_schema(eng)  # staging.contracts must exist even before the first extract
-    ensure_segment_tables(eng)  # the quadrant dimension reads mart.account_segments
+    # The quadrant dimension reads the segmentation as of the month's last day: computed here
+    # when missing, so the snapshot never depends on which DAG happened to segment that date.
+    ensure_segments([next_month - timedelta(days=1)], warehouse_url=warehouse_url)
     warehouse.ensure_tables(eng, metadata)
     counts: dict[str, Any] = {"snapshot_month": month.isoformat()}
     with eng.begin() as conn:

@@ -278,32 +278,6 @@ def start_months(settings: HealthOutcomeSettings, horizon: int) -> list[int]:
     return [horizon + i * settings.step_months for i in range(settings.start_dates)]
 
 
-def ensure_segment_history(dates: list[date], *, warehouse_url: str | None = None) -> list[date]:
-    """Segment every date of ``dates`` that has no partition yet, oldest first; returns those computed.
-
-    Each is computed from the data known on that date. Oldest first, so the time spent in
-    Re-evaluate carries over between the new partitions (docs/operations.md).
-    """
-    from postsales.segment.engine import account_segments, compute_segments
-    from postsales.segment.engine import ensure_tables as ensure_segment_tables
-
-    eng = warehouse.engine(warehouse_url)
-    warehouse.ensure_schema(eng)
-    ensure_segment_tables(eng)
-    with eng.connect() as conn:
-        existing = set(
-            conn.execute(
-                sa.select(account_segments.c.as_of_date).where(account_segments.c.as_of_date.in_(dates)).distinct()
-            ).scalars()
-        )
-    missing = sorted(set(dates) - existing)
-    for day in missing:
-        compute_segments(day, warehouse_url=warehouse_url)
-    if missing:
-        log.info("segmented %s past dates with no snapshot: %s .. %s", len(missing), missing[0], missing[-1])
-    return missing
-
-
 def _frame(rows: list[Any], columns: list[str]) -> Any:
     import pandas as pd
 
@@ -321,7 +295,7 @@ def evaluate_health(
     import pandas as pd
 
     from postsales.forecast import trajectories
-    from postsales.segment.engine import account_segments
+    from postsales.segment.engine import account_segments, ensure_segments
     from postsales.segment.engine import health_components as health_components_table
 
     rules = rules or load_rules()
@@ -331,7 +305,7 @@ def evaluate_health(
     warehouse.ensure_tables(eng, metadata)
     all_months = sorted({j for h in config.horizons for j in start_months(config, h)})
     start_dates = {j: as_of - relativedelta(months=j) for j in all_months}
-    ensure_segment_history(sorted(start_dates.values()), warehouse_url=warehouse_url)
+    ensure_segments(sorted(start_dates.values()), warehouse_url=warehouse_url)
 
     with eng.connect() as conn:
         actual = trajectories(conn, as_of, max(all_months), 30)

@@ -223,15 +223,15 @@ def recommend(
     """
     import pandas as pd
 
-    from postsales.outcomes import ensure_segment_history, health_component_signal
-    from postsales.segment.engine import account_segments, health_components
+    from postsales.outcomes import health_component_signal
+    from postsales.segment.engine import account_segments, ensure_segments, health_components
 
     rules = rules or load_rules()
     settings = settings or load_settings(rules=rules)
     eng = warehouse.engine(warehouse_url)
     warehouse.ensure_tables(eng, metadata)
     warehouse.ensure_tables(eng, health_component_signal.metadata)
-    ensure_segment_history([as_of], warehouse_url=warehouse_url)
+    ensure_segments([as_of], warehouse_url=warehouse_url)
     with eng.connect() as conn:
         customers = pd.DataFrame(
             conn.execute(

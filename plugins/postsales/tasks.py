@@ -287,13 +287,15 @@ def crm_push(as_of_date: str, *, approved: bool = False) -> dict:
 
 
 def trigger_command(context, **params) -> str:
-    """The ``airflow dags trigger`` command for another run of this run's month with ``params``."""
+    """The ``airflow dags trigger`` command for another run of this run's month with ``params``,
+    quoted for a shell (a rules version is free text from YAML)."""
     import json
+    import shlex
 
     conf = {"month": f"{data_interval(context)[0]:%Y-%m}"}
     if context["params"].get("force"):
         conf["force"] = True
-    return f"airflow dags trigger {context['dag'].dag_id} --conf '{json.dumps(conf | params)}'"
+    return f"airflow dags trigger {context['dag'].dag_id} --conf {shlex.quote(json.dumps(conf | params))}"
 
 
 def _sync_run_id(step: str) -> str:

@@ -6,7 +6,9 @@ Acquisitions in the December 2024 snapshot (tests/cohort_fixtures.py), starting 
   2024-03  OVERLAP 24,000 (2,000)    2024-04  LATELOAD 6,000 (500)
   2024-05  PILOT 12,000 (1,000)      2024-11  LASTDAY 2,400 (200)
 Only DOWN starts at Mid-Market ARR (>= 25,000); no account rows are loaded, so every
-account's industry group is 'Unknown' and, with no segmentation run, quadrant 'Not segmented'.
+account's industry group is 'Unknown'. The snapshot segments its month's last day first: every
+account paying on 2024-12-31 is segmented with quadrant 'Unknown' (no account row to place it);
+REACT, churned at the end of August, is 'Not segmented'.
 """
 
 from __future__ import annotations
@@ -57,8 +59,21 @@ def test_each_account_gets_one_segment_per_dimension(december):
             "all": "all",
             "value_tier_at_acquisition": "Mid-Market" if account == "DOWN" else "SMB",
             "industry_group": "Unknown",
-            "quadrant": "Not segmented",
+            "quadrant": "Not segmented" if account == "REACT" else "Unknown",
         }
+
+
+def test_the_quadrant_view_does_not_depend_on_what_ran_before(december):
+    """Computed again after other dates were segmented (as model_evaluation does), the snapshot
+    reads the same month-end segmentation: identical rows."""
+    from postsales.segment.engine import compute_segments
+
+    before = select(december, cohorts.account_cohort_segments)
+    for day in (date(2024, 12, 15), date(2024, 11, 30)):
+        compute_segments(day, warehouse_url=december)
+    cohorts.compute_snapshot(DECEMBER, warehouse_url=december)
+    key = lambda row: (row["account_id"], row["dimension"])  # noqa: E731
+    assert sorted(select(december, cohorts.account_cohort_segments), key=key) == sorted(before, key=key)
 
 
 def test_segment_triangle_by_hand(december):

@@ -21,13 +21,12 @@ from postsales import paths, warehouse
 from postsales.forecast import band_label
 from postsales.outcomes import (
     EvaluationSettings,
-    ensure_segment_history,
     evaluate_health,
     health_component_signal,
     health_outcomes,
 )
 from postsales.review import recommend, rescore, review_migration_matrix, review_recommendations, suggest_weights
-from postsales.segment.engine import account_segments, compute_segments, health_components
+from postsales.segment.engine import account_segments, compute_segments, ensure_segments, health_components
 from postsales.segment.rules import load_rules
 
 AS_OF = date(2024, 5, 31)
@@ -145,25 +144,25 @@ def expected_auc(url: str, outcome) -> float:
 # --- tests -----------------------------------------------------------------------------------
 
 
-def test_ensure_segment_history_computes_missing_dates_only(warehouse_url):
+def test_ensure_segments_computes_missing_dates_only(warehouse_url):
     load_history(warehouse_url)
     compute_segments(S4, warehouse_url=warehouse_url)
     before = read(warehouse_url, account_segments, account_segments.c.as_of_date == S4)
     assert sorted(before["account_id"]) == ["A", "B", "C", "D", "E", "H"]
 
-    assert ensure_segment_history([S3, S4], warehouse_url=warehouse_url) == [S3]
+    assert ensure_segments([S3, S4], warehouse_url=warehouse_url) == [S3]
     # the existing snapshot was not recomputed
     again = read(warehouse_url, account_segments, account_segments.c.as_of_date == S4)
     assert sorted(again["computed_at"]) == sorted(before["computed_at"])
     assert sorted(health_on(warehouse_url, S3)) == ["A", "B", "C", "D", "E", "H"]
 
-    assert ensure_segment_history([S3, S4], warehouse_url=warehouse_url) == []
+    assert ensure_segments([S3, S4], warehouse_url=warehouse_url) == []
     # several missing dates: computed oldest first
-    assert ensure_segment_history([AS_OF, date(2023, 12, 31), S3], warehouse_url=warehouse_url) == [
+    assert ensure_segments([AS_OF, date(2023, 12, 31), S3], warehouse_url=warehouse_url) == [
         date(2023, 12, 31),
         AS_OF,
     ]
-    assert ensure_segment_history([AS_OF, date(2023, 12, 31), S3, S4], warehouse_url=warehouse_url) == []
+    assert ensure_segments([AS_OF, date(2023, 12, 31), S3, S4], warehouse_url=warehouse_url) == []
 
 
 def test_evaluate_health_by_hand(warehouse_url):
@@ -174,7 +173,7 @@ def test_evaluate_health_by_hand(warehouse_url):
     with warehouse.engine(warehouse_url).connect() as conn:
         dates = conn.execute(sa.select(account_segments.c.as_of_date).distinct()).scalars().all()
     assert sorted(dates) == [S4, S3]
-    assert ensure_segment_history(list(STARTS), warehouse_url=warehouse_url) == []
+    assert ensure_segments(list(STARTS), warehouse_url=warehouse_url) == []
 
     health = {day: health_on(warehouse_url, day) for day in STARTS}
     assert {day: sorted(scores) for day, scores in health.items()} == {
@@ -378,7 +377,7 @@ def test_rescore_reproduces_the_engine(warehouse_url):
     load_history(warehouse_url)
     rules = load_rules()
     days = [S4, S3, date(2024, 3, 31), AS_OF]
-    ensure_segment_history(days, warehouse_url=warehouse_url)
+    ensure_segments(days, warehouse_url=warehouse_url)
     current = {name: spec.weight for name, spec in rules.health.components.items()}
     bands = rules.customer_status.health_band
     checked = 0

@@ -1,4 +1,5 @@
--- Each account's quadrant in the latest segmentation on or before the snapshot month's end.
+-- Each account's quadrant in the latest segmentation on or before the snapshot month's end:
+-- the month's last day, which compute_snapshot segments first when it has no partition.
 with latest_run as (
     select max(as_of_date) as as_of_date
     from mart.account_segments

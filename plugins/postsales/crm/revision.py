@@ -38,10 +38,9 @@ segment_migration_matrix = sa.Table(
 
 def migration_matrix(as_of: date, compared_to: date, *, warehouse_url: str | None = None) -> dict[str, Any]:
     """Replace the (as_of, compared_to) matrix; both dates are segmented first if needed."""
-    from postsales.outcomes import ensure_segment_history
-    from postsales.segment.engine import account_segments
+    from postsales.segment.engine import account_segments, ensure_segments
 
-    ensure_segment_history(sorted({compared_to, as_of}), warehouse_url=warehouse_url)
+    ensure_segments(sorted({compared_to, as_of}), warehouse_url=warehouse_url)
     eng = warehouse.engine(warehouse_url)
     warehouse.ensure_tables(eng, metadata)
     columns = [account_segments.c.account_id, *(account_segments.c[d] for d in DIMENSIONS)]

@@ -725,3 +725,28 @@ def compute_segments(
         "data_gaps": data_gaps,
         "rules_version": rules.version,
     }
+
+
+def ensure_segments(dates: list[date], *, warehouse_url: str | None = None) -> list[date]:
+    """Segment every date of ``dates`` that has no partition yet, oldest first; returns those computed.
+
+    Each is computed from the data known on that date. Oldest first, so the time spent in
+    Re-evaluate carries over between the new partitions (docs/operations.md). Stages that read
+    segments as of a date (cohorts by quadrant, health vs outcome, migration matrices, the
+    review) call this first, so what they read never depends on which DAG ran before them.
+    """
+    eng = warehouse.engine(warehouse_url)
+    warehouse.ensure_schema(eng)
+    ensure_tables(eng)
+    with eng.connect() as conn:
+        existing = set(
+            conn.execute(
+                sa.select(account_segments.c.as_of_date).where(account_segments.c.as_of_date.in_(dates)).distinct()
+            ).scalars()
+        )
+    missing = sorted(set(dates) - existing)
+    for day in missing:
+        compute_segments(day, warehouse_url=warehouse_url)
+    if missing:
+        log.info("segmented %s dates with no snapshot: %s .. %s", len(missing), missing[0], missing[-1])
+    return missing
