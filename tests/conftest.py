@@ -107,8 +107,10 @@ def duckdb_url(tmp_path, monkeypatch) -> str:
 
 @pytest.fixture(autouse=True)
 def _isolated_data_dir(tmp_path, monkeypatch):
-    """Data Docs and other generated files go to the test's tmp dir, not the repo."""
+    """Data Docs and other generated files go to the test's tmp dir, not the repo; so does the
+    warehouse of a test that names none (the warehouse fixtures set their own)."""
     monkeypatch.setenv("POSTSALES_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("POSTSALES_WAREHOUSE_URL", f"duckdb:///{tmp_path / 'data' / 'warehouse.duckdb'}")
 
 
 @pytest.fixture

@@ -42,10 +42,40 @@ def ensure_demo(accounts: int, seed: int) -> Path:
         return target
     if status == "different":
         print(f"demo data: {target} was {holds}: regenerating")
+        forget_previous_demo()
     started = time.monotonic()
     counts = demo.generate(target, accounts=accounts, seed=seed)
     print(f"demo data: {target} generated in {time.monotonic() - started:.1f}s: {json.dumps(counts, default=str)}")
     return target
+
+
+def forget_previous_demo() -> None:
+    """A new demo source starts from an empty warehouse.
+
+    The warehouse would otherwise keep what it computed from the previous demo: past segment
+    dates are reused as they are (segmentation history), and the CRM sync state would skip the
+    values the previous demo CRM had received. The embedded DuckDB file is removed; any other
+    warehouse must be emptied by its owner.
+    """
+    import sqlalchemy as sa
+
+    from postsales import warehouse
+    from postsales.config import warehouse_url
+
+    url = warehouse_url()
+    path = warehouse.duckdb_file(url)
+    if path is None:
+        shown = sa.make_url(url).render_as_string(hide_password=True)
+        raise SystemExit(
+            f"demo data: regenerating the demo, but the warehouse {shown} "
+            "may hold the previous demo's tables. Point POSTSALES_WAREHOUSE_URL at an empty database (or drop its "
+            "raw, staging, ops and mart schemas), then run again."
+        )
+    removed = [p for p in (Path(path), Path(f"{path}.wal")) if p.exists()]
+    for stale in removed:
+        stale.unlink()
+    if removed:
+        print(f"demo data: removed {', '.join(map(str, removed))}: it held what the previous demo computed")
 
 
 def load_dags():
@@ -369,18 +399,19 @@ def main(argv: list[str] | None = None) -> int:
     if bag is None:
         return 1
     ok = all(run_dag(bag, dag_id, {"full_refresh": not args.incremental}) for dag_id in EXTRACT_DAGS)
-    if ok:
+    if ok:  # each step runs only when every one before it succeeded
         as_of = date.fromisoformat(args.as_of) if args.as_of else latest_data_date()
-        ok = run_dag(bag, "account_segmentation", {"as_of_date": as_of.isoformat()})
-    # The monthly DAGs cover the last month completed by the as-of date.
-    month = {"month": f"{last_complete_month(as_of):%Y-%m}"}
-    if ok:
-        ok = run_dag(bag, "cohort_analysis", month) and run_dag(bag, "model_evaluation", month)
-    if ok:
+        # The monthly DAGs cover the last month completed by the as-of date.
+        month = {"month": f"{last_complete_month(as_of):%Y-%m}"}
         # The demo CRM is a local copy made by the demo generator: approve its first push
         # (the safety valve would otherwise stop a first push that changes every account).
-        conf = {**month, "force": True, "approve_first_push": True, "approve_large_change": True}
-        ok = run_dag(bag, "segment_revision", conf)
+        revision = {**month, "force": True, "approve_first_push": True, "approve_large_change": True}
+        ok = (
+            run_dag(bag, "account_segmentation", {"as_of_date": as_of.isoformat()})
+            and run_dag(bag, "cohort_analysis", month)
+            and run_dag(bag, "model_evaluation", month)
+            and run_dag(bag, "segment_revision", revision)
+        )
     print()
     print(summary_text())
     return 0 if ok else 1

@@ -67,14 +67,14 @@ def engine(url: str | None = None) -> sa.Engine:
     so a task has let go of the file before Airflow marks it done and frees its pool slot.
     """
     url = url or warehouse_url()
-    duckdb_file = _duckdb_file(url)
-    if duckdb_file:
-        check_warehouse_pool(duckdb_file)
+    file = duckdb_file(url)
+    if file:
+        check_warehouse_pool(file)
     if url not in _ENGINES:
         options: dict[str, Any] = {}
         if url.startswith("duckdb:///"):
-            if duckdb_file:
-                Path(duckdb_file).parent.mkdir(parents=True, exist_ok=True)
+            if file:
+                Path(file).parent.mkdir(parents=True, exist_ok=True)
                 options["poolclass"] = sa.pool.NullPool
             if "memory_limit" not in url:  # a limit in the URL wins
                 options["connect_args"] = {"config": {"memory_limit": duckdb_memory_limit()}}
@@ -82,7 +82,7 @@ def engine(url: str | None = None) -> sa.Engine:
     return _ENGINES[url]
 
 
-def _duckdb_file(url: str) -> str | None:
+def duckdb_file(url: str) -> str | None:
     """The file of a DuckDB URL (None for in-memory DuckDB and other databases)."""
     if not url.startswith("duckdb:///"):
         return None

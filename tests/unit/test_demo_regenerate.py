@@ -51,6 +51,30 @@ def test_demo_is_regenerated_when_size_or_seed_differ(tmp_path, monkeypatch, cap
     assert json.loads((source / demo.MANIFEST_FILE).read_text())["seed"] == 2
 
 
+def test_a_new_demo_starts_from_an_empty_warehouse(tmp_path, monkeypatch, capsys):
+    """What the previous demo computed (past segment dates, the CRM sync state) must not be
+    reused for the new one: the embedded warehouse goes; another warehouse must be emptied first."""
+    import duckdb
+    import pytest
+
+    source, warehouse_file = tmp_path / "demo", tmp_path / "wh.duckdb"
+    monkeypatch.setenv("POSTSALES_SOURCE_DIR", str(source))
+    monkeypatch.setenv("POSTSALES_WAREHOUSE_URL", f"duckdb:///{warehouse_file}")
+    ensure_demo(12, 1)
+    duckdb.connect(str(warehouse_file)).execute("create table previous_demo (x int)").close()
+    ensure_demo(12, 1)  # the same demo: the warehouse stays
+    assert warehouse_file.exists()
+    capsys.readouterr()
+    ensure_demo(15, 1)
+    assert not warehouse_file.exists()
+    assert f"demo data: removed {warehouse_file}: it held what the previous demo computed" in capsys.readouterr().out
+    monkeypatch.setenv("POSTSALES_WAREHOUSE_URL", "postgresql+psycopg://analyst:s3cret@db/warehouse")
+    with pytest.raises(SystemExit, match="Point POSTSALES_WAREHOUSE_URL at an empty database") as stopped:
+        ensure_demo(16, 1)
+    assert "s3cret" not in str(stopped.value)
+    assert json.loads((source / demo.MANIFEST_FILE).read_text())["accounts"] == 15  # not regenerated
+
+
 def test_a_demo_from_before_the_manifest_is_regenerated(tmp_path, monkeypatch, capsys):
     source = tmp_path / "demo"
     monkeypatch.setenv("POSTSALES_SOURCE_DIR", str(source))
