@@ -943,7 +943,7 @@ def check_run_summaries(meta: Metadata, warehouse_url: str, dag_ids: tuple[str, 
         rows = conn.execute(
             sa.text(
                 "select dag_id, run_id, state, rows_extracted, segments_as_of_date, cohort_snapshot_month,"
-                " duration_seconds from ops.run_summary"
+                " duration_seconds, retries from ops.run_summary"
             )
         ).all()
     summaries = {(row.dag_id, row.run_id): row for row in rows}
@@ -955,6 +955,8 @@ def check_run_summaries(meta: Metadata, warehouse_url: str, dag_ids: tuple[str, 
                 problems.append(f"{dag_id} {run['run_id']}: no ops.run_summary row")
             elif row.state != run["state"] or row.duration_seconds is None:
                 problems.append(f"{dag_id} {run['run_id']}: summary state {row.state}, duration {row.duration_seconds}")
+            elif row.retries != 0:  # a rerun (the reprocessed backfill) is not a retry
+                problems.append(f"{dag_id} {run['run_id']}: {row.retries} retries")
             elif dag_id.endswith("_extract") and (
                 row.rows_extracted is None or (_full_refresh(run) and row.rows_extracted == 0)
             ):

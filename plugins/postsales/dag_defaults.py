@@ -55,13 +55,23 @@ on_task_failure = PostsalesAlertNotifier()
 TRY_NUMBER_KEY = "postsales_try_number"
 
 
+def tries_since_clear(ti) -> int:
+    """The try a task instance is on, counted from its latest clear (1 = its first try).
+
+    Airflow's try number keeps counting across clears (a rerun from the UI or a backfill with
+    ``--reprocess-behavior completed``), and a clear sets ``max_tries = try_number + retries``;
+    Airflow finds the first try since the clear the same way (``max_tries - retries + 1``).
+    """
+    return max(1, ti.try_number - (ti.max_tries - (ti.task.retries or 0)))
+
+
 def record_try_number(context) -> None:
-    """Before each try: push the try number, so ``summarize_run`` can report retries per task.
+    """Before each try: push the try it is on, so ``summarize_run`` can report retries per task.
 
     Airflow clears a task's XComs when a new try starts, so the value left is the last try's.
     """
     ti = context["ti"]
-    ti.xcom_push(TRY_NUMBER_KEY, ti.try_number)
+    ti.xcom_push(TRY_NUMBER_KEY, tries_since_clear(ti))
 
 
 @dataclass(frozen=True)

@@ -333,7 +333,7 @@ def summarize_run() -> dict:
     """Write the run's row of ops.run_summary from the upstream tasks' XCom summaries and states."""
     from airflow.sdk import get_current_context
 
-    from postsales.dag_defaults import TRY_NUMBER_KEY
+    from postsales.dag_defaults import TRY_NUMBER_KEY, tries_since_clear
     from postsales.monitoring import RunFacts, write_run_summary
 
     context = get_current_context()
@@ -343,7 +343,7 @@ def summarize_run() -> dict:
     states = ti.get_task_states(dag_id=ti.dag_id, task_ids=upstream, run_ids=[run_id]).get(run_id, {})
     results = {task_id: ti.xcom_pull(task_ids=task_id) for task_id in upstream}
     tries = {task_id: ti.xcom_pull(task_ids=task_id, key=TRY_NUMBER_KEY) for task_id in upstream}
-    tries[ti.task_id] = ti.try_number
+    tries[ti.task_id] = tries_since_clear(ti)
     if getattr(context["dag"].timetable, "periodic", False):
         interval_start, interval_end = data_interval(context)  # inferred for a run without a logical date
     else:  # asset-triggered: no interval

@@ -129,3 +129,20 @@ def test_run_summary_says_that_more_reasons_exist_and_where():
         "accounts: b 3; accounts: c 2; usage: x 2; accounts: d 1; … and 2 more reasons (1 row) in ops.quarantine "
         "where run_id = 'r')"
     )
+
+
+def test_tries_are_counted_from_the_latest_clear():
+    """A rerun (UI clear, reprocessing backfill) is not a retry: Airflow keeps counting try
+    numbers across clears and sets max_tries = try_number + retries when it clears."""
+    from types import SimpleNamespace
+
+    from postsales.dag_defaults import tries_since_clear
+
+    def ti(try_number, max_tries, retries=2):
+        return SimpleNamespace(try_number=try_number, max_tries=max_tries, task=SimpleNamespace(retries=retries))
+
+    assert tries_since_clear(ti(1, 2)) == 1  # first run, first try
+    assert tries_since_clear(ti(3, 2)) == 3  # first run, two retries
+    assert tries_since_clear(ti(2, 1 + 2)) == 1  # cleared after try 1: the rerun's first try
+    assert tries_since_clear(ti(3, 1 + 2)) == 2  # ... and its retry
+    assert tries_since_clear(ti(5, 4 + 2)) == 1  # cleared twice more
