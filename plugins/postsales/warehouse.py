@@ -79,7 +79,40 @@ def engine(url: str | None = None) -> sa.Engine:
             if "memory_limit" not in url:  # a limit in the URL wins
                 options["connect_args"] = {"config": {"memory_limit": duckdb_memory_limit()}}
         _ENGINES[url] = sa.create_engine(url, **options)
+        if file:
+            sa.event.listen(_ENGINES[url], "do_connect", _wait_for_duckdb_lock)
     return _ENGINES[url]
+
+
+DUCKDB_LOCK_WAIT_ENV = "POSTSALES_DUCKDB_LOCK_WAIT_SECONDS"
+DEFAULT_DUCKDB_LOCK_WAIT_SECONDS = 600.0
+
+
+def _wait_for_duckdb_lock(dialect, _record, cargs, cparams):
+    """Open the DuckDB file, waiting while another process holds it.
+
+    Within Airflow the pool keeps tasks from holding the file at the same time; a process
+    outside it (``make summary``, a notebook, even a read-only one) still locks the whole file.
+    A task then waits for it, as SQLite waits on a busy database, rather than failing and being
+    retried, up to ``POSTSALES_DUCKDB_LOCK_WAIT_SECONDS`` (600 by default).
+    """
+    import time
+
+    limit = float(os.environ.get(DUCKDB_LOCK_WAIT_ENV) or DEFAULT_DUCKDB_LOCK_WAIT_SECONDS)
+    started = time.monotonic()
+    delay = 0.2
+    while True:
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except Exception as exc:
+            if "Could not set lock" not in str(exc) or time.monotonic() - started + delay > limit:
+                raise
+            if delay == 0.2:
+                log.warning(
+                    "waiting for the DuckDB warehouse file (up to %.0f s): %s", limit, str(exc).split(". See")[0]
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 def duckdb_file(url: str) -> str | None:

@@ -58,3 +58,35 @@ def test_duckdb_lets_go_of_the_file_after_each_use(march_snapshot):
     probe = f"import duckdb; duckdb.connect({path!r}).execute('select 1').fetchall()"
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr[-1000:]
+
+
+def test_a_process_outside_airflow_holding_the_file_is_waited_for(march_snapshot, monkeypatch, caplog):
+    """A reader outside the pool (make summary, a notebook) locks the whole file: a task waits."""
+    import subprocess
+    import sys
+    import time
+
+    path = march_snapshot[len("duckdb:///") :]
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({path!r}, read_only=True); "
+         "print('held', flush=True); time.sleep(4)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert holder.stdout.readline().strip() == "held"
+    started = time.monotonic()
+    with warehouse.engine(march_snapshot).connect() as conn:
+        assert conn.exec_driver_sql("select count(*) from mart.mrr_movements").scalar() > 0
+    assert time.monotonic() - started > 1  # it waited for the holder to let go
+    holder.wait(timeout=30)
+    assert "waiting for the DuckDB warehouse file" in caplog.text and "Conflicting lock" in caplog.text
+
+    monkeypatch.setenv("POSTSALES_DUCKDB_LOCK_WAIT_SECONDS", "1")  # and gives up when told to
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({path!r}); print('held', flush=True); "
+         "time.sleep(6)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert holder.stdout.readline().strip() == "held"
+    with pytest.raises(Exception, match="Could not set lock"), warehouse.engine(march_snapshot).connect():
+        pass
+    holder.kill()
