@@ -12,10 +12,9 @@ export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export PYTHONPATH := $(CURDIR)/plugins
 export GX_ANALYTICS_ENABLED := false
-# SQLite metadata (the default): the CLI waits for the scheduler's write lock instead of failing.
-ifeq ($(AIRFLOW__DATABASE__SQL_ALCHEMY_CONN),)
-export AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS ?= postsales.airflow_metadata.SQLITE_CONNECT_ARGS
-endif
+# SQLite metadata (the default): writers take the lock first and wait for it, so the CLI does not
+# fail with "database is locked" while the scheduler runs (empty for any other metadata database).
+export AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS ?= postsales.airflow_metadata.METADATA_CONNECT_ARGS
 
 DEMO_ACCOUNTS ?= 500
 DEMO_SEED ?= 42

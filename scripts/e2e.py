@@ -565,7 +565,7 @@ def local_body(session: Session) -> None:
     warehouse_path = session.run_dir / "data" / "warehouse.duckdb"
     env = session.base_env(api_port) | {"POSTSALES_WAREHOUSE_URL": f"duckdb:///{warehouse_path}"}
     # As `make` sets it for SQLite metadata: the CLI waits for the scheduler's write lock.
-    env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"] = "postsales.airflow_metadata.SQLITE_CONNECT_ARGS"
+    env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"] = "postsales.airflow_metadata.METADATA_CONNECT_ARGS"
     session.meta = meta = Metadata(f"sqlite:///{session.run_dir / 'airflow' / 'airflow.db'}")
 
     # 1. make run: the demo through dag.test(), as on day one.

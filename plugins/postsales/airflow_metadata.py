@@ -1,8 +1,8 @@
 """Connection settings for Airflow's own metadata database, as `make` sets it up.
 
-Imported by Airflow through ``AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS`` (the Makefile
-sets it only while the metadata database is the default SQLite file). Keep this module
-free of Airflow imports: Airflow reads it while configuring its own database.
+Imported by Airflow through ``AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS`` while it configures
+its metadata database. They apply to SQLite only: with any other database (set in the
+environment, ``airflow.cfg``, a ``_cmd`` or a secret) ``METADATA_CONNECT_ARGS`` is empty.
 """
 
 from __future__ import annotations
@@ -35,3 +35,13 @@ class WriteLockFirstConnection(sqlite3.Connection):
 # - isolation_level IMMEDIATE: sqlite3 opens the transaction before an INSERT / UPDATE /
 #   DELETE with BEGIN IMMEDIATE, and a SAVEPOINT (above) does the same.
 SQLITE_CONNECT_ARGS = {"timeout": 60, "isolation_level": "IMMEDIATE", "factory": WriteLockFirstConnection}
+
+
+def metadata_connect_args() -> dict:
+    """:data:`SQLITE_CONNECT_ARGS` when Airflow's metadata database is SQLite, else nothing."""
+    from airflow.configuration import conf  # already loaded: Airflow is configuring its database
+
+    return dict(SQLITE_CONNECT_ARGS) if conf.get("database", "sql_alchemy_conn").startswith("sqlite") else {}
+
+
+METADATA_CONNECT_ARGS = metadata_connect_args()

@@ -48,16 +48,15 @@ def write_while_locked(tmp_path: Path, connect_args: str | None) -> subprocess.C
 
 
 def test_the_cli_waits_for_the_write_lock(tmp_path):
-    result = write_while_locked(tmp_path, "postsales.airflow_metadata.SQLITE_CONNECT_ARGS")
+    result = write_while_locked(tmp_path, "postsales.airflow_metadata.METADATA_CONNECT_ARGS")
     assert result.returncode == 0, result.stderr[-2000:]
     waited = float(result.stdout.split()[-1])
     assert waited > 6  # sqlite3 alone gives up after 5 s
 
 
-@pytest.mark.parametrize("connect_args", [None])
-def test_without_it_a_write_fails_on_the_lock(tmp_path, connect_args):
+def test_without_it_a_write_fails_on_the_lock(tmp_path):
     started = time.monotonic()
-    result = write_while_locked(tmp_path, connect_args)
+    result = write_while_locked(tmp_path, None)
     assert result.returncode != 0 and "database is locked" in result.stderr
     assert time.monotonic() - started < 60
 
@@ -102,15 +101,20 @@ def test_a_savepoint_takes_the_write_lock_first(tmp_path):
         savepoint_while_the_scheduler_commits(tmp_path / "plain.db", {"timeout": 60})
 
 
-def test_make_sets_it_only_for_sqlite_metadata():
-    def exported(**env):
-        clean = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__DATABASE")}
-        out = subprocess.run(
-            ["make", "-s", "--eval", "show:\n\t@echo connect_args=$$AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS",
-             "show"],
-            cwd=ROOT, capture_output=True, text=True, env=clean | env, check=True,
-        ).stdout  # fmt: skip
-        return out.strip().splitlines()[-1]
+def test_make_sets_it_and_it_is_empty_for_other_metadata_databases(tmp_path):
+    """PostgreSQL metadata named in airflow.cfg (not in the environment) gets no SQLite options."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__DATABASE")}
+    out = subprocess.run(
+        ["make", "-s", "--eval", "show:\n\t@echo connect_args=$$AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS", "show"],
+        cwd=ROOT, capture_output=True, text=True, env=clean, check=True,
+    ).stdout  # fmt: skip
+    assert out.strip().splitlines()[-1] == "connect_args=postsales.airflow_metadata.METADATA_CONNECT_ARGS"
 
-    assert exported() == "connect_args=postsales.airflow_metadata.SQLITE_CONNECT_ARGS"
-    assert exported(AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="postgresql+psycopg://x@h/db") == "connect_args="
+    (tmp_path / "airflow.cfg").write_text("[database]\nsql_alchemy_conn = postgresql+psycopg://u@db-host/airflow\n")
+    probe = "from postsales.airflow_metadata import METADATA_CONNECT_ARGS as a; print(sorted(a))"
+    env = clean | {"AIRFLOW_HOME": str(tmp_path), "PYTHONPATH": str(ROOT / "plugins")}
+    printed = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert printed.stdout.strip().splitlines()[-1] == "[]"
+    (tmp_path / "airflow.cfg").write_text(f"[database]\nsql_alchemy_conn = sqlite:///{tmp_path}/airflow.db\n")
+    printed = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert printed.stdout.strip().splitlines()[-1] == "['factory', 'isolation_level', 'timeout']"
