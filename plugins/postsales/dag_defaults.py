@@ -37,13 +37,17 @@ DEFAULT_HISTORY_START = "2000-01-01"
 
 
 def history_start() -> pendulum.DateTime:
-    """``POSTSALES_HISTORY_START`` (YYYY-MM-DD, UTC midnight), else 2000-01-01; read, not I/O."""
+    """The first day of the month of ``POSTSALES_HISTORY_START`` (YYYY-MM-DD), else 2000-01-01, UTC.
+
+    A month's run is named by its first day, so a start date inside a month would leave that
+    month's run outside the DAG's history. Reading the environment is not I/O.
+    """
     value = os.environ.get(HISTORY_START_ENV) or DEFAULT_HISTORY_START
     try:
         day = date.fromisoformat(value.strip())
     except ValueError as exc:
         raise ValueError(f"{HISTORY_START_ENV}={value!r} is not a date: use YYYY-MM-DD, e.g. 2015-01-01") from exc
-    return pendulum.datetime(day.year, day.month, day.day, tz="UTC")
+    return pendulum.datetime(day.year, day.month, 1, tz="UTC")
 
 
 START_DATE = history_start()
@@ -212,14 +216,18 @@ EXTRACT_PARAMS = {
 }
 
 
+# A calendar month as YYYY-MM (the task parses it again, strictly: tasks.data_interval).
+MONTH_PATTERN = r"^(19|20)[0-9]{2}-(0[1-9]|1[0-2])$"
+
 MONTH_PARAMS = {
     "month": Param(
         None,
         type=["null", "string"],
-        pattern=r"^[0-9]{4}-(0[1-9]|1[0-2])$",
+        pattern=MONTH_PATTERN,
+        maxLength=7,  # the pattern's $ would accept a trailing newline
         description=(
             "Compute this calendar month (YYYY-MM), as of its last day, instead of the run's data interval. "
-            "Empty = the run's interval (a run without a logical date: the last complete month)."
+            "Unset (null) = the run's interval (a run without a logical date: the last complete month)."
         ),
     ),
 }

@@ -47,8 +47,16 @@ def data_interval(context) -> tuple[datetime, datetime]:
     import pendulum
 
     month = (context.get("params") or {}).get("month")
-    if month:
-        start = pendulum.from_format(str(month), "YYYY-MM", tz="UTC")
+    if month is not None and "month" in getattr(context.get("dag"), "params", {}):  # the monthly DAGs' param
+        import re
+
+        from postsales.dag_defaults import MONTH_PATTERN
+
+        if not isinstance(month, str) or not re.fullmatch(MONTH_PATTERN.strip("^$"), month):
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(f"param month={month!r} is not a calendar month: use YYYY-MM, e.g. 2026-03")
+        start = pendulum.datetime(int(month[:4]), int(month[5:]), 1, tz="UTC")
         return start, start.add(months=1)
     start, end = context.get("data_interval_start"), context.get("data_interval_end")
     if start is not None and end is not None:

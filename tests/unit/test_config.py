@@ -119,3 +119,17 @@ def test_environment_overrides_and_relative_paths(monkeypatch, tmp_path):
     monkeypatch.setenv("POSTSALES_SOURCE_DIR", str(tmp_path))
     assert config.warehouse_url() == "postgresql+psycopg://u@h/db"
     assert config.source_dir() == tmp_path
+
+
+def test_history_start_is_the_first_of_its_month(monkeypatch):
+    """A month's run is named by its first day: a start inside a month would drop that month."""
+    from postsales.dag_defaults import HISTORY_START_ENV, history_start
+
+    monkeypatch.setenv(HISTORY_START_ENV, "2019-06-15")
+    assert history_start().isoformat() == "2019-06-01T00:00:00+00:00"
+    monkeypatch.delenv(HISTORY_START_ENV)
+    assert history_start().isoformat() == "2000-01-01T00:00:00+00:00"
+    for bad in ("2019", "15/06/2019", "soon"):
+        monkeypatch.setenv(HISTORY_START_ENV, bad)
+        with pytest.raises(ValueError, match=f"{HISTORY_START_ENV}=.*use YYYY-MM-DD"):
+            history_start()
