@@ -147,7 +147,7 @@ def summary_text(evaluated: date | None = None) -> str:
             f"{run.source_table:<18}{run.rows_read:>10}{run.rows_loaded:>10}{run.rows_quarantined:>13}"
             f"{staged.get(run.source_table, 0):>12}"
         )
-    from postsales.monitoring import ALL_QUARANTINE_REASONS, more_reasons_label, top_reasons
+    from postsales.monitoring import all_reasons_query, more_reasons_label, top_reasons
 
     by_table: dict[str, list[tuple[list[str], int]]] = {}
     for row in reasons:
@@ -162,7 +162,7 @@ def summary_text(evaluated: date | None = None) -> str:
                 lines.append(f"  {table}: {more_reasons_label(more)} ({more_rows} row{'s' if more_rows > 1 else ''})")
                 left_out = True
         if left_out:
-            lines.append(f"  every reason: {ALL_QUARANTINE_REASONS}")
+            lines.append(f"  every reason: {all_reasons_query()}")
     lines.extend(segmentation_lines(eng))
     lines.extend(forecast_lines(eng, evaluated))
     lines.extend(cohort_lines(eng))

@@ -177,10 +177,12 @@ def more_reasons_label(more: int) -> str:
 
 
 # Where every reason is: shown when the top reasons leave some out.
-ALL_QUARANTINE_REASONS = (
-    "select source_table, failed_expectations, count(*) as quarantined_rows from ops.quarantine "
-    "group by source_table, failed_expectations order by quarantined_rows desc"
-)
+def all_reasons_query() -> str:
+    """include/sql/reports/quarantine_by_reasons.sql on one line, for a person to copy from the summary."""
+    lines = (
+        line.split("--", 1)[0].strip() for line in warehouse.sql_text("reports", "quarantine_by_reasons").splitlines()
+    )
+    return " ".join(line for line in lines if line)
 
 
 def segments_changed(conn: sa.Connection, as_of: date) -> tuple[date | None, int | None]:

@@ -12,15 +12,16 @@ log = logging.getLogger(__name__)
 
 @contextmanager
 def failing_fast() -> Iterator[None]:
-    """Bad input or a date before the data cannot be fixed by retrying: fail the task at once
-    (no retries) with the message that says how to fix it."""
+    """Bad input, a broken rules file or a date before the data cannot be fixed by retrying: fail
+    the task at once (no retries) with the message that says how to fix it."""
     from airflow.sdk.exceptions import AirflowFailException
 
+    from postsales.config import ConfigError
     from postsales.errors import DataContractError
 
     try:
         yield
-    except DataContractError as exc:
+    except (DataContractError, ConfigError) as exc:
         raise AirflowFailException(str(exc)) from exc
 
 

@@ -369,7 +369,14 @@ def delete_partition(conn: sa.Connection, table: sa.Table, where: sa.ColumnEleme
     one writer process already.
     """
     if conn.dialect.name == "postgresql":
-        conn.execute(sa.text("select pg_advisory_xact_lock(:key)"), {"key": partition_lock_key(conn, table, where)})
+        # The whole table (a full refresh) excludes every partition's writer; partition writers
+        # share the table and exclude each other only on their own partition.
+        whole = partition_lock_key(conn, table, None)
+        if where is None:
+            conn.execute(sa.text("select pg_advisory_xact_lock(:key)"), {"key": whole})
+        else:
+            conn.execute(sa.text("select pg_advisory_xact_lock_shared(:key)"), {"key": whole})
+            conn.execute(sa.text("select pg_advisory_xact_lock(:key)"), {"key": partition_lock_key(conn, table, where)})
     return conn.execute(table.delete() if where is None else table.delete().where(where)).rowcount
 
 

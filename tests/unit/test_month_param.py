@@ -49,3 +49,12 @@ def test_only_the_monthly_dags_read_it():
     # A daily extract run given a "month" (e.g. a backfill's --dag-run-conf) keeps its own day.
     start, end = data_interval({"params": {"month": "2026-03"}, "dag": DAILY, **OCTOBER})
     assert (start.month, end.month) == (10, 11)
+
+
+def test_a_broken_rules_file_fails_at_once():
+    """A ConfigError (bad YAML) is not transient: no retries, the message names file and field."""
+    from postsales.config import ConfigError
+    from postsales.tasks import failing_fast
+
+    with pytest.raises(AirflowFailException, match="expectations.yaml: entities.accounts"), failing_fast():
+        raise ConfigError("include/rules/expectations.yaml: entities.accounts: field required")

@@ -652,10 +652,9 @@ def compile_health_components(rules: SegmentationRules) -> sa.Select:
 
 def ensure_tables(eng: sa.Engine) -> None:
     warehouse.ensure_tables(eng, metadata)
+    warehouse.add_missing_columns(eng, account_features)  # account_known: added in 2026-12
     view = paths.sql_dir() / "segment" / "account_segments_current.sql"
     with warehouse.schema_change(eng) as conn:
-        # Added after the first release: a warehouse created before has the table without it.
-        conn.execute(sa.text("alter table mart.account_features add column if not exists account_known boolean"))
         conn.execute(sa.text(f"create or replace view mart.account_segments_current as\n{view.read_text()}"))
 
 
@@ -691,7 +690,7 @@ def compute_segments(
             ),
             {"as_of_date": as_of},
         )
-        conn.execute(account_data_gaps.delete().where(account_data_gaps.c.as_of_date == as_of))
+        warehouse.delete_partition(conn, account_data_gaps, account_data_gaps.c.as_of_date == as_of)
         conn.execute(
             account_data_gaps.insert().from_select([col.name for col in account_data_gaps.c], compile_data_gaps(rules)),
             {"as_of_date": as_of},
