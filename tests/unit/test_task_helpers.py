@@ -1,7 +1,9 @@
-"""The monthly DAGs' `month` param: what the form accepts is what the task computes."""
+"""Task helpers in postsales.tasks: the monthly DAGs' `month` param (what the form accepts is what
+the task computes), failing at once on input no retry can fix, and the trigger commands a task logs."""
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 import pendulum
@@ -58,3 +60,20 @@ def test_a_broken_rules_file_fails_at_once():
 
     with pytest.raises(AirflowFailException, match="expectations.yaml: entities.accounts"), failing_fast():
         raise ConfigError("include/rules/expectations.yaml: entities.accounts: field required")
+
+
+def test_a_logged_trigger_command_is_one_shell_word_whatever_the_version():
+    import shlex
+    from types import SimpleNamespace
+
+    import pendulum
+
+    from postsales.tasks import trigger_command
+
+    start = pendulum.datetime(2026, 10, 1, tz="UTC")
+    context = {"params": {"force": True}, "dag": SimpleNamespace(dag_id="annual_segmentation_review"),
+               "data_interval_start": start, "data_interval_end": start.add(months=1)}  # fmt: skip
+    version = "2027.01'; rm -rf ~; echo '"
+    words = shlex.split(trigger_command(context, approve_rules_version=version))
+    assert words[:5] == ["airflow", "dags", "trigger", "annual_segmentation_review", "--conf"] and len(words) == 6
+    assert json.loads(words[5]) == {"month": "2026-10", "force": True, "approve_rules_version": version}
