@@ -58,7 +58,7 @@ def test_a_broken_rules_file_fails_at_once():
     from postsales.config import ConfigError
     from postsales.tasks import failing_fast
 
-    with pytest.raises(AirflowFailException, match="expectations.yaml: entities.accounts"), failing_fast():
+    with pytest.raises(AirflowFailException, match=r"expectations\.yaml: entities\.accounts"), failing_fast():
         raise ConfigError("include/rules/expectations.yaml: entities.accounts: field required")
 
 
