@@ -35,7 +35,7 @@ install: $(VENV)/.installed
 $(AIRFLOW_HOME)/.migrated: $(VENV)/.installed
 	mkdir -p $(AIRFLOW_HOME)
 	$(AIRFLOW) db migrate > $(AIRFLOW_HOME)/migrate.log 2>&1 || { cat $(AIRFLOW_HOME)/migrate.log; exit 1; }
-	$(AIRFLOW) pools set postsales_warehouse $(WAREHOUSE_POOL_SLOTS) "Serialises warehouse writes (DuckDB has one writer)" > /dev/null
+	$(AIRFLOW) pools set postsales_warehouse $(WAREHOUSE_POOL_SLOTS) "Tasks that open the warehouse (DuckDB: one process at a time)" > /dev/null
 	touch $@
 
 airflow-db: $(AIRFLOW_HOME)/.migrated
@@ -61,10 +61,12 @@ evaluate: install
 test: install
 	$(PY) -m pytest
 
-# A real Airflow — api-server, scheduler, dag-processor, triggerer and a Celery worker — on this
-# machine's PostgreSQL (metadata and warehouse, fresh databases) and Redis (broker): the Asset chain,
-# a six-month cohort backfill checked against a direct computation, and its reprocessing unchanged.
-# Options: make e2e E2E_ARGS="--accounts 500 --months 12 --keep"
+# Two real Airflows, one after the other (docs/operations.md): `local` is make run then make airflow
+# (LocalExecutor, SQLite, DuckDB), every DAG's latest interval and a 12-month cohort plus 6-month
+# evaluation backfill with no task retried; `celery` is api-server, scheduler, dag-processor,
+# triggerer and a Celery worker on this machine's PostgreSQL and Redis: the Asset chain, both
+# backfills side by side checked against a direct computation, and their reprocessing unchanged.
+# Options: make e2e E2E_ARGS="--stack local --accounts 500 --months 12 --keep"
 e2e: install
 	$(PY) scripts/e2e.py $(E2E_ARGS)
 
