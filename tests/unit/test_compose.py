@@ -348,7 +348,12 @@ def test_docker_compose_resolves_the_file_as_we_do(services):
         capture_output=True,
         text=True,
         cwd=ROOT,
-        env={**os.environ, "POSTSALES_ENV_FILE": str(ENV_EXAMPLE)},
+        # The shell's variables win over --env-file in compose: pass none of ours
+        # (the test suite exports POSTSALES_WAREHOUSE_URL for every test).
+        env={
+            **{key: value for key, value in os.environ.items() if not key.startswith(("POSTSALES_", "AIRFLOW"))},
+            "POSTSALES_ENV_FILE": str(ENV_EXAMPLE),
+        },
         timeout=120,
         check=False,
     )
