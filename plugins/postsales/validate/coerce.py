@@ -2,6 +2,8 @@
 
 A value that is present but does not parse becomes null here; the gate then
 quarantines the row because its raw value was set while its typed value is not.
+"Parses" includes "fits the warehouse": a number the warehouse cannot hold is no
+valid number, so it is quarantined here rather than failing a later stage.
 """
 
 from __future__ import annotations
@@ -11,15 +13,24 @@ import pandas as pd
 TRUE_VALUES = frozenset({"true", "t", "1", "yes", "y"})
 FALSE_VALUES = frozenset({"false", "f", "0", "no", "n"})
 
+# The SQL casts money to numeric(38, 6): 32 digits before the point. inf, nan and larger
+# magnitudes are not valid numbers.
+NUMBER_LIMIT = 1e32
+# integer columns are BIGINT (warehouse.SQL_TYPES).
+BIGINT_MAX = 2**63 - 1
+# Integers written as 12.0 or 1e3 go through float64, which is exact up to 2**53.
+EXACT_FLOAT_INTEGER = 2**53
+
 
 def coerce(raw: pd.Series, column_type: str) -> pd.Series:
     if column_type == "string":
         return raw.astype("object").where(raw.notna(), None)
-    if column_type in ("integer", "number"):
+    if column_type == "number":
         numbers = pd.to_numeric(raw, errors="coerce").astype("float64")
-        if column_type == "integer":
-            numbers = numbers.where(numbers.isna() | (numbers == numbers.round()))
-        return numbers
+        # + 0.0 turns -0.0 into 0.0: a "-0" in the source is zero, not a signed zero in the warehouse.
+        return numbers.where(numbers.abs() < NUMBER_LIMIT) + 0.0
+    if column_type == "integer":
+        return _integers(raw)
     if column_type == "date":
         return pd.to_datetime(raw, format="ISO8601", errors="coerce").dt.normalize().astype("datetime64[us]")
     if column_type == "timestamp":
@@ -34,3 +45,27 @@ def coerce(raw: pd.Series, column_type: str) -> pd.Series:
             "object"
         )
     raise ValueError(f"unknown column type {column_type!r}")
+
+
+def _integers(raw: pd.Series) -> pd.Series:
+    """Whole numbers that fit BIGINT, exactly, as Int64; anything else null.
+
+    Digits-only values are parsed as text (exact over BIGINT's whole range); other spellings
+    of a whole number (``12.0``, ``1e3``, Parquet floats) only within ±2**53, where float64 is exact.
+    """
+    text = raw.astype("object").where(raw.notna(), None).astype("string").str.strip()
+    digits = text.str.fullmatch(r"[+-]?[0-9]+").fillna(False).astype(bool)
+    negative = text.str.startswith("-").fillna(False).astype(bool)
+    magnitude = text.str.lstrip("+-").str.lstrip("0")
+    length = magnitude.str.len().fillna(0)
+    # Of two 19-digit numbers, the larger text is the larger number.
+    limit = pd.Series(str(BIGINT_MAX), index=raw.index, dtype="string").where(~negative, str(BIGINT_MAX + 1))
+    fits = digits & ((length < 19) | ((length == 19) & (magnitude <= limit).fillna(False).astype(bool)))
+    result = pd.Series(pd.NA, index=raw.index, dtype="Int64")
+    if fits.any():
+        result[fits] = text[fits].str.lstrip("+").astype("Int64")
+    floats = pd.to_numeric(text.where(~digits), errors="coerce").astype("float64")
+    whole = floats.notna() & (floats.abs() <= EXACT_FLOAT_INTEGER) & (floats == floats.round())
+    if whole.any():
+        result[whole] = floats[whole].astype("int64")
+    return result

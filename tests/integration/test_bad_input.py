@@ -1,0 +1,91 @@
+"""Bad input never runs code, never vanishes, never takes a run down (issue #16).
+
+Each case is a hand-made row in the tiny source (tests/tiny.py) whose outcome is known: the
+row is quarantined with the reason given, or loaded with the value given, on DuckDB and
+PostgreSQL; never a traceback, never a row that is neither loaded nor quarantined.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+import tiny
+from postsales import warehouse
+from postsales.extract import extract_entity
+from postsales.sources import Interval
+
+DAY1 = Interval(tiny.DAY1, tiny.DAY2)
+
+
+def extract(entity: str, interval: Interval = DAY1, **options):
+    return extract_entity(entity, interval=interval, run_id="r", build_data_docs=False, **options)
+
+
+def table(url: str, name: str) -> pd.DataFrame:
+    with warehouse.engine(url).connect() as conn:
+        return pd.read_sql(sa.text(f"select * from {name}"), conn)
+
+
+def reasons(url: str, source_table: str) -> dict[str, list[str]]:
+    quarantine = table(url, "ops.quarantine")
+    rows = quarantine[quarantine["source_table"] == source_table]
+    return {
+        key: json.loads(failed) for key, failed in zip(rows["record_key"], rows["failed_expectations"], strict=True)
+    }
+
+
+def write_accounts(source, *extra_rows) -> None:
+    tiny.write_csv(source / "accounts.csv", tiny.ACCOUNT_COLUMNS, [*tiny.ACCOUNTS, *extra_rows])
+
+
+def write_contracts(source, *extra_rows) -> None:
+    tiny.write_csv(source / "contracts.csv", tiny.CONTRACT_COLUMNS, [*tiny.CONTRACTS, *extra_rows])
+
+
+def test_non_finite_and_oversized_arr_is_quarantined_not_loaded(warehouse_url, tiny_source):
+    # numeric(38, 6), which segmentation casts ARR to, holds 32 digits before the point.
+    bad = {"X-INF": "inf", "X-INFINITY": "Infinity", "X-1E400": "1e400", "X-1E32": "1e32"}
+    write_contracts(
+        tiny_source,
+        *(tiny._contract(key, "A1", arr=arr) for key, arr in bad.items()),
+        tiny._contract("X-BIG", "A1", arr="99000000000000000000000000000000"),  # 32 digits: fits
+    )
+    extract("accounts")
+    summary = extract("contracts")
+    read, loaded, quarantined = tiny.CONTRACTS_DAY1.values()  # 4 of them quarantined
+    assert (summary.rows_read, summary.rows_loaded, summary.rows_quarantined) == (read + 5, loaded + 1, quarantined + 4)
+    found = reasons(warehouse_url, "contracts")
+    assert {key: found[key] for key in bad} == {key: ["arr must be a valid number"] for key in bad}
+    staged = table(warehouse_url, "staging.contracts").set_index("contract_id")
+    assert staged.loc["X-BIG", "arr"] == 9.9e31
+    with warehouse.engine(warehouse_url).connect() as conn:
+        largest = conn.execute(sa.text("select max(cast(arr as numeric(38, 6))) from staging.contracts")).scalar_one()
+    assert float(largest) == pytest.approx(9.9e31)
+
+
+def test_integers_beyond_bigint_are_quarantined_and_the_rest_load_exactly(warehouse_url, tiny_source):
+    write_accounts(
+        tiny_source,
+        tiny._account("X-1E400", employee_count="1e400"),
+        tiny._account("X-20DIGITS", employee_count="99999999999999999999"),
+        tiny._account("X-BIGINT-MAX-PLUS-1", employee_count="9223372036854775808"),
+        tiny._account("X-BIGINT-MAX", employee_count="9223372036854775807"),
+        tiny._account("X-2POW53-PLUS-1", employee_count="9007199254740993"),  # not a double
+    )
+    summary = extract("accounts")
+    read, loaded, quarantined = tiny.ACCOUNTS_DAY1.values()
+    assert (summary.rows_read, summary.rows_loaded, summary.rows_quarantined) == (read + 5, loaded + 2, quarantined + 3)
+    found = reasons(warehouse_url, "accounts")
+    for key in ("X-1E400", "X-20DIGITS", "X-BIGINT-MAX-PLUS-1"):
+        assert found[key] == ["employee_count must be a valid integer"], key
+    with warehouse.engine(warehouse_url).connect() as conn:
+        exact = dict(
+            conn.execute(
+                sa.text("select account_id, employee_count from staging.accounts where account_id like 'X-%'")
+            ).all()
+        )
+    assert exact == {"X-BIGINT-MAX": 9223372036854775807, "X-2POW53-PLUS-1": 9007199254740993}
