@@ -89,3 +89,19 @@ def test_integers_beyond_bigint_are_quarantined_and_the_rest_load_exactly(wareho
             ).all()
         )
     assert exact == {"X-BIGINT-MAX": 9223372036854775807, "X-2POW53-PLUS-1": 9007199254740993}
+
+
+def test_dates_with_an_offset_are_the_date_of_the_utc_instant(warehouse_url, tiny_source):
+    write_contracts(
+        tiny_source,
+        tiny._contract("X-Z", "A1", start="2024-01-01T00:00:00Z", end="2024-12-31T23:00:00-05:00"),
+        tiny._contract("X-OFFSET", "A1", start="2024-01-01T01:00:00+02:00", end="2025-01-01"),
+    )
+    extract("accounts")
+    summary = extract("contracts")
+    read, loaded, quarantined = tiny.CONTRACTS_DAY1.values()
+    assert (summary.rows_read, summary.rows_loaded, summary.rows_quarantined) == (read + 2, loaded + 2, quarantined)
+    staged = table(warehouse_url, "staging.contracts").set_index("contract_id")
+    dates = {key: (str(staged.loc[key, "start_date"]), str(staged.loc[key, "end_date"])) for key in ("X-Z", "X-OFFSET")}
+    # 2024-12-31T23:00-05:00 is 2025-01-01T04:00Z; 2024-01-01T01:00+02:00 is 2023-12-31T23:00Z.
+    assert dates == {"X-Z": ("2024-01-01", "2025-01-01"), "X-OFFSET": ("2023-12-31", "2025-01-01")}

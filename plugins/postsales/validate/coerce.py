@@ -32,7 +32,10 @@ def coerce(raw: pd.Series, column_type: str) -> pd.Series:
     if column_type == "integer":
         return _integers(raw)
     if column_type == "date":
-        return pd.to_datetime(raw, format="ISO8601", errors="coerce").dt.normalize().astype("datetime64[us]")
+        # Dates with a time or an offset (2024-01-01T00:00:00Z, mixed offsets in one column) are
+        # read as instants and typed as the date of the UTC instant, like timestamps.
+        parsed = pd.to_datetime(raw, format="ISO8601", errors="coerce", utc=True)
+        return parsed.dt.tz_localize(None).dt.normalize().astype("datetime64[us]")
     if column_type == "timestamp":
         # Naive timestamps are read as UTC; everything is stored as naive UTC.
         parsed = pd.to_datetime(raw, format="ISO8601", errors="coerce", utc=True)
