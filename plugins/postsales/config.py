@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal, TypeVar
 
@@ -120,6 +121,8 @@ class ColumnRule(StrictModel):
     # Range checks that apply only to rows matching another column's value,
     # e.g. score 0-10 where survey_type == nps.
     ranges_when: dict[str, dict[str, tuple[float, float]]] | None = None
+    # Dates a CRM writes for "no end" (9999-12-31): read as empty, which for end_date is evergreen.
+    open_ended: list[date] | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> ColumnRule:
@@ -131,6 +134,8 @@ class ColumnRule(StrictModel):
                 raise ValueError(f"references must be '<entity>.<column>', got {self.references!r}")
         if (self.min is not None or self.max is not None) and self.type not in ("integer", "number"):
             raise ValueError("min/max apply to integer and number columns only")
+        if self.open_ended and (self.type != "date" or self.not_null):
+            raise ValueError("open_ended applies to date columns that may be empty only")
         return self
 
 
@@ -149,6 +154,24 @@ class Thresholds(StrictModel):
 
     max_failed_fraction: float = Field(default=0.05, ge=0, le=1)
     min_failed_rows: int = Field(default=10, ge=0)
+
+
+class PlausibleDates(StrictModel):
+    """Every date and timestamp column must fall in [min, max] (both days included).
+
+    Fixed days, not "N years from now": a row must get the same verdict in a daily run and in
+    a full refresh years later. A 0001-01-01 start date (an unset CRM field) would otherwise
+    spread one contract over two thousand years of monthly cohorts.
+    """
+
+    min: date = date(1990, 1, 1)
+    max: date = date(2099, 12, 31)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PlausibleDates:
+        if self.min >= self.max:
+            raise ValueError(f"min {self.min} must be before max {self.max}")
+        return self
 
 
 class DataDocs(StrictModel):
@@ -184,6 +207,7 @@ class EntityRules(StrictModel):
 class ExpectationsConfig(StrictModel):
     version: int
     thresholds: Thresholds = Thresholds()
+    plausible_dates: PlausibleDates = PlausibleDates()
     data_docs: DataDocs = DataDocs()
     entities: dict[Entity, EntityRules]
 

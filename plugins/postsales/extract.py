@@ -209,6 +209,7 @@ def extract_entity(
             not_after=interval.horizon,
             known=known,
             origin=read.origin,
+            plausible_dates=expectations.plausible_dates,
             docs_dir=docs_dir,
             run_name=run_id,
             keep_docs_runs=expectations.data_docs.keep_runs,

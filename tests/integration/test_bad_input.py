@@ -105,3 +105,36 @@ def test_dates_with_an_offset_are_the_date_of_the_utc_instant(warehouse_url, tin
     dates = {key: (str(staged.loc[key, "start_date"]), str(staged.loc[key, "end_date"])) for key in ("X-Z", "X-OFFSET")}
     # 2024-12-31T23:00-05:00 is 2025-01-01T04:00Z; 2024-01-01T01:00+02:00 is 2023-12-31T23:00Z.
     assert dates == {"X-Z": ("2024-01-01", "2025-01-01"), "X-OFFSET": ("2023-12-31", "2025-01-01")}
+
+
+PLAUSIBLE = "must be between 1990-01-01 and 2099-12-31"
+
+
+def test_implausible_dates_are_quarantined_and_an_open_end_is_evergreen(warehouse_url, tiny_source):
+    write_contracts(
+        tiny_source,
+        tiny._contract("X-YEAR1", "A1", start="0001-01-01"),  # an unset CRM date field
+        tiny._contract("X-1989", "A1", start="1989-12-31"),
+        tiny._contract("X-2100", "A1", end="2100-01-01"),
+        tiny._contract("X-1990", "A1", start="1990-01-01"),  # the bounds are in
+        tiny._contract("X-2099", "A1", end="2099-12-31"),
+        tiny._contract("X-OPEN", "A1", end="9999-12-31"),  # a CRM's "no end"
+    )
+    write_accounts(tiny_source, tiny._account("X-CREATED", created_at="0001-01-01T00:00:00"))
+    extract("accounts")
+    summary = extract("contracts")
+    read, loaded, quarantined = tiny.CONTRACTS_DAY1.values()
+    assert (summary.rows_read, summary.rows_loaded, summary.rows_quarantined) == (read + 6, loaded + 3, quarantined + 3)
+    found = reasons(warehouse_url, "contracts")
+    assert {key: found[key] for key in ("X-YEAR1", "X-1989", "X-2100")} == {
+        "X-YEAR1": [f"start_date {PLAUSIBLE}"],
+        "X-1989": [f"start_date {PLAUSIBLE}"],
+        "X-2100": [f"end_date {PLAUSIBLE}"],
+    }
+    assert reasons(warehouse_url, "accounts")["X-CREATED"] == [f"created_at {PLAUSIBLE}"]
+    staged = table(warehouse_url, "staging.contracts").set_index("contract_id")
+    assert str(staged.loc["X-1990", "start_date"]) == "1990-01-01"
+    assert str(staged.loc["X-2099", "end_date"]) == "2099-12-31"
+    assert staged.loc["X-OPEN", "end_date"] is None  # evergreen
+    raw = table(warehouse_url, "raw.contracts").set_index("record_key")
+    assert json.loads(raw.loc["X-OPEN", "payload"])["end_date"] == "9999-12-31"  # raw keeps what was read

@@ -133,3 +133,20 @@ def test_history_start_is_the_first_of_its_month(monkeypatch):
         monkeypatch.setenv(HISTORY_START_ENV, bad)
         with pytest.raises(ValueError, match=f"{HISTORY_START_ENV}=.*use YYYY-MM-DD"):
             history_start()
+
+
+def test_plausible_dates_must_be_ordered_and_open_ended_is_for_optional_dates(tmp_path):
+    from datetime import date
+
+    assert config.load_expectations(RULES / "expectations.yaml").plausible_dates.model_dump() == {
+        "min": date(1990, 1, 1),
+        "max": date(2099, 12, 31),
+    }
+    path = expectations_with(tmp_path, lambda d: d.update(plausible_dates={"min": "2000-01-01", "max": "1999-01-01"}))
+    with pytest.raises(ConfigError, match=r"field 'plausible_dates': Value error, min 2000-01-01 must be before max"):
+        load_yaml(path, ExpectationsConfig)
+    path = expectations_with(
+        tmp_path, lambda d: d["entities"]["contracts"]["columns"]["start_date"].update(open_ended=["9999-12-31"])
+    )
+    with pytest.raises(ConfigError, match=r"columns\.start_date': Value error, open_ended applies to date columns"):
+        load_yaml(path, ExpectationsConfig)

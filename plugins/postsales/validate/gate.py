@@ -14,13 +14,13 @@ import logging
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from postsales.config import DataDocs, EntityRules, Thresholds
+from postsales.config import DataDocs, EntityRules, PlausibleDates, Thresholds
 from postsales.errors import DataContractError
 from postsales.validate.coerce import coerce
 from postsales.validate.data_docs import publish
@@ -70,8 +70,11 @@ def _quoted(column: str) -> str:
     return f"`{column}`"
 
 
-def build_checks(entity: str, rules: EntityRules, not_after: datetime) -> list[_Check]:
+def build_checks(
+    entity: str, rules: EntityRules, not_after: datetime, plausible: PlausibleDates | None = None
+) -> list[_Check]:
     """One row-level GX expectation per rule in the YAML, labelled for humans."""
+    plausible = plausible or PlausibleDates()
     import great_expectations.expectations as gxe
 
     checks: list[_Check] = []
@@ -142,6 +145,19 @@ def build_checks(entity: str, rules: EntityRules, not_after: datetime) -> list[_
                     ),
                 )
             )
+        if rule.type in ("date", "timestamp"):
+            checks.append(
+                _Check(
+                    f"{name} must be between {plausible.min} and {plausible.max}",
+                    (name,),
+                    gxe.ExpectColumnValuesToBeBetween(
+                        column=name,
+                        min_value=pd.Timestamp(plausible.min),
+                        max_value=pd.Timestamp(plausible.max + timedelta(days=1)),
+                        strict_max=True,  # any time on the max day is in
+                    ),
+                )
+            )
         if rule.not_future:
             checks.append(
                 _Check(
@@ -188,6 +204,8 @@ def _frame_for_gate(raw: pd.DataFrame, rules: EntityRules, known: dict[str, set[
         values = raw[name]
         # Blank strings are missing values, whatever the source format.
         values = values.where(values.isna() | (values.astype("object").map(lambda v: str(v).strip()) != ""))
+        if rule.open_ended:
+            values = values.where(~coerce(values, rule.type).isin(pd.to_datetime(rule.open_ended)))
         frame[name + RAW_SUFFIX] = values
         frame[name] = coerce(values, rule.type)
         if rule.references is not None:
@@ -261,6 +279,7 @@ def run_gate(
     not_after: datetime,
     known: dict[str, set[str]] | None = None,
     origin: str = "source",
+    plausible_dates: PlausibleDates | None = None,
     docs_dir: Path | None = None,
     run_name: str = "run",
     keep_docs_runs: int = DataDocs().keep_runs,
@@ -268,7 +287,8 @@ def run_gate(
     """Validate ``raw`` (strings, one column per source column) and split it.
 
     ``known`` maps a ``references`` target such as ``accounts.account_id`` to the
-    set of values that exist. ``origin`` names the file or table in messages. ``docs_dir``
+    set of values that exist. ``origin`` names the file or table in messages. Dates outside
+    ``plausible_dates`` (default: the YAML's defaults) are quarantined. ``docs_dir``
     (``data_docs.site_dir``) gets the batch's Data Docs, published for offline reading with
     the entity's sites beyond ``keep_docs_runs`` deleted.
     """
@@ -284,7 +304,7 @@ def run_gate(
     raw = raw.reset_index(drop=True)
     rows_read = len(raw)
     frame = _frame_for_gate(raw, rules, known)
-    checks = build_checks(entity, rules, not_after)
+    checks = build_checks(entity, rules, not_after, plausible_dates)
 
     failed: dict[int, list[str]] = {}
     offending: dict[int, dict[str, Any]] = {}
