@@ -35,10 +35,10 @@ from postsales.config import (
     load_sources,
 )
 from postsales.errors import DataContractError
-from postsales.sources import Interval, make_source
+from postsales.sources import FILE_DAY, Interval, make_source
 from postsales.validate import data_docs
 from postsales.validate.coerce import coerce
-from postsales.validate.gate import run_gate
+from postsales.validate.gate import misfiled, run_gate
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,10 @@ def in_interval(frame: pd.DataFrame, column: str, column_type: str, interval: In
 
     A missing, unparseable or future value (after ``interval.horizon``) cannot be placed
     in any interval; such rows are kept so the gate quarantines them rather than letting
-    them vanish.
+    them vanish. So is a row of a file named for a day (``FILE_DAY``) whose value is on
+    another day: the run of its own day never opens this file, so this run counts it and
+    the gate quarantines it, as a full refresh does. Other rows outside the interval are
+    read by the run of their interval (a snapshot such as ``accounts.csv`` is read by every run).
     """
     if interval.full_refresh or frame.empty:
         return frame
@@ -98,6 +101,8 @@ def in_interval(frame: pd.DataFrame, column: str, column_type: str, interval: In
         return frame  # the gate reports the missing column
     values = coerce(frame[column], column_type)
     keep = values.isna() | ((values >= interval.start) & (values < interval.end)) | (values > interval.horizon)
+    if FILE_DAY in frame.columns:
+        keep |= misfiled(values, frame[FILE_DAY])
     return frame.loc[keep.to_numpy()]
 
 
@@ -199,6 +204,7 @@ def extract_entity(
         frame = in_interval(read.frame, column, column_type, interval)
         if "_source" not in frame.columns:
             frame = frame.assign(_source=read.origin)
+        file_days = frame.pop(FILE_DAY) if FILE_DAY in frame.columns else None
         # One Data Docs site per group of files.
         docs_dir = data_docs.site_dir(run_id, entity, number) if build_data_docs else None
         gate = run_gate(
@@ -210,6 +216,7 @@ def extract_entity(
             known=known,
             origin=read.origin,
             plausible_dates=expectations.plausible_dates,
+            file_days=None if file_days is None else (column, file_days),
             docs_dir=docs_dir,
             run_name=run_id,
             keep_docs_runs=expectations.data_docs.keep_runs,

@@ -138,3 +138,38 @@ def test_implausible_dates_are_quarantined_and_an_open_end_is_evergreen(warehous
     assert staged.loc["X-OPEN", "end_date"] is None  # evergreen
     raw = table(warehouse_url, "raw.contracts").set_index("record_key")
     assert json.loads(raw.loc["X-OPEN", "payload"])["end_date"] == "9999-12-31"  # raw keeps what was read
+
+
+DAY2 = Interval(tiny.DAY2, tiny.DAY3)
+FULL = Interval(tiny.DAY1, tiny.DAY3, full_refresh=True)
+MISFILED = "usage_date must be the day its file is named for"
+
+
+def usage_state(url: str) -> tuple[list, dict]:
+    staged = table(url, "staging.usage_daily")
+    rows = sorted(zip(staged["account_id"], staged["usage_date"].astype(str), staged["active_users"], strict=True))
+    return rows, reasons(url, "usage_daily")
+
+
+def test_a_row_filed_under_another_days_file_is_counted_and_quarantined(warehouse_url, tiny_source):
+    day1, day2 = (f"{day:%Y-%m-%d}" for day in (tiny.DAY1, tiny.DAY2))
+    # A2 has no usage on day 1, so this row is nowhere else; F001's is a copy of a day-1 row.
+    late = [tiny._usage("A2", day=day1, active="7"), tiny._usage("F001", day=day1)]
+    tiny.write_csv(tiny_source / "usage_daily" / f"{day2}.csv", tiny.USAGE_COLUMNS, [*tiny.USAGE_FILES[day2], *late])
+    extract("accounts", interval=FULL)
+
+    first = extract("usage_daily", interval=DAY1)
+    second = extract("usage_daily", interval=DAY2)
+    assert (first.rows_read, first.rows_loaded, first.rows_quarantined) == tuple(tiny.USAGE_DAY1.values())
+    assert (second.rows_read, second.rows_loaded, second.rows_quarantined) == (2 + 2, 2, 2)
+    incremental = usage_state(warehouse_url)
+    assert incremental[1]["A2|2024-03-01"] == [MISFILED]
+    assert incremental[1]["F001|2024-03-01"] == [MISFILED]  # only the copy: the day-1 row loads
+    assert ("F001", "2024-03-01", 10) in incremental[0]
+    assert not any(account == "A2" and day == day1 for account, day, _ in incremental[0])
+
+    # A full refresh puts every row in the same place, read in one group or one group per file.
+    for batch_rows in (10_000, 1):
+        full = extract("usage_daily", interval=FULL, batch_rows=batch_rows)
+        assert (full.rows_read, full.rows_loaded, full.rows_quarantined) == (100 + 4, 98 + 2, 2 + 2), batch_rows
+        assert usage_state(warehouse_url) == incremental, batch_rows

@@ -101,7 +101,10 @@ def test_every_bad_row_is_quarantined_with_its_reason(warehouse_url, tiny_source
     }
     usage = reasons(warehouse_url, "usage_daily")
     assert usage["A9|2024-03-01"] == ["account_id must exist in accounts.account_id"]
-    assert usage["A1|2099-01-01"] == ["usage_date must not be in the future"]
+    assert usage["A1|2099-01-01"] == [  # in the 2024-03-01 file
+        "usage_date must not be in the future",
+        "usage_date must be the day its file is named for",
+    ]
     quarantine = table(warehouse_url, "ops.quarantine")
     c2 = quarantine[quarantine["record_key"] == "C2"].iloc[0]
     assert json.loads(c2["offending_values"]) == {"arr": "n/a"}
@@ -201,9 +204,10 @@ def test_full_refresh_in_groups_of_files_loads_what_one_read_loads(warehouse_url
 def test_a_key_in_two_groups_of_files_fails_the_full_refresh(warehouse_url, tiny_source):
     run_all(FULL)
     before = snapshot(warehouse_url)
-    day2 = tiny_source / "usage_daily" / f"{tiny.DAY2:%Y-%m-%d}.csv"
-    copied = tiny.USAGE_FILES[f"{tiny.DAY1:%Y-%m-%d}"][0]  # a day-1 row filed again under day 2
-    tiny.write_csv(day2, tiny.USAGE_COLUMNS, [*tiny.USAGE_FILES[f"{tiny.DAY2:%Y-%m-%d}"], copied])
+    # A day-1 row again in a file named for no day (read by every run). A copy in another day's
+    # file is quarantined as misfiled instead (tests/integration/test_bad_input.py).
+    copied = tiny.USAGE_FILES[f"{tiny.DAY1:%Y-%m-%d}"][0]
+    tiny.write_csv(tiny_source / "usage_daily" / "late-export.csv", tiny.USAGE_COLUMNS, [copied])
     with pytest.raises(DataContractError, match=r"\(account_id, usage_date\) must be unique") as info:
         extract_entity("usage_daily", interval=FULL, run_id="r", build_data_docs=False, batch_rows=1)
     assert f"account_id={copied['account_id']}" in str(info.value) and "(2 rows)" in str(info.value)

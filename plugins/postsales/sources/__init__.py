@@ -49,6 +49,10 @@ def naive_utc(value: datetime) -> datetime:
     return value
 
 
+# Lineage column a source may add: the day (ISO text) the row's file is named for, or None.
+FILE_DAY = "_file_day"
+
+
 @dataclass
 class SourceRead:
     frame: pd.DataFrame  # all columns as strings (None for missing), plus a `_source` lineage column per row

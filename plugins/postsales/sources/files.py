@@ -2,7 +2,9 @@
 
 For each entity it reads ``<entity>.csv``, ``<entity>.parquet`` or every CSV/Parquet
 file under ``<entity>/`` (e.g. ``usage_daily/2026-01-31.parquet``). Files whose
-name is a date outside the data interval are skipped without being opened.
+name is a date outside the data interval are skipped without being opened, so a file
+named for a day holds the rows of that day only: each row read carries the day in
+``_file_day`` (``FILE_DAY``), and the gate quarantines a row filed under another day.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from postsales.errors import DataContractError, SourceUnavailableError
-from postsales.sources import Interval, SourceRead
+from postsales.sources import FILE_DAY, Interval, SourceRead
 from postsales.values import is_missing
 
 if TYPE_CHECKING:
@@ -87,7 +89,7 @@ class FileSource:
         return str(files[0]) if len(files) == 1 else f"{self.directory / entity}* ({len(files)} files)"
 
     def _read_files(self, entity: str, files: list[Path], origin: str) -> SourceRead:
-        frames = [read_file(path).assign(_source=f"files:{path}") for path in files]
+        frames = [read_file(path).assign(_source=f"files:{path}", **{FILE_DAY: _file_day_text(path)}) for path in files]
         frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
         if frames:
             columns = _union_columns(frames)
@@ -120,6 +122,12 @@ def _file_date(path: Path) -> date | None:
         return date.fromisoformat(path.stem)
     except ValueError:
         return None
+
+
+def _file_day_text(path: Path) -> str | None:
+    """The day a file is named for (``usage_daily/2026-10-15.csv``), as ``FILE_DAY`` lineage."""
+    day = _file_date(path)
+    return None if day is None else day.isoformat()
 
 
 def _may_hold_interval(path: Path, interval: Interval) -> bool:

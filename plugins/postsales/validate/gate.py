@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 RAW_SUFFIX = "__raw"
 REF_SUFFIX = "__ref"
+# True where a row is on the day its file is named for (or the file is named for no day).
+FILED = "_filed"
 
 
 @dataclass
@@ -70,11 +72,28 @@ def _quoted(column: str) -> str:
     return f"`{column}`"
 
 
+def misfiled(values: pd.Series, file_days: pd.Series) -> pd.Series:
+    """Typed incremental values not on the day their file is named for (False where either is missing)."""
+    days = pd.to_datetime(pd.Series(file_days.to_numpy(), index=values.index), format="ISO8601", errors="coerce")
+    return (values.notna() & days.notna() & (values.dt.normalize() != days)).astype(bool)
+
+
 def build_checks(
-    entity: str, rules: EntityRules, not_after: datetime, plausible: PlausibleDates | None = None
+    entity: str,
+    rules: EntityRules,
+    not_after: datetime,
+    plausible: PlausibleDates | None = None,
+    filed_column: str | None = None,
 ) -> list[_Check]:
-    """One row-level GX expectation per rule in the YAML, labelled for humans."""
+    """One row-level GX expectation per rule in the YAML, labelled for humans.
+
+    ``filed_column``: the batch comes from files named for days and ``FILED`` says which rows
+    are on their file's day; the others fail one check and are left out of the uniqueness
+    checks, so a row copied into another day's file does not take the original down with it
+    (whether both files are gated together or not).
+    """
     plausible = plausible or PlausibleDates()
+    filed_rows = {"row_condition": f"{_quoted(FILED)} == True", "condition_parser": "pandas"} if filed_column else {}
     import great_expectations.expectations as gxe
 
     checks: list[_Check] = []
@@ -99,7 +118,9 @@ def build_checks(
                 )
             )
         if rule.unique:
-            checks.append(_Check(f"{name} must be unique", (name,), gxe.ExpectColumnValuesToBeUnique(column=name)))
+            checks.append(
+                _Check(f"{name} must be unique", (name,), gxe.ExpectColumnValuesToBeUnique(column=name, **filed_rows))
+            )
         if rule.min is not None or rule.max is not None:
             bounds = _bounds_text(rule.min, rule.max)
             checks.append(
@@ -186,7 +207,15 @@ def build_checks(
             _Check(
                 f"({', '.join(rules.key)}) must be unique",
                 tuple(rules.key),
-                gxe.ExpectCompoundColumnsToBeUnique(column_list=list(rules.key)),
+                gxe.ExpectCompoundColumnsToBeUnique(column_list=list(rules.key), **filed_rows),
+            )
+        )
+    if filed_column:
+        checks.append(
+            _Check(
+                f"{filed_column} must be the day its file is named for",
+                (filed_column,),
+                gxe.ExpectColumnValuesToBeInSet(column=FILED, value_set=[True]),
             )
         )
     return checks
@@ -280,6 +309,7 @@ def run_gate(
     known: dict[str, set[str]] | None = None,
     origin: str = "source",
     plausible_dates: PlausibleDates | None = None,
+    file_days: tuple[str, pd.Series] | None = None,
     docs_dir: Path | None = None,
     run_name: str = "run",
     keep_docs_runs: int = DataDocs().keep_runs,
@@ -288,7 +318,9 @@ def run_gate(
 
     ``known`` maps a ``references`` target such as ``accounts.account_id`` to the
     set of values that exist. ``origin`` names the file or table in messages. Dates outside
-    ``plausible_dates`` (default: the YAML's defaults) are quarantined. ``docs_dir``
+    ``plausible_dates`` (default: the YAML's defaults) are quarantined. ``file_days``
+    (incremental column, the day each row's file is named for or None) quarantines rows filed
+    under another day. ``docs_dir``
     (``data_docs.site_dir``) gets the batch's Data Docs, published for offline reading with
     the entity's sites beyond ``keep_docs_runs`` deleted.
     """
@@ -304,7 +336,11 @@ def run_gate(
     raw = raw.reset_index(drop=True)
     rows_read = len(raw)
     frame = _frame_for_gate(raw, rules, known)
-    checks = build_checks(entity, rules, not_after, plausible_dates)
+    filed_column = None
+    if file_days is not None:
+        filed_column, days = file_days
+        frame[FILED] = ~misfiled(frame[filed_column], days)
+    checks = build_checks(entity, rules, not_after, plausible_dates, filed_column)
 
     failed: dict[int, list[str]] = {}
     offending: dict[int, dict[str, Any]] = {}
