@@ -38,7 +38,7 @@ from postsales.errors import DataContractError
 from postsales.sources import FILE_DAY, Interval, make_source
 from postsales.validate import data_docs
 from postsales.validate.coerce import coerce
-from postsales.validate.gate import misfiled, run_gate
+from postsales.validate.gate import misfiled, require_columns, run_gate
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +201,8 @@ def extract_entity(
     def prepare(number: int, read) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
         """Gate one group of rows; its raw, valid and quarantined frames, ready to insert."""
         found["origin"] = read.origin
+        for path, columns in read.file_columns.items():
+            require_columns(entity, path, columns, rules)
         frame = in_interval(read.frame, column, column_type, interval)
         if "_source" not in frame.columns:
             frame = frame.assign(_source=read.origin)

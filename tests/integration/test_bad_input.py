@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 import tiny
 from postsales import warehouse
+from postsales.errors import DataContractError
 from postsales.extract import extract_entity
 from postsales.sources import Interval
 
@@ -173,3 +174,38 @@ def test_a_row_filed_under_another_days_file_is_counted_and_quarantined(warehous
         full = extract("usage_daily", interval=FULL, batch_rows=batch_rows)
         assert (full.rows_read, full.rows_loaded, full.rows_quarantined) == (100 + 4, 98 + 2, 2 + 2), batch_rows
         assert usage_state(warehouse_url) == incremental, batch_rows
+
+
+def test_a_daily_file_missing_a_column_fails_the_batch_naming_that_file(warehouse_url, tiny_source):
+    day2 = tiny_source / "usage_daily" / f"{tiny.DAY2:%Y-%m-%d}.csv"
+    columns = [c for c in tiny.USAGE_COLUMNS if c != "events"]
+    tiny.write_csv(day2, columns, [{c: row[c] for c in columns} for row in tiny.USAGE_FILES[f"{tiny.DAY2:%Y-%m-%d}"]])
+    extract("accounts", interval=FULL)
+    with pytest.raises(DataContractError) as info:  # the day-1 file has the column: the rows are not the problem
+        extract("usage_daily", interval=FULL)
+    assert str(info.value).startswith(
+        f"usage_daily ({day2}): required column(s) ['events'] missing; "
+        "found ['account_id', 'usage_date', 'active_users', 'licensed_seats', 'features_used']. Fix:"
+    )
+    assert len(table(warehouse_url, "staging.usage_daily")) == 0
+    assert reasons(warehouse_url, "usage_daily") == {}
+
+
+def test_a_column_named_twice_fails_the_batch(warehouse_url, tiny_source):
+    path = tiny_source / "contracts.csv"
+    rows = [{**row, "arr_again": "1"} for row in tiny.CONTRACTS]
+    tiny.write_csv(path, [*tiny.CONTRACT_COLUMNS, "arr_again"], rows)
+    path.write_text(path.read_text().replace("arr_again", "arr", 1))
+    extract("accounts")
+    with pytest.raises(DataContractError, match=rf"^{path}: the header names 'arr' \(2 times\)"):
+        extract("contracts")
+    assert len(table(warehouse_url, "staging.contracts")) == 0
+
+
+def test_a_nul_character_fails_the_batch_instead_of_the_database_insert(warehouse_url, tiny_source):
+    write_accounts(tiny_source, tiny._account("X-NUL", name="Acme\x00Corp"))
+    row = len(tiny.ACCOUNTS) + 1
+    with pytest.raises(
+        DataContractError, match=rf"accounts\.csv: column 'name' holds a NUL character \(data row {row}\)"
+    ):
+        extract("accounts")

@@ -87,3 +87,40 @@ def test_missing_entity_file_says_what_is_expected(tmp_path):
 def test_unreachable_directory_is_transient(tmp_path):
     with pytest.raises(SourceUnavailableError, match="does not exist or is not reachable"):
         FileSource(tmp_path / "gone").read("accounts", "updated_at", DAY1)
+
+
+def test_non_utf8_byte_is_reported_at_its_offset_and_line_in_the_file(tmp_path):
+    # pandas decodes in chunks of 256 KiB: its own offset is within a chunk, not within the file.
+    head = b"account_id,name\n" + b"A0001,Plain name\n" * 50_000
+    (tmp_path / "accounts.csv").write_bytes(head + b"A9999,Soci\xe9t\xe9\n")
+    with pytest.raises(DataContractError) as info:
+        FileSource(tmp_path).read("accounts", "updated_at", DAY1)
+    offset = len(head) + len(b"A9999,Soci")
+    assert f"invalid continuation byte at byte {offset}, line 50002)" in str(info.value)
+
+
+def test_a_column_named_twice_fails_naming_it(tmp_path):
+    (tmp_path / "contracts.csv").write_text("contract_id,arr,plan, arr\nC1,100,Growth,200\n")
+    with pytest.raises(DataContractError) as info:
+        FileSource(tmp_path).read("contracts", "updated_at", DAY1)
+    assert str(info.value).startswith(f"{tmp_path / 'contracts.csv'}: the header names 'arr' (2 times)")
+
+
+def test_a_row_with_one_field_too_many_fails_instead_of_shifting_the_values(tmp_path):
+    # pandas' default takes the first field as the index and shifts the rest one column left.
+    (tmp_path / "contracts.csv").write_text("contract_id,arr\nC1,1,000\n")
+    with pytest.raises(DataContractError, match=r"contracts\.csv: a row has more fields than the header"):
+        FileSource(tmp_path).read("contracts", "updated_at", DAY1)
+
+
+def test_an_empty_folder_says_it_is_empty(tmp_path):
+    (tmp_path / "usage_daily").mkdir()
+    with pytest.raises(DataContractError) as info:
+        FileSource(tmp_path).read("usage_daily", "usage_date", DAY1)
+    assert str(info.value).startswith(f"usage_daily: the folder {tmp_path / 'usage_daily'} is empty")
+
+
+def test_a_nul_character_fails_the_file_naming_the_column(tmp_path):
+    (tmp_path / "accounts.csv").write_bytes(b"account_id,name\nA1,ok\nA2,bad\x00name\n")
+    with pytest.raises(DataContractError, match=r"accounts\.csv: column 'name' holds a NUL character \(data row 2\)"):
+        FileSource(tmp_path).read("accounts", "updated_at", DAY1)

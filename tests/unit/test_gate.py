@@ -83,3 +83,13 @@ def test_threshold_needs_both_share_and_count():
     with pytest.raises(DataContractError, match=r"1 of 3 rows \(33.3%\) failed validation"):
         gate(one_bad, Thresholds(max_failed_fraction=0.05, min_failed_rows=1))
     assert gate(one_bad, Thresholds(max_failed_fraction=0.34, min_failed_rows=1)).rows_quarantined == 1
+
+
+def test_missing_column_message_lists_the_source_columns_only():
+    frame = accounts().drop(columns=["industry", "referenceable", "segment_override"]).assign(_source="crm:accounts")
+    with pytest.raises(DataContractError) as info:
+        gate(frame)
+    found = [c for c in accounts().columns if c not in ("industry", "referenceable", "segment_override")]
+    assert f"required column(s) ['industry', 'referenceable', 'segment_override'] missing; found {found}." in str(
+        info.value
+    )

@@ -7,7 +7,7 @@ value that does not parse instead of losing it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
@@ -57,6 +57,8 @@ FILE_DAY = "_file_day"
 class SourceRead:
     frame: pd.DataFrame  # all columns as strings (None for missing), plus a `_source` lineage column per row
     origin: str  # the file(s) or table, for messages
+    # Each file's own columns, when the frame joins several files (FileSource).
+    file_columns: dict[str, list[str]] = field(default_factory=dict)
 
 
 class Source(Protocol):

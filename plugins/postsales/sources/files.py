@@ -9,7 +9,11 @@ named for a day holds the rows of that day only: each row read carries the day i
 
 from __future__ import annotations
 
+import codecs
+import csv
 import logging
+import warnings
+from collections import Counter
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -46,6 +50,11 @@ class FileSource:
         folder = self.directory / entity
         if folder.is_dir():
             found += sorted(p for p in folder.iterdir() if p.suffix in SUFFIXES and p.is_file())
+        if not found and folder.is_dir():
+            raise DataContractError(
+                f"{entity}: the folder {folder} is empty (no .csv or .parquet file in it). Fix: export the "
+                f"{entity} files there (see docs/input-contract.md), or remove the empty folder."
+            )
         if not found:
             raise DataContractError(
                 f"{entity}: no {entity}.csv, {entity}.parquet or {entity}/ folder of CSV/Parquet files in "
@@ -89,13 +98,19 @@ class FileSource:
         return str(files[0]) if len(files) == 1 else f"{self.directory / entity}* ({len(files)} files)"
 
     def _read_files(self, entity: str, files: list[Path], origin: str) -> SourceRead:
-        frames = [read_file(path).assign(_source=f"files:{path}", **{FILE_DAY: _file_day_text(path)}) for path in files]
+        frames = [read_file(path) for path in files]
+        # Each file's own columns: in the concatenated frame, a column one file lacks is just empty.
+        file_columns = {str(path): list(frame.columns) for path, frame in zip(files, frames, strict=True)}
+        frames = [
+            frame.assign(_source=f"files:{path}", **{FILE_DAY: _file_day_text(path)})
+            for path, frame in zip(files, frames, strict=True)
+        ]
         frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
         if frames:
             columns = _union_columns(frames)
             frame = frame.reindex(columns=columns)
         log.info("read %s rows of %s from %s", len(frame), entity, self._origin(entity, files) if files else origin)
-        return SourceRead(frame=frame, origin=origin)
+        return SourceRead(frame=frame, origin=origin, file_columns=file_columns)
 
 
 def _row_count(path: Path) -> int:
@@ -139,21 +154,44 @@ def _may_hold_interval(path: Path, interval: Interval) -> bool:
 
 
 def read_file(path: Path) -> pd.DataFrame:
-    """Read one file with every value as a string and empty cells as missing."""
+    """Read one file with every value as a string and empty cells as missing.
+
+    A file that cannot be read as a table of text fails with :class:`DataContractError`
+    naming the file and the fix: not UTF-8 (with the byte offset and line), no header, a
+    malformed CSV or Parquet file, a column named twice, a NUL character in a value.
+    """
     if path.suffix == ".parquet":
         try:
+            import pyarrow.parquet as pq
+
+            _check_unique_columns(path, pq.read_schema(path).names)
             frame = pd.read_parquet(path)
+        except DataContractError:
+            raise
         except Exception as exc:  # pyarrow raises several types for a damaged file
             raise DataContractError(f"{path}: not a readable Parquet file ({exc}). Fix: re-export the file.") from exc
         text = frame.astype("object").map(lambda v: None if is_missing(v) else _text(v)).astype("object")
-        return text.where(text.notna(), None)
+        return _without_nul(path, text.where(text.notna(), None))
     try:
-        frame = pd.read_csv(path, dtype="object", keep_default_na=False, na_values=[""], encoding="utf-8")
+        with warnings.catch_warnings():
+            # index_col=False: a first row with one field more than the header is an error, not a
+            # silent shift of every value one column to the right (pandas' default).
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(
+                path, dtype="object", keep_default_na=False, na_values=[""], encoding="utf-8", index_col=False
+            )
     except UnicodeDecodeError as exc:
+        # pandas decodes in chunks: exc.start is an offset in some chunk, not in the file.
+        offset, line = _first_invalid_utf8(path)
         raise DataContractError(
-            f"{path}: not valid UTF-8 ({exc.reason} at byte {exc.start}). "
+            f"{path}: not valid UTF-8 ({exc.reason} at byte {offset}, line {line}). "
             "Fix: re-export the file as UTF-8, e.g. "
             f"`iconv -f WINDOWS-1252 -t UTF-8 {path.name} > {path.stem}.utf8.csv`."
+        ) from exc
+    except pd.errors.ParserWarning as exc:
+        raise DataContractError(
+            f"{path}: a row has more fields than the header ({exc}). Fix: re-export the file, quoting values "
+            "that contain commas."
         ) from exc
     except pd.errors.EmptyDataError as exc:
         raise DataContractError(
@@ -162,8 +200,55 @@ def read_file(path: Path) -> pd.DataFrame:
         ) from exc
     except pd.errors.ParserError as exc:
         raise DataContractError(f"{path}: not a well-formed CSV ({exc}). Fix: re-export the file.") from exc
+    with path.open(encoding="utf-8-sig", newline="") as handle:  # pandas renames a repeated column arr.1
+        _check_unique_columns(path, next(csv.reader(handle), []))
     frame.columns = [str(c).strip() for c in frame.columns]
-    return frame.astype("object").where(frame.notna(), None)
+    return _without_nul(path, frame.astype("object").where(frame.notna(), None))
+
+
+def _check_unique_columns(path: Path, names: list[str]) -> None:
+    counts = Counter(str(name).strip() for name in names)
+    repeated = {name: n for name, n in counts.items() if n > 1}
+    if repeated:
+        shown = ", ".join(f"{name!r} ({n} times)" for name, n in repeated.items())
+        raise DataContractError(
+            f"{path}: the header names {shown}; which copy holds the data is anyone's guess. "
+            "Fix: re-export the file with each column once."
+        )
+
+
+def _without_nul(path: Path, frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame, unless a value holds a NUL character: PostgreSQL text cannot store one, and in
+    a CSV it usually means a UTF-16 or binary file."""
+    for column in frame.columns:
+        found = frame[column].astype("object").str.contains("\x00", regex=False, na=False)
+        if found.any():
+            row = int(found.to_numpy().argmax())
+            raise DataContractError(
+                f"{path}: column {column!r} holds a NUL character (data row {row + 1}). "
+                "Fix: re-export the file as UTF-8 text (a NUL usually means UTF-16 or a binary file), "
+                "or remove the character in the source."
+            )
+    return frame
+
+
+def _first_invalid_utf8(path: Path) -> tuple[int, int]:
+    """The byte offset and line (from 1) of the first byte that is not UTF-8."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = newlines = 0
+    with path.open("rb") as handle:
+        while True:
+            chunk = handle.read(1 << 20)
+            try:
+                decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as exc:
+                # exc.object is the decoder's pending bytes of the previous chunk, then this chunk.
+                pending = len(exc.object) - len(chunk)
+                return offset - pending + exc.start, newlines + exc.object[: exc.start].count(b"\n") + 1
+            if not chunk:
+                return offset, newlines + 1
+            offset += len(chunk)
+            newlines += chunk.count(b"\n")
 
 
 def _text(value: object) -> str:

@@ -60,7 +60,15 @@ class _Check:
     expectation: Any
 
 
+def require_columns(entity: str, origin: str, columns: list[str], rules: EntityRules) -> None:
+    """Fail the batch when a declared column is not among ``columns`` (one file's, or the batch's)."""
+    missing = [name for name in rules.columns if name not in columns]
+    if missing:
+        raise DataContractError(_missing_columns_message(entity, origin, missing, columns))
+
+
 def _missing_columns_message(entity: str, origin: str, missing: list[str], found: list[str]) -> str:
+    found = [c for c in found if not str(c).startswith("_")]  # not the lineage the pipeline adds
     return (
         f"{entity} ({origin}): required column(s) {missing} missing; found {found}. "
         "Fix: add the column(s) to the source export, or map the source column names "
