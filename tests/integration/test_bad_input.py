@@ -7,6 +7,7 @@ PostgreSQL; never a traceback, never a row that is neither loaded nor quarantine
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pandas as pd
@@ -15,6 +16,7 @@ import sqlalchemy as sa
 
 import tiny
 from postsales import warehouse
+from postsales.config import Thresholds, load_expectations
 from postsales.errors import DataContractError
 from postsales.extract import extract_entity
 from postsales.sources import Interval
@@ -209,3 +211,110 @@ def test_a_nul_character_fails_the_batch_instead_of_the_database_insert(warehous
         DataContractError, match=rf"accounts\.csv: column 'name' holds a NUL character \(data row {row}\)"
     ):
         extract("accounts")
+
+
+# --- The corpus: what an attacker or a careless CRM admin puts in a field -------------------------
+
+LOADED, QUARANTINED = "loaded", "quarantined"
+LONG_NAME = "Very Long Company " * 6_000  # ~100 kB in one cell
+STAGE_REASON = "lifecycle_stage must be one of ['Implementation', 'Hypercare', 'Adoption', 'Expansion', 'Renewal']"
+SEGMENT_REASON = "segment_override must be one of ['SMB', 'Mid-Market', 'Enterprise']"
+AS_EXPORTED = "as exported"
+AS_NUMBERS = {"employee_count": 12, "wallet_potential_arr": 5000.0}
+# (key, fields as exported, outcome, what it must be: the staged values, or the reasons)
+ACCOUNT_CASES = [
+    ("X-NEG-ZERO", {"employee_count": "-0"}, LOADED, {"employee_count": 0}),
+    ("X-NEG-ZERO-NUMBER", {"annual_revenue": "-0.0"}, LOADED, {"annual_revenue": 0.0}),  # and no -0.0: see below
+    ("X-SPACES", {"employee_count": " 12 ", "wallet_potential_arr": " 5e3 "}, LOADED, AS_NUMBERS),
+    ("X-SCIENTIFIC", {"employee_count": "1.2e1", "wallet_potential_arr": "5000"}, LOADED, AS_NUMBERS),
+    ("X-INT-AS-FLOAT", {"employee_count": "12.0"}, LOADED, {"employee_count": 12}),
+    ("X-FRACTION", {"employee_count": "12.5"}, QUARANTINED, ["employee_count must be a valid integer"]),
+    ("X-HEX", {"employee_count": "0x10"}, QUARANTINED, ["employee_count must be a valid integer"]),
+    ("X-FULLWIDTH", {"employee_count": "１２"}, QUARANTINED, ["employee_count must be a valid integer"]),
+    ("X-THOUSANDS", {"annual_revenue": "1,000,000"}, QUARANTINED, ["annual_revenue must be a valid number"]),
+    ("X-CURRENCY", {"annual_revenue": "$5000"}, QUARANTINED, ["annual_revenue must be a valid number"]),
+    ("X-EURO", {"annual_revenue": "5.000,00 €"}, QUARANTINED, ["annual_revenue must be a valid number"]),
+    ("X-NAN", {"annual_revenue": "nan"}, QUARANTINED, ["annual_revenue must be a valid number"]),
+    ("X-NAN-INT", {"employee_count": "NaN"}, QUARANTINED, ["employee_count must be a valid integer"]),
+    ("X-NULL", {"annual_revenue": "NULL"}, QUARANTINED, ["annual_revenue must be a valid number"]),
+    ("X-NA", {"wallet_potential_arr": "N/A"}, QUARANTINED, ["wallet_potential_arr must be a valid number"]),
+    ("X-NEG-INF", {"wallet_potential_arr": "-inf"}, QUARANTINED, ["wallet_potential_arr must be a valid number"]),
+    ("   ", {}, QUARANTINED, ["account_id is required"]),  # a whitespace-only key is no key
+    ("X-BOOL-CAPS", {"referenceable": "TRUE"}, LOADED, {"referenceable": True}),
+    ("X-BOOL-YES", {"referenceable": " Yes "}, LOADED, {"referenceable": True}),
+    ("X-BOOL-EMPTY", {"referenceable": ""}, LOADED, {"referenceable": None}),
+    ("X-BOOL-TWO", {"referenceable": "2"}, QUARANTINED, ["referenceable must be a valid boolean"]),
+    ("X-BOOL-JA", {"referenceable": "ja"}, QUARANTINED, ["referenceable must be a valid boolean"]),
+    ("X-FEB-30", {"go_live_date": "2024-02-30"}, QUARANTINED, ["go_live_date must be a valid date"]),
+    ("X-MONTH-13", {"go_live_date": "2024-13-01"}, QUARANTINED, ["go_live_date must be a valid date"]),
+    ("X-US-DATE", {"go_live_date": "01/02/2024"}, QUARANTINED, ["go_live_date must be a valid date"]),
+    ("X-MONTH-ONLY", {"go_live_date": "2024-01"}, QUARANTINED, ["go_live_date must be a valid date"]),
+    ("X-BASIC-ISO", {"go_live_date": "20240101"}, QUARANTINED, ["go_live_date must be a valid date"]),
+    ("X-LEAP-DAY", {"go_live_date": "2024-02-29"}, LOADED, {"go_live_date": "2024-02-29"}),
+    ("X-PADDED-DATE", {"go_live_date": " 2024-02-01 "}, LOADED, {"go_live_date": "2024-02-01"}),
+    ("X-LEAP-SECOND", {"created_at": "2016-12-31T23:59:60Z"}, QUARANTINED, ["created_at must be a valid timestamp"]),
+    ("X-FAR-OFFSET", {"created_at": "2023-06-01T10:00:00+14:00"}, LOADED, {"created_at": "2023-05-31 20:00:00"}),
+    ("X-STAGE-CASE", {"lifecycle_stage": "adoption"}, QUARANTINED, [STAGE_REASON]),
+    ("X-STAGE-SPACE", {"lifecycle_stage": "Adoption "}, QUARANTINED, [STAGE_REASON]),
+    ("X-SCRIPT", {"segment_override": "<script>alert(1)</script>"}, QUARANTINED, [SEGMENT_REASON]),
+    # Text is data: loaded exactly as exported, whatever it would mean to a terminal, a spreadsheet or SQL.
+    ("X-LONG", {"name": LONG_NAME}, LOADED, AS_EXPORTED),
+    ("X-CONTROL", {"name": "Red\x1b[31m Corp\x07\r\n2nd line"}, LOADED, AS_EXPORTED),
+    ("X-FORMULA", {"name": '=HYPERLINK("http://evil.example","x")'}, LOADED, AS_EXPORTED),
+    ("X-SQL", {"name": "Robert'); DROP TABLE staging.accounts;--"}, LOADED, AS_EXPORTED),
+    ("X-ZERO-WIDTH", {"industry": "Software\u200b"}, LOADED, AS_EXPORTED),
+]  # fmt: skip
+CONTRACT_CASES = [
+    ("X-TINY-ARR", {"arr": "1e-7"}, LOADED, {"arr": 1e-7}),
+    ("X-NEG-ZERO-ARR", {"arr": "-0"}, LOADED, {"arr": 0.0}),
+    ("X-SPACE-THOUSANDS", {"arr": "12 000"}, QUARANTINED, ["arr must be a valid number"]),
+    ("X-EMPTY-ARR", {"arr": ""}, QUARANTINED, ["arr is required"]),
+    ("X-BAD-LEAP", {"end_date": "2023-02-29"}, QUARANTINED, ["end_date must be a valid date"]),
+    ("X-DATE-WITH-TIME", {"start_date": "2024-01-15T00:00:00"}, LOADED, {"start_date": "2024-01-15"}),
+    ("X-YEAR-ZERO", {"start_date": "0000-01-01"}, QUARANTINED, ["start_date must be a valid date"]),
+    ("X-YEAR-10000", {"end_date": "10000-01-01"}, QUARANTINED, ["end_date must be a valid date"]),
+]  # fmt: skip
+
+
+def corpus_rows(cases, make):
+    return [make(key, **fields) for key, fields, _, _ in cases]
+
+
+def assert_outcomes(url: str, entity: str, key_column: str, cases) -> None:
+    found = reasons(url, entity)
+    staged = table(url, f"staging.{entity}").set_index(key_column)
+    for key, fields, outcome, expected in cases:
+        expected = fields if expected == AS_EXPORTED else expected
+        if outcome == QUARANTINED:
+            assert found.get(key) == expected, key
+            assert key not in staged.index, key
+            continue
+        assert key not in found, (key, found.get(key))
+        row = staged.loc[key]
+        got = {c: (None if pd.isna(row[c]) else row[c]) for c in expected}
+        got = {c: str(v) if isinstance(v, (pd.Timestamp, dt.date)) else v for c, v in got.items()}
+        assert got == expected, key
+
+
+def test_the_bad_input_corpus_is_quarantined_with_reasons_or_loaded_as_meant(warehouse_url, tiny_source):
+    loose = load_expectations().model_copy(update={"thresholds": Thresholds(max_failed_fraction=1.0)})
+    write_accounts(tiny_source, *corpus_rows(ACCOUNT_CASES, tiny._account))
+    write_contracts(tiny_source, *corpus_rows(CONTRACT_CASES, lambda key, **f: {**tiny._contract(key, "A1"), **f}))
+    summaries = {e: extract(e, expectations=loose) for e in ("accounts", "contracts")}
+    for entity, cases, base in (
+        ("accounts", ACCOUNT_CASES, tiny.ACCOUNTS_DAY1),
+        ("contracts", CONTRACT_CASES, tiny.CONTRACTS_DAY1),
+    ):
+        bad = sum(outcome == QUARANTINED for _, _, outcome, _ in cases)
+        s = summaries[entity]
+        assert (s.rows_read, s.rows_loaded, s.rows_quarantined) == (
+            base["read"] + len(cases), base["loaded"] + len(cases) - bad, base["quarantined"] + bad
+        ), entity  # fmt: skip
+    assert_outcomes(warehouse_url, "accounts", "account_id", ACCOUNT_CASES)
+    assert_outcomes(warehouse_url, "contracts", "contract_id", CONTRACT_CASES)
+    with warehouse.engine(warehouse_url).connect() as conn:
+        zero = conn.execute(
+            sa.text("select cast(annual_revenue as varchar(20)) from staging.accounts where account_id = :key"),
+            {"key": "X-NEG-ZERO-NUMBER"},
+        ).scalar_one()
+    assert zero == "0.0" if warehouse_url.startswith("duckdb") else zero == "0"  # a signed zero reads "-0.0" / "-0"

@@ -34,12 +34,10 @@ def coerce(raw: pd.Series, column_type: str) -> pd.Series:
     if column_type == "date":
         # Dates with a time or an offset (2024-01-01T00:00:00Z, mixed offsets in one column) are
         # read as instants and typed as the date of the UTC instant, like timestamps.
-        parsed = pd.to_datetime(raw, format="ISO8601", errors="coerce", utc=True)
-        return parsed.dt.tz_localize(None).dt.normalize().astype("datetime64[us]")
+        return _instants(raw).dt.tz_localize(None).dt.normalize().astype("datetime64[us]")
     if column_type == "timestamp":
         # Naive timestamps are read as UTC; everything is stored as naive UTC.
-        parsed = pd.to_datetime(raw, format="ISO8601", errors="coerce", utc=True)
-        return parsed.dt.tz_localize(None).astype("datetime64[us]")
+        return _instants(raw).dt.tz_localize(None).astype("datetime64[us]")
     if column_type == "boolean":
         lowered = (
             raw.astype("object").where(raw.notna(), None).map(lambda v: v if v is None else str(v).strip().lower())
@@ -72,3 +70,16 @@ def _integers(raw: pd.Series) -> pd.Series:
     if whole.any():
         result[whole] = floats[whole].astype("int64")
     return result
+
+
+def _instants(raw: pd.Series) -> pd.Series:
+    """ISO 8601 values from a full calendar date on (``2024-01-15``, ``2024-01-15T10:00:00+02:00``), in UTC.
+
+    pandas also reads ``2024-01`` or ``2024`` as the first of the month or year and ``20240115``
+    as a date; a CRM date field cut short is not a date, so those are not valid, nor is year 0.
+    """
+    text = raw.astype("object").where(raw.notna(), None).astype("string").str.strip()
+    full_date = text.str.match(r"[0-9]{4}-[0-9]{2}-[0-9]{2}(?:$|[T ])").fillna(False).astype(bool)
+    parsed = pd.to_datetime(text.where(full_date), format="ISO8601", errors="coerce", utc=True)
+    # numpy has a year 0 (0000-01-01); Python's dates and the databases' start at year 1.
+    return parsed.where(parsed.dt.year >= 1)
