@@ -126,18 +126,19 @@ def test_manual_run_without_logical_date_takes_the_last_complete_interval(dags, 
     assert (str(summary[0])[:19], str(summary[1])[:19]) == ("2024-03-01 00:00:00", "2024-03-02 00:00:00")
 
 
-def test_a_malformed_usage_file_fails_at_once_and_bad_values_do_not_fail_the_run(dags, warehouse_url, tiny_source):
-    # A batch-level data error (a column named twice) is not retried: retrying reads the same file.
-    day1 = tiny_source / "usage_daily" / "2024-03-01.csv"
-    rows = [{**row, "seats": "1"} for row in tiny.USAGE_FILES["2024-03-01"]]
-    tiny.write_csv(day1, [*tiny.USAGE_COLUMNS, "seats"], rows)
-    day1.write_text(day1.read_text().replace(",seats\r\n", ",active_users\r\n", 1))  # pandas: active_users.1
+def test_bad_values_do_not_fail_the_run_and_a_malformed_file_fails_at_once(dags, warehouse_url, tiny_source, caplog):
     daily = {"full_refresh": False, "allow_empty": False}  # dag.test() keeps an earlier test's params
-    state, tasks = run(dags, "usage_extract", DAY1_RUN, **daily)
-    assert (state, tasks["extract_usage_daily"]) == ("failed", ("failed", 1))
     # A value the warehouse cannot hold (an OverflowError, retried three times, before #16) is quarantined.
     rows = [*tiny.ACCOUNTS, tiny._account("X-HUGE", employee_count="1e400")]
     tiny.write_csv(tiny_source / "accounts.csv", tiny.ACCOUNT_COLUMNS, rows)
     assert run(dags, "crm_extract", DAY1_RUN, **daily)[1]["extract_accounts"] == ("success", 1)
     read, loaded, quarantined = as_tuple(tiny.ACCOUNTS_DAY1)
     assert counts(warehouse_url)["accounts"] == (read + 1, loaded, quarantined + 1)
+    # A batch-level data error (a column named twice) is not retried: retrying reads the same file.
+    day1 = tiny_source / "usage_daily" / "2024-03-01.csv"
+    rows = [{**row, "seats": "1"} for row in tiny.USAGE_FILES["2024-03-01"]]
+    tiny.write_csv(day1, [*tiny.USAGE_COLUMNS, "seats"], rows)
+    day1.write_text(day1.read_text().replace(",seats\n", ",active_users\n", 1))  # pandas read it as active_users.1
+    state, tasks = run(dags, "usage_extract", DAY1_RUN, **daily)
+    assert (state, tasks["extract_usage_daily"]) == ("failed", ("failed", 1))
+    assert f"AirflowFailException: {day1}: the header names 'active_users' (2 times)" in caplog.text
