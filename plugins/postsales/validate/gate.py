@@ -5,6 +5,11 @@ row-level, so GX tells us which rows failed and why: those rows go to quarantine
 with the failed expectations and the offending values, and the rest load. A batch
 that breaks the contract as a whole (a required column missing, too many bad rows)
 fails the task with a message that names the table, column, counts and the fix.
+
+No rules-file value is ever parsed as code: a condition (a value that must parse, a reference
+that must exist, a range that applies where another column has a value) is computed from the
+data into a helper column whose name we generate, and GX checks that column; no expectation
+has a ``row_condition``.
 """
 
 from __future__ import annotations
@@ -28,8 +33,11 @@ from postsales.values import is_missing
 
 log = logging.getLogger(__name__)
 
+# Helper columns of the frame GX validates; declared column names cannot contain "__".
 RAW_SUFFIX = "__raw"
-REF_SUFFIX = "__ref"
+UNPARSED_SUFFIX = "__unparsed"
+UNKNOWN_SUFFIX = "__unknown"
+WHEN_SUFFIX = "__when_"
 
 
 @dataclass
@@ -66,8 +74,9 @@ def _missing_columns_message(entity: str, origin: str, missing: list[str], found
     )
 
 
-def _quoted(column: str) -> str:
-    return f"`{column}`"
+def _when_column(name: str, other: str, number: int) -> str:
+    """The helper column holding ``name`` where ``other`` has its ``number``-th ranges_when value."""
+    return f"{name}{WHEN_SUFFIX}{other}_{number}"
 
 
 def build_checks(entity: str, rules: EntityRules, not_after: datetime) -> list[_Check]:
@@ -90,9 +99,7 @@ def build_checks(entity: str, rules: EntityRules, not_after: datetime) -> list[_
                 _Check(
                     f"{name} must be a valid {rule.type}",
                     (name,),
-                    gxe.ExpectColumnValuesToNotBeNull(
-                        column=name, row_condition=f"{_quoted(raw_name)}.notnull()", condition_parser="pandas"
-                    ),
+                    gxe.ExpectColumnValuesToBeNull(column=name + UNPARSED_SUFFIX),
                 )
             )
         if rule.unique:
@@ -107,18 +114,13 @@ def build_checks(entity: str, rules: EntityRules, not_after: datetime) -> list[_
                 )
             )
         for other, ranges in (rule.ranges_when or {}).items():
-            for value, (low, high) in ranges.items():
-                condition = f'{_quoted(other)} == "{value}"'
+            for number, (value, (low, high)) in enumerate(ranges.items()):
                 checks.append(
                     _Check(
                         f"{name} must be in {_bounds_text(low, high)} when {other} is {value}",
                         (name, other),
                         gxe.ExpectColumnValuesToBeBetween(
-                            column=name,
-                            min_value=low,
-                            max_value=high,
-                            row_condition=condition,
-                            condition_parser="pandas",
+                            column=_when_column(name, other, number), min_value=low, max_value=high
                         ),
                     )
                 )
@@ -135,11 +137,7 @@ def build_checks(entity: str, rules: EntityRules, not_after: datetime) -> list[_
                 _Check(
                     f"{name} must exist in {rule.references}",
                     (name,),
-                    gxe.ExpectColumnValuesToNotBeNull(
-                        column=name + REF_SUFFIX,
-                        row_condition=f"{_quoted(name)}.notnull()",
-                        condition_parser="pandas",
-                    ),
+                    gxe.ExpectColumnValuesToBeNull(column=name + UNKNOWN_SUFFIX),
                 )
             )
         if rule.not_future:
@@ -190,9 +188,17 @@ def _frame_for_gate(raw: pd.DataFrame, rules: EntityRules, known: dict[str, set[
         values = values.where(values.isna() | (values.astype("object").map(lambda v: str(v).strip()) != ""))
         frame[name + RAW_SUFFIX] = values
         frame[name] = coerce(values, rule.type)
+        if rule.type != "string":
+            # Set but not parseable as the column's type: the raw value, else null.
+            frame[name + UNPARSED_SUFFIX] = values.where(values.notna() & frame[name].isna())
         if rule.references is not None:
             targets = known.get(rule.references, set())
-            frame[name + REF_SUFFIX] = frame[name].where(frame[name].isin(targets))
+            frame[name + UNKNOWN_SUFFIX] = frame[name].where(frame[name].notna() & ~frame[name].isin(targets))
+    for name, rule in rules.columns.items():
+        for other, ranges in (rule.ranges_when or {}).items():
+            for number, value in enumerate(ranges):
+                # Compared as data: the YAML value is never part of an expression.
+                frame[_when_column(name, other, number)] = frame[name].where(frame[other] == value)
     return frame
 
 
