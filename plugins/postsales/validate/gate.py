@@ -9,7 +9,8 @@ fails the task with a message that names the table, column, counts and the fix.
 No rules-file value is ever parsed as code: a condition (a value that must parse, a reference
 that must exist, a range that applies where another column has a value) is computed from the
 data into a helper column whose name we generate, and GX checks that column; no expectation
-has a ``row_condition``.
+has a ``row_condition``. The frame GX sees has its text HTML-escaped, so a value shown in the
+Data Docs is text, never markup.
 """
 
 from __future__ import annotations
@@ -129,7 +130,7 @@ def build_checks(entity: str, rules: EntityRules, not_after: datetime) -> list[_
                 _Check(
                     f"{name} must be one of {rule.allowed}",
                     (name,),
-                    gxe.ExpectColumnValuesToBeInSet(column=name, value_set=list(rule.allowed)),
+                    gxe.ExpectColumnValuesToBeInSet(column=name, value_set=[_inert_text(v) for v in rule.allowed]),
                 )
             )
         if rule.references is not None:
@@ -202,6 +203,33 @@ def _frame_for_gate(raw: pd.DataFrame, rules: EntityRules, known: dict[str, set[
     return frame
 
 
+# html.escape's table: a value shown in Data Docs must be text, never markup.
+_HTML_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#x27;"})
+
+
+def _inert_text(text: str) -> str:
+    return text.translate(_HTML_ESCAPES)
+
+
+def _inert(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every text value HTML-escaped, for GX and its Data Docs.
+
+    GX writes the unexpected values into its pages as they are. Escaping is one-to-one, so equality,
+    uniqueness and set membership (``allowed`` is escaped the same way) give the same results.
+    """
+    inert = frame.copy()
+    for column in frame.columns:
+        values = frame[column]
+        if values.dtype != object and not pd.api.types.is_string_dtype(values):
+            continue
+        kind = pd.api.types.infer_dtype(values, skipna=True)
+        if kind == "string":
+            inert[column] = values.str.translate(_HTML_ESCAPES)
+        elif kind not in ("empty", "boolean", "integer", "floating", "decimal"):
+            inert[column] = values.map(lambda v: _inert_text(v) if isinstance(v, str) else v)
+    return inert
+
+
 def _safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)[:120]
 
@@ -253,7 +281,7 @@ def _run_suite(entity: str, frame: pd.DataFrame, checks: list[_Check], docs_dir:
             result_format={"result_format": "COMPLETE"},
         )
     )
-    result = checkpoint.run(batch_parameters={"dataframe": frame})
+    result = checkpoint.run(batch_parameters={"dataframe": _inert(frame)})
     validation_result = next(iter(result.run_results.values()))
     return validation_result
 
