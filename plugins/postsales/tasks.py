@@ -260,7 +260,8 @@ def crm_dry_run(as_of_date: str) -> dict:
     """The diff report, without any write call."""
     from postsales.crm.sync import sync
 
-    return sync(date.fromisoformat(as_of_date), dry_run=True, run_id=_sync_run_id("dry_run"))
+    with failing_fast():
+        return sync(date.fromisoformat(as_of_date), dry_run=True, run_id=_sync_run_id("dry_run"))
 
 
 def crm_push(as_of_date: str, *, approved: bool = False) -> dict:
@@ -277,13 +278,14 @@ def crm_push(as_of_date: str, *, approved: bool = False) -> dict:
         log.info("backfilled run: not pushing to the CRM (set push_backfill to push)")
         return {"mode": "not_pushed", "reason": "backfill"}
     try:
-        return sync(
-            date.fromisoformat(as_of_date),
-            dry_run=bool(params.get("dry_run")),
-            approve_first_push=approved or bool(params.get("approve_first_push")),
-            approve_large_change=approved or bool(params.get("approve_large_change")),
-            run_id=_sync_run_id("push"),
-        )
+        with failing_fast():
+            return sync(
+                date.fromisoformat(as_of_date),
+                dry_run=bool(params.get("dry_run")),
+                approve_first_push=approved or bool(params.get("approve_first_push")),
+                approve_large_change=approved or bool(params.get("approve_large_change")),
+                run_id=_sync_run_id("push"),
+            )
     except SafetyValveTripped as exc:
         # Not retryable: a person must look at the diff report and approve.
         from postsales.crm.sync import report_path

@@ -142,3 +142,34 @@ def test_a_backfilled_revision_pushes_only_when_asked(duckdb_url, crm, monkeypat
     monkeypatch.setattr(airflow.sdk, "get_current_context", context(approve_first_push=True, push_backfill=True))
     assert crm_push("2024-03-31")["fields_succeeded"] > 0
     assert crm_rows(crm) != before
+
+
+@pytest.mark.parametrize("target", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_a_crm_target_without_its_table_fails_at_once_and_says_which(
+    target, duckdb_url, tmp_path, monkeypatch, request
+):
+    """Not a retry's worth: AirflowFailException, naming the file, the field, the database (password
+    masked) and the fix."""
+    from types import SimpleNamespace
+
+    import airflow.sdk
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from postsales.tasks import crm_dry_run
+
+    if target == "sqlite":
+        url = shown = f"sqlite:///{tmp_path / 'crm.sqlite'}"
+    else:
+        database = request.getfixturevalue("pg_database")  # trust authentication: any password connects
+        url, shown = database.replace("postgres@", "postgres:s3cret@"), database.replace("postgres@", "postgres:***@")
+    monkeypatch.setenv("POSTSALES_CRM_SYNC_URL", url)
+    context = {"params": FLAGS, "run_id": "manual__2024-04-01", "ti": SimpleNamespace(try_number=1)}
+    monkeypatch.setattr(airflow.sdk, "get_current_context", lambda: context)
+    with pytest.raises(AirflowFailException) as info:
+        crm_dry_run("2024-03-31")
+    assert str(info.value) == (
+        f"include/rules/crm_sync.yaml: field 'sql.table': the CRM database {shown} has no table 'crm_account'. "
+        "Fix: set sql.table to the CRM's account table, or point $POSTSALES_CRM_SYNC_URL at the CRM database "
+        "that holds it."
+    )
+    assert "s3cret" not in str(info.value)
