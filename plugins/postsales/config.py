@@ -16,6 +16,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from postsales import paths
+from postsales.errors import ConfigError  # defined there with the other errors; imported from here too
 
 ENTITIES = ("accounts", "contracts", "survey_responses", "usage_daily")
 Entity = Literal["accounts", "contracts", "survey_responses", "usage_daily"]
@@ -35,10 +36,6 @@ def _column_name(name: str) -> str:
 
 
 ColumnName = Annotated[str, AfterValidator(_column_name)]
-
-
-class ConfigError(ValueError):
-    """A configuration file is missing, unreadable or invalid."""
 
 
 class StrictModel(BaseModel):

@@ -148,13 +148,13 @@ def test_a_backfilled_revision_pushes_only_when_asked(duckdb_url, crm, monkeypat
 def test_a_crm_target_without_its_table_fails_at_once_and_says_which(
     target, duckdb_url, tmp_path, monkeypatch, request
 ):
-    """Not a retry's worth: AirflowFailException, naming the file, the field, the database (password
-    masked) and the fix."""
+    """Not a retry's worth: a NotRetryableError (the DAGs' retry policy fails the task at once on
+    it), naming the file, the field, the database (password masked) and the fix."""
     from types import SimpleNamespace
 
     import airflow.sdk
-    from airflow.sdk.exceptions import AirflowFailException
 
+    from postsales.errors import NotRetryableError
     from postsales.tasks import crm_dry_run
 
     if target == "sqlite":
@@ -165,7 +165,7 @@ def test_a_crm_target_without_its_table_fails_at_once_and_says_which(
     monkeypatch.setenv("POSTSALES_CRM_SYNC_URL", url)
     context = {"params": FLAGS, "run_id": "manual__2024-04-01", "ti": SimpleNamespace(try_number=1)}
     monkeypatch.setattr(airflow.sdk, "get_current_context", lambda: context)
-    with pytest.raises(AirflowFailException) as info:
+    with pytest.raises(NotRetryableError) as info:
         crm_dry_run("2024-03-31")
     assert str(info.value) == (
         f"include/rules/crm_sync.yaml: field 'sql.table': the CRM database {shown} has no table 'crm_account'. "
