@@ -14,6 +14,7 @@ import sqlalchemy as sa
 import tiny
 from postsales import warehouse
 from postsales.tasks import segmentation_as_of
+from project_home import project_with_rules
 
 
 def segments(url: str) -> pd.DataFrame:
@@ -67,19 +68,6 @@ def test_as_of_date_resolution():
     assert segmentation_as_of("2023-12-31", events, None) == date(2023, 12, 31)
     assert segmentation_as_of(None, events, None) == date(2024, 3, 2)  # last complete day loaded
     assert segmentation_as_of(None, {}, datetime(2024, 5, 10, 3)) == date(2024, 5, 9)
-
-
-def project_with_rules(home, monkeypatch, **files: str):
-    """A project home (POSTSALES_HOME) with the shipped SQL and rules, ``files`` replacing some rules."""
-    from postsales import paths
-
-    shipped = paths.include_dir()
-    (home / "include" / "rules").mkdir(parents=True)
-    (home / "include" / "sql").symlink_to(shipped / "sql")
-    for rules in (shipped / "rules").glob("*.yaml"):
-        (home / "include" / "rules" / rules.name).write_text(files.get(rules.name, rules.read_text()))
-    monkeypatch.setenv("POSTSALES_HOME", str(home))
-    return home / "include" / "rules"
 
 
 def test_a_broken_rules_file_fails_the_segmentation_at_once(dags, duckdb_url, tmp_path, monkeypatch, caplog):
