@@ -214,6 +214,15 @@ def segmentation_lines(eng) -> list[str]:
     return lines + summary_lines(gaps)
 
 
+def _pct(value) -> str:
+    """A rate for the summary; n/a where there is nothing to divide by (no contracts, no cohort)."""
+    return "n/a" if value is None else f"{value:.1%}"
+
+
+def _money(value) -> str:
+    return "n/a" if value is None else f"{value:,.0f}"
+
+
 def _latest(conn, table: str):
     import sqlalchemy as sa
 
@@ -269,12 +278,13 @@ def evaluation_lines(eng, as_of: date | None = None) -> list[str]:
     def fmt(value) -> str:
         return "n/a" if value is None else f"{value:.3f}"
 
+    # No contract at all (a header-only contracts.csv): no account-date, every rate is n/a.
     lines = [f"evaluation as of {as_of} (mart.health_outcomes, mart.forecast_backtest):"]
     for row in outcomes:
         lines.append(
             f"  health AUC within {row.horizon_months:>2} months over {row.account_periods} account-dates: "
             f"churn {fmt(row.auc_churn)}, churn or contraction {fmt(row.auc_churn_or_contraction)}; "
-            f"churn rate {row.churn_rate:.1%}"
+            f"churn rate {_pct(row.churn_rate)}"
         )
     for row in sorted(backtest, key=lambda r: (r.predicted_positive is None, r.horizon_months)):
         if row.predicted_positive is not None:
@@ -338,12 +348,12 @@ def cohort_lines(eng) -> list[str]:
     if movements:
         latest = movements[-1]
         lines.append(
-            f"  MRR {latest.mrr:,.0f} from {latest.customers} customers; net new MRR {latest.net_new_mrr:,.0f}"
+            f"  MRR {_money(latest.mrr)} from {latest.customers} customers; net new MRR {_money(latest.net_new_mrr)}"
         )
     for row in retention:
         lines.append(
             f"  {row.months_since_start:>2}-month retention over {row.cohorts} cohorts ({row.customers} accounts): "
-            f"logo {row.logo_retention:.1%}, GRR {row.grr:.1%}, NRR {row.nrr:.1%}"
+            f"logo {_pct(row.logo_retention)}, GRR {_pct(row.grr)}, NRR {_pct(row.nrr)}"
         )
     path = report_path(snapshot)
     if path.exists():

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Annotated, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from postsales import paths
+from postsales.errors import ConfigError  # defined there with the other errors; imported from here too
 
 ENTITIES = ("accounts", "contracts", "survey_responses", "usage_daily")
 Entity = Literal["accounts", "contracts", "survey_responses", "usage_daily"]
@@ -24,10 +25,18 @@ Entity = Literal["accounts", "contracts", "survey_responses", "usage_daily"]
 # Identifiers reach SQL (table and column names); only plain names are accepted.
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 Identifier = Annotated[str, Field(pattern=IDENTIFIER.pattern)]
+# A column of the input contract: a plain name that starts with a letter (columns starting with
+# "_" are lineage the adapters add) and has no "__" (the gate's helper columns have one).
+COLUMN_NAME = re.compile(r"^(?!.*__)[A-Za-z][A-Za-z0-9_]{0,62}$")
 
 
-class ConfigError(ValueError):
-    """A configuration file is missing, unreadable or invalid."""
+def _column_name(name: str) -> str:
+    if not COLUMN_NAME.match(name):
+        raise ValueError(f"{name!r} is not a column name: a letter, then letters, digits and single underscores")
+    return name
+
+
+ColumnName = Annotated[str, AfterValidator(_column_name)]
 
 
 class StrictModel(BaseModel):
@@ -107,6 +116,7 @@ class SourcesConfig(StrictModel):
 # --- expectations.yaml ----------------------------------------------------------
 
 ColumnType = Literal["string", "integer", "number", "date", "timestamp", "boolean"]
+ORDERED_TYPES = ("integer", "number", "date", "timestamp")
 
 
 class ColumnRule(StrictModel):
@@ -119,8 +129,9 @@ class ColumnRule(StrictModel):
     references: str | None = None  # "<entity>.<column>"
     not_future: bool = False
     # Range checks that apply only to rows matching another column's value,
-    # e.g. score 0-10 where survey_type == nps.
-    ranges_when: dict[str, dict[str, tuple[float, float]]] | None = None
+    # e.g. score 0-10 where survey_type == nps. The values are data, compared as data: each must
+    # be one of the other column's `allowed` values (checked in EntityRules).
+    ranges_when: dict[ColumnName, dict[str, tuple[float, float]]] | None = None
     # Dates a CRM writes for "no end" (9999-12-31): read as empty, which for end_date is evergreen.
     open_ended: list[date] | None = None
 
@@ -130,20 +141,27 @@ class ColumnRule(StrictModel):
             raise ValueError(f"min {self.min} is greater than max {self.max}")
         if self.references is not None:
             entity, _, column = self.references.partition(".")
-            if entity not in ENTITIES or not IDENTIFIER.match(column):
+            if entity not in ENTITIES or not COLUMN_NAME.match(column):
                 raise ValueError(f"references must be '<entity>.<column>', got {self.references!r}")
-        if (self.min is not None or self.max is not None) and self.type not in ("integer", "number"):
+        numeric = self.type in ("integer", "number")
+        if (self.min is not None or self.max is not None) and not numeric:
             raise ValueError("min/max apply to integer and number columns only")
         if self.open_ended and (self.type != "date" or self.not_null):
             raise ValueError("open_ended applies to date columns that may be empty only")
+        if self.ranges_when and not numeric:
+            raise ValueError("ranges_when applies to integer and number columns only")
+        for other, ranges in (self.ranges_when or {}).items():
+            for value, (low, high) in ranges.items():
+                if low > high:
+                    raise ValueError(f"ranges_when.{other}.{value}: {low:g} is greater than {high:g}")
         return self
 
 
 class ColumnPairRule(StrictModel):
     """``greater`` must be >= ``lesser`` (or strictly greater) where both are set."""
 
-    greater: Identifier
-    lesser: Identifier
+    greater: ColumnName
+    lesser: ColumnName
     or_equal: bool = True
 
 
@@ -182,8 +200,8 @@ class DataDocs(StrictModel):
 
 
 class EntityRules(StrictModel):
-    key: list[Identifier]
-    columns: dict[Identifier, ColumnRule]
+    key: list[ColumnName]
+    columns: dict[ColumnName, ColumnRule]
     column_pairs: list[ColumnPairRule] = Field(default_factory=list)
     unique_key: bool = True
     thresholds: Thresholds | None = None
@@ -197,10 +215,19 @@ class EntityRules(StrictModel):
             for name in (pair.greater, pair.lesser):
                 if name not in self.columns:
                     raise ValueError(f"column_pairs refers to undeclared column {name!r}")
+                if self.columns[name].type not in ORDERED_TYPES:
+                    raise ValueError(f"column_pairs compares {name!r}: it must be one of {list(ORDERED_TYPES)}")
         for name, rule in self.columns.items():
-            for other in rule.ranges_when or {}:
+            for other, ranges in (rule.ranges_when or {}).items():
+                where = f"columns.{name}.ranges_when.{other}"
                 if other not in self.columns:
-                    raise ValueError(f"{name}.ranges_when refers to undeclared column {other!r}")
+                    raise ValueError(f"{where}: {other!r} is not a declared column")
+                allowed = self.columns[other].allowed
+                if allowed is None:
+                    raise ValueError(f"{where}: {other!r} must declare its allowed values")
+                unknown = [value for value in ranges if value not in allowed]
+                if unknown:
+                    raise ValueError(f"{where}: {unknown} not among {other}'s allowed values {allowed}")
         return self
 
 

@@ -1,9 +1,10 @@
-"""Shared DAG defaults: owner, retries with backoff, timeouts, tags, docs, alerts, run summary.
+"""Shared DAG defaults: owner, retries with backoff, what is never retried, timeouts, tags, docs,
+alerts, run summary.
 
 Every DAG file builds its ``@dag(...)`` arguments with :func:`postsales_dag` and ends its
-body with :func:`add_run_summary`, so owner, retries, timeouts, the ``postsales`` tag,
-``doc_md``, the failure notifier, the duration alert and the run summary are the same
-everywhere and configured here.
+body with :func:`add_run_summary`, so owner, retries and the retry policy, timeouts, the
+``postsales`` tag, ``doc_md``, the failure notifier, the duration alert and the run summary
+are the same everywhere and configured here.
 
 DAG files import from here at parse time, so this module imports only Airflow's light
 definitions and nothing that touches a database, a file, a Variable or a connection.
@@ -18,10 +19,20 @@ from datetime import date, timedelta
 from typing import Any
 
 import pendulum
-from airflow.sdk import DeadlineAlert, DeadlineReference, Param, SyncCallback, task
+from airflow.sdk import (
+    DeadlineAlert,
+    DeadlineReference,
+    ExceptionRetryPolicy,
+    Param,
+    RetryAction,
+    RetryRule,
+    SyncCallback,
+    task,
+)
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from postsales.alerts import RUN_OVERDUE, PostsalesAlertNotifier
+from postsales.errors import NotRetryableError
 from postsales.pools import WAREHOUSE_POOL
 
 __all__ = ["WAREHOUSE_POOL"]  # DAG files import the pool name from here
@@ -100,6 +111,21 @@ RUN_DURATIONS: dict[str, RunDuration] = {
 DEFAULT_RUN_DURATION = RunDuration(alert_after=timedelta(hours=1), timeout=timedelta(hours=4))
 
 
+# Retries are for infrastructure faults (a source or CRM that does not answer, a lost connection,
+# a timeout). A NotRetryableError (bad input, a broken rules file, a wrong setting, a CRM that
+# refuses the credentials) fails the task at once with its message: a retry would fail the same
+# way, only later. Airflow's worker evaluates the policy on the exception the task raised.
+RETRY_POLICY = ExceptionRetryPolicy(
+    rules=[
+        RetryRule(
+            exception=NotRetryableError,
+            action=RetryAction.FAIL,
+            reason="not retryable: fix what the error names, then rerun",
+        )
+    ]
+)
+
+
 DEFAULT_ARGS = {
     "owner": OWNER,
     "retries": 2,
@@ -107,6 +133,7 @@ DEFAULT_ARGS = {
     "retry_delay": timedelta(seconds=float(os.environ.get("POSTSALES_RETRY_DELAY_SECONDS", "30"))),
     "retry_exponential_backoff": True,
     "max_retry_delay": timedelta(minutes=10),
+    "retry_policy": RETRY_POLICY,
     "execution_timeout": timedelta(hours=2),
     "on_failure_callback": on_task_failure,
     "on_execute_callback": record_try_number,

@@ -17,6 +17,8 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import re
+import threading
 import uuid
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -170,6 +172,7 @@ def extract_entity(
 
     eng = warehouse.engine(warehouse_url)
     tables = warehouse.ensure_schema(eng, warehouse.build_tables(expectations))
+    _drop_abandoned_work_tables(eng)
     with eng.connect() as conn:
         known = _known_values(conn, rules, tables)
 
@@ -306,7 +309,8 @@ def extract_entity(
         # Several groups: each is committed to work tables as it is gated (a transaction holding
         # every group's rows uncommitted keeps them all in memory on DuckDB), then one transaction
         # replaces the partitions from the work tables, checks keys across groups and records the run.
-        work = {table: _work_table(table) for table, _ in targets}
+        claim = _WorkTag(eng)
+        work = {table: _work_table(table, claim.tag) for table, _ in targets}
         try:
             for table in work.values():
                 table.create(eng)
@@ -328,6 +332,7 @@ def extract_entity(
         finally:
             for table in work.values():
                 table.drop(eng, checkfirst=True)
+            claim.release()
     log.info(summary.log_line())
     return summary
 
@@ -341,10 +346,71 @@ def _peek_several(groups):
     return itertools.chain([first, second], groups), True
 
 
-def _work_table(table: sa.Table) -> sa.Table:
-    """An empty, constraint-free copy of ``table`` for one full refresh, dropped afterwards."""
-    name = f"_load_{table.name}_{uuid.uuid4().hex[:8]}"
+def _work_table(table: sa.Table, tag: str) -> sa.Table:
+    """An empty, constraint-free copy of ``table`` for one load in groups, dropped afterwards."""
+    name = f"_load_{table.name}_{tag}"
     return sa.Table(name, sa.MetaData(), *(sa.Column(c.name, c.type) for c in table.c), schema=table.schema)
+
+
+# Work tables are named _load_<table>_<tag>. A load holds its tag until it has dropped them: in this
+# process's set and, on PostgreSQL, as a session advisory lock (released when the session ends, so a
+# load killed with kill -9 holds nothing). The next extract drops the work tables nobody holds.
+WORK_TABLE = re.compile(r"^_load_[a-z0-9_]+_([0-9a-f]{8})$")
+WORK_LOCK_SPACE = 0x7073  # the first key of the two-key advisory locks that hold work tags ("ps")
+_held_tags: set[str] = set()
+_held_lock = threading.Lock()
+
+
+def _work_lock_key(tag: str) -> int:
+    return int(tag, 16) - 2**31  # an int4, the second key
+
+
+class _WorkTag:
+    """A fresh tag for a load's work tables, held until ``release``."""
+
+    def __init__(self, eng: sa.Engine):
+        self.tag = uuid.uuid4().hex[:8]
+        with _held_lock:
+            _held_tags.add(self.tag)
+        self._session = None
+        if eng.dialect.name == "postgresql":
+            self._session = eng.connect()
+            lock = sa.text("select pg_advisory_lock(:space, :key)")
+            self._session.execute(lock, {"space": WORK_LOCK_SPACE, "key": _work_lock_key(self.tag)})
+            self._session.commit()  # the lock is the session's: no transaction left open
+
+    def release(self) -> None:
+        if self._session is not None:
+            unlock = sa.text("select pg_advisory_unlock(:space, :key)")
+            self._session.execute(unlock, {"space": WORK_LOCK_SPACE, "key": _work_lock_key(self.tag)})
+            self._session.commit()
+            self._session.close()
+        with _held_lock:
+            _held_tags.discard(self.tag)
+
+
+def _drop_abandoned_work_tables(eng: sa.Engine) -> list[str]:
+    """Drop the work tables of loads that ended without dropping them (a crash); returns them."""
+    listed = sa.text(
+        "select table_schema, table_name from information_schema.tables where table_schema in :schemas"
+    ).bindparams(sa.bindparam("schemas", expanding=True))
+    with eng.connect() as conn:
+        found = conn.execute(listed, {"schemas": ["raw", "staging", "ops"]}).all()
+    dropped = []
+    for schema, name in found:
+        match = WORK_TABLE.match(name)
+        if match is None or match.group(1) in _held_tags:
+            continue
+        with eng.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                held = sa.text("select not pg_try_advisory_xact_lock(:space, :key)")
+                if conn.execute(held, {"space": WORK_LOCK_SPACE, "key": _work_lock_key(match.group(1))}).scalar():
+                    continue  # a load running in another process
+            conn.execute(sa.text(f'drop table if exists {schema}."{name}"'))  # a name WORK_TABLE matched
+        dropped.append(f"{schema}.{name}")
+    if dropped:
+        log.warning("dropped work tables a crashed load left behind: %s", ", ".join(dropped))
+    return dropped
 
 
 def _payloads(frame: pd.DataFrame) -> list[str]:

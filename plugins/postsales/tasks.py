@@ -1,28 +1,16 @@
-"""Task bodies called from the DAG files; the DAG files only wire them."""
+"""Task bodies called from the DAG files; the DAG files only wire them.
+
+A task body lets a ``postsales.errors.NotRetryableError`` (bad input, a broken rules file, a
+date before the data, a CRM refusing the credentials) propagate: the retry policy every task
+gets from ``postsales.dag_defaults`` fails the task at once on it, and retries anything else.
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 
 log = logging.getLogger(__name__)
-
-
-@contextmanager
-def failing_fast() -> Iterator[None]:
-    """Bad input, a broken rules file or a date before the data cannot be fixed by retrying: fail
-    the task at once (no retries) with the message that says how to fix it."""
-    from airflow.sdk.exceptions import AirflowFailException
-
-    from postsales.config import ConfigError
-    from postsales.errors import DataContractError
-
-    try:
-        yield
-    except (DataContractError, ConfigError) as exc:
-        raise AirflowFailException(str(exc)) from exc
 
 
 def require_history(as_of: date) -> None:
@@ -31,8 +19,7 @@ def require_history(as_of: date) -> None:
 
     from postsales.history import require_history as require
 
-    with failing_fast():
-        require(as_of, dag_id=get_current_context()["dag"].dag_id)
+    require(as_of, dag_id=get_current_context()["dag"].dag_id)
 
 
 def data_interval(context) -> tuple[datetime, datetime]:
@@ -82,10 +69,9 @@ def extract(entity: str) -> dict:
     context = get_current_context()
     params = context["params"]
     interval = Interval.from_airflow(*data_interval(context), bool(params.get("full_refresh")))
-    with failing_fast():
-        summary = extract_entity(
-            entity, interval=interval, run_id=context["run_id"], allow_empty=bool(params.get("allow_empty"))
-        )
+    summary = extract_entity(
+        entity, interval=interval, run_id=context["run_id"], allow_empty=bool(params.get("allow_empty"))
+    )
     context["outlet_events"][STAGING[entity]].extra = {
         "interval_start": summary.interval_start,
         "interval_end": summary.interval_end,

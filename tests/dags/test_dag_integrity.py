@@ -54,6 +54,63 @@ def test_every_dag_is_owned_tagged_documented_and_retried(dagbag):
             assert task.execution_timeout is not None, f"{dag_id}.{task.task_id}: execution_timeout"
 
 
+def not_retryable_errors() -> list[BaseException]:
+    """One of each error the project raises that no retry can fix (by construction, not by list:
+    a new subclass of NotRetryableError anywhere in the library is covered too)."""
+    from postsales.config import ConfigError
+    from postsales.crm.base import PermanentError
+    from postsales.errors import DataContractError
+    from postsales.history import NoHistoryError
+
+    return [
+        ConfigError("include/rules/segmentation.yaml: field 'value_tiers': field required"),
+        DataContractError("accounts.csv: missing column 'industry'"),
+        NoHistoryError("2001-01-31 is before the first paid contract"),
+        PermanentError("INVALID_SESSION_ID", "Session expired or invalid"),
+        PermanentError("NO_CRM_URL", "no CRM to sync to"),
+    ]
+
+
+def retryable_errors() -> list[BaseException]:
+    """Infrastructure faults: a source or CRM that does not answer, a lost connection, a timeout."""
+    import sqlalchemy as sa
+    from airflow.sdk.exceptions import AirflowTaskTimeout
+
+    from postsales.crm.base import TransientError
+    from postsales.errors import SourceUnavailableError
+
+    return [
+        SourceUnavailableError("cannot reach the sql source at postgresql://u:***@db/crm"),
+        TransientError("SERVER_UNAVAILABLE", "try later"),
+        sa.exc.OperationalError("select 1", {}, ConnectionRefusedError("connection refused")),
+        ConnectionError("reset by peer"),
+        AirflowTaskTimeout("execution_timeout"),
+    ]
+
+
+def test_every_task_fails_at_once_on_what_no_retry_can_fix_and_retries_the_rest(dagbag):
+    """The project's permanent errors (ConfigError, DataContractError, the CRM's PermanentError:
+    all NotRetryableError) fail any task of any DAG on its first try; infrastructure faults keep
+    the task's retries. Airflow's worker asks the task's retry policy with the raised exception."""
+    from airflow.sdk import RetryAction
+
+    from postsales.errors import NotRetryableError
+
+    permanent, transient = not_retryable_errors(), retryable_errors()
+    assert all(isinstance(error, NotRetryableError) for error in permanent)
+    for dag_id, dag in dagbag.dags.items():
+        for task in dag.tasks:
+            where = f"{dag_id}.{task.task_id}"
+            assert task.retry_policy is not None, f"{where}: no retry policy"
+            for error in permanent:
+                decision = task.retry_policy.evaluate(error, try_number=1, max_tries=task.retries + 1)
+                assert decision.action == RetryAction.FAIL, f"{where} retries {type(error).__name__}"
+            for error in transient:
+                decision = task.retry_policy.evaluate(error, try_number=1, max_tries=task.retries + 1)
+                assert decision.action == RetryAction.DEFAULT, f"{where} does not retry {type(error).__name__}"
+            assert task.retries >= 1, f"{where}: retries"
+
+
 def test_every_task_alerts_on_failure(dagbag):
     from postsales.alerts import TASK_FAILED, PostsalesAlertNotifier
 

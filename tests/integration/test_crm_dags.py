@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import pendulum
 import pytest
+import responses
 import sqlalchemy as sa
 
 from crm_fixtures import crm_rows, tiny_warehouse_and_crm
 from postsales import warehouse
 from postsales.crm.sync import crm_sync_state
 from postsales.segment.rules import load_rules
+from project_home import project_with_rules
 
 APRIL_RUN = pendulum.datetime(2024, 4, 1, tz="UTC")  # covers March 2024: as of 2024-03-31
 MAY_RUN = pendulum.datetime(2024, 5, 1, tz="UTC")
@@ -142,3 +144,80 @@ def test_a_backfilled_revision_pushes_only_when_asked(duckdb_url, crm, monkeypat
     monkeypatch.setattr(airflow.sdk, "get_current_context", context(approve_first_push=True, push_backfill=True))
     assert crm_push("2024-03-31")["fields_succeeded"] > 0
     assert crm_rows(crm) != before
+
+
+@pytest.mark.parametrize("target", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_a_crm_target_without_its_table_fails_at_once_and_says_which(
+    target, duckdb_url, tmp_path, monkeypatch, request
+):
+    """Not a retry's worth: a NotRetryableError (the DAGs' retry policy fails the task at once on
+    it), naming the file, the field, the database (password masked) and the fix."""
+    from types import SimpleNamespace
+
+    import airflow.sdk
+
+    from postsales.errors import NotRetryableError
+    from postsales.tasks import crm_dry_run
+
+    if target == "sqlite":
+        url = shown = f"sqlite:///{tmp_path / 'crm.sqlite'}"
+    else:
+        database = request.getfixturevalue("pg_database")  # trust authentication: any password connects
+        url, shown = database.replace("postgres@", "postgres:s3cret@"), database.replace("postgres@", "postgres:***@")
+    monkeypatch.setenv("POSTSALES_CRM_SYNC_URL", url)
+    context = {"params": FLAGS, "run_id": "manual__2024-04-01", "ti": SimpleNamespace(try_number=1)}
+    monkeypatch.setattr(airflow.sdk, "get_current_context", lambda: context)
+    with pytest.raises(NotRetryableError) as info:
+        crm_dry_run("2024-03-31")
+    assert str(info.value) == (
+        f"include/rules/crm_sync.yaml: field 'sql.table': the CRM database {shown} has no table 'crm_account'. "
+        "Fix: set sql.table to the CRM's account table, or point $POSTSALES_CRM_SYNC_URL at the CRM database "
+        "that holds it."
+    )
+    assert "s3cret" not in str(info.value)
+
+
+SALESFORCE_API = "https://acme.my.salesforce.com/services/data/v62.0"
+
+
+def crm_sync_to_salesforce(home, monkeypatch) -> None:
+    """crm_sync.yaml with the salesforce adapter (our account id in External_Id__c), and its connection."""
+    import json
+
+    from postsales import paths
+
+    shipped = (paths.rules_dir() / "crm_sync.yaml").read_text()
+    assert "adapter: sql\n" in shipped and "crm_key_field: Id\n" in shipped
+    salesforce = shipped.replace("adapter: sql\n", "adapter: salesforce\n").replace(
+        "crm_key_field: Id\n", "crm_key_field: External_Id__c\n"
+    )
+    project_with_rules(home, monkeypatch, **{"crm_sync.yaml": salesforce})
+    connection = {"conn_type": "http", "host": "acme.my.salesforce.com", "password": "00D-revoked-token"}
+    monkeypatch.setenv("AIRFLOW_CONN_SALESFORCE_DEFAULT", json.dumps(connection))
+
+
+@responses.activate
+def test_a_crm_refusing_the_credentials_fails_at_once(dags, duckdb_url, crm, tmp_path, monkeypatch, caplog):
+    """A 401 is not a retry's worth: the dry run fails on its first try (one call to Salesforce),
+    nothing is pushed, and the alert says what to renew."""
+    crm_sync_to_salesforce(tmp_path / "project", monkeypatch)
+    responses.get(
+        f"{SALESFORCE_API}/query",
+        status=401,
+        json=[{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}],
+    )
+    run = dags.get_dag("segment_revision").test(logical_date=APRIL_RUN, run_conf=APPROVED)
+    assert run.state == "failed"
+    tries = {ti.task_id: (str(ti.state), ti.try_number) for ti in run.get_task_instances()}
+    assert tries["segment_for_revision"] == ("success", 1)
+    assert tries["crm_diff_dry_run"] == ("failed", 1)  # no retry
+    assert tries["push_tags_to_crm"][0] == "upstream_failed"
+    assert [call.request.method for call in responses.calls] == ["GET"]  # the one query of the one try
+    [alert] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("postsales alert:")]
+    assert "segment_revision.crm_diff_dry_run" in alert and "try: 1 of 3" in alert
+    assert (
+        "error: PermanentError: INVALID_SESSION_ID: Session expired or invalid (Salesforce refused the access "
+        "token: store a valid one as the password of the Airflow connection 'salesforce_default', or client "
+        "credentials in its extra)"
+    ) in alert
+    assert "00D-revoked-token" not in caplog.text

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import subprocess
 from collections import Counter
+from html.parser import HTMLParser
 from pathlib import Path
 
 import great_expectations
@@ -147,3 +148,57 @@ def test_keep_runs_is_validated(tmp_path):
         ConfigError, match=r"expectations.yaml: field 'data_docs.keep_runs': .*greater than or equal to 1"
     ):
         load_yaml(path, ExpectationsConfig)
+
+
+# CRM values a data engineer opens in Data Docs: each would run script if written into a page as is.
+HOSTILE = {
+    "lifecycle_stage": "<script>alert('lifecycle_stage')</script>",
+    "segment_override": '"><img src=x onerror="alert(\'segment_override\')">',
+    "survey_type": "<svg onload=alert('survey_type')>",
+}
+
+
+class PageMarkup(HTMLParser):
+    """Script elements and event-handler attributes that would run a payload, and the text a reader sees."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.live: list[str] = []
+        self.text: list[str] = []
+        self._in_script = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        # GX's own pages have onclick handlers: a live payload is one that would call alert().
+        self.live += [
+            f"<{tag} {name}={value!r}>" for name, value in attrs if name.startswith("on") and "alert(" in (value or "")
+        ]
+        self._in_script = self._in_script or tag == "script"
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in_script = self._in_script and tag != "script"
+
+    def handle_data(self, data: str) -> None:
+        (self.live if self._in_script and "alert(" in data else self.text).append(data)
+
+
+def test_data_values_in_data_docs_are_text_never_markup(duckdb_url, tiny_source):
+    accounts = [
+        {**row, "lifecycle_stage": HOSTILE["lifecycle_stage"]} if row["account_id"] == "A4" else row
+        for row in tiny.ACCOUNTS
+    ]
+    accounts.append(tiny._account("A6", segment_override=HOSTILE["segment_override"]))
+    tiny.write_csv(tiny_source / "accounts.csv", tiny.ACCOUNT_COLUMNS, accounts)
+    surveys = [*tiny.SURVEYS, {**tiny.SURVEYS[0], "survey_type": HOSTILE["survey_type"]}]
+    tiny.write_csv(tiny_source / "survey_responses.csv", tiny.SURVEY_COLUMNS, surveys)
+    pages = []
+    for entity in ("accounts", "survey_responses"):
+        pages += sorted(extract(entity, "hostile").parent.rglob("*.html"))
+    shown = []
+    for page in pages:
+        markup = PageMarkup()
+        markup.feed(page.read_text(encoding="utf-8"))
+        assert markup.live == [], page
+        shown.append("".join(markup.text))
+    # Each value is on a validation page, as the text it is.
+    for column, value in HOSTILE.items():
+        assert any(value in text for text in shown), column

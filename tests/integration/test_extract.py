@@ -300,3 +300,65 @@ def test_empty_fields_the_segmentation_rules_read_are_loaded_not_quarantined(duc
     assert pd.isna(staged.loc["F002", "wallet_potential_arr"])
     assert pd.isna(staged.loc["F003", "industry"])
     assert pd.isna(staged.loc["F004", "employee_count"])
+
+
+def work_tables(url: str) -> list[str]:
+    with warehouse.engine(url).connect() as conn:
+        rows = conn.execute(sa.text("select table_schema, table_name from information_schema.tables")).all()
+    return sorted(f"{schema}.{name}" for schema, name in rows if name.startswith("_load_"))
+
+
+def usage_targets(url: str) -> tuple[sa.Table, ...]:
+    from postsales.config import load_expectations
+
+    tables = warehouse.ensure_schema(warehouse.engine(url), warehouse.build_tables(load_expectations()))
+    return tables.raw["usage_daily"], tables.staging["usage_daily"], tables.quarantine
+
+
+def create_work_tables(url: str, tag: str) -> None:
+    """The work tables a load in groups fills: empty copies named _load_<table>_<tag>."""
+    for target in usage_targets(url):
+        columns = (sa.Column(c.name, c.type) for c in target.c)
+        sa.Table(f"_load_{target.name}_{tag}", sa.MetaData(), *columns, schema=target.schema).create(
+            warehouse.engine(url)
+        )
+
+
+def test_work_tables_a_killed_load_left_are_dropped_by_the_next_extract(warehouse_url, tiny_source):
+    run_all(FULL, entities=("accounts",))
+    create_work_tables(warehouse_url, "0badc0de")  # a full refresh in groups killed with kill -9
+    summary = extract_entity("usage_daily", interval=FULL, run_id="rerun", build_data_docs=False, batch_rows=1)
+    assert summary.rows_read == tiny.USAGE_DAY1["read"] + tiny.USAGE_DAY2["read"]
+    assert work_tables(warehouse_url) == []
+
+
+def test_work_tables_of_a_load_still_running_are_kept(warehouse_url, tiny_source):
+    from postsales import extract
+
+    run_all(FULL, entities=("accounts",))
+    eng = warehouse.engine(warehouse_url)
+    # A load of another interval, running: on PostgreSQL its session holds its tag's advisory lock;
+    # DuckDB has one process, whose loads hold their tags in memory.
+    running = "c0ffee00"
+    holder = eng.connect() if eng.dialect.name == "postgresql" else None
+    if holder is not None:
+        lock = sa.text("select pg_advisory_lock(:space, :key)")
+        holder.execute(lock, {"space": extract.WORK_LOCK_SPACE, "key": extract._work_lock_key(running)})
+        holder.commit()
+    else:
+        extract._held_tags.add(running)
+    try:
+        create_work_tables(warehouse_url, running)
+        extract_entity("usage_daily", interval=FULL, run_id="r", build_data_docs=False, batch_rows=1)
+        assert work_tables(warehouse_url) == [
+            "ops._load_quarantine_c0ffee00",
+            "raw._load_usage_daily_c0ffee00",
+            "staging._load_usage_daily_c0ffee00",
+        ]
+    finally:
+        if holder is not None:
+            holder.invalidate()  # the session ends and its lock with it, as when its process is killed
+            holder.close()
+        extract._held_tags.discard(running)
+    extract_entity("usage_daily", interval=DAY1, run_id="next", build_data_docs=False)
+    assert work_tables(warehouse_url) == []

@@ -89,7 +89,7 @@ def test_contract_error_fails_without_retry(dags, warehouse_url, tiny_source):
     tiny.write_csv(tiny_source / "accounts.csv", columns, [{c: r[c] for c in columns} for r in tiny.ACCOUNTS])
     state, tasks = run(dags, "crm_extract", DAY1_RUN)
     assert state == "failed"
-    assert tasks["extract_accounts"] == ("failed", 1)  # AirflowFailException: no retries for bad input
+    assert tasks["extract_accounts"] == ("failed", 1)  # a DataContractError: no retries for bad input
     assert tasks["extract_contracts"][0] == "upstream_failed"
 
 

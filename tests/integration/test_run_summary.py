@@ -101,7 +101,7 @@ def test_failed_run_is_summarised_failed_and_alerted(dags, duckdb_url, tiny_sour
     row = only_row(duckdb_url, "crm_extract")
     assert (row["state"], json.loads(row["failed_tasks"])) == ("failed", ["extract_accounts"])
     assert row["rows_extracted"] is None  # no extract finished
-    # One alert, for the task that failed (AirflowFailException: no retry), with what on-call needs.
+    # One alert, for the task that failed (a DataContractError: no retry), with what on-call needs.
     assert len(alert_webhook.requests) == 1
     lines = alert_webhook.texts[0].splitlines()
     assert lines[:3] == [
@@ -109,7 +109,7 @@ def test_failed_run_is_summarised_failed_and_alerted(dags, duckdb_url, tiny_sour
         f"run: {run.run_id}",
         "try: 1 of 3",
     ]
-    assert lines[3].startswith("error: AirflowFailException: ") and "industry" in lines[3]
+    assert lines[3].startswith("error: DataContractError: accounts (") and "['industry'] missing" in lines[3]
     assert lines[4].startswith("log: http") and "/dags/crm_extract/runs/" in lines[4]
     assert lines[4].endswith("/tasks/extract_accounts?try_number=1")
     assert webhook.SECRET_PATH not in alert_webhook.texts[0]

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 import tiny
 from postsales import warehouse
 from postsales.tasks import segmentation_as_of
+from project_home import project_with_rules
 
 
 def segments(url: str) -> pd.DataFrame:
@@ -67,3 +68,28 @@ def test_as_of_date_resolution():
     assert segmentation_as_of("2023-12-31", events, None) == date(2023, 12, 31)
     assert segmentation_as_of(None, events, None) == date(2024, 3, 2)  # last complete day loaded
     assert segmentation_as_of(None, {}, datetime(2024, 5, 10, 3)) == date(2024, 5, 9)
+
+
+def test_a_broken_rules_file_fails_the_segmentation_at_once(dags, duckdb_url, tmp_path, monkeypatch, caplog):
+    """A broken segmentation.yaml is not a retry's worth: the task fails on its first try, and the
+    alert carries the message naming the file and the field."""
+    from postsales import paths
+
+    shipped = (paths.rules_dir() / "segmentation.yaml").read_text()
+    assert "nps_days: 365 " in shipped
+    rules = project_with_rules(
+        tmp_path / "project",
+        monkeypatch,
+        **{"segmentation.yaml": shipped.replace("nps_days: 365 ", "nps_days: a year ")},
+    )
+    run = dags.get_dag("account_segmentation").test(run_conf={"as_of_date": "2024-03-01"})
+    assert str(run.state) == "failed"
+    tries = {ti.task_id: (str(ti.state), ti.try_number) for ti in run.get_task_instances()}
+    assert tries == {
+        "segment_accounts": ("failed", 1),  # no retry
+        "forecast_tier_migration": ("upstream_failed", 0),
+        "summarize_run": ("success", 1),
+    }
+    [alert] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("postsales alert:")]
+    assert "account_segmentation.segment_accounts" in alert and "try: 1 of 3" in alert
+    assert f"error: ConfigError: {rules / 'segmentation.yaml'}: field 'windows.nps_days': " in alert

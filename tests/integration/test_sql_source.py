@@ -1,26 +1,32 @@
-"""The sql source: the demo CRM (SQLite) and a PostgreSQL CRM mirror, with the YAML column mapping."""
+"""The sql source: the demo CRM (SQLite) and a PostgreSQL CRM mirror, with the YAML column mapping;
+a missing table fails the extract at once, an unreachable database is retried."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 import pandas as pd
+import pendulum
 import pytest
 import sqlalchemy as sa
 
 import tiny
-from postsales import demo
+from postsales import demo, paths
 from postsales.config import load_expectations, load_sources
 from postsales.errors import SourceUnavailableError
 from postsales.sources import Interval
 from postsales.sources.files import FileSource
 from postsales.sources.sql import SqlSource
 from postsales.validate.gate import run_gate
+from project_home import project_with_rules
 
 EXPECTATIONS = load_expectations()
 SOURCES = load_sources()
 LOOSE = EXPECTATIONS.thresholds.model_copy(update={"max_failed_fraction": 1.0})
 EVERYTHING = Interval(datetime(2000, 1, 1), datetime(2030, 1, 1), full_refresh=True)
+SOURCES_TEXT = (paths.rules_dir() / "sources.yaml").read_text()
+SOURCES_ACCOUNTS = "  accounts:\n    source: files\n"
+assert SOURCES_ACCOUNTS in SOURCES_TEXT
 
 
 @pytest.fixture(scope="module")
@@ -104,3 +110,61 @@ def test_url_comes_from_the_environment(monkeypatch):
         resolve_url(SOURCES.sql)
     monkeypatch.setenv("POSTSALES_CRM_URL", "sqlite:///x.db")
     assert resolve_url(SOURCES.sql) == "sqlite:///x.db"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def source_without_tables(request, tmp_path) -> tuple[str, str]:
+    """A reachable database without the mapped tables: (its URL with a password, as a message shows it)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'crm.sqlite'}"
+        return url, url
+    database = request.getfixturevalue("pg_database")  # trust authentication: any password connects
+    return database.replace("postgres@", "postgres:s3cret@"), database.replace("postgres@", "postgres:***@")
+
+
+def test_a_missing_table_is_not_retryable_and_names_the_database_the_table_and_the_fix(source_without_tables):
+    from postsales.errors import NotRetryableError
+
+    url, shown = source_without_tables
+    with pytest.raises(NotRetryableError) as info:
+        SqlSource(SOURCES.sql, url=url).read("contracts", "updated_at", EVERYTHING)
+    assert str(info.value) == (
+        f"contracts: the sql source {shown} has no table 'crm_contract'. Fix: set sql.tables.contracts.table "
+        "(and schema) in include/rules/sources.yaml to the table holding contracts, or point the URL it was "
+        "given at the database that holds it."
+    )
+
+
+ACCOUNTS_FROM_SQL = {"sources.yaml": SOURCES_TEXT.replace(SOURCES_ACCOUNTS, SOURCES_ACCOUNTS.replace("files", "sql"))}
+
+
+def extract_accounts_from(url: str, dags, tmp_path, monkeypatch) -> tuple[str, tuple[str, int]]:
+    """crm_extract for day 1 with accounts read from the sql source at ``url`` (given as $POSTSALES_CRM_URL)."""
+    project_with_rules(tmp_path / "project", monkeypatch, **ACCOUNTS_FROM_SQL)
+    monkeypatch.setenv("POSTSALES_CRM_URL", url)
+    day1 = pendulum.datetime(2024, 3, 2, tz="UTC")  # the run after day 1
+    run = dags.get_dag("crm_extract").test(logical_date=day1, run_conf={"full_refresh": False, "allow_empty": False})
+    ti = run.get_task_instance("extract_accounts")
+    return str(run.state), (str(ti.state), ti.try_number)
+
+
+def test_a_missing_source_table_fails_the_extract_at_once(
+    dags, duckdb_url, source_without_tables, tmp_path, monkeypatch, caplog, capsys
+):
+    url, shown = source_without_tables
+    assert extract_accounts_from(url, dags, tmp_path, monkeypatch) == ("failed", ("failed", 1))  # no retry
+    message = (
+        "accounts: the sql source {} has no table 'crm_account'. Fix: set sql.tables.accounts.table (and "
+        "schema) in include/rules/sources.yaml to the table holding accounts, or point $POSTSALES_CRM_URL at "
+        "the database that holds it."
+    )
+    task_log = capsys.readouterr()
+    assert f"DataContractError: {message.format(shown)}" in task_log.out + task_log.err
+    [alert] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("postsales alert:")]
+    assert f"error: DataContractError: {message.format('<url>')}" in alert  # alerts carry no URL
+    assert "s3cret" not in caplog.text + task_log.out + task_log.err
+
+
+def test_an_unreachable_source_database_is_still_retried(dags, duckdb_url, tmp_path, monkeypatch):
+    url = "postgresql+psycopg://crm_user:s3cret-pw@127.0.0.1:1/crm"
+    assert extract_accounts_from(url, dags, tmp_path, monkeypatch) == ("failed", ("failed", 3))  # 2 retries

@@ -150,3 +150,68 @@ def test_plausible_dates_must_be_ordered_and_open_ended_is_for_optional_dates(tm
     )
     with pytest.raises(ConfigError, match=r"columns\.start_date': Value error, open_ended applies to date columns"):
         load_yaml(path, ExpectationsConfig)
+
+
+# A ranges_when value once became part of a pandas query GX evaluated: this one ran a shell command.
+HOSTILE_VALUE = 'nps" or @pd.io.common.os.system("touch {marker}") == 0 or "'
+
+
+def test_a_ranges_when_value_must_be_an_allowed_value_of_the_other_column(tmp_path):
+    marker = tmp_path / "ran"
+    hostile = HOSTILE_VALUE.format(marker=marker)
+    path = expectations_with(
+        tmp_path,
+        lambda d: d["entities"]["survey_responses"]["columns"]["score"]["ranges_when"]["survey_type"].update(
+            {hostile: [0, 10]}
+        ),
+    )
+    with pytest.raises(ConfigError) as info:
+        load_yaml(path, ExpectationsConfig)
+    message = str(info.value)
+    assert message.startswith(f"{path}: field 'entities.survey_responses': ")
+    assert "columns.score.ranges_when.survey_type: [" in message
+    assert "not among survey_type's allowed values ['nps', 'csat']" in message
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field", "reason"),
+    [
+        (
+            lambda d: d["entities"]["accounts"]["columns"].update({"name__raw": {"type": "string"}}),
+            "entities.accounts.columns.name__raw.[key]",
+            "not a column name",
+        ),
+        (
+            lambda d: d["entities"]["accounts"]["columns"].update({"_source": {"type": "string"}}),
+            "entities.accounts.columns._source.[key]",
+            "not a column name",
+        ),
+        (
+            lambda d: d["entities"]["contracts"]["column_pairs"].append({"greater": "plan", "lesser": "contract_id"}),
+            "entities.contracts",
+            "column_pairs compares 'plan'",
+        ),
+        (
+            lambda d: d["entities"]["survey_responses"]["columns"]["score"]["ranges_when"].update(
+                {"account_id": {"A1": [0, 1]}}
+            ),
+            "entities.survey_responses",
+            "'account_id' must declare its allowed values",
+        ),
+        (
+            lambda d: d["entities"]["survey_responses"]["columns"]["score"]["ranges_when"]["survey_type"].update(
+                {"nps": [10, 0]}
+            ),
+            "entities.survey_responses.columns.score",
+            "ranges_when.survey_type.nps: 10 is greater than 0",
+        ),
+    ],
+    ids=["helper-column-name", "lineage-column-name", "pair-of-text", "when-without-allowed", "range-reversed"],
+)
+def test_expectation_values_are_checked_against_their_type(tmp_path, mutate, field, reason):
+    path = expectations_with(tmp_path, mutate)
+    with pytest.raises(ConfigError) as info:
+        load_yaml(path, ExpectationsConfig)
+    assert str(info.value).startswith(f"{path}: field '{field}': ")
+    assert reason in str(info.value)

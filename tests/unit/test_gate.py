@@ -93,3 +93,49 @@ def test_missing_column_message_lists_the_source_columns_only():
     assert f"required column(s) ['industry', 'referenceable', 'segment_override'] missing; found {found}." in str(
         info.value
     )
+
+
+def surveys(types: list[str], scores: list[str]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "account_id": ["A1"] * len(types),
+            "responded_at": [f"2024-03-01T{hour:02d}:00:00" for hour in range(len(types))],
+            "survey_type": types,
+            "score": scores,
+        },
+        dtype="object",
+    )
+
+
+def survey_failures(rules, frame) -> dict[str, list[str]]:
+    result = run_gate("survey_responses", frame, rules, LOOSE, not_after=NOW, known={"accounts.account_id": {"A1"}})
+    return dict(
+        zip(result.quarantine["record_key"], result.quarantine["failed_expectations"].map(json.loads), strict=True)
+    )
+
+
+def test_a_range_applies_where_the_other_column_has_its_value():
+    frame = surveys(["nps", "nps", "nps", "csat", "csat", "csat"], ["11", "10", "0", "0", "5", "6"])
+    assert survey_failures(RULES.entities["survey_responses"], frame) == {
+        "A1|2024-03-01T00:00:00|nps": ["score must be in [0, 10] when survey_type is nps"],
+        "A1|2024-03-01T03:00:00|csat": ["score must be in [1, 5] when survey_type is csat"],
+        "A1|2024-03-01T05:00:00|csat": ["score must be in [1, 5] when survey_type is csat"],
+    }
+
+
+def test_a_rules_value_is_compared_as_data_never_run_as_code(tmp_path):
+    """Even a value that got past the rules file's validation is data: nothing runs, and the ranges hold."""
+    from test_config import HOSTILE_VALUE
+
+    marker = tmp_path / "ran"
+    hostile = HOSTILE_VALUE.format(marker=marker)
+    rules = RULES.entities["survey_responses"]
+    score = rules.columns["score"]
+    # model_copy skips validation: the rules as a file that slipped past load_yaml would give them.
+    ranges = {"survey_type": {hostile: (0.0, 10.0), **score.ranges_when["survey_type"]}}
+    unchecked = rules.model_copy(
+        update={"columns": {**rules.columns, "score": score.model_copy(update={"ranges_when": ranges})}}
+    )
+    failures = survey_failures(unchecked, surveys(["nps", "nps", "csat"], ["11", "10", "4"]))
+    assert not marker.exists()
+    assert failures == {"A1|2024-03-01T00:00:00|nps": ["score must be in [0, 10] when survey_type is nps"]}

@@ -1,5 +1,6 @@
 """Task helpers in postsales.tasks: the monthly DAGs' `month` param (what the form accepts is what
-the task computes), failing at once on input no retry can fix, and the trigger commands a task logs."""
+the task computes) and the trigger commands a task logs. (Failing at once on what no retry can fix
+is the DAGs' retry policy: tests/dags/test_dag_integrity.py.)"""
 
 from __future__ import annotations
 
@@ -51,15 +52,6 @@ def test_only_the_monthly_dags_read_it():
     # A daily extract run given a "month" (e.g. a backfill's --dag-run-conf) keeps its own day.
     start, end = data_interval({"params": {"month": "2026-03"}, "dag": DAILY, **OCTOBER})
     assert (start.month, end.month) == (10, 11)
-
-
-def test_a_broken_rules_file_fails_at_once():
-    """A ConfigError (bad YAML) is not transient: no retries, the message names file and field."""
-    from postsales.config import ConfigError
-    from postsales.tasks import failing_fast
-
-    with pytest.raises(AirflowFailException, match=r"expectations\.yaml: entities\.accounts"), failing_fast():
-        raise ConfigError("include/rules/expectations.yaml: entities.accounts: field required")
 
 
 def test_a_logged_trigger_command_is_one_shell_word_whatever_the_version():

@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal, Protocol
 
+from postsales.errors import NotRetryableError
+
 log = logging.getLogger(__name__)
 
 Status = Literal["success", "failed_transient", "failed_permanent"]
@@ -60,8 +62,12 @@ class TransientError(Exception):
         self.code, self.message, self.retry_after = code, message, retry_after
 
 
-class PermanentError(Exception):
-    """A failure that retrying cannot fix (bad credentials, invalid field, validation rule)."""
+class PermanentError(NotRetryableError):
+    """A failure that retrying cannot fix (bad credentials, invalid field, validation rule).
+
+    Raised out of a task (while building the adapter or reading the CRM) it fails the task at
+    once; an adapter's write turns it into a ``failed_permanent`` result for the record instead.
+    """
 
     def __init__(self, code: str, message: str):
         super().__init__(f"{code}: {message}")

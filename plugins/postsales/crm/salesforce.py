@@ -530,8 +530,12 @@ class SalesforceAdapter:
         retry_after = retry_after_seconds(response.headers.get("Retry-After"))
         if status == 429 or status >= 500 or (status == 403 and code == "REQUEST_LIMIT_EXCEEDED"):
             raise TransientError(code, message, retry_after)
-        if status == 401:
-            raise PermanentError(code if code != f"HTTP_{status}" else "INVALID_SESSION_ID", message)
+        if status == 401:  # without a token refresher, or the refreshed token was refused too
+            raise PermanentError(
+                code if code != f"HTTP_{status}" else "INVALID_SESSION_ID",
+                f"{message} (Salesforce refused the access token: store a valid one as the password of the "
+                f"Airflow connection {self.config.conn_id!r}, or client credentials in its extra)",
+            )
         raise PermanentError(code, message)
 
     def _set_token(self, token: str) -> None:

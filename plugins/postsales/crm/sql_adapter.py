@@ -14,8 +14,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from postsales.config import ConfigError
 from postsales.crm.base import Change, CrmRecord, PermanentError, RetryPolicy, TransientError, WriteResult, chunks
 from postsales.crm.config import SqlCrm
+
+RULES_FILE = "include/rules/crm_sync.yaml"
 
 CHUNK = 500
 
@@ -39,6 +42,15 @@ def resolve_url(config: SqlCrm) -> str:
     )
 
 
+def _url_source(config: SqlCrm) -> str:
+    """Where the CRM URL came from, for a message (resolve_url's order)."""
+    if config.conn_id:
+        return f"sql.conn_id (the Airflow connection {config.conn_id!r})"
+    if config.url_env and os.environ.get(config.url_env):
+        return f"${config.url_env}"
+    return f"${config.url_env} (unset: the demo CRM was used)"
+
+
 class SqlCrmAdapter:
     name = "sql"
 
@@ -47,9 +59,22 @@ class SqlCrmAdapter:
         self.retry = retry or RetryPolicy()
         self.calls = 0  # write calls (one transaction per chunk)
         self.engine = sa.create_engine(url or resolve_url(config))
-        self.table = sa.Table(config.table, sa.MetaData(), autoload_with=self.engine)
+        shown = self.engine.url.render_as_string(hide_password=True)
+        try:
+            self.table = sa.Table(config.table, sa.MetaData(), autoload_with=self.engine)
+        except sa.exc.NoSuchTableError:
+            # A wrong name or database is not fixed by a retry: ConfigError fails the task at once.
+            raise ConfigError(
+                f"{RULES_FILE}: field 'sql.table': the CRM database {shown} has no table {config.table!r}. "
+                f"Fix: set sql.table to the CRM's account table, or point {_url_source(config)} at the CRM "
+                "database that holds it."
+            ) from None
         if key_field not in self.table.c:
-            raise PermanentError("INVALID_FIELD", f"{config.table} has no key column {key_field!r}")
+            raise ConfigError(
+                f"{RULES_FILE}: field 'key.crm_key_field': the CRM table {config.table!r} in {shown} has no "
+                f"column {key_field!r}; it has {list(self.table.c.keys())}. Fix: set key.crm_key_field to the "
+                "column holding our account id."
+            )
 
     def describe(self) -> str:
         return f"sql:{self.engine.url.render_as_string(hide_password=True)}/{self.config.table}"

@@ -34,6 +34,15 @@ def resolve_url(config: SqlSourceConfig) -> str:
     return url
 
 
+def _url_source(config: SqlSourceConfig, url: str | None) -> str:
+    """Where the URL came from, for a message (resolve_url's order)."""
+    if url:
+        return "the URL it was given"
+    if config.conn_id:
+        return f"sql.conn_id (the Airflow connection {config.conn_id!r})"
+    return f"${config.url_env}"
+
+
 class SqlSource:
     name = "sql"
 
@@ -75,6 +84,13 @@ class SqlSource:
                     )
                 rows = conn.execute(statement)
                 frame = warehouse.result_frame(rows, dtype="object")
+        except sa.exc.NoSuchTableError:
+            # The database answered: a wrong table, schema or database is not fixed by a retry.
+            raise DataContractError(
+                f"{entity}: the sql source {safe_url} has no table {origin.removeprefix('sql:')!r}. Fix: set "
+                f"sql.tables.{entity}.table (and schema) in include/rules/sources.yaml to the table holding "
+                f"{entity}, or point {_url_source(self.config, self._url)} at the database that holds it."
+            ) from None
         except sa.exc.OperationalError as exc:
             raise SourceUnavailableError(
                 f"{entity}: cannot reach the sql source at {safe_url}: {type(exc.orig).__name__}"

@@ -5,6 +5,12 @@ row-level, so GX tells us which rows failed and why: those rows go to quarantine
 with the failed expectations and the offending values, and the rest load. A batch
 that breaks the contract as a whole (a required column missing, too many bad rows)
 fails the task with a message that names the table, column, counts and the fix.
+
+No rules-file value is ever parsed as code: a condition (a value that must parse, a reference
+that must exist, a range that applies where another column has a value) is computed from the
+data into a helper column whose name we generate, and GX checks that column; no expectation
+has a ``row_condition``. The frame GX sees has its text HTML-escaped, so a value shown in the
+Data Docs is text, never markup.
 """
 
 from __future__ import annotations
@@ -28,10 +34,15 @@ from postsales.values import is_missing
 
 log = logging.getLogger(__name__)
 
+# Helper columns of the frame GX validates; declared column names cannot contain "__".
 RAW_SUFFIX = "__raw"
-REF_SUFFIX = "__ref"
+UNPARSED_SUFFIX = "__unparsed"
+UNKNOWN_SUFFIX = "__unknown"
+WHEN_SUFFIX = "__when_"
 # True where a row is on the day its file is named for (or the file is named for no day).
 FILED = "_filed"
+# A unique or key column's values on rows on their file's day, else null.
+FILED_SUFFIX = "__filed"
 
 
 @dataclass
@@ -76,8 +87,9 @@ def _missing_columns_message(entity: str, origin: str, missing: list[str], found
     )
 
 
-def _quoted(column: str) -> str:
-    return f"`{column}`"
+def _when_column(name: str, other: str, number: int) -> str:
+    """The helper column holding ``name`` where ``other`` has its ``number``-th ranges_when value."""
+    return f"{name}{WHEN_SUFFIX}{other}_{number}"
 
 
 def misfiled(values: pd.Series, file_days: pd.Series) -> pd.Series:
@@ -101,7 +113,11 @@ def build_checks(
     (whether both files are gated together or not).
     """
     plausible = plausible or PlausibleDates()
-    filed_rows = {"row_condition": f"{_quoted(FILED)} == True", "condition_parser": "pandas"} if filed_column else {}
+
+    def unique_column(name: str) -> str:
+        # Misfiled rows are null in the FILED_SUFFIX copy, and GX skips nulls in uniqueness checks.
+        return name + FILED_SUFFIX if filed_column else name
+
     import great_expectations.expectations as gxe
 
     checks: list[_Check] = []
@@ -120,14 +136,12 @@ def build_checks(
                 _Check(
                     f"{name} must be a valid {rule.type}",
                     (name,),
-                    gxe.ExpectColumnValuesToNotBeNull(
-                        column=name, row_condition=f"{_quoted(raw_name)}.notnull()", condition_parser="pandas"
-                    ),
+                    gxe.ExpectColumnValuesToBeNull(column=name + UNPARSED_SUFFIX),
                 )
             )
         if rule.unique:
             checks.append(
-                _Check(f"{name} must be unique", (name,), gxe.ExpectColumnValuesToBeUnique(column=name, **filed_rows))
+                _Check(f"{name} must be unique", (name,), gxe.ExpectColumnValuesToBeUnique(column=unique_column(name)))
             )
         if rule.min is not None or rule.max is not None:
             bounds = _bounds_text(rule.min, rule.max)
@@ -139,18 +153,13 @@ def build_checks(
                 )
             )
         for other, ranges in (rule.ranges_when or {}).items():
-            for value, (low, high) in ranges.items():
-                condition = f'{_quoted(other)} == "{value}"'
+            for number, (value, (low, high)) in enumerate(ranges.items()):
                 checks.append(
                     _Check(
                         f"{name} must be in {_bounds_text(low, high)} when {other} is {value}",
                         (name, other),
                         gxe.ExpectColumnValuesToBeBetween(
-                            column=name,
-                            min_value=low,
-                            max_value=high,
-                            row_condition=condition,
-                            condition_parser="pandas",
+                            column=_when_column(name, other, number), min_value=low, max_value=high
                         ),
                     )
                 )
@@ -159,7 +168,7 @@ def build_checks(
                 _Check(
                     f"{name} must be one of {rule.allowed}",
                     (name,),
-                    gxe.ExpectColumnValuesToBeInSet(column=name, value_set=list(rule.allowed)),
+                    gxe.ExpectColumnValuesToBeInSet(column=name, value_set=[_inert_text(v) for v in rule.allowed]),
                 )
             )
         if rule.references is not None:
@@ -167,11 +176,7 @@ def build_checks(
                 _Check(
                     f"{name} must exist in {rule.references}",
                     (name,),
-                    gxe.ExpectColumnValuesToNotBeNull(
-                        column=name + REF_SUFFIX,
-                        row_condition=f"{_quoted(name)}.notnull()",
-                        condition_parser="pandas",
-                    ),
+                    gxe.ExpectColumnValuesToBeNull(column=name + UNKNOWN_SUFFIX),
                 )
             )
         if rule.type in ("date", "timestamp"):
@@ -215,7 +220,7 @@ def build_checks(
             _Check(
                 f"({', '.join(rules.key)}) must be unique",
                 tuple(rules.key),
-                gxe.ExpectCompoundColumnsToBeUnique(column_list=list(rules.key), **filed_rows),
+                gxe.ExpectCompoundColumnsToBeUnique(column_list=[unique_column(name) for name in rules.key]),
             )
         )
     if filed_column:
@@ -245,10 +250,45 @@ def _frame_for_gate(raw: pd.DataFrame, rules: EntityRules, known: dict[str, set[
             values = values.where(~coerce(values, rule.type).isin(pd.to_datetime(rule.open_ended)))
         frame[name + RAW_SUFFIX] = values
         frame[name] = coerce(values, rule.type)
+        if rule.type != "string":
+            # Set but not parseable as the column's type: the raw value, else null.
+            frame[name + UNPARSED_SUFFIX] = values.where(values.notna() & frame[name].isna())
         if rule.references is not None:
             targets = known.get(rule.references, set())
-            frame[name + REF_SUFFIX] = frame[name].where(frame[name].isin(targets))
+            frame[name + UNKNOWN_SUFFIX] = frame[name].where(frame[name].notna() & ~frame[name].isin(targets))
+    for name, rule in rules.columns.items():
+        for other, ranges in (rule.ranges_when or {}).items():
+            for number, value in enumerate(ranges):
+                # Compared as data: the YAML value is never part of an expression.
+                frame[_when_column(name, other, number)] = frame[name].where(frame[other] == value)
     return frame
+
+
+# html.escape's table: a value shown in Data Docs must be text, never markup.
+_HTML_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#x27;"})
+
+
+def _inert_text(text: str) -> str:
+    return text.translate(_HTML_ESCAPES)
+
+
+def _inert(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every text value HTML-escaped, for GX and its Data Docs.
+
+    GX writes the unexpected values into its pages as they are. Escaping is one-to-one, so equality,
+    uniqueness and set membership (``allowed`` is escaped the same way) give the same results.
+    """
+    inert = frame.copy()
+    for column in frame.columns:
+        values = frame[column]
+        if values.dtype != object and not pd.api.types.is_string_dtype(values):
+            continue
+        kind = pd.api.types.infer_dtype(values, skipna=True)
+        if kind == "string":
+            inert[column] = values.str.translate(_HTML_ESCAPES)
+        elif kind not in ("empty", "boolean", "integer", "floating", "decimal"):
+            inert[column] = values.map(lambda v: _inert_text(v) if isinstance(v, str) else v)
+    return inert
 
 
 def _safe_name(text: str) -> str:
@@ -302,7 +342,7 @@ def _run_suite(entity: str, frame: pd.DataFrame, checks: list[_Check], docs_dir:
             result_format={"result_format": "COMPLETE"},
         )
     )
-    result = checkpoint.run(batch_parameters={"dataframe": frame})
+    result = checkpoint.run(batch_parameters={"dataframe": _inert(frame)})
     validation_result = next(iter(result.run_results.values()))
     return validation_result
 
@@ -348,6 +388,9 @@ def run_gate(
     if file_days is not None:
         filed_column, days = file_days
         frame[FILED] = ~misfiled(frame[filed_column], days)
+        unique_columns = {name for name, rule in rules.columns.items() if rule.unique}
+        for name in unique_columns | (set(rules.key) if rules.unique_key else set()):
+            frame[name + FILED_SUFFIX] = frame[name].where(frame[FILED])
     checks = build_checks(entity, rules, not_after, plausible_dates, filed_column)
 
     failed: dict[int, list[str]] = {}
