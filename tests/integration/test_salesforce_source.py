@@ -136,3 +136,25 @@ def test_an_unknown_field_names_the_mapping_to_fix(salesforce_accounts, warehous
         )
     assert "secret-token" not in str(error.value)
     assert "WHERE" not in parse_qs(urlsplit(responses.calls[0].request.url).query)["q"][0]  # full refresh
+
+
+def test_a_connection_without_credentials_is_not_retried(salesforce_accounts, warehouse_url, monkeypatch):
+    """Retrying cannot supply a token: the extract fails at once (NotRetryableError), naming the connection."""
+    import airflow.sdk
+
+    from postsales.errors import NotRetryableError
+
+    no_token = SimpleNamespace(host=INSTANCE, password=None, extra_dejson={})
+    monkeypatch.setattr(airflow.sdk.BaseHook, "get_connection", classmethod(lambda cls, conn_id: no_token))
+    with pytest.raises(NotRetryableError) as error:
+        extract_entity(
+            "accounts",
+            interval=Interval(datetime(2024, 3, 1), datetime(2024, 3, 2)),
+            run_id="sf",
+            sources=salesforce_accounts,
+            build_data_docs=False,
+        )
+    assert str(error.value) == (
+        "NO_CREDENTIALS: salesforce source: connection 'salesforce_default' needs host (instance URL) and "
+        "password (access token), or extra client_id/client_secret/domain"
+    )

@@ -47,8 +47,8 @@ class SalesforceSource:
         crm = SalesforceCrm(conn_id=self.config.conn_id, api_version=self.config.api_version, object=object_name)
         try:
             return SalesforceAdapter.from_connection(crm, "Id")
-        except PermanentError as exc:
-            raise SourceUnavailableError(f"salesforce source: {exc}") from None
+        except PermanentError as exc:  # no credentials, refused client credentials: not a retry's worth
+            raise PermanentError(exc.code, f"salesforce source: {exc.message}") from None
 
     def read(self, entity: str, incremental_column: str, interval: Interval) -> SourceRead:
         mapping = self.config.objects.get(entity)
