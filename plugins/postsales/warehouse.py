@@ -8,6 +8,7 @@ single transaction, so reruns and backfills leave identical tables.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import sys
@@ -264,10 +265,57 @@ def ensure_schema(eng: sa.Engine, table_set: Tables | None = None) -> Tables:
         for schema in SCHEMAS:
             conn.execute(sa.text(f"create schema if not exists {schema}"))
         create_missing(conn, table_set.metadata)
-        for view_file in sorted((paths.sql_dir() / "staging").glob("*.sql")):
-            view = f"staging.{view_file.stem}"
-            conn.execute(sa.text(f"create or replace view {view} as\n{view_file.read_text()}"))
+        views = {
+            f"staging.{view_file.stem}": view_file.read_text()
+            for view_file in sorted((paths.sql_dir() / "staging").glob("*.sql"))
+        }
+        ensure_views(conn, views, selects_from=table_set.staging.values())
     return table_set
+
+
+def ensure_views(conn: sa.Connection, views: Mapping[str, str], *, selects_from: Iterable[sa.Table] = ()) -> None:
+    """Create each view (qualified name -> select) or bring it up to date.
+
+    Replacing a view takes an exclusive lock on PostgreSQL: a task replacing views while another
+    reads two of them deadlocked. So a view is replaced only when its definition changed, as its
+    comment records: a digest of the select and of the columns of the tables it may ``select *``
+    from. A changed view is dropped and created (create or replace cannot drop or rename columns
+    on PostgreSQL).
+    """
+    columns = sorted(f"{table.schema}.{table.name}.{column.name}" for table in selects_from for column in table.c)
+    stamps = _view_stamps(conn)
+    for name, definition in views.items():
+        if stamps is NO_STAMPS:
+            conn.execute(sa.text(f"create or replace view {name} as\n{definition}"))
+            continue
+        stamp = "postsales:" + hashlib.sha256("\n".join([definition, *columns]).encode()).hexdigest()[:16]
+        if stamps.get(name) == stamp:
+            continue
+        if name in stamps:
+            conn.execute(sa.text(f"drop view {name}"))
+        conn.execute(sa.text(f"create view {name} as\n{definition}"))
+        conn.execute(sa.text(f"comment on view {name} is '{stamp}'"))  # hex digits only
+
+
+# A dialect whose view comments we do not read: every view is replaced each time.
+NO_STAMPS: dict[str, str | None] = {}
+
+
+def _view_stamps(conn: sa.Connection) -> dict[str, str | None]:
+    """Every view's comment, by qualified name."""
+    if conn.dialect.name == "postgresql":
+        query = (
+            "select n.nspname || '.' || c.relname, obj_description(c.oid, 'pg_class')"
+            " from pg_class as c join pg_namespace as n on c.relnamespace = n.oid where c.relkind = 'v'"
+        )
+    elif conn.dialect.name == "duckdb":
+        query = (
+            "select schema_name || '.' || view_name, comment from duckdb_views()"
+            " where not internal and database_name = current_database()"
+        )
+    else:
+        return NO_STAMPS
+    return {name: comment for name, comment in conn.execute(sa.text(query))}
 
 
 def ensure_tables(eng: sa.Engine, metadata: sa.MetaData) -> None:
@@ -349,8 +397,6 @@ def query_frame(conn: sa.Connection, stage: str, name: str, **params: Any) -> An
 
 def partition_lock_key(conn: sa.Connection, table: sa.Table, where: sa.ColumnElement[bool] | None) -> int:
     """A signed 64-bit key naming one partition of ``table`` (the whole table when ``where`` is None)."""
-    import hashlib
-
     if where is None:
         text = f"{table.fullname}|*"
     else:

@@ -12,8 +12,6 @@ from conftest import _reset_pg
 from postsales import warehouse
 from postsales.segment import engine as segment_engine
 
-pytestmark = pytest.mark.postgres
-
 
 def _all_at_once(url: str, setups: list[Callable[[sa.Engine], object]]) -> list[str]:
     """Run each setup in its own thread and engine, released together; the errors they raised."""
@@ -37,6 +35,7 @@ def _all_at_once(url: str, setups: list[Callable[[sa.Engine], object]]) -> list[
     return errors
 
 
+@pytest.mark.postgres
 def test_concurrent_first_runs_create_the_schema_once(pg_database):
     # Without the schema lock, 3 callers racing like this failed on pg_namespace's unique key
     # in 10 of 10 tries; every round starts from an empty warehouse.
@@ -58,3 +57,43 @@ def test_concurrent_first_runs_create_the_schema_once(pg_database):
                 "staging.contract_versions",
                 "staging.contracts_current",
             ]
+
+
+@pytest.mark.postgres
+def test_setting_up_the_schema_again_does_not_wait_for_readers_of_the_views(pg_database):
+    """A second ensure_schema must not replace unchanged views: replacing takes an exclusive lock,
+    which waited for every reader and deadlocked with a reader of two views (a Celery backfill)."""
+    _reset_pg(pg_database)
+    eng = sa.create_engine(pg_database)
+    warehouse.ensure_schema(eng)
+    reader = eng.connect()
+    reader.execute(sa.text("select count(*) from staging.contracts_current")).scalar_one()  # holds its lock
+    done = threading.Event()
+    second = threading.Thread(target=lambda: (warehouse.ensure_schema(sa.create_engine(pg_database)), done.set()))
+    second.start()
+    finished_while_read = done.wait(timeout=10)
+    reader.rollback()
+    reader.close()
+    second.join()
+    eng.dispose()
+    assert finished_while_read, "ensure_schema waited for a reader of an unchanged view"
+
+
+@pytest.mark.parametrize("backend", ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_a_changed_view_definition_is_applied(backend, tmp_path, request):
+    """A view whose recorded definition differs (an upgrade) is replaced; an unchanged one is not."""
+    if backend == "duckdb":
+        url = f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
+    else:
+        url = request.getfixturevalue("pg_database")
+        _reset_pg(url)
+    eng = warehouse.engine(url)
+    warehouse.ensure_schema(eng)
+    with eng.begin() as conn:
+        conn.execute(sa.text(f"drop view staging.contracts_current{' cascade' if backend == 'postgres' else ''}"))
+        conn.execute(sa.text("create view staging.contracts_current as select 1 as stale"))
+        conn.execute(sa.text("comment on view staging.contracts_current is 'postsales:older-release'"))
+    warehouse.ensure_schema(eng)
+    with eng.connect() as conn:
+        columns = list(conn.execute(sa.text("select * from staging.contracts_current")).keys())
+    assert "contract_id" in columns and "stale" not in columns

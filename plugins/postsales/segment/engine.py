@@ -655,7 +655,9 @@ def ensure_tables(eng: sa.Engine) -> None:
     warehouse.add_missing_columns(eng, account_features)  # account_known: added in 2026-12
     view = paths.sql_dir() / "segment" / "account_segments_current.sql"
     with warehouse.schema_change(eng) as conn:
-        conn.execute(sa.text(f"create or replace view mart.account_segments_current as\n{view.read_text()}"))
+        warehouse.ensure_views(
+            conn, {"mart.account_segments_current": view.read_text()}, selects_from=[account_segments]
+        )
 
 
 def compute_segments(
