@@ -141,4 +141,4 @@ def test_bad_values_do_not_fail_the_run_and_a_malformed_file_fails_at_once(dags,
     day1.write_text(day1.read_text().replace(",seats\n", ",active_users\n", 1))  # pandas read it as active_users.1
     state, tasks = run(dags, "usage_extract", DAY1_RUN, **daily)
     assert (state, tasks["extract_usage_daily"]) == ("failed", ("failed", 1))
-    assert f"AirflowFailException: {day1}: the header names 'active_users' (2 times)" in caplog.text
+    assert f"DataContractError: {day1}: the header names 'active_users' (2 times)" in caplog.text
