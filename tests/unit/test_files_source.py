@@ -124,3 +124,60 @@ def test_a_nul_character_fails_the_file_naming_the_column(tmp_path):
     (tmp_path / "accounts.csv").write_bytes(b"account_id,name\nA1,ok\nA2,bad\x00name\n")
     with pytest.raises(DataContractError, match=r"accounts\.csv: column 'name' holds a NUL character \(data row 2\)"):
         FileSource(tmp_path).read("accounts", "updated_at", DAY1)
+
+
+def write_day(folder, name: str) -> int:
+    """The 2024-03-01 usage rows under ``folder/name``; returns how many."""
+    rows = tiny.USAGE_FILES["2024-03-01"]
+    tiny.write_csv(folder / name, tiny.USAGE_COLUMNS, rows)
+    return len(rows)
+
+
+def test_an_upper_case_suffix_is_read(tmp_path):
+    rows = write_day(tmp_path / "usage_daily", "2024-03-01.CSV")
+    read = FileSource(tmp_path).read("usage_daily", "usage_date", DAY1)
+    assert len(read.frame) == rows > 0
+    assert set(read.frame["_file_day"]) == {"2024-03-01"}
+
+
+def test_hidden_files_and_macos_appledouble_files_are_ignored(tmp_path):
+    rows = write_day(tmp_path / "usage_daily", "2024-03-01.csv")
+    (tmp_path / "usage_daily" / "._2024-03-01.csv").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X  ")
+    (tmp_path / "usage_daily" / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    assert FileSource(tmp_path).files_for("usage_daily") == [tmp_path / "usage_daily" / "2024-03-01.csv"]
+    assert len(FileSource(tmp_path).read("usage_daily", "usage_date", DAY1).frame) == rows
+
+
+def test_a_dangling_link_named_for_a_day_fails_instead_of_reading_nothing(tmp_path):
+    write_day(tmp_path / "usage_daily", "2024-03-02.csv")
+    link = tmp_path / "usage_daily" / "2024-03-01.csv"
+    link.symlink_to(tmp_path / "moved.csv")
+    with pytest.raises(DataContractError) as info:
+        FileSource(tmp_path).read("usage_daily", "usage_date", DAY1)
+    assert str(info.value).startswith(
+        f"usage_daily: {link} is a symbolic link to {tmp_path / 'moved.csv'}, which does not exist; "
+        "its rows would be skipped. Fix:"
+    )
+
+
+def test_a_directory_named_like_a_parquet_file_fails(tmp_path):
+    dataset = tmp_path / "usage_daily" / "2024-03-01.parquet"
+    dataset.mkdir(parents=True)
+    (dataset / "part-00000.parquet").write_bytes(b"PAR1")
+    with pytest.raises(DataContractError) as info:
+        FileSource(tmp_path).read("usage_daily", "usage_date", DAY1)
+    assert str(info.value).startswith(
+        f"usage_daily: {dataset} is a directory (a Spark-style dataset folder?), not a file; "
+        "its rows would be skipped. Fix:"
+    )
+
+
+@pytest.mark.parametrize("name", ["20240301.csv", "2024-3-1.csv", "2024-02-30.csv"])
+def test_a_day_not_written_yyyy_mm_dd_fails_rather_than_pass_for_another_day_or_a_snapshot(tmp_path, name):
+    write_day(tmp_path / "usage_daily", name)
+    path = tmp_path / "usage_daily" / name
+    with pytest.raises(DataContractError) as info:
+        FileSource(tmp_path).read("usage_daily", "usage_date", DAY1)
+    assert str(info.value).startswith(
+        f"usage_daily: {path} looks named for a day but {path.stem!r} is not a date written YYYY-MM-DD"
+    )

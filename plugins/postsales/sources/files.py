@@ -5,6 +5,10 @@ file under ``<entity>/`` (e.g. ``usage_daily/2026-01-31.parquet``). Files whose
 name is a date outside the data interval are skipped without being opened, so a file
 named for a day holds the rows of that day only: each row read carries the day in
 ``_file_day`` (``FILE_DAY``), and the gate quarantines a row filed under another day.
+
+Only ``YYYY-MM-DD`` names a day; ``20240301.csv`` fails the batch rather than pass for a snapshot.
+Suffixes match in any case (``.CSV``). Hidden entries (``.DS_Store``, macOS ``._*`` files) are
+ignored; a CSV/Parquet entry that is no readable file (a dangling link, a directory) fails the batch.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import codecs
 import csv
 import logging
+import re
 import warnings
 from collections import Counter
 from datetime import date, datetime, timedelta
@@ -30,6 +35,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SUFFIXES = (".csv", ".parquet")
+# A file named YYYY-MM-DD holds that day's rows; a name like a day in another form is an error.
+DAY_NAME = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+DAY_LIKE = re.compile(r"^[0-9]{8}$|^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}$")
 CSV_BYTES_PER_ROW = 40  # about a usage row; only sizes the groups of read_batches
 
 
@@ -45,11 +53,16 @@ class FileSource:
                 f"source directory {self.directory} does not exist or is not reachable. "
                 "Fix: mount it, or set POSTSALES_SOURCE_DIR / files.directory in include/rules/sources.yaml."
             )
-        found = [self.directory / f"{entity}{suffix}" for suffix in SUFFIXES]
-        found = [path for path in found if path.is_file()]
+        found = [path for path in _listing(self.directory) if path.stem == entity and _is_table(path)]
         folder = self.directory / entity
         if folder.is_dir():
-            found += sorted(p for p in folder.iterdir() if p.suffix in SUFFIXES and p.is_file())
+            entries = _listing(folder)
+            ignored = [path.name for path in entries if not _is_table(path)]
+            if ignored:
+                log.warning("%s: ignored %s: not .csv or .parquet files", folder, ", ".join(ignored))
+            found += [path for path in entries if _is_table(path)]
+        for path in found:
+            _check_readable_entry(entity, path)
         if not found and folder.is_dir():
             raise DataContractError(
                 f"{entity}: the folder {folder} is empty (no .csv or .parquet file in it). Fix: export the "
@@ -115,7 +128,7 @@ class FileSource:
 
 def _row_count(path: Path) -> int:
     """Rows in a Parquet file from its footer; for a CSV file an estimate from its size."""
-    if path.suffix == ".parquet":
+    if _is_parquet(path):
         import pyarrow.parquet as pq
 
         try:
@@ -132,7 +145,51 @@ def _union_columns(frames: list[pd.DataFrame]) -> list[str]:
     return columns
 
 
+def _listing(directory: Path) -> list[Path]:
+    """The entries of ``directory`` by name, without hidden ones: ``.DS_Store`` and the ``._<name>``
+    AppleDouble files macOS writes next to each file on a shared drive are not exports."""
+    return sorted(path for path in directory.iterdir() if not path.name.startswith("."))
+
+
+def _is_table(path: Path) -> bool:
+    """A CSV or Parquet entry by its suffix, in any case (``2024-03-01.CSV`` too)."""
+    return path.suffix.lower() in SUFFIXES
+
+
+def _is_parquet(path: Path) -> bool:
+    return path.suffix.lower() == ".parquet"
+
+
+def _check_readable_entry(entity: str, path: Path) -> None:
+    """Fail on a CSV/Parquet entry that cannot be read as one file, or whose name is a day misspelt.
+
+    Skipping it would load the day as if it had no rows.
+    """
+    if path.is_symlink() and not path.exists():
+        problem = f"a symbolic link to {path.readlink()}, which does not exist"
+    elif path.is_dir():
+        problem = "a directory (a Spark-style dataset folder?), not a file"
+    elif not path.is_file():
+        problem = "not a regular file"
+    else:
+        problem = None
+    if problem:
+        raise DataContractError(
+            f"{entity}: {path} is {problem}; its rows would be skipped. Fix: put the file itself at that path "
+            "(for a Spark dataset folder, write one file, e.g. with coalesce(1)), or remove the entry."
+        )
+    if DAY_LIKE.match(path.stem) and _file_date(path) is None:
+        raise DataContractError(
+            f"{entity}: {path} looks named for a day but {path.stem!r} is not a date written YYYY-MM-DD, so "
+            "it is neither a day's file nor meant as a snapshot. Fix: rename it to the day it holds "
+            f"(e.g. 2024-03-01{path.suffix}), or to a name that is no date if it is a snapshot."
+        )
+
+
 def _file_date(path: Path) -> date | None:
+    """The day a file is named for: only ``YYYY-MM-DD`` (``date.fromisoformat`` also reads 20240301)."""
+    if not DAY_NAME.match(path.stem):
+        return None
     try:
         return date.fromisoformat(path.stem)
     except ValueError:
@@ -160,7 +217,7 @@ def read_file(path: Path) -> pd.DataFrame:
     naming the file and the fix: not UTF-8 (with the byte offset and line), no header, a
     malformed CSV or Parquet file, a column named twice, a NUL character in a value.
     """
-    if path.suffix == ".parquet":
+    if _is_parquet(path):
         try:
             import pyarrow.parquet as pq
 
