@@ -11,6 +11,8 @@ import datetime as dt
 import json
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
@@ -318,3 +320,52 @@ def test_the_bad_input_corpus_is_quarantined_with_reasons_or_loaded_as_meant(war
             {"key": "X-NEG-ZERO-NUMBER"},
         ).scalar_one()
     assert zero == "0.0" if warehouse_url.startswith("duckdb") else zero == "0"  # a signed zero reads "-0.0" / "-0"
+
+
+def test_parquet_values_load_exactly_as_typed_in_the_file(warehouse_url, tiny_source):
+    # Types a CSV cannot have: an integer column with a null (pandas would read float64), a NaN, an
+    # INT96 timestamp after 2262 (pyarrow's nanoseconds would wrap it around to 1830).
+    extra = {
+        "X-2POW53-PLUS-1": {"employee_count": 9007199254740993},
+        "X-BIGINT-MAX": {"employee_count": 9223372036854775807},
+        "X-NO-COUNT": {"employee_count": None},
+        "X-NAN": {"annual_revenue": float("nan")},
+        "X-YEAR-3000": {"created_at": dt.datetime(3000, 1, 1)},
+    }
+    rows = [*tiny.ACCOUNTS, *(tiny._account(key) for key in extra)]
+    columns = {c: [row[c] for row in rows] for c in tiny.ACCOUNT_COLUMNS}
+    typed = {
+        "employee_count": [int(v) for v in columns["employee_count"]],
+        "annual_revenue": [float(v) for v in columns["annual_revenue"]],
+        "created_at": [dt.datetime.fromisoformat(v) for v in columns["created_at"]],
+    }
+    for offset, fields in enumerate(extra.values(), start=len(tiny.ACCOUNTS)):
+        for column, value in fields.items():
+            typed[column][offset] = value
+    arrays = {
+        **columns,
+        "employee_count": pa.array(typed["employee_count"], pa.int64()),
+        "annual_revenue": pa.array(typed["annual_revenue"], pa.float64()),
+        "created_at": pa.array(typed["created_at"], pa.timestamp("us")),
+    }
+    (tiny_source / "accounts.csv").unlink()
+    pq.write_table(pa.table(arrays), tiny_source / "accounts.parquet", use_deprecated_int96_timestamps=True)
+    summary = extract("accounts")
+    read, loaded, quarantined = tiny.ACCOUNTS_DAY1.values()
+    assert (summary.rows_read, summary.rows_loaded, summary.rows_quarantined) == (read + 5, loaded + 3, quarantined + 2)
+    found = reasons(warehouse_url, "accounts")
+    assert found["X-NAN"] == ["annual_revenue must be a valid number"]  # as the text nan in a CSV
+    assert found["X-YEAR-3000"] == [f"created_at {PLAUSIBLE}", "created_at must not be in the future"]
+    quarantine = table(warehouse_url, "ops.quarantine").set_index("record_key")
+    assert json.loads(quarantine.loc["X-YEAR-3000", "offending_values"]) == {"created_at": "3000-01-01T00:00:00"}
+    with warehouse.engine(warehouse_url).connect() as conn:
+        counts = dict(
+            conn.execute(
+                sa.text("select account_id, employee_count from staging.accounts where account_id like 'X-%'")
+            ).all()
+        )
+        payload = conn.execute(
+            sa.text("select payload from raw.accounts where record_key = 'X-2POW53-PLUS-1'")
+        ).scalar_one()
+    assert counts == {"X-2POW53-PLUS-1": 9007199254740993, "X-BIGINT-MAX": 9223372036854775807, "X-NO-COUNT": None}
+    assert json.loads(payload)["employee_count"] == "9007199254740993"  # raw keeps the value as read

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from datetime import datetime
+from decimal import Decimal
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 import tiny
@@ -38,8 +42,66 @@ def test_parquet_is_read_as_strings(tmp_path):
     frame.to_parquet(tmp_path / "usage_daily" / "2024-03-01.parquet")
     read = FileSource(tmp_path).read("usage_daily", "usage_date", DAY1).frame
     assert read["usage_date"].tolist() == ["2024-03-01", "2024-03-01"]
-    assert read["active_users"].tolist() == ["3.0", None]
+    assert read["active_users"].tolist() == ["3", None]  # a float column of pandas; 3.0 in Parquet
     assert read["flag"].tolist() == ["true", "false"]
+
+
+def test_parquet_values_are_the_exact_text_of_each_type(tmp_path):
+    utc = dt.UTC
+    table = pa.table(
+        {
+            "account_id": ["A1", "A2", "A3"],
+            # pandas reads an integer column holding a null as float64: ...993 became ...992.0
+            "employee_count": pa.array([9007199254740993, None, 9223372036854775807], pa.int64()),
+            "annual_revenue": pa.array([1.5, float("nan"), None], pa.float64()),
+            "wallet_potential_arr": pa.array([Decimal("12345678901234567890.123456"), Decimal("5.000000"), None]),
+            "created_at": pa.array(
+                [dt.datetime(2024, 3, 1, 10), dt.datetime(2024, 3, 1, 10, 0, 0, 5), None], pa.timestamp("us")
+            ),
+            "updated_at": pa.array(
+                [dt.datetime(2024, 3, 1, 10, tzinfo=utc)] * 3, pa.timestamp("us", tz="Asia/Karachi")
+            ),
+            "go_live_date": pa.array([dt.date(2024, 3, 1), dt.date(1, 1, 1), None], pa.date32()),
+            "referenceable": pa.array([True, False, None]),
+            "industry": pa.array(["Software", "Retail", "Software"]).dictionary_encode(),
+            "tags": pa.array([["a", "<b>"], [], None], pa.list_(pa.string())),
+        }
+    )
+    pq.write_table(table, tmp_path / "accounts.parquet")
+    frame = FileSource(tmp_path).read("accounts", "updated_at", DAY1).frame.drop(columns=["_source", "_file_day"])
+    assert frame.to_dict("list") == {
+        "account_id": ["A1", "A2", "A3"],
+        "employee_count": ["9007199254740993", None, "9223372036854775807"],
+        "annual_revenue": ["1.5", "nan", None],  # NaN is the text a CSV would carry: not a valid number
+        "wallet_potential_arr": ["12345678901234567890.123456", "5.000000", None],
+        "created_at": ["2024-03-01T10:00:00", "2024-03-01T10:00:00.000005", None],
+        "updated_at": ["2024-03-01T15:00:00+05:00"] * 3,
+        "go_live_date": ["2024-03-01", "0001-01-01", None],
+        "referenceable": ["true", "false", None],
+        "industry": ["Software", "Retail", "Software"],
+        "tags": ['["a", "<b>"]', "[]", None],
+    }
+
+
+def test_int96_timestamps_after_2262_do_not_wrap_around(tmp_path):
+    created = pa.array([dt.datetime(3000, 1, 1), dt.datetime(2023, 6, 1, 9)], pa.timestamp("us"))
+    table = pa.table({"account_id": ["A1", "A2"], "created_at": created})
+    pq.write_table(table, tmp_path / "accounts.parquet", use_deprecated_int96_timestamps=True)
+    frame = FileSource(tmp_path).read("accounts", "updated_at", DAY1).frame
+    assert frame["created_at"].tolist() == ["3000-01-01T00:00:00", "2023-06-01T09:00:00"]  # not 1830-11-23
+
+
+def test_a_pandas_index_in_parquet_is_read_as_the_column_it_names(tmp_path):
+    frame = pd.DataFrame({"account_id": ["A1", "A2", "A3"], "name": ["x", "y", "z"]})
+    frame.set_index("account_id").to_parquet(tmp_path / "accounts.parquet")
+    frame.iloc[[2, 0]].to_parquet(tmp_path / "contracts.parquet")  # an unnamed index: pandas' row numbers
+    accounts = FileSource(tmp_path).read("accounts", "updated_at", DAY1).frame
+    assert accounts[["account_id", "name"]].to_dict("list") == {
+        "account_id": ["A1", "A2", "A3"],
+        "name": ["x", "y", "z"],
+    }
+    contracts = FileSource(tmp_path).read("contracts", "updated_at", DAY1).frame
+    assert list(contracts.columns) == ["account_id", "name", "_source", "_file_day"]
 
 
 def test_non_utf8_csv_names_file_and_fix(tmp_path):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import json
 import logging
 import re
 import warnings
@@ -24,10 +25,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
+import pyarrow as pa
 
 from postsales.errors import DataContractError, SourceUnavailableError
 from postsales.sources import FILE_DAY, Interval, SourceRead
-from postsales.values import is_missing
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -222,13 +223,14 @@ def read_file(path: Path) -> pd.DataFrame:
             import pyarrow.parquet as pq
 
             _check_unique_columns(path, pq.read_schema(path).names)
-            frame = pd.read_parquet(path)
+            # INT96 timestamps (Spark, Impala) in microseconds: in pyarrow's default nanoseconds a
+            # date after 2262 wraps around silently (3000-01-01 read as 1830-11-23).
+            table = pq.read_table(path, coerce_int96_timestamp_unit="us")
         except DataContractError:
             raise
         except Exception as exc:  # pyarrow raises several types for a damaged file
             raise DataContractError(f"{path}: not a readable Parquet file ({exc}). Fix: re-export the file.") from exc
-        text = frame.astype("object").map(lambda v: None if is_missing(v) else _text(v)).astype("object")
-        return _without_nul(path, text.where(text.notna(), None))
+        return _without_nul(path, _arrow_text(table))
     try:
         with warnings.catch_warnings():
             # index_col=False: a first row with one field more than the header is an error, not a
@@ -308,9 +310,47 @@ def _first_invalid_utf8(path: Path) -> tuple[int, int]:
             newlines += chunk.count(b"\n")
 
 
+# pandas writes an unnamed index other than a RangeIndex as a column of this name.
+UNNAMED_INDEX = re.compile(r"^__index_level_[0-9]+__$")
+
+
+def _arrow_text(table: pa.Table) -> pd.DataFrame:
+    """A Parquet table as text, each column cast in Arrow, never through float64.
+
+    ``pd.read_parquet`` turns an integer column holding a null into float64 (9007199254740993
+    read as 9007199254740992.0, an id 1 as ``1.0``). A pandas index written with the data
+    (``set_index("account_id").to_parquet()``) is read as the column it names; an unnamed one
+    (``__index_level_0__``) is pandas' row numbering, not data. A NaN is the text ``nan``, as in
+    a CSV (so not a valid number); a null is missing.
+    """
+    index = (table.schema.pandas_metadata or {}).get("index_columns", [])
+    unnamed = [c for c in index if isinstance(c, str) and UNNAMED_INDEX.match(c) and c in table.column_names]
+    table = table.drop_columns(unnamed)
+    return pd.DataFrame(
+        {name: _column_text(column) for name, column in zip(table.column_names, table.columns, strict=True)},
+        dtype="object",
+    )
+
+
+def _column_text(column: pa.ChunkedArray):
+    """The column as an array of str (None where null): the text a CSV export would carry."""
+    import pyarrow.compute as pc
+
+    try:
+        text = pc.cast(column, pa.string())
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid):  # nested values, binary that is not UTF-8
+        return [None if value is None else _text(value) for value in column.to_pylist()]
+    if pa.types.is_timestamp(column.type):
+        # Arrow writes "2024-03-01 15:00:00.000000+0500"; ISO 8601 as Python writes it is
+        # "2024-03-01T15:00:00+05:00" (no fraction when it is zero).
+        text = pc.replace_substring_regex(text, pattern=r"^([0-9-]+) ", replacement=r"\1T")
+        text = pc.replace_substring_regex(text, pattern=r"\.0+($|[+Z-])", replacement=r"\1")
+        text = pc.replace_substring_regex(text, pattern=r"([+-][0-9]{2})([0-9]{2})$", replacement=r"\1:\2")
+    return text.to_numpy(zero_copy_only=False)
+
+
 def _text(value: object) -> str:
-    if isinstance(value, (datetime, pd.Timestamp)):
-        return value.isoformat()
-    if isinstance(value, bool):
-        return "true" if value else "false"
+    """A nested value (list, struct, map) as JSON; anything else as ``str``."""
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, default=str, ensure_ascii=False)
     return str(value)
