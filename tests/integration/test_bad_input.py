@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 import tiny
 from postsales import warehouse
-from postsales.config import Thresholds, load_expectations
+from postsales.config import SqlEntityMapping, Thresholds, load_expectations, load_sources
 from postsales.errors import DataContractError
 from postsales.extract import extract_entity
 from postsales.sources import Interval
@@ -369,3 +369,90 @@ def test_parquet_values_load_exactly_as_typed_in_the_file(warehouse_url, tiny_so
         ).scalar_one()
     assert counts == {"X-2POW53-PLUS-1": 9007199254740993, "X-BIGINT-MAX": 9223372036854775807, "X-NO-COUNT": None}
     assert json.loads(payload)["employee_count"] == "9007199254740993"  # raw keeps the value as read
+
+
+# Columns an ELT tool or a person adds to an export: data like any extra column, not lineage.
+UNDERSCORE_COLUMNS = {
+    "_notes": "call back in May",
+    "_fivetran_synced": "2024-03-01T02:00:00",
+    "_airbyte_ab_id": "9f1c",
+    "_sdc_batched_at": "2024-03-01T02:00:01",
+    "_run_id": "their run",
+    "_extra": "{not json",
+    "_loaded_at": "yesterday",
+}
+
+
+def assert_underscore_columns_are_data(url: str, summary) -> None:
+    read, loaded, quarantined = tiny.ACCOUNTS_DAY1.values()
+    assert (summary.rows_read, summary.rows_loaded, summary.rows_quarantined) == (read, loaded, quarantined)
+    staged = table(url, "staging.accounts").set_index("account_id")
+    assert json.loads(staged.loc["A1", "_extra"]) == {"crm_owner": "owner@example.com", **UNDERSCORE_COLUMNS}
+    assert staged.loc["A1", "_run_id"] == "r"  # ours, not the source's
+    raw = table(url, "raw.accounts").set_index("record_key")
+    assert {c: json.loads(raw.loc["A1", "payload"])[c] for c in UNDERSCORE_COLUMNS} == UNDERSCORE_COLUMNS
+    quarantine = table(url, "ops.quarantine").set_index("record_key")
+    row = json.loads(quarantine.loc["A4", "raw_row"])  # an unknown lifecycle stage
+    assert {c: row[c] for c in UNDERSCORE_COLUMNS} == UNDERSCORE_COLUMNS
+
+
+def test_columns_starting_with_an_underscore_are_kept_as_extra_columns(warehouse_url, tiny_source):
+    rows = [{**row, **UNDERSCORE_COLUMNS} for row in tiny.ACCOUNTS]
+    tiny.write_csv(tiny_source / "accounts.csv", [*tiny.ACCOUNT_COLUMNS, *UNDERSCORE_COLUMNS], rows)
+    assert_underscore_columns_are_data(warehouse_url, extract("accounts"))
+
+
+def sql_accounts(tmp_path, monkeypatch, extra: dict[str, str], mapping: dict[str, str] | None = None):
+    """Sources reading accounts from a SQLite table of the tiny accounts plus ``extra`` columns."""
+    tmp_path.mkdir(exist_ok=True)
+    database = tmp_path / "crm.sqlite"
+    frame = pd.DataFrame([{**row, **extra} for row in tiny.ACCOUNTS]).replace("", None)
+    crm = sa.create_engine(f"sqlite:///{database}")
+    frame.to_sql("crm_accounts", crm, index=False)
+    crm.dispose()
+    monkeypatch.setenv("POSTSALES_CRM_URL", f"sqlite:///{database}")
+    sources = load_sources()
+    tables = {"accounts": SqlEntityMapping(table="crm_accounts", columns=mapping or {})}
+    entities = {**sources.entities, "accounts": sources.entities["accounts"].model_copy(update={"source": "sql"})}
+    return sources.model_copy(update={"sql": sources.sql.model_copy(update={"tables": tables}), "entities": entities})
+
+
+def test_sql_columns_starting_with_an_underscore_are_kept_as_extra_columns(warehouse_url, tmp_path, monkeypatch):
+    sources = sql_accounts(tmp_path, monkeypatch, UNDERSCORE_COLUMNS)
+    assert_underscore_columns_are_data(warehouse_url, extract("accounts", sources=sources))
+
+
+@pytest.mark.parametrize("column", ["_source", "_file_day"])
+def test_a_source_column_named_like_our_lineage_fails_the_batch_instead_of_being_overwritten(
+    warehouse_url, tiny_source, column
+):
+    path = tiny_source / "accounts.csv"
+    tiny.write_csv(path, [*tiny.ACCOUNT_COLUMNS, column], [{**row, column: "crm"} for row in tiny.ACCOUNTS])
+    with pytest.raises(DataContractError) as info:
+        extract("accounts")
+    assert str(info.value) == (
+        f"{path}: column(s) ['{column}'] have a name the pipeline gives its own lineage columns (_source, "
+        "_file_day), which would overwrite their values. Fix: rename the column in the export, e.g. to source_note."
+    )
+    assert len(table(warehouse_url, "staging.accounts")) == 0
+
+
+def test_a_sql_column_named_like_our_lineage_fails_naming_the_mapping_that_keeps_it(
+    warehouse_url, tmp_path, monkeypatch
+):
+    sources = sql_accounts(tmp_path, monkeypatch, {"_source": "crm"})
+    with pytest.raises(DataContractError) as info:
+        extract("accounts", sources=sources)
+    assert str(info.value) == (
+        "accounts (sql:crm_accounts): column(s) ['_source'] have a name the pipeline gives its own lineage "
+        "columns (_source, _file_day), which would overwrite their values. Fix: map the column to another name "
+        "in include/rules/sources.yaml, e.g. sql.tables.accounts.columns: {source_note: _source}; it is then "
+        "kept in _extra."
+    )
+    # The fix works: mapped, the column is an extra like any other.
+    sources = sql_accounts(tmp_path / "fixed", monkeypatch, {"_source": "crm"}, {"source_note": "_source"})
+    summary = extract("accounts", sources=sources)
+    assert summary.rows_loaded == tiny.ACCOUNTS_DAY1["loaded"]
+    staged = table(warehouse_url, "staging.accounts").set_index("account_id")
+    assert json.loads(staged.loc["A1", "_extra"])["source_note"] == "crm"
+    assert staged.loc["A1", "_source"] == "sql:crm_accounts"

@@ -28,7 +28,7 @@ import pandas as pd
 import pyarrow as pa
 
 from postsales.errors import DataContractError, SourceUnavailableError
-from postsales.sources import FILE_DAY, Interval, SourceRead
+from postsales.sources import FILE_DAY, SOURCE, Interval, SourceRead, with_lineage
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -116,7 +116,12 @@ class FileSource:
         # Each file's own columns: in the concatenated frame, a column one file lacks is just empty.
         file_columns = {str(path): list(frame.columns) for path, frame in zip(files, frames, strict=True)}
         frames = [
-            frame.assign(_source=f"files:{path}", **{FILE_DAY: _file_day_text(path)})
+            with_lineage(
+                frame,
+                str(path),
+                "rename the column in the export, e.g. to source_note.",
+                **{SOURCE: f"files:{path}", FILE_DAY: _file_day_text(path)},
+            )
             for path, frame in zip(files, frames, strict=True)
         ]
         frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from postsales import warehouse
 from postsales.config import SqlSource as SqlSourceConfig
 from postsales.errors import DataContractError, SourceUnavailableError
-from postsales.sources import Interval, SourceRead
+from postsales.sources import SOURCE, Interval, SourceRead, with_lineage
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,13 @@ class SqlSource:
         finally:
             engine.dispose()
         frame = frame.map(lambda v: None if v is None else (v.isoformat() if hasattr(v, "isoformat") else str(v)))
-        frame["_source"] = origin
+        frame = with_lineage(
+            frame,
+            f"{entity} ({origin})",
+            f"map the column to another name in include/rules/sources.yaml, e.g. sql.tables.{entity}.columns: "
+            "{{source_note: {column}}}; it is then kept in _extra.",
+            **{SOURCE: origin},
+        )
         log.info("read %s rows of %s from %s", len(frame), entity, origin)
         return SourceRead(frame=frame, origin=origin)
 
