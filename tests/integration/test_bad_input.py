@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 import tiny
 from postsales import warehouse
-from postsales.config import SqlEntityMapping, Thresholds, load_expectations, load_sources
+from postsales.config import ConfigError, SqlEntityMapping, Thresholds, load_expectations, load_sources
 from postsales.errors import DataContractError
 from postsales.extract import extract_entity
 from postsales.sources import Interval
@@ -402,11 +402,13 @@ def test_columns_starting_with_an_underscore_are_kept_as_extra_columns(warehouse
     assert_underscore_columns_are_data(warehouse_url, extract("accounts"))
 
 
-def sql_accounts(tmp_path, monkeypatch, extra: dict[str, str], mapping: dict[str, str] | None = None):
-    """Sources reading accounts from a SQLite table of the tiny accounts plus ``extra`` columns."""
+def sql_accounts(tmp_path, monkeypatch, extra: dict, mapping: dict[str, str] | None = None, without=()):
+    """Sources reading accounts from a SQLite table of the tiny accounts plus ``extra`` columns
+    (a value, or a function of the row), less the columns ``without``."""
     tmp_path.mkdir(exist_ok=True)
     database = tmp_path / "crm.sqlite"
-    frame = pd.DataFrame([{**row, **extra} for row in tiny.ACCOUNTS]).replace("", None)
+    rows = [{**row, **{c: v(row) if callable(v) else v for c, v in extra.items()}} for row in tiny.ACCOUNTS]
+    frame = pd.DataFrame(rows).drop(columns=list(without)).replace("", None)
     crm = sa.create_engine(f"sqlite:///{database}")
     frame.to_sql("crm_accounts", crm, index=False)
     crm.dispose()
@@ -456,3 +458,31 @@ def test_a_sql_column_named_like_our_lineage_fails_naming_the_mapping_that_keeps
     staged = table(warehouse_url, "staging.accounts").set_index("account_id")
     assert json.loads(staged.loc["A1", "_extra"])["source_note"] == "crm"
     assert staged.loc["A1", "_source"] == "sql:crm_accounts"
+
+
+def test_a_sql_mapping_onto_a_column_the_table_also_has_fails_naming_the_mapping(warehouse_url, tmp_path, monkeypatch):
+    external = {"external_id": lambda row: row["account_id"] and f"EXT-{row['account_id']}"}  # blank stays blank
+    sources = sql_accounts(tmp_path, monkeypatch, external, {"account_id": "external_id"})
+    with pytest.raises(ConfigError) as info:
+        extract("accounts", sources=sources)
+    assert str(info.value) == (
+        "include/rules/sources.yaml: field 'sql.tables.accounts.columns': account_id is mapped to the column "
+        "'external_id' of crm_accounts, which also has a column 'account_id'; both would be read as account_id. "
+        "Fix: map the table's 'account_id' to another name as well (e.g. account_id_in_source: account_id), so it "
+        "is kept in _extra, or map account_id to it instead of 'external_id'."
+    )
+    # The fix works: the table's own account_id is an extra column.
+    mapping = {"account_id": "external_id", "account_id_in_source": "account_id"}
+    sources = sql_accounts(tmp_path / "fixed", monkeypatch, external, mapping)
+    assert extract("accounts", sources=sources).rows_loaded == tiny.ACCOUNTS_DAY1["loaded"]
+    staged = table(warehouse_url, "staging.accounts").set_index("account_id")
+    assert json.loads(staged.loc["EXT-A1", "_extra"])["account_id_in_source"] == "A1"
+
+
+def test_two_names_mapped_to_one_sql_column_both_read_it(warehouse_url, tmp_path, monkeypatch):
+    # A CRM without a creation date: created_at is read from the modification date too.
+    mapping = {"created_at": "updated_at", "updated_at": "updated_at"}
+    sources = sql_accounts(tmp_path, monkeypatch, {}, mapping, without=["created_at"])
+    assert extract("accounts", sources=sources).rows_loaded == tiny.ACCOUNTS_DAY1["loaded"]
+    staged = table(warehouse_url, "staging.accounts").set_index("account_id")
+    assert str(staged.loc["A1", "created_at"]) == str(staged.loc["A1", "updated_at"]) == "2024-03-01 10:00:00"
