@@ -37,7 +37,7 @@ from postsales.config import (
     load_sources,
 )
 from postsales.errors import DataContractError
-from postsales.sources import FILE_DAY, Interval, make_source
+from postsales.sources import FILE_DAY, SOURCE, Interval, make_source
 from postsales.validate import data_docs
 from postsales.validate.coerce import coerce
 from postsales.validate.gate import misfiled, require_columns, run_gate
@@ -207,8 +207,8 @@ def extract_entity(
         for path, columns in read.file_columns.items():
             require_columns(entity, path, columns, rules)
         frame = in_interval(read.frame, column, column_type, interval)
-        if "_source" not in frame.columns:
-            frame = frame.assign(_source=read.origin)
+        if SOURCE not in frame.columns:
+            frame = frame.assign(**{SOURCE: read.origin})
         file_days = frame.pop(FILE_DAY) if FILE_DAY in frame.columns else None
         # One Data Docs site per group of files.
         docs_dir = data_docs.site_dir(run_id, entity, number) if build_data_docs else None
@@ -233,8 +233,8 @@ def extract_entity(
         raw_frame = pd.DataFrame(
             {
                 "record_key": _record_keys(frame, rules.key),
-                "payload": _payloads(frame.drop(columns="_source")),
-                "_source": frame["_source"].to_numpy(),
+                "payload": _payloads(frame.drop(columns=SOURCE)),
+                "_source": frame[SOURCE].to_numpy(),
             }
         ).assign(**partition, **load_columns)
         valid = _typed_for_load(gate.valid, rules).assign(**load_columns)

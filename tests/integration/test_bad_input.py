@@ -11,12 +11,14 @@ import datetime as dt
 import json
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
 import tiny
 from postsales import warehouse
-from postsales.config import Thresholds, load_expectations
+from postsales.config import ConfigError, SqlEntityMapping, Thresholds, load_expectations, load_sources
 from postsales.errors import DataContractError
 from postsales.extract import extract_entity
 from postsales.sources import Interval
@@ -318,3 +320,169 @@ def test_the_bad_input_corpus_is_quarantined_with_reasons_or_loaded_as_meant(war
             {"key": "X-NEG-ZERO-NUMBER"},
         ).scalar_one()
     assert zero == "0.0" if warehouse_url.startswith("duckdb") else zero == "0"  # a signed zero reads "-0.0" / "-0"
+
+
+def test_parquet_values_load_exactly_as_typed_in_the_file(warehouse_url, tiny_source):
+    # Types a CSV cannot have: an integer column with a null (pandas would read float64), a NaN, an
+    # INT96 timestamp after 2262 (pyarrow's nanoseconds would wrap it around to 1830).
+    extra = {
+        "X-2POW53-PLUS-1": {"employee_count": 9007199254740993},
+        "X-BIGINT-MAX": {"employee_count": 9223372036854775807},
+        "X-NO-COUNT": {"employee_count": None},
+        "X-NAN": {"annual_revenue": float("nan")},
+        "X-YEAR-3000": {"created_at": dt.datetime(3000, 1, 1)},
+    }
+    rows = [*tiny.ACCOUNTS, *(tiny._account(key) for key in extra)]
+    columns = {c: [row[c] for row in rows] for c in tiny.ACCOUNT_COLUMNS}
+    typed = {
+        "employee_count": [int(v) for v in columns["employee_count"]],
+        "annual_revenue": [float(v) for v in columns["annual_revenue"]],
+        "created_at": [dt.datetime.fromisoformat(v) for v in columns["created_at"]],
+    }
+    for offset, fields in enumerate(extra.values(), start=len(tiny.ACCOUNTS)):
+        for column, value in fields.items():
+            typed[column][offset] = value
+    arrays = {
+        **columns,
+        "employee_count": pa.array(typed["employee_count"], pa.int64()),
+        "annual_revenue": pa.array(typed["annual_revenue"], pa.float64()),
+        "created_at": pa.array(typed["created_at"], pa.timestamp("us")),
+    }
+    (tiny_source / "accounts.csv").unlink()
+    pq.write_table(pa.table(arrays), tiny_source / "accounts.parquet", use_deprecated_int96_timestamps=True)
+    summary = extract("accounts")
+    read, loaded, quarantined = tiny.ACCOUNTS_DAY1.values()
+    assert (summary.rows_read, summary.rows_loaded, summary.rows_quarantined) == (read + 5, loaded + 3, quarantined + 2)
+    found = reasons(warehouse_url, "accounts")
+    assert found["X-NAN"] == ["annual_revenue must be a valid number"]  # as the text nan in a CSV
+    assert found["X-YEAR-3000"] == [f"created_at {PLAUSIBLE}", "created_at must not be in the future"]
+    quarantine = table(warehouse_url, "ops.quarantine").set_index("record_key")
+    assert json.loads(quarantine.loc["X-YEAR-3000", "offending_values"]) == {"created_at": "3000-01-01T00:00:00"}
+    with warehouse.engine(warehouse_url).connect() as conn:
+        counts = dict(
+            conn.execute(
+                sa.text("select account_id, employee_count from staging.accounts where account_id like 'X-%'")
+            ).all()
+        )
+        payload = conn.execute(
+            sa.text("select payload from raw.accounts where record_key = 'X-2POW53-PLUS-1'")
+        ).scalar_one()
+    assert counts == {"X-2POW53-PLUS-1": 9007199254740993, "X-BIGINT-MAX": 9223372036854775807, "X-NO-COUNT": None}
+    assert json.loads(payload)["employee_count"] == "9007199254740993"  # raw keeps the value as read
+
+
+# Columns an ELT tool or a person adds to an export: data like any extra column, not lineage.
+UNDERSCORE_COLUMNS = {
+    "_notes": "call back in May",
+    "_fivetran_synced": "2024-03-01T02:00:00",
+    "_airbyte_ab_id": "9f1c",
+    "_sdc_batched_at": "2024-03-01T02:00:01",
+    "_run_id": "their run",
+    "_extra": "{not json",
+    "_loaded_at": "yesterday",
+}
+
+
+def assert_underscore_columns_are_data(url: str, summary) -> None:
+    read, loaded, quarantined = tiny.ACCOUNTS_DAY1.values()
+    assert (summary.rows_read, summary.rows_loaded, summary.rows_quarantined) == (read, loaded, quarantined)
+    staged = table(url, "staging.accounts").set_index("account_id")
+    assert json.loads(staged.loc["A1", "_extra"]) == {"crm_owner": "owner@example.com", **UNDERSCORE_COLUMNS}
+    assert staged.loc["A1", "_run_id"] == "r"  # ours, not the source's
+    raw = table(url, "raw.accounts").set_index("record_key")
+    assert {c: json.loads(raw.loc["A1", "payload"])[c] for c in UNDERSCORE_COLUMNS} == UNDERSCORE_COLUMNS
+    quarantine = table(url, "ops.quarantine").set_index("record_key")
+    row = json.loads(quarantine.loc["A4", "raw_row"])  # an unknown lifecycle stage
+    assert {c: row[c] for c in UNDERSCORE_COLUMNS} == UNDERSCORE_COLUMNS
+
+
+def test_columns_starting_with_an_underscore_are_kept_as_extra_columns(warehouse_url, tiny_source):
+    rows = [{**row, **UNDERSCORE_COLUMNS} for row in tiny.ACCOUNTS]
+    tiny.write_csv(tiny_source / "accounts.csv", [*tiny.ACCOUNT_COLUMNS, *UNDERSCORE_COLUMNS], rows)
+    assert_underscore_columns_are_data(warehouse_url, extract("accounts"))
+
+
+def sql_accounts(tmp_path, monkeypatch, extra: dict, mapping: dict[str, str] | None = None, without=()):
+    """Sources reading accounts from a SQLite table of the tiny accounts plus ``extra`` columns
+    (a value, or a function of the row), less the columns ``without``."""
+    tmp_path.mkdir(exist_ok=True)
+    database = tmp_path / "crm.sqlite"
+    rows = [{**row, **{c: v(row) if callable(v) else v for c, v in extra.items()}} for row in tiny.ACCOUNTS]
+    frame = pd.DataFrame(rows).drop(columns=list(without)).replace("", None)
+    crm = sa.create_engine(f"sqlite:///{database}")
+    frame.to_sql("crm_accounts", crm, index=False)
+    crm.dispose()
+    monkeypatch.setenv("POSTSALES_CRM_URL", f"sqlite:///{database}")
+    sources = load_sources()
+    tables = {"accounts": SqlEntityMapping(table="crm_accounts", columns=mapping or {})}
+    entities = {**sources.entities, "accounts": sources.entities["accounts"].model_copy(update={"source": "sql"})}
+    return sources.model_copy(update={"sql": sources.sql.model_copy(update={"tables": tables}), "entities": entities})
+
+
+def test_sql_columns_starting_with_an_underscore_are_kept_as_extra_columns(warehouse_url, tmp_path, monkeypatch):
+    sources = sql_accounts(tmp_path, monkeypatch, UNDERSCORE_COLUMNS)
+    assert_underscore_columns_are_data(warehouse_url, extract("accounts", sources=sources))
+
+
+@pytest.mark.parametrize("column", ["_source", "_file_day"])
+def test_a_source_column_named_like_our_lineage_fails_the_batch_instead_of_being_overwritten(
+    warehouse_url, tiny_source, column
+):
+    path = tiny_source / "accounts.csv"
+    tiny.write_csv(path, [*tiny.ACCOUNT_COLUMNS, column], [{**row, column: "crm"} for row in tiny.ACCOUNTS])
+    with pytest.raises(DataContractError) as info:
+        extract("accounts")
+    assert str(info.value) == (
+        f"{path}: column(s) ['{column}'] have a name the pipeline gives its own lineage columns (_source, "
+        "_file_day), which would overwrite their values. Fix: rename the column in the export, e.g. to source_note."
+    )
+    assert len(table(warehouse_url, "staging.accounts")) == 0
+
+
+def test_a_sql_column_named_like_our_lineage_fails_naming_the_mapping_that_keeps_it(
+    warehouse_url, tmp_path, monkeypatch
+):
+    sources = sql_accounts(tmp_path, monkeypatch, {"_source": "crm"})
+    with pytest.raises(DataContractError) as info:
+        extract("accounts", sources=sources)
+    assert str(info.value) == (
+        "accounts (sql:crm_accounts): column(s) ['_source'] have a name the pipeline gives its own lineage "
+        "columns (_source, _file_day), which would overwrite their values. Fix: map the column to another name "
+        "in include/rules/sources.yaml, e.g. sql.tables.accounts.columns: {source_note: _source}; it is then "
+        "kept in _extra."
+    )
+    # The fix works: mapped, the column is an extra like any other.
+    sources = sql_accounts(tmp_path / "fixed", monkeypatch, {"_source": "crm"}, {"source_note": "_source"})
+    summary = extract("accounts", sources=sources)
+    assert summary.rows_loaded == tiny.ACCOUNTS_DAY1["loaded"]
+    staged = table(warehouse_url, "staging.accounts").set_index("account_id")
+    assert json.loads(staged.loc["A1", "_extra"])["source_note"] == "crm"
+    assert staged.loc["A1", "_source"] == "sql:crm_accounts"
+
+
+def test_a_sql_mapping_onto_a_column_the_table_also_has_fails_naming_the_mapping(warehouse_url, tmp_path, monkeypatch):
+    external = {"external_id": lambda row: row["account_id"] and f"EXT-{row['account_id']}"}  # blank stays blank
+    sources = sql_accounts(tmp_path, monkeypatch, external, {"account_id": "external_id"})
+    with pytest.raises(ConfigError) as info:
+        extract("accounts", sources=sources)
+    assert str(info.value) == (
+        "include/rules/sources.yaml: field 'sql.tables.accounts.columns': account_id is mapped to the column "
+        "'external_id' of crm_accounts, which also has a column 'account_id'; both would be read as account_id. "
+        "Fix: map the table's 'account_id' to another name as well (e.g. account_id_in_source: account_id), so it "
+        "is kept in _extra, or map account_id to it instead of 'external_id'."
+    )
+    # The fix works: the table's own account_id is an extra column.
+    mapping = {"account_id": "external_id", "account_id_in_source": "account_id"}
+    sources = sql_accounts(tmp_path / "fixed", monkeypatch, external, mapping)
+    assert extract("accounts", sources=sources).rows_loaded == tiny.ACCOUNTS_DAY1["loaded"]
+    staged = table(warehouse_url, "staging.accounts").set_index("account_id")
+    assert json.loads(staged.loc["EXT-A1", "_extra"])["account_id_in_source"] == "A1"
+
+
+def test_two_names_mapped_to_one_sql_column_both_read_it(warehouse_url, tmp_path, monkeypatch):
+    # A CRM without a creation date: created_at is read from the modification date too.
+    mapping = {"created_at": "updated_at", "updated_at": "updated_at"}
+    sources = sql_accounts(tmp_path, monkeypatch, {}, mapping, without=["created_at"])
+    assert extract("accounts", sources=sources).rows_loaded == tiny.ACCOUNTS_DAY1["loaded"]
+    staged = table(warehouse_url, "staging.accounts").set_index("account_id")
+    assert str(staged.loc["A1", "created_at"]) == str(staged.loc["A1", "updated_at"]) == "2024-03-01 10:00:00"

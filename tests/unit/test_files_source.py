@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from datetime import datetime
+from decimal import Decimal
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 import tiny
@@ -38,8 +42,66 @@ def test_parquet_is_read_as_strings(tmp_path):
     frame.to_parquet(tmp_path / "usage_daily" / "2024-03-01.parquet")
     read = FileSource(tmp_path).read("usage_daily", "usage_date", DAY1).frame
     assert read["usage_date"].tolist() == ["2024-03-01", "2024-03-01"]
-    assert read["active_users"].tolist() == ["3.0", None]
+    assert read["active_users"].tolist() == ["3", None]  # a float column of pandas; 3.0 in Parquet
     assert read["flag"].tolist() == ["true", "false"]
+
+
+def test_parquet_values_are_the_exact_text_of_each_type(tmp_path):
+    utc = dt.UTC
+    table = pa.table(
+        {
+            "account_id": ["A1", "A2", "A3"],
+            # pandas reads an integer column holding a null as float64: ...993 became ...992.0
+            "employee_count": pa.array([9007199254740993, None, 9223372036854775807], pa.int64()),
+            "annual_revenue": pa.array([1.5, float("nan"), None], pa.float64()),
+            "wallet_potential_arr": pa.array([Decimal("12345678901234567890.123456"), Decimal("5.000000"), None]),
+            "created_at": pa.array(
+                [dt.datetime(2024, 3, 1, 10), dt.datetime(2024, 3, 1, 10, 0, 0, 5), None], pa.timestamp("us")
+            ),
+            "updated_at": pa.array(
+                [dt.datetime(2024, 3, 1, 10, tzinfo=utc)] * 3, pa.timestamp("us", tz="Asia/Karachi")
+            ),
+            "go_live_date": pa.array([dt.date(2024, 3, 1), dt.date(1, 1, 1), None], pa.date32()),
+            "referenceable": pa.array([True, False, None]),
+            "industry": pa.array(["Software", "Retail", "Software"]).dictionary_encode(),
+            "tags": pa.array([["a", "<b>"], [], None], pa.list_(pa.string())),
+        }
+    )
+    pq.write_table(table, tmp_path / "accounts.parquet")
+    frame = FileSource(tmp_path).read("accounts", "updated_at", DAY1).frame.drop(columns=["_source", "_file_day"])
+    assert frame.to_dict("list") == {
+        "account_id": ["A1", "A2", "A3"],
+        "employee_count": ["9007199254740993", None, "9223372036854775807"],
+        "annual_revenue": ["1.5", "nan", None],  # NaN is the text a CSV would carry: not a valid number
+        "wallet_potential_arr": ["12345678901234567890.123456", "5.000000", None],
+        "created_at": ["2024-03-01T10:00:00", "2024-03-01T10:00:00.000005", None],
+        "updated_at": ["2024-03-01T15:00:00+05:00"] * 3,
+        "go_live_date": ["2024-03-01", "0001-01-01", None],
+        "referenceable": ["true", "false", None],
+        "industry": ["Software", "Retail", "Software"],
+        "tags": ['["a", "<b>"]', "[]", None],
+    }
+
+
+def test_int96_timestamps_after_2262_do_not_wrap_around(tmp_path):
+    created = pa.array([dt.datetime(3000, 1, 1), dt.datetime(2023, 6, 1, 9)], pa.timestamp("us"))
+    table = pa.table({"account_id": ["A1", "A2"], "created_at": created})
+    pq.write_table(table, tmp_path / "accounts.parquet", use_deprecated_int96_timestamps=True)
+    frame = FileSource(tmp_path).read("accounts", "updated_at", DAY1).frame
+    assert frame["created_at"].tolist() == ["3000-01-01T00:00:00", "2023-06-01T09:00:00"]  # not 1830-11-23
+
+
+def test_a_pandas_index_in_parquet_is_read_as_the_column_it_names(tmp_path):
+    frame = pd.DataFrame({"account_id": ["A1", "A2", "A3"], "name": ["x", "y", "z"]})
+    frame.set_index("account_id").to_parquet(tmp_path / "accounts.parquet")
+    frame.iloc[[2, 0]].to_parquet(tmp_path / "contracts.parquet")  # an unnamed index: pandas' row numbers
+    accounts = FileSource(tmp_path).read("accounts", "updated_at", DAY1).frame
+    assert accounts[["account_id", "name"]].to_dict("list") == {
+        "account_id": ["A1", "A2", "A3"],
+        "name": ["x", "y", "z"],
+    }
+    contracts = FileSource(tmp_path).read("contracts", "updated_at", DAY1).frame
+    assert list(contracts.columns) == ["account_id", "name", "_source", "_file_day"]
 
 
 def test_non_utf8_csv_names_file_and_fix(tmp_path):
@@ -124,3 +186,60 @@ def test_a_nul_character_fails_the_file_naming_the_column(tmp_path):
     (tmp_path / "accounts.csv").write_bytes(b"account_id,name\nA1,ok\nA2,bad\x00name\n")
     with pytest.raises(DataContractError, match=r"accounts\.csv: column 'name' holds a NUL character \(data row 2\)"):
         FileSource(tmp_path).read("accounts", "updated_at", DAY1)
+
+
+def write_day(folder, name: str) -> int:
+    """The 2024-03-01 usage rows under ``folder/name``; returns how many."""
+    rows = tiny.USAGE_FILES["2024-03-01"]
+    tiny.write_csv(folder / name, tiny.USAGE_COLUMNS, rows)
+    return len(rows)
+
+
+def test_an_upper_case_suffix_is_read(tmp_path):
+    rows = write_day(tmp_path / "usage_daily", "2024-03-01.CSV")
+    read = FileSource(tmp_path).read("usage_daily", "usage_date", DAY1)
+    assert len(read.frame) == rows > 0
+    assert set(read.frame["_file_day"]) == {"2024-03-01"}
+
+
+def test_hidden_files_and_macos_appledouble_files_are_ignored(tmp_path):
+    rows = write_day(tmp_path / "usage_daily", "2024-03-01.csv")
+    (tmp_path / "usage_daily" / "._2024-03-01.csv").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X  ")
+    (tmp_path / "usage_daily" / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    assert FileSource(tmp_path).files_for("usage_daily") == [tmp_path / "usage_daily" / "2024-03-01.csv"]
+    assert len(FileSource(tmp_path).read("usage_daily", "usage_date", DAY1).frame) == rows
+
+
+def test_a_dangling_link_named_for_a_day_fails_instead_of_reading_nothing(tmp_path):
+    write_day(tmp_path / "usage_daily", "2024-03-02.csv")
+    link = tmp_path / "usage_daily" / "2024-03-01.csv"
+    link.symlink_to(tmp_path / "moved.csv")
+    with pytest.raises(DataContractError) as info:
+        FileSource(tmp_path).read("usage_daily", "usage_date", DAY1)
+    assert str(info.value).startswith(
+        f"usage_daily: {link} is a symbolic link to {tmp_path / 'moved.csv'}, which does not exist; "
+        "its rows would be skipped. Fix:"
+    )
+
+
+def test_a_directory_named_like_a_parquet_file_fails(tmp_path):
+    dataset = tmp_path / "usage_daily" / "2024-03-01.parquet"
+    dataset.mkdir(parents=True)
+    (dataset / "part-00000.parquet").write_bytes(b"PAR1")
+    with pytest.raises(DataContractError) as info:
+        FileSource(tmp_path).read("usage_daily", "usage_date", DAY1)
+    assert str(info.value).startswith(
+        f"usage_daily: {dataset} is a directory (a Spark-style dataset folder?), not a file; "
+        "its rows would be skipped. Fix:"
+    )
+
+
+@pytest.mark.parametrize("name", ["20240301.csv", "2024-3-1.csv", "2024-02-30.csv"])
+def test_a_day_not_written_yyyy_mm_dd_fails_rather_than_pass_for_another_day_or_a_snapshot(tmp_path, name):
+    write_day(tmp_path / "usage_daily", name)
+    path = tmp_path / "usage_daily" / name
+    with pytest.raises(DataContractError) as info:
+        FileSource(tmp_path).read("usage_daily", "usage_date", DAY1)
+    assert str(info.value).startswith(
+        f"usage_daily: {path} looks named for a day but {path.stem!r} is not a date written YYYY-MM-DD"
+    )

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
+from postsales.errors import DataContractError
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -49,13 +51,32 @@ def naive_utc(value: datetime) -> datetime:
     return value
 
 
-# Lineage column a source may add: the day (ISO text) the row's file is named for, or None.
+# The lineage columns an adapter adds to each row, and the only ones: where the row came from,
+# and the day (ISO text) its file is named for, or None. Any other column, whatever its name
+# (`_notes`, `_fivetran_synced`, `_airbyte_ab_id`), is source data: an extra column.
+SOURCE = "_source"
 FILE_DAY = "_file_day"
+LINEAGE = (SOURCE, FILE_DAY)
+
+
+def with_lineage(frame: pd.DataFrame, where: str, fix: str, **lineage: object) -> pd.DataFrame:
+    """``frame`` with the lineage columns added; a source column of a lineage name fails the batch.
+
+    Its values would be overwritten by the lineage, so lost. ``where`` names the file or table
+    and ``fix`` says how to rename the column in that source (``{column}``: the first one).
+    """
+    taken = [column for column in frame.columns if column in LINEAGE]
+    if taken:
+        raise DataContractError(
+            f"{where}: column(s) {taken} have a name the pipeline gives its own lineage columns "
+            f"({', '.join(LINEAGE)}), which would overwrite their values. Fix: {fix.format(column=taken[0])}"
+        )
+    return frame.assign(**lineage)
 
 
 @dataclass
 class SourceRead:
-    frame: pd.DataFrame  # all columns as strings (None for missing), plus a `_source` lineage column per row
+    frame: pd.DataFrame  # all columns as strings (None for missing), plus the LINEAGE columns
     origin: str  # the file(s) or table, for messages
     # Each file's own columns, when the frame joins several files (FileSource).
     file_columns: dict[str, list[str]] = field(default_factory=dict)

@@ -5,13 +5,19 @@ file under ``<entity>/`` (e.g. ``usage_daily/2026-01-31.parquet``). Files whose
 name is a date outside the data interval are skipped without being opened, so a file
 named for a day holds the rows of that day only: each row read carries the day in
 ``_file_day`` (``FILE_DAY``), and the gate quarantines a row filed under another day.
+
+Only ``YYYY-MM-DD`` names a day; ``20240301.csv`` fails the batch rather than pass for a snapshot.
+Suffixes match in any case (``.CSV``). Hidden entries (``.DS_Store``, macOS ``._*`` files) are
+ignored; a CSV/Parquet entry that is no readable file (a dangling link, a directory) fails the batch.
 """
 
 from __future__ import annotations
 
 import codecs
 import csv
+import json
 import logging
+import re
 import warnings
 from collections import Counter
 from datetime import date, datetime, timedelta
@@ -19,10 +25,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
+import pyarrow as pa
 
 from postsales.errors import DataContractError, SourceUnavailableError
-from postsales.sources import FILE_DAY, Interval, SourceRead
-from postsales.values import is_missing
+from postsales.sources import FILE_DAY, SOURCE, Interval, SourceRead, with_lineage
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -30,6 +36,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SUFFIXES = (".csv", ".parquet")
+# A file named YYYY-MM-DD holds that day's rows; a name like a day in another form is an error.
+DAY_NAME = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+DAY_LIKE = re.compile(r"^[0-9]{8}$|^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}$")
 CSV_BYTES_PER_ROW = 40  # about a usage row; only sizes the groups of read_batches
 
 
@@ -45,11 +54,16 @@ class FileSource:
                 f"source directory {self.directory} does not exist or is not reachable. "
                 "Fix: mount it, or set POSTSALES_SOURCE_DIR / files.directory in include/rules/sources.yaml."
             )
-        found = [self.directory / f"{entity}{suffix}" for suffix in SUFFIXES]
-        found = [path for path in found if path.is_file()]
+        found = [path for path in _listing(self.directory) if path.stem == entity and _is_table(path)]
         folder = self.directory / entity
         if folder.is_dir():
-            found += sorted(p for p in folder.iterdir() if p.suffix in SUFFIXES and p.is_file())
+            entries = _listing(folder)
+            ignored = [path.name for path in entries if not _is_table(path)]
+            if ignored:
+                log.warning("%s: ignored %s: not .csv or .parquet files", folder, ", ".join(ignored))
+            found += [path for path in entries if _is_table(path)]
+        for path in found:
+            _check_readable_entry(entity, path)
         if not found and folder.is_dir():
             raise DataContractError(
                 f"{entity}: the folder {folder} is empty (no .csv or .parquet file in it). Fix: export the "
@@ -102,7 +116,12 @@ class FileSource:
         # Each file's own columns: in the concatenated frame, a column one file lacks is just empty.
         file_columns = {str(path): list(frame.columns) for path, frame in zip(files, frames, strict=True)}
         frames = [
-            frame.assign(_source=f"files:{path}", **{FILE_DAY: _file_day_text(path)})
+            with_lineage(
+                frame,
+                str(path),
+                "rename the column in the export, e.g. to source_note.",
+                **{SOURCE: f"files:{path}", FILE_DAY: _file_day_text(path)},
+            )
             for path, frame in zip(files, frames, strict=True)
         ]
         frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
@@ -115,7 +134,7 @@ class FileSource:
 
 def _row_count(path: Path) -> int:
     """Rows in a Parquet file from its footer; for a CSV file an estimate from its size."""
-    if path.suffix == ".parquet":
+    if _is_parquet(path):
         import pyarrow.parquet as pq
 
         try:
@@ -132,7 +151,51 @@ def _union_columns(frames: list[pd.DataFrame]) -> list[str]:
     return columns
 
 
+def _listing(directory: Path) -> list[Path]:
+    """The entries of ``directory`` by name, without hidden ones: ``.DS_Store`` and the ``._<name>``
+    AppleDouble files macOS writes next to each file on a shared drive are not exports."""
+    return sorted(path for path in directory.iterdir() if not path.name.startswith("."))
+
+
+def _is_table(path: Path) -> bool:
+    """A CSV or Parquet entry by its suffix, in any case (``2024-03-01.CSV`` too)."""
+    return path.suffix.lower() in SUFFIXES
+
+
+def _is_parquet(path: Path) -> bool:
+    return path.suffix.lower() == ".parquet"
+
+
+def _check_readable_entry(entity: str, path: Path) -> None:
+    """Fail on a CSV/Parquet entry that cannot be read as one file, or whose name is a day misspelt.
+
+    Skipping it would load the day as if it had no rows.
+    """
+    if path.is_symlink() and not path.exists():
+        problem = f"a symbolic link to {path.readlink()}, which does not exist"
+    elif path.is_dir():
+        problem = "a directory (a Spark-style dataset folder?), not a file"
+    elif not path.is_file():
+        problem = "not a regular file"
+    else:
+        problem = None
+    if problem:
+        raise DataContractError(
+            f"{entity}: {path} is {problem}; its rows would be skipped. Fix: put the file itself at that path "
+            "(for a Spark dataset folder, write one file, e.g. with coalesce(1)), or remove the entry."
+        )
+    if DAY_LIKE.match(path.stem) and _file_date(path) is None:
+        raise DataContractError(
+            f"{entity}: {path} looks named for a day but {path.stem!r} is not a date written YYYY-MM-DD, so "
+            "it is neither a day's file nor meant as a snapshot. Fix: rename it to the day it holds "
+            f"(e.g. 2024-03-01{path.suffix}), or to a name that is no date if it is a snapshot."
+        )
+
+
 def _file_date(path: Path) -> date | None:
+    """The day a file is named for: only ``YYYY-MM-DD`` (``date.fromisoformat`` also reads 20240301)."""
+    if not DAY_NAME.match(path.stem):
+        return None
     try:
         return date.fromisoformat(path.stem)
     except ValueError:
@@ -160,18 +223,19 @@ def read_file(path: Path) -> pd.DataFrame:
     naming the file and the fix: not UTF-8 (with the byte offset and line), no header, a
     malformed CSV or Parquet file, a column named twice, a NUL character in a value.
     """
-    if path.suffix == ".parquet":
+    if _is_parquet(path):
         try:
             import pyarrow.parquet as pq
 
             _check_unique_columns(path, pq.read_schema(path).names)
-            frame = pd.read_parquet(path)
+            # INT96 timestamps (Spark, Impala) in microseconds: in pyarrow's default nanoseconds a
+            # date after 2262 wraps around silently (3000-01-01 read as 1830-11-23).
+            table = pq.read_table(path, coerce_int96_timestamp_unit="us")
         except DataContractError:
             raise
         except Exception as exc:  # pyarrow raises several types for a damaged file
             raise DataContractError(f"{path}: not a readable Parquet file ({exc}). Fix: re-export the file.") from exc
-        text = frame.astype("object").map(lambda v: None if is_missing(v) else _text(v)).astype("object")
-        return _without_nul(path, text.where(text.notna(), None))
+        return _without_nul(path, _arrow_text(table))
     try:
         with warnings.catch_warnings():
             # index_col=False: a first row with one field more than the header is an error, not a
@@ -251,9 +315,47 @@ def _first_invalid_utf8(path: Path) -> tuple[int, int]:
             newlines += chunk.count(b"\n")
 
 
+# pandas writes an unnamed index other than a RangeIndex as a column of this name.
+UNNAMED_INDEX = re.compile(r"^__index_level_[0-9]+__$")
+
+
+def _arrow_text(table: pa.Table) -> pd.DataFrame:
+    """A Parquet table as text, each column cast in Arrow, never through float64.
+
+    ``pd.read_parquet`` turns an integer column holding a null into float64 (9007199254740993
+    read as 9007199254740992.0, an id 1 as ``1.0``). A pandas index written with the data
+    (``set_index("account_id").to_parquet()``) is read as the column it names; an unnamed one
+    (``__index_level_0__``) is pandas' row numbering, not data. A NaN is the text ``nan``, as in
+    a CSV (so not a valid number); a null is missing.
+    """
+    index = (table.schema.pandas_metadata or {}).get("index_columns", [])
+    unnamed = [c for c in index if isinstance(c, str) and UNNAMED_INDEX.match(c) and c in table.column_names]
+    table = table.drop_columns(unnamed)
+    return pd.DataFrame(
+        {name: _column_text(column) for name, column in zip(table.column_names, table.columns, strict=True)},
+        dtype="object",
+    )
+
+
+def _column_text(column: pa.ChunkedArray):
+    """The column as an array of str (None where null): the text a CSV export would carry."""
+    import pyarrow.compute as pc
+
+    try:
+        text = pc.cast(column, pa.string())
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid):  # nested values, binary that is not UTF-8
+        return [None if value is None else _text(value) for value in column.to_pylist()]
+    if pa.types.is_timestamp(column.type):
+        # Arrow writes "2024-03-01 15:00:00.000000+0500"; ISO 8601 as Python writes it is
+        # "2024-03-01T15:00:00+05:00" (no fraction when it is zero).
+        text = pc.replace_substring_regex(text, pattern=r"^([0-9-]+) ", replacement=r"\1T")
+        text = pc.replace_substring_regex(text, pattern=r"\.0+($|[+Z-])", replacement=r"\1")
+        text = pc.replace_substring_regex(text, pattern=r"([+-][0-9]{2})([0-9]{2})$", replacement=r"\1:\2")
+    return text.to_numpy(zero_copy_only=False)
+
+
 def _text(value: object) -> str:
-    if isinstance(value, (datetime, pd.Timestamp)):
-        return value.isoformat()
-    if isinstance(value, bool):
-        return "true" if value else "false"
+    """A nested value (list, struct, map) as JSON; anything else as ``str``."""
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, default=str, ensure_ascii=False)
     return str(value)

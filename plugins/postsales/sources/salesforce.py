@@ -17,7 +17,7 @@ import pandas as pd
 
 from postsales.config import SalesforceSource as SalesforceSourceConfig
 from postsales.errors import DataContractError, SourceUnavailableError
-from postsales.sources import Interval, SourceRead
+from postsales.sources import SOURCE, Interval, SourceRead, with_lineage
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,12 @@ class SalesforceSource:
         rows = [{ours.get(k, k): _text(v) for k, v in record.items() if k in ours} for record in records]
         frame = pd.DataFrame(rows, columns=list(mapping.columns), dtype="object")
         origin = f"salesforce:{mapping.object}"
-        frame["_source"] = origin
+        frame = with_lineage(
+            frame,
+            f"{entity} ({origin})",
+            f"rename the key in salesforce.objects.{entity}.columns in include/rules/sources.yaml.",
+            **{SOURCE: origin},
+        )
         log.info("read %s rows of %s from %s", len(frame), entity, origin)
         return SourceRead(frame=frame, origin=origin)
 

@@ -14,8 +14,8 @@ import sqlalchemy as sa
 
 from postsales import warehouse
 from postsales.config import SqlSource as SqlSourceConfig
-from postsales.errors import DataContractError, SourceUnavailableError
-from postsales.sources import Interval, SourceRead
+from postsales.errors import ConfigError, DataContractError, SourceUnavailableError
+from postsales.sources import SOURCE, Interval, SourceRead, with_lineage
 
 log = logging.getLogger(__name__)
 
@@ -64,15 +64,14 @@ class SqlSource:
         try:
             with engine.connect() as conn:
                 table = sa.Table(mapping.table, sa.MetaData(), schema=mapping.schema_name, autoload_with=conn)
-                renamed = {source: ours for ours, source in mapping.columns.items()}
-                missing = [source for source in renamed if source not in table.c]
+                missing = [source for source in mapping.columns.values() if source not in table.c]
                 if missing:
                     raise DataContractError(
                         f"{entity} ({origin}): mapped column(s) {missing} not in the table; it has "
                         f"{list(table.c.keys())}. Fix: correct sql.tables.{entity}.columns in "
                         "include/rules/sources.yaml."
                     )
-                statement = sa.select(*(c.label(renamed.get(c.name, c.name)) for c in table.c))
+                statement = sa.select(*_labelled_columns(entity, origin, table, mapping.columns))
                 source_column = mapping.columns.get(incremental_column, incremental_column)
                 if not interval.full_refresh and source_column in table.c:
                     # A padded pre-filter in the database; the exact interval is applied afterwards,
@@ -98,9 +97,38 @@ class SqlSource:
         finally:
             engine.dispose()
         frame = frame.map(lambda v: None if v is None else (v.isoformat() if hasattr(v, "isoformat") else str(v)))
-        frame["_source"] = origin
+        frame = with_lineage(
+            frame,
+            f"{entity} ({origin})",
+            f"map the column to another name in include/rules/sources.yaml, e.g. sql.tables.{entity}.columns: "
+            "{{source_note: {column}}}; it is then kept in _extra.",
+            **{SOURCE: origin},
+        )
         log.info("read %s rows of %s from %s", len(frame), entity, origin)
         return SourceRead(frame=frame, origin=origin)
+
+
+def _labelled_columns(entity: str, origin: str, table: sa.Table, mapping: dict[str, str]) -> list:
+    """Each table column under our name: a mapped column once per name mapped to it, any other as it is.
+
+    Two columns under one name would make one frame column out of two; which holds the data is
+    anyone's guess, so a mapping that leads there is an error.
+    """
+    ours: dict[str, list[str]] = {}
+    for name, source in mapping.items():
+        ours.setdefault(source, []).append(name)
+    labelled = [column.label(name) for column in table.c for name in ours.get(column.name, [column.name])]
+    for name in dict.fromkeys(label.name for label in labelled):
+        sources = [label.element.name for label in labelled if label.name == name]
+        if len(sources) > 1:
+            mapped = next(source for source in sources if source != name)
+            raise ConfigError(
+                f"include/rules/sources.yaml: field 'sql.tables.{entity}.columns': {name} is mapped to the "
+                f"column {mapped!r} of {origin.removeprefix('sql:')}, which also has a column {name!r}; both would "
+                f"be read as {name}. Fix: map the table's {name!r} to another name as well (e.g. "
+                f"{name}_in_source: {name}), so it is kept in _extra, or map {name} to it instead of {mapped!r}."
+            )
+    return labelled
 
 
 def _bound(conn: sa.Connection, value):

@@ -28,6 +28,7 @@ import pandas as pd
 
 from postsales.config import DataDocs, EntityRules, PlausibleDates, Thresholds
 from postsales.errors import DataContractError
+from postsales.sources import LINEAGE
 from postsales.validate.coerce import coerce
 from postsales.validate.data_docs import publish
 from postsales.values import is_missing
@@ -79,7 +80,7 @@ def require_columns(entity: str, origin: str, columns: list[str], rules: EntityR
 
 
 def _missing_columns_message(entity: str, origin: str, missing: list[str], found: list[str]) -> str:
-    found = [c for c in found if not str(c).startswith("_")]  # not the lineage the pipeline adds
+    found = [c for c in found if c not in LINEAGE]  # not the lineage the adapters add
     return (
         f"{entity} ({origin}): required column(s) {missing} missing; found {found}. "
         "Fix: add the column(s) to the source export, or map the source column names "
@@ -374,7 +375,7 @@ def run_gate(
     """
     known = known or {}
     missing = [name for name in rules.columns if name not in raw.columns]
-    if missing and len(raw) == 0 and set(raw.columns) <= {"_source"}:
+    if missing and len(raw) == 0 and set(raw.columns) <= set(LINEAGE):
         # Nothing was read at all (no file covers the interval; only the lineage column the
         # extract adds): an empty batch, not a broken one.
         raw = pd.DataFrame(columns=[*rules.columns, *raw.columns], dtype="object")
@@ -434,8 +435,8 @@ def run_gate(
         )
 
     declared = list(rules.columns)
-    # Columns starting with "_" are lineage added by the adapter (e.g. _source), passed through.
-    lineage = [c for c in raw.columns if c.startswith("_")]
+    # The adapters' lineage (_source) is passed through; any other column, `_notes` too, is data.
+    lineage = [c for c in raw.columns if c in LINEAGE]
     extra_columns = [c for c in raw.columns if c not in rules.columns and c not in lineage]
     keep = frame.index.difference(bad_rows)
     valid = frame.loc[keep, declared].copy()
@@ -478,7 +479,7 @@ def _jsonable(value: Any) -> Any:
 
 def _row_dict(raw: pd.DataFrame, row: int) -> dict[str, Any]:
     """The source row as read, without the adapter's lineage columns."""
-    return {column: _jsonable(raw.at[row, column]) for column in raw.columns if not column.startswith("_")}
+    return {column: _jsonable(raw.at[row, column]) for column in raw.columns if column not in LINEAGE}
 
 
 def _record_key(raw: pd.DataFrame, key: list[str], row: int) -> str:
