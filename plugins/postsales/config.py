@@ -1,8 +1,8 @@
 """Configuration: YAML files under ``include/rules`` loaded into pydantic models.
 
-Every file is read with ``yaml.safe_load``; any problem is raised as
-:class:`ConfigError` naming the file, the field and the reason, so a data engineer
-can fix the YAML without reading a traceback.
+Every file is read by :func:`read_rules_yaml` (``yaml.safe_load`` that also rejects a key
+written twice in one mapping); any problem is raised as :class:`ConfigError` naming the file,
+the field and the reason, so a data engineer can fix the YAML without reading a traceback.
 """
 
 from __future__ import annotations
@@ -262,6 +262,41 @@ class ExpectationsConfig(StrictModel):
 Model = TypeVar("Model", bound=BaseModel)
 
 
+class DuplicateKeyError(yaml.constructor.ConstructorError):
+    def __init__(self, key: object, line: int, first_line: int) -> None:
+        super().__init__(None, None, f"key {key!r} is given twice")
+        self.key, self.line, self.first_line = key, line, first_line
+
+
+class RulesLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that rejects a key written twice in one mapping.
+
+    Plain YAML keeps the last copy: a second ``account_id: {type: string}`` silently dropped
+    the first one's ``not_null`` and ``unique``. Merge keys (``<<: *base``) may still be overridden.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        if isinstance(node, yaml.MappingNode):
+            lines: dict[object, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                try:
+                    if key in lines:
+                        raise DuplicateKeyError(key, line, lines[key])
+                    lines[key] = line
+                except TypeError:  # an unhashable key: SafeLoader rejects it with its own message
+                    continue
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_rules_yaml(text: str) -> object:
+    """``yaml.safe_load`` semantics (no tags beyond plain data), plus no key written twice."""
+    return yaml.load(text, Loader=RulesLoader)  # a SafeLoader: plain data only, never objects
+
+
 def load_yaml(path: Path, model: type[Model]) -> Model:
     """Load ``path`` into ``model``; errors name the file, the field and the reason."""
     try:
@@ -269,7 +304,12 @@ def load_yaml(path: Path, model: type[Model]) -> Model:
     except FileNotFoundError as exc:
         raise ConfigError(f"{path}: file not found") from exc
     try:
-        data = yaml.safe_load(text)
+        data = read_rules_yaml(text)
+    except DuplicateKeyError as exc:
+        raise ConfigError(
+            f"{path}: line {exc.line}: key {exc.key!r} is given twice (first on line {exc.first_line}); "
+            "YAML would keep only the last: remove one"
+        ) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
