@@ -38,9 +38,29 @@ def _column_name(name: str) -> str:
 
 ColumnName = Annotated[str, AfterValidator(_column_name)]
 
+# Control characters (NUL, ESC, ...): PostgreSQL refuses a NUL in text and a CRM field or a
+# terminal would carry the rest; tab and line breaks are text.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def check_printable(value: str) -> str:
+    found = _CONTROL.search(value)
+    if found:
+        raise ValueError(
+            f"{value!r} holds the control character U+{ord(found.group()):04X} at position {found.start()}: "
+            "rules text must be printable"
+        )
+    return value
+
+
+# Text from a rules file that reaches the warehouse or the CRM (labels, group names, values).
+Text = Annotated[str, AfterValidator(check_printable)]
+
 
 class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: .nan or .inf is no value of any rules field (a NaN band bound or
+    # health zero_at silently changed every comparison; an .inf one broke the SQL).
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 # --- sources.yaml ---------------------------------------------------------------
@@ -125,13 +145,13 @@ class ColumnRule(StrictModel):
     unique: bool = False
     min: float | None = None
     max: float | None = None
-    allowed: list[str] | None = None
+    allowed: list[Text] | None = None
     references: str | None = None  # "<entity>.<column>"
     not_future: bool = False
     # Range checks that apply only to rows matching another column's value,
     # e.g. score 0-10 where survey_type == nps. The values are data, compared as data: each must
     # be one of the other column's `allowed` values (checked in EntityRules).
-    ranges_when: dict[ColumnName, dict[str, tuple[float, float]]] | None = None
+    ranges_when: dict[ColumnName, dict[Text, tuple[float, float]]] | None = None
     # Dates a CRM writes for "no end" (9999-12-31): read as empty, which for end_date is evergreen.
     open_ended: list[date] | None = None
 
@@ -174,6 +194,10 @@ class Thresholds(StrictModel):
     min_failed_rows: int = Field(default=10, ge=0)
 
 
+# The days a pandas Timestamp (nanoseconds) holds, which the gate compares dates as.
+TIMESTAMP_DAYS = (date(1677, 9, 22), date(2262, 4, 10))
+
+
 class PlausibleDates(StrictModel):
     """Every date and timestamp column must fall in [min, max] (both days included).
 
@@ -182,8 +206,8 @@ class PlausibleDates(StrictModel):
     spread one contract over two thousand years of monthly cohorts.
     """
 
-    min: date = date(1990, 1, 1)
-    max: date = date(2099, 12, 31)
+    min: date = Field(default=date(1990, 1, 1), ge=TIMESTAMP_DAYS[0], le=TIMESTAMP_DAYS[1])
+    max: date = Field(default=date(2099, 12, 31), ge=TIMESTAMP_DAYS[0], le=TIMESTAMP_DAYS[1])
 
     @model_validator(mode="after")
     def _ordered(self) -> PlausibleDates:
