@@ -57,6 +57,15 @@ def strip_urls(text: str) -> str:
     return _URL.sub("<url>", text)
 
 
+def slack_escape(text: str) -> str:
+    """Plain text for Slack: ``&``, ``<`` and ``>`` escaped (Slack's message formatting rules).
+
+    Alerts carry text from the data (a CSV header in an error message): unescaped,
+    ``<!channel>`` pings a channel, ``<@U…>`` mentions someone and ``<https://…|…>`` is a link.
+    """
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def alert_conn_id() -> str:
     return os.environ.get(ALERT_CONN_ID_ENV) or DEFAULT_ALERT_CONN_ID
 
@@ -201,6 +210,7 @@ def _run_url(dag_id: str | None, run_id: str | None) -> str:
 def post_alert(text: str, *, conn_id: str, timeout_seconds: int = DEFAULT_TIMEOUT_SECONDS) -> bool:
     """POST ``{"text": text}`` to the connection's webhook; True when delivered.
 
+    ``text`` is plain text, escaped here (:func:`slack_escape`): Slack shows it as written.
     No connection: log only. Any delivery error (HTTP status, timeout, bad connection): a
     warning without the URL, and False.
     """
@@ -217,7 +227,7 @@ def post_alert(text: str, *, conn_id: str, timeout_seconds: int = DEFAULT_TIMEOU
         from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
 
         hook = SlackWebhookHook(slack_webhook_conn_id=conn_id, timeout=timeout_seconds, logger=_client_log)
-        hook.send_text(text)
+        hook.send_text(slack_escape(text))
     except Exception as exc:
         log.warning("alert not delivered to connection %r: %s", conn_id, _error_line(exc))
         return False

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from pydantic import Field
 
 from postsales import paths, warehouse
-from postsales.config import StrictModel, load_yaml
+from postsales.config import StrictModel, Text, load_yaml
 
 if TYPE_CHECKING:
     from postsales.segment.rules import SegmentationRules
@@ -135,7 +135,7 @@ cohort_quarterly_expansion = sa.Table(
 
 class PricingChange(StrictModel):
     change_date: date
-    description: str = ""
+    description: Text = ""
 
 
 class CohortSettings(StrictModel):

@@ -1,8 +1,8 @@
 """Configuration: YAML files under ``include/rules`` loaded into pydantic models.
 
-Every file is read with ``yaml.safe_load``; any problem is raised as
-:class:`ConfigError` naming the file, the field and the reason, so a data engineer
-can fix the YAML without reading a traceback.
+Every file is read by :func:`read_rules_yaml` (``yaml.safe_load`` that also rejects a key
+written twice in one mapping); any problem is raised as :class:`ConfigError` naming the file,
+the field and the reason, so a data engineer can fix the YAML without reading a traceback.
 """
 
 from __future__ import annotations
@@ -38,9 +38,29 @@ def _column_name(name: str) -> str:
 
 ColumnName = Annotated[str, AfterValidator(_column_name)]
 
+# Control characters (NUL, ESC, ...): PostgreSQL refuses a NUL in text and a CRM field or a
+# terminal would carry the rest; tab and line breaks are text.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def check_printable(value: str) -> str:
+    found = _CONTROL.search(value)
+    if found:
+        raise ValueError(
+            f"{value!r} holds the control character U+{ord(found.group()):04X} at position {found.start()}: "
+            "rules text must be printable"
+        )
+    return value
+
+
+# Text from a rules file that reaches the warehouse or the CRM (labels, group names, values).
+Text = Annotated[str, AfterValidator(check_printable)]
+
 
 class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: .nan or .inf is no value of any rules field (a NaN band bound or
+    # health zero_at silently changed every comparison; an .inf one broke the SQL).
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 # --- sources.yaml ---------------------------------------------------------------
@@ -125,13 +145,13 @@ class ColumnRule(StrictModel):
     unique: bool = False
     min: float | None = None
     max: float | None = None
-    allowed: list[str] | None = None
+    allowed: list[Text] | None = None
     references: str | None = None  # "<entity>.<column>"
     not_future: bool = False
     # Range checks that apply only to rows matching another column's value,
     # e.g. score 0-10 where survey_type == nps. The values are data, compared as data: each must
     # be one of the other column's `allowed` values (checked in EntityRules).
-    ranges_when: dict[ColumnName, dict[str, tuple[float, float]]] | None = None
+    ranges_when: dict[ColumnName, dict[Text, tuple[float, float]]] | None = None
     # Dates a CRM writes for "no end" (9999-12-31): read as empty, which for end_date is evergreen.
     open_ended: list[date] | None = None
 
@@ -174,6 +194,10 @@ class Thresholds(StrictModel):
     min_failed_rows: int = Field(default=10, ge=0)
 
 
+# The days a pandas Timestamp (nanoseconds) holds, which the gate compares dates as.
+TIMESTAMP_DAYS = (date(1677, 9, 22), date(2262, 4, 10))
+
+
 class PlausibleDates(StrictModel):
     """Every date and timestamp column must fall in [min, max] (both days included).
 
@@ -182,8 +206,8 @@ class PlausibleDates(StrictModel):
     spread one contract over two thousand years of monthly cohorts.
     """
 
-    min: date = date(1990, 1, 1)
-    max: date = date(2099, 12, 31)
+    min: date = Field(default=date(1990, 1, 1), ge=TIMESTAMP_DAYS[0], le=TIMESTAMP_DAYS[1])
+    max: date = Field(default=date(2099, 12, 31), ge=TIMESTAMP_DAYS[0], le=TIMESTAMP_DAYS[1])
 
     @model_validator(mode="after")
     def _ordered(self) -> PlausibleDates:
@@ -262,6 +286,41 @@ class ExpectationsConfig(StrictModel):
 Model = TypeVar("Model", bound=BaseModel)
 
 
+class DuplicateKeyError(yaml.constructor.ConstructorError):
+    def __init__(self, key: object, line: int, first_line: int) -> None:
+        super().__init__(None, None, f"key {key!r} is given twice")
+        self.key, self.line, self.first_line = key, line, first_line
+
+
+class RulesLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that rejects a key written twice in one mapping.
+
+    Plain YAML keeps the last copy: a second ``account_id: {type: string}`` silently dropped
+    the first one's ``not_null`` and ``unique``. Merge keys (``<<: *base``) may still be overridden.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        if isinstance(node, yaml.MappingNode):
+            lines: dict[object, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                try:
+                    if key in lines:
+                        raise DuplicateKeyError(key, line, lines[key])
+                    lines[key] = line
+                except TypeError:  # an unhashable key: SafeLoader rejects it with its own message
+                    continue
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_rules_yaml(text: str) -> object:
+    """``yaml.safe_load`` semantics (no tags beyond plain data), plus no key written twice."""
+    return yaml.load(text, Loader=RulesLoader)  # a SafeLoader: plain data only, never objects
+
+
 def load_yaml(path: Path, model: type[Model]) -> Model:
     """Load ``path`` into ``model``; errors name the file, the field and the reason."""
     try:
@@ -269,7 +328,12 @@ def load_yaml(path: Path, model: type[Model]) -> Model:
     except FileNotFoundError as exc:
         raise ConfigError(f"{path}: file not found") from exc
     try:
-        data = yaml.safe_load(text)
+        data = read_rules_yaml(text)
+    except DuplicateKeyError as exc:
+        raise ConfigError(
+            f"{path}: line {exc.line}: key {exc.key!r} is given twice (first on line {exc.first_line}); "
+            "YAML would keep only the last: remove one"
+        ) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(data, dict):

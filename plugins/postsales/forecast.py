@@ -21,14 +21,14 @@ import math
 import warnings
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import sqlalchemy as sa
 from dateutil.relativedelta import relativedelta
 from pydantic import Field, model_validator
 
 from postsales import paths, warehouse
-from postsales.config import ConfigError, StrictModel, load_yaml
+from postsales.config import ConfigError, StrictModel, Text, load_yaml
 from postsales.segment.rules import Bands, SegmentationRules, load_rules
 from postsales.values import ratio
 
@@ -81,14 +81,19 @@ class Backtest(StrictModel):
     step_months: int = Field(default=1, gt=0, le=12)
 
 
+# Months ahead: at most five years, like the flags' windows (a 100000-month horizon overflowed
+# the growth projection).
+HorizonMonths = Annotated[int, Field(gt=0, le=60)]
+
+
 class ForecastSettings(StrictModel):
-    version: str
+    version: Text
     lookback_months: int = Field(default=12, ge=2, le=60)
     min_history_months: int = Field(default=6, ge=1)
     usage_days: int = Field(default=30, gt=0, le=366)
     max_monthly_growth: float = Field(default=0.15, gt=0, le=1)
     growth_weights: GrowthWeights
-    horizons: list[int] = Field(min_length=1)
+    horizons: list[HorizonMonths] = Field(min_length=1)
     flags: Flags
     backtest: Backtest = Backtest()
 

@@ -14,14 +14,14 @@ from __future__ import annotations
 import logging
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
 from dateutil.relativedelta import relativedelta
 from pydantic import Field, model_validator
 
 from postsales import paths, warehouse
-from postsales.config import ConfigError, StrictModel, load_yaml
+from postsales.config import ConfigError, StrictModel, Text, load_yaml
 from postsales.segment.rules import SegmentationRules, load_rules
 from postsales.values import ratio
 
@@ -34,7 +34,7 @@ OUTCOMES = ("churn", "churn_or_contraction")
 
 
 class HealthOutcomeSettings(StrictModel):
-    horizons: list[int] = Field(min_length=1)
+    horizons: list[Annotated[int, Field(gt=0, le=60)]] = Field(min_length=1)  # months: at most five years
     start_dates: int = Field(default=12, gt=0, le=120)
     step_months: int = Field(default=1, gt=0, le=12)
 
@@ -60,7 +60,7 @@ class ValueTierReview(StrictModel):
 
 
 class ReviewSettings(StrictModel):
-    signal_horizon_months: int = Field(default=12, gt=0)
+    signal_horizon_months: int = Field(default=12, gt=0, le=60)
     signal_outcome: Literal["churn", "churn_or_contraction"] = "churn_or_contraction"
     weight_shrinkage: float = Field(default=0.5, ge=0, le=1)
     weight_step: float = Field(default=0.05, gt=0, le=0.5)
@@ -68,7 +68,7 @@ class ReviewSettings(StrictModel):
 
 
 class EvaluationSettings(StrictModel):
-    version: str
+    version: Text
     health_outcomes: HealthOutcomeSettings
     review: ReviewSettings
 

@@ -52,24 +52,70 @@ def write_contracts(source, *extra_rows) -> None:
 
 
 def test_non_finite_and_oversized_arr_is_quarantined_not_loaded(warehouse_url, tiny_source):
-    # numeric(38, 6), which segmentation casts ARR to, holds 32 digits before the point.
+    # numeric(38, 6), which segmentation casts ARR to, holds 32 digits before the point: a value
+    # beyond it is no valid number; one within it but above the business bound is out of range.
     bad = {"X-INF": "inf", "X-INFINITY": "Infinity", "X-1E400": "1e400", "X-1E32": "1e32"}
     write_contracts(
         tiny_source,
         *(tiny._contract(key, "A1", arr=arr) for key, arr in bad.items()),
-        tiny._contract("X-BIG", "A1", arr="99000000000000000000000000000000"),  # 32 digits: fits
+        tiny._contract("X-BIG", "A1", arr="99000000000000000000000000000000"),  # 32 digits
     )
     extract("accounts")
     summary = extract("contracts")
-    read, loaded, quarantined = tiny.CONTRACTS_DAY1.values()  # 4 of them quarantined
-    assert (summary.rows_read, summary.rows_loaded, summary.rows_quarantined) == (read + 5, loaded + 1, quarantined + 4)
+    read, loaded, quarantined = tiny.CONTRACTS_DAY1.values()
+    assert (summary.rows_read, summary.rows_loaded, summary.rows_quarantined) == (read + 5, loaded, quarantined + 5)
     found = reasons(warehouse_url, "contracts")
     assert {key: found[key] for key in bad} == {key: ["arr must be a valid number"] for key in bad}
-    staged = table(warehouse_url, "staging.contracts").set_index("contract_id")
-    assert staged.loc["X-BIG", "arr"] == 9.9e31
-    with warehouse.engine(warehouse_url).connect() as conn:
-        largest = conn.execute(sa.text("select max(cast(arr as numeric(38, 6))) from staging.contracts")).scalar_one()
-    assert float(largest) == pytest.approx(9.9e31)
+    assert found["X-BIG"] == ["arr must be in [0, 1e+12]"]
+    raw = table(warehouse_url, "raw.contracts").set_index("record_key")
+    assert json.loads(raw.loc["X-BIG", "payload"])["arr"] == "99000000000000000000000000000000"
+
+
+MONEY_BOUND = "must be in [0, 1e+12]"
+
+
+def test_money_beyond_the_business_bound_is_quarantined_so_every_sum_fits(warehouse_url, tiny_source):
+    """Two ARRs that each fit numeric(38, 6) overflowed it once summed (segments, cohorts).
+
+    Money is bounded at 1e12 per row: sums of up to 1e20 rows still fit its 32 digits.
+    """
+    from postsales.cohorts import compute_snapshot
+    from postsales.segment.engine import compute_segments
+
+    huge = "99000000000000000000000000000000"  # 9.9e31: < 1e32, accepted before the bound
+    write_contracts(
+        tiny_source,
+        tiny._contract("X-HUGE-1", "A1", arr=huge),
+        tiny._contract("X-HUGE-2", "A1", arr=huge),
+        tiny._contract("X-ABOVE", "A1", arr="1000000000000.01"),
+        # A3's only other contract (C4) is quarantined: its ARR is exactly these two.
+        tiny._contract("X-TOP-1", "A3", arr="1000000000000"),  # the bound is in
+        tiny._contract("X-TOP-2", "A3", arr="1e12"),
+    )
+    write_accounts(tiny_source, tiny._account("X-WALLET", wallet_potential_arr="2e12", annual_revenue="1e13"))
+    extract("accounts")
+    summary = extract("contracts")
+    read, loaded, quarantined = tiny.CONTRACTS_DAY1.values()
+    assert (summary.rows_read, summary.rows_loaded, summary.rows_quarantined) == (read + 5, loaded + 2, quarantined + 3)
+    found = reasons(warehouse_url, "contracts")
+    assert {key: found[key] for key in ("X-HUGE-1", "X-HUGE-2", "X-ABOVE")} == {
+        key: [f"arr {MONEY_BOUND}"] for key in ("X-HUGE-1", "X-HUGE-2", "X-ABOVE")
+    }
+    assert reasons(warehouse_url, "accounts")["X-WALLET"] == [
+        f"annual_revenue {MONEY_BOUND}",
+        f"wallet_potential_arr {MONEY_BOUND}",
+    ]
+    for entity in ("survey_responses", "usage_daily"):
+        extract(entity)
+
+    compute_segments(tiny.DAY1.date(), warehouse_url=warehouse_url)
+    compute_snapshot(tiny.DAY1.date(), warehouse_url=warehouse_url)
+    features = table(warehouse_url, "mart.account_features")
+    features = features[features["as_of_date"].astype(str) == "2024-03-01"].set_index("account_id")
+    assert (features.loc["A1", "arr"], features.loc["A3", "arr"]) == (12000.0, 2e12)
+    monthly = table(warehouse_url, "mart.mrr_monthly")
+    monthly = monthly[monthly["month"].astype(str) == "2024-03-01"].set_index("account_id")
+    assert (monthly.loc["A1", "arr"], monthly.loc["A3", "arr"]) == (12000.0, 2e12)
 
 
 def test_integers_beyond_bigint_are_quarantined_and_the_rest_load_exactly(warehouse_url, tiny_source):

@@ -149,8 +149,32 @@ def test_unreachable_webhook_is_a_warning(monkeypatch, all_logs):
 def test_a_url_in_the_exception_is_not_posted_or_logged(fake_webhook, all_logs):
     error = RuntimeError(f"POST {fake_webhook.url} failed")
     PostsalesAlertNotifier()(failure_context(exception=error))
-    assert fake_webhook.texts[0].splitlines()[3] == "error: RuntimeError: POST <url> failed"
+    assert fake_webhook.texts[0].splitlines()[3] == "error: RuntimeError: POST &lt;url&gt; failed"  # Slack shows <url>
     assert_no_secret(fake_webhook, all_logs)
+
+
+def test_source_text_in_the_error_cannot_mention_link_or_format_in_slack(fake_webhook, tiny_source, duckdb_url):
+    """A CSV header `<!channel> <@U024BE7LH>` reached the alert as is: Slack pinged the channel.
+
+    Slack reads `<…>` as a mention or a link and `&…;` as an entity; escaped, they are shown as typed.
+    """
+    import tiny
+    from postsales.extract import extract_entity
+    from postsales.sources import Interval
+
+    header, rows = (tiny_source / "accounts.csv").read_text().split("\n", 1)
+    hostile = "<!channel> <@U024BE7LH> &amp; <https://evil.example|click>"
+    (tiny_source / "accounts.csv").write_text(header.replace("account_id", hostile, 1) + "\n" + rows)
+    with pytest.raises(Exception) as info:
+        extract_entity("accounts", interval=Interval(tiny.DAY1, tiny.DAY2), run_id="r", build_data_docs=False)
+    assert hostile in str(info.value)
+    PostsalesAlertNotifier()(failure_context(exception=info.value))
+    posted = fake_webhook.requests[0]["body"]["text"]
+    assert "&lt;!channel&gt; &lt;@U024BE7LH&gt; &amp;amp; &lt;&lt;url&gt;" in posted
+    assert "<" not in posted and ">" not in posted
+    assert posted.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&") == alerts.task_failure_text(
+        failure_context(exception=info.value)
+    )
 
 
 def test_long_error_is_cut_to_one_short_line():

@@ -215,3 +215,54 @@ def test_expectation_values_are_checked_against_their_type(tmp_path, mutate, fie
         load_yaml(path, ExpectationsConfig)
     assert str(info.value).startswith(f"{path}: field '{field}': ")
     assert reason in str(info.value)
+
+
+def test_a_key_written_twice_is_rejected_with_both_lines(tmp_path):
+    """YAML lets the last copy win: a second `account_id: {type: string}` dropped not_null and unique."""
+    shipped = (RULES / "expectations.yaml").read_text()
+    declared = "      account_id: {type: string, not_null: true, unique: true}\n"
+    assert shipped.count(declared) == 1
+    text = shipped.replace(declared, declared + "      name: {type: string}\n      account_id: {type: string}\n")
+    first = shipped[: shipped.index(declared)].count("\n") + 1
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_yaml(path, ExpectationsConfig)
+    assert str(info.value) == (
+        f"{path}: line {first + 2}: key 'account_id' is given twice (first on line {first}); "
+        "YAML would keep only the last: remove one"
+    )
+
+
+@pytest.mark.parametrize(
+    "rules_file", sorted(path.name for path in RULES.glob("*.yaml")), ids=lambda name: name.removesuffix(".yaml")
+)
+def test_every_rules_file_is_read_by_the_loader_that_rejects_duplicate_keys(tmp_path, rules_file):
+    """Each shipped file with its first top-level key repeated at the end fails through its own loader."""
+    from postsales import cohorts, forecast, outcomes
+    from postsales.crm.config import load_crm_sync
+    from postsales.segment.rules import load_rules
+
+    loaders = {
+        "cohorts.yaml": cohorts.load_settings,
+        "crm_sync.yaml": load_crm_sync,
+        "expectations.yaml": config.load_expectations,
+        "forecast.yaml": forecast.load_settings,
+        "review.yaml": outcomes.load_settings,
+        "segmentation.yaml": load_rules,
+        "sources.yaml": config.load_sources,
+    }
+    text = (RULES / rules_file).read_text()
+    top_key = next(line for line in text.splitlines() if line and line[0].isalpha())
+    path = tmp_path / rules_file
+    path.write_text(f"{text.rstrip()}\n{top_key}\n")
+    first = text.splitlines().index(top_key) + 1
+    key = top_key.partition(":")[0]
+    with pytest.raises(ConfigError, match=rf"^{path}: line \d+: key '{key}' is given twice \(first on line {first}\)"):
+        loaders[rules_file](path)
+
+
+def test_merge_keys_and_repeated_keys_in_different_mappings_still_load():
+    from postsales.config import read_rules_yaml
+
+    text = "base: &base {a: 1, b: 2}\nderived:\n  <<: *base\n  b: 3\nother: {a: 1}\n"
+    assert read_rules_yaml(text) == {"base": {"a": 1, "b": 2}, "derived": {"a": 1, "b": 3}, "other": {"a": 1}}

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from postsales import paths
-from postsales.config import Identifier, StrictModel, load_yaml
+from postsales.config import Identifier, StrictModel, Text, load_yaml
 
 # Columns a field mapping may read: mart.account_segments, mart.account_forecasts and the stamp.
 SYNCABLE_COLUMNS = {
@@ -91,7 +91,7 @@ class Schedules(StrictModel):
 
 
 class CrmSyncConfig(StrictModel):
-    version: str
+    version: Text
     adapter: Literal["sql", "salesforce", "hubspot"]
     sql: SqlCrm | None = None
     salesforce: SalesforceCrm | None = None

@@ -15,13 +15,15 @@ Evaluation order (a rule may read features and anything computed in an earlier l
 
 from __future__ import annotations
 
+import math
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from postsales import paths
-from postsales.config import IDENTIFIER, ConfigError, StrictModel, load_yaml
+from postsales.config import IDENTIFIER, ConfigError, StrictModel, Text, check_printable, load_yaml
 
 # Columns of account_features.sql, with whether each is numeric.
 FEATURES: dict[str, str] = {
@@ -114,14 +116,20 @@ UNKNOWN = "Unknown"
 # Between the parts of a composite segment ("51-200 · Technology & Media").
 PART_SEPARATOR = " · "
 
-Number = float
+# Numbers in the rules (band bounds, health ends, condition values): finite, and small enough
+# that an integer fits BIGINT, the widest integer both warehouses bind (10**40 failed on DuckDB).
+NUMBER_LIMIT = 1e18
+Number = Annotated[float, Field(ge=-NUMBER_LIMIT, le=NUMBER_LIMIT)]
+# Day windows: at most ten years (a 10**12-day window overflowed the SQL's INT32 date arithmetic).
+MAX_DAYS = 3660
+Days = Annotated[int, Field(gt=0, le=MAX_DAYS)]
 FieldName = Annotated[str, Field(pattern=IDENTIFIER.pattern)]
 
 
 class Band(StrictModel):
     """``min`` inclusive, ``max`` exclusive; omitted = unbounded."""
 
-    label: str = Field(min_length=1)
+    label: Text = Field(min_length=1)
     min: Number | None = None
     max: Number | None = None
 
@@ -129,7 +137,7 @@ class Band(StrictModel):
 class Bands(StrictModel):
     feature: FieldName
     bands: list[Band] = Field(min_length=1)
-    missing_label: str = UNKNOWN
+    missing_label: Text = UNKNOWN
 
     @model_validator(mode="after")
     def _ordered_and_contiguous(self) -> Bands:
@@ -161,9 +169,9 @@ class Bands(StrictModel):
 
 class Groups(StrictModel):
     feature: FieldName
-    groups: dict[str, list[str]]
-    default: str = "Other"  # a value in no group
-    missing_label: str = UNKNOWN  # no value
+    groups: dict[Text, list[Text]]
+    default: Text = "Other"  # a value in no group
+    missing_label: Text = UNKNOWN  # no value
 
     @model_validator(mode="after")
     def _each_value_once(self) -> Groups:
@@ -182,23 +190,55 @@ Op = Literal["lt", "lte", "gt", "gte", "eq", "ne", "in", "not_in", "is_null", "i
 COMPARISONS = ("lt", "lte", "gt", "gte")
 
 
+def _is_number(value: Any) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)  # YAML's true is not a number here
+        and math.isfinite(value)
+        and abs(value) <= NUMBER_LIMIT
+    )
+
+
+# What a value compared with a field of each kind must be (eq, ne and each item of in / not_in).
+VALUE_KINDS: dict[str, tuple[str, Any]] = {
+    "number": (f"a finite number within ±{NUMBER_LIMIT:g}", _is_number),
+    "text": ("text", lambda value: isinstance(value, str)),
+    "boolean": ("true or false", lambda value: isinstance(value, bool)),
+    "date": ("a date (YYYY-MM-DD)", lambda value: isinstance(value, date) and not isinstance(value, datetime)),
+}
+
+
 def check_condition_values(where: str, when: dict[str, dict[str, Any]]) -> None:
-    """Each op gets the kind of value it needs (YAML's true is not a number here)."""
+    """Each op gets the kind of value it needs, and a value the kind of its field (text for a
+    text field, a date for a date field...): the SQL would fail on anything else, at run time."""
     for field, conditions in when.items():
+        known = field in FEATURES or field in TEXT_OUTPUTS_LAYER  # unknown ones are reported later
+        kind, fits = VALUE_KINDS[field_kind(field)]
         for op, value in conditions.items():
             if op in ("in", "not_in") and not isinstance(value, list):
                 raise ValueError(f"{where}: {field}.{op} needs a list")
             if op in ("is_null", "is") and not isinstance(value, bool):
                 raise ValueError(f"{where}: {field}.{op} needs true or false")
-            if op in COMPARISONS and (isinstance(value, bool) or not isinstance(value, int | float)):
-                raise ValueError(f"{where}: {field}.{op} needs a number")
+            if op in COMPARISONS and not _is_number(value):
+                raise ValueError(f"{where}: {field}.{op} needs a number, finite and within ±{NUMBER_LIMIT:g}")
+            if op in ("eq", "ne", "in", "not_in") and known:
+                values = value if op in ("in", "not_in") else [value]
+                wrong = [item for item in values if not fits(item)]
+                if wrong:
+                    raise ValueError(
+                        f"{where}: {field}.{op}: {wrong[0]!r} is not {kind} ({field} is a {field_kind(field)} field)"
+                        + (" (use is_null for a missing value)" if wrong[0] is None else "")
+                    )
+                for item in values:
+                    if isinstance(item, str):
+                        check_printable(item)
 
 
 class Rule(StrictModel):
     """All conditions must hold (AND); the first matching rule in the list wins."""
 
     name: FieldName
-    label: str | None = None
+    label: Text | None = None
     label_from: FieldName | None = None
     when: dict[FieldName, dict[Op, Any]] = Field(default_factory=dict)
 
@@ -212,7 +252,7 @@ class Rule(StrictModel):
 
 class RuleSet(StrictModel):
     rules: list[Rule] = Field(default_factory=list)
-    default: str
+    default: Text
 
     @field_validator("rules")
     @classmethod
@@ -234,11 +274,11 @@ class CustomerValue(StrictModel):
     arr_band: Bands
     arr_percentile_band: Bands
     override_field: FieldName | None = "segment_override"
-    allowed_overrides: list[str] = Field(default_factory=list)
+    allowed_overrides: list[Text] = Field(default_factory=list)
 
 
 class Lifecycle(StrictModel):
-    stages: list[str] = Field(min_length=1)
+    stages: list[Text] = Field(min_length=1)
     crm_precedence: bool = False
     crm_field: FieldName = "crm_lifecycle_stage"
     rules: RuleSet
@@ -262,8 +302,8 @@ class HealthComponent(StrictModel):
     weight: float = Field(gt=0, le=1)
     # The feature value scoring 0 and the value scoring 100; in between is linear,
     # outside is clipped. Give zero_at > full_at for "lower is better".
-    zero_at: float
-    full_at: float
+    zero_at: Number
+    full_at: Number
 
     @model_validator(mode="after")
     def _distinct(self) -> HealthComponent:
@@ -288,9 +328,9 @@ class Health(StrictModel):
 
 class Quadrant(StrictModel):
     rules: RuleSet
-    reevaluate_label: str = "Re-evaluate"
-    reevaluate_max_days: int = Field(default=180, gt=0)
-    reevaluate_moves_to: str = "Manage"
+    reevaluate_label: Text = "Re-evaluate"
+    reevaluate_max_days: Days = 180
+    reevaluate_moves_to: Text = "Manage"
 
     @model_validator(mode="after")
     def _four_quadrants(self) -> Quadrant:
@@ -313,14 +353,14 @@ class CaseStudy(StrictModel):
 
 
 class Windows(StrictModel):
-    nps_days: int = Field(default=365, gt=0)
-    csat_days: int = Field(default=180, gt=0)
-    usage_days: int = Field(default=90, gt=0)
+    nps_days: Days = 365
+    csat_days: Days = 180
+    usage_days: Days = 90
 
 
 class SegmentationRules(StrictModel):
-    version: str = Field(min_length=1)
-    description: str = ""
+    version: Text = Field(min_length=1)
+    description: Text = ""
     windows: Windows = Windows()
     optional_fields: list[str] = Field(default_factory=list)
     firmographic: Firmographic
