@@ -25,8 +25,8 @@ Entity = Literal["accounts", "contracts", "survey_responses", "usage_daily"]
 # Identifiers reach SQL (table and column names); only plain names are accepted.
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 Identifier = Annotated[str, Field(pattern=IDENTIFIER.pattern)]
-# A column of the input contract: a plain name that starts with a letter (columns starting with
-# "_" are lineage the adapters add) and has no "__" (the gate's helper columns have one).
+# A column of the input contract: a plain name that starts with a letter (the warehouse's own
+# columns start with "_": _source, _run_id, _extra ...) and has no "__" (the gate's helper columns).
 COLUMN_NAME = re.compile(r"^(?!.*__)[A-Za-z][A-Za-z0-9_]{0,62}$")
 
 
