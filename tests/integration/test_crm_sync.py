@@ -295,15 +295,16 @@ def test_call_counts(warehouse_url, crm_url):
 
 
 def test_an_unknown_never_replaces_a_value_in_the_crm(warehouse_url, crm_url):
-    # Unknown = the segmentation lacked an input (say, the wallet potential was emptied in the CRM).
+    # Unknown (Unclassified for the quadrant) = the segmentation lacked an input (say, the wallet
+    # potential was emptied in the CRM).
     write_segments(warehouse_url, [segment_row("A1"), segment_row("A2"), segment_row("A3")])
     seed_crm(crm_url, [{"Id": "A1"}, {"Id": "A2"}, {"Id": "A3"}])
     sync(AS_OF, approve_first_push=True, approve_large_change=True, **NO_SLEEP)
     assert [crm_rows(crm_url)[a]["Quadrant__c"] for a in ("A1", "A2", "A3")] == ["Grow"] * 3
 
     later = date(2026, 11, 30)
-    unknown = {"quadrant": "Unknown", "engagement_model": "Unknown"}
-    # A1's quadrant and engagement model fall back to Unknown; a person emptied A2's quadrant in
+    unknown = {"quadrant": "Unclassified", "engagement_model": "Unknown"}
+    # A1's quadrant is Unclassified and its engagement model Unknown; a person emptied A2's quadrant in
     # the CRM and set A3's engagement model to pooled.
     write_segments(
         warehouse_url,
@@ -317,9 +318,9 @@ def test_an_unknown_never_replaces_a_value_in_the_crm(warehouse_url, crm_url):
     result = sync(later, approve_large_change=True, **NO_SLEEP)
     crm = crm_rows(crm_url)
     # Kept: our earlier Grow (A1), the tech-touch we pushed (A1, A2), the person's pooled (A3).
-    assert [crm[a]["Quadrant__c"] for a in ("A1", "A2", "A3")] == ["Grow", "Unknown", "Grow"]
+    assert [crm[a]["Quadrant__c"] for a in ("A1", "A2", "A3")] == ["Grow", "Unclassified", "Grow"]
     assert [crm[a]["Engagement_Model__c"] for a in ("A1", "A2", "A3")] == ["tech-touch", "tech-touch", "pooled"]
-    # A2's empty quadrant gets Unknown (there is nothing to lose), with the stamp.
+    # A2's empty quadrant gets Unclassified (there is nothing to lose), with the stamp.
     assert result["fields_changed"] == 2 and crm["A2"]["Segment_Updated_At__c"] == "2026-11-30"
     with warehouse.engine(warehouse_url).connect() as conn:
         report = conn.execute(sa.select(crm_sync_runs.c.report).where(crm_sync_runs.c.as_of_date == later)).scalar()

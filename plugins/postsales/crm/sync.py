@@ -7,9 +7,9 @@ One sync for an as-of date:
 2. read the CRM's current values and manual-override flag for those accounts;
 3. plan: a field is written only if its new value differs from the last value pushed
    successfully (``ops.crm_sync_state``) and, with ``compare_with_crm``, from the CRM's
-   current value; a null is never written unless the mapping allows it, an Unknown never over
-   a value the CRM holds; locked, missing and ambiguous accounts are skipped and listed; the
-   segment-updated-at stamp goes only with a real change;
+   current value; a null is never written unless the mapping allows it, an Unknown (or an
+   Unclassified quadrant) never over a value the CRM holds; locked, missing and ambiguous
+   accounts are skipped and listed; the segment-updated-at stamp goes only with a real change;
 4. stop before any write when this is the first push to the CRM (dry run unless approved)
    or when more than ``max_changed_share`` of the accounts would change (unless approved);
 5. write in rounds: records failing transiently are re-sent next round (up to
@@ -37,7 +37,7 @@ import sqlalchemy as sa
 from postsales import paths, warehouse
 from postsales.crm.base import Change, CrmAdapter, CrmRecord, RetryPolicy, WriteResult
 from postsales.crm.config import SYNCABLE_COLUMNS, CrmSyncConfig, load_crm_sync
-from postsales.segment.rules import PART_SEPARATOR, UNKNOWN
+from postsales.segment.rules import PART_SEPARATOR, UNCLASSIFIED, UNKNOWN
 
 log = logging.getLogger(__name__)
 
@@ -131,9 +131,9 @@ def to_crm(text: str | None, kind: str) -> Any:
 
 
 def is_unknown(text: str | None) -> bool:
-    """A value the segmentation could not determine for lack of an input: Unknown, or a
-    composite with an Unknown part ("Unknown · Software")."""
-    return text is not None and UNKNOWN in text.split(PART_SEPARATOR)
+    """A value the segmentation could not determine for lack of an input: Unknown, a composite
+    with an Unknown part ("Unknown · Software"), or the quadrant Unclassified (an axis missing)."""
+    return text is not None and (text == UNCLASSIFIED or UNKNOWN in text.split(PART_SEPARATOR))
 
 
 def is_set(value: Any) -> bool:
