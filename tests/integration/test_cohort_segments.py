@@ -7,7 +7,8 @@ Acquisitions in the December 2024 snapshot (tests/cohort_fixtures.py), starting 
   2024-05  PILOT 12,000 (1,000)      2024-11  LASTDAY 2,400 (200)
 Only DOWN starts at Mid-Market ARR (>= 25,000); no account rows are loaded, so every
 account's industry group is 'Unknown'. The snapshot segments its month's last day first: every
-account paying on 2024-12-31 is segmented with quadrant 'Unknown' (no account row to place it);
+account paying on 2024-12-31 is segmented with quadrant 'Unclassified' (no account row: no wallet
+potential to place it on the 2x2);
 REACT, churned at the end of August, is 'Not segmented'.
 """
 
@@ -59,7 +60,7 @@ def test_each_account_gets_one_segment_per_dimension(december):
             "all": "all",
             "value_tier_at_acquisition": "Mid-Market" if account == "DOWN" else "SMB",
             "industry_group": "Unknown",
-            "quadrant": "Not segmented" if account == "REACT" else "Unknown",
+            "quadrant": "Not segmented" if account == "REACT" else "Unclassified",
         }
 
 

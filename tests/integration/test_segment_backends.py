@@ -97,5 +97,5 @@ def test_duckdb_and_postgres_agree(tmp_path, pg_database):
         differences = fx.close(left[as_of], right[as_of], str(as_of))
         assert not differences, "\n".join(differences[:30])
     quadrants = {row["quadrant"] for day in left.values() for row in day["segments"].values()}
-    assert quadrants == {"Grow", "Protect", "Re-evaluate", "Manage", "Unknown"}, "every quadrant, and Unknown"
+    assert quadrants == {"Grow", "Protect", "Re-evaluate", "Manage", "Unclassified"}, "every quadrant, Unclassified"
     assert any(day["data_gaps"] for day in left.values())

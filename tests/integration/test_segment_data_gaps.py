@@ -32,7 +32,7 @@ def load(url: str) -> None:
         ],
         contracts=[
             con("FULL-1", "FULL", date(2023, 1, 1), None, 12_000),
-            # tenure 3 months, no NPS: only new_with_unrealised_potential could hold, and it needs the wallet
+            # tenure 3 months, no NPS: without the wallet it is on no cell of the 2x2
             con("NOWALLET-1", "NOWALLET", date(2024, 3, 1), None, 12_000),
             con("NOREV-1", "NOREV", date(2023, 1, 1), None, 12_000),
             # Mid-Market (50k), wallet 100k (share 0.5), 3 months: Grow, high-touch without the size
@@ -54,16 +54,16 @@ def test_missing_inputs_give_unknown_values_named_in_the_explanation(warehouse_u
         return {k: row[k] for k in (*keys, "revenue_band")}
 
     assert view("FULL") == {
-        # tenure 17 months, no NPS, no growth; share 12k / 100k = 0.12 < 0.5 and 88k unrealised ≥ 50k
+        # tenure 17 months, no NPS, no growth; wallet 100k ≥ 25k, share 12k / 100k = 0.12 < 0.8
         "quadrant": "Grow",
-        "quadrant_rule": "large_unrealised_wallet",
+        "quadrant_rule": "large_wallet_low_share",
         "engagement_model": "tech-touch",
         "engagement_rule": "default",
         "firmographic_segment": "51-200 · Technology & Media",
         "revenue_band": "<10M",
     }
     assert view("NOWALLET") == {
-        "quadrant": "Unknown",
+        "quadrant": "Unclassified",
         "quadrant_rule": "missing_input",
         # SMB, 120 employees: the large-company rule fails on the size whatever the quadrant
         "engagement_model": "tech-touch",
@@ -75,15 +75,15 @@ def test_missing_inputs_give_unknown_values_named_in_the_explanation(warehouse_u
     assert view("NOREV")["quadrant"] == "Grow"
     assert view("BIGNOSIZE") == {
         "quadrant": "Grow",
-        "quadrant_rule": "new_with_unrealised_potential",
+        "quadrant_rule": "large_wallet_low_share",
         "engagement_model": "high-touch",
         "engagement_rule": "mid_market_growing_or_protected",
         "firmographic_segment": "Unknown · Technology & Media",
         "revenue_band": "<10M",
     }
     assert view("NOROW") == {
-        # tenure 17, no wallet: large_unrealised_wallet cannot be decided
-        "quadrant": "Unknown",
+        # tenure 17, no wallet (no account row): on no cell of the 2x2
+        "quadrant": "Unclassified",
         "quadrant_rule": "missing_input",
         # SMB: the large-company rule needs the quadrant and the size
         "engagement_model": "Unknown",

@@ -1,7 +1,7 @@
 """Properties of the compiled rules on arbitrary feature rows (DuckDB, in a temporary file).
 
 1. Totality: every account gets exactly one row with every required output set, and the
-   quadrant is one of the four.
+   quadrant is one of the four, or Unclassified when an axis value of the 2x2 is missing.
 2. The SQL agrees with a plain-Python reading of the same rules (an oracle written from
    the documented semantics: bands min-inclusive / max-exclusive, first matching rule
    wins, a condition on a missing value is false, health renormalised over present
@@ -22,7 +22,18 @@ from hypothesis import strategies as st
 import segment_fixtures as fx
 from postsales import warehouse
 from postsales.segment import engine as seg
-from postsales.segment.rules import FEATURE_SOURCES, FEATURES, Bands, Groups, RuleSet, SegmentationRules, load_rules
+from postsales.segment.rules import (
+    FEATURE_SOURCES,
+    FEATURES,
+    REEVALUATE,
+    UNCLASSIFIED,
+    Bands,
+    Condition,
+    Groups,
+    RuleSet,
+    SegmentationRules,
+    load_rules,
+)
 
 AS_OF = date(2024, 6, 30)
 RULES = load_rules()
@@ -44,10 +55,13 @@ def _thresholds(rules: SegmentationRules) -> list[float]:
         rules.customer_status.csat_band,
     ):
         values |= {v for band in bands.bands for v in (band.min, band.max) if v is not None}
-    for ruleset in (rules.lifecycle.rules, rules.product_adoption, rules.quadrant.rules, rules.engagement_model):
-        for rule in ruleset.rules:
-            for ops in rule.when.values():
-                values |= {float(v) for v in ops.values() if isinstance(v, int | float) and not isinstance(v, bool)}
+    conditions = [rule.when for ruleset in (rules.lifecycle.rules, rules.product_adoption, rules.engagement_model)
+                  for rule in ruleset.rules]  # fmt: skip
+    conditions += [condition.when for _, condition in rules.quadrant.conditions()]
+    for when in conditions:
+        for ops in when.values():
+            values |= {float(v) for v in ops.values() if isinstance(v, int | float) and not isinstance(v, bool)}
+    values |= {rules.quadrant.share_of_wallet.threshold, rules.quadrant.wallet_size.threshold}
     for spec in rules.health.components.values():
         values |= {spec.zero_at, spec.full_at}
     return sorted(values)
@@ -188,6 +202,44 @@ def first_match(row: dict[str, Any], ruleset: RuleSet, unknown: set[str] = froze
     return ruleset.default, "default"
 
 
+def first_holding(row: dict[str, Any], conditions: list[Condition], unknown: set[str]) -> tuple[str | None, bool]:
+    """(name of the first condition that holds, whether none holds but one is undecided)."""
+    verdicts = [(condition.name, verdict(row, condition.when, unknown)) for condition in conditions]
+    holding = [name for name, decided in verdicts if decided]
+    return (holding[0] if holding else None), (not holding and any(d is None for _, d in verdicts))
+
+
+def quadrant(row: dict[str, Any], rules: SegmentationRules, unknown: set[str]) -> dict[str, Any]:
+    """The 2x2 as docs/metrics.md describes it: the cell of the plane, still_grow, the overlay."""
+    q = rules.quadrant
+    share, size = row[q.share_of_wallet.feature], row[q.wallet_size.feature]
+    if share is None or size is None:
+        return {"quadrant_cell": None, "plane_quadrant": UNCLASSIFIED, "quadrant": UNCLASSIFIED,
+                "quadrant_rule": "missing_input", "share_of_wallet": None, "wallet_size": None}  # fmt: skip
+    large, high = size >= q.wallet_size.threshold, share >= q.share_of_wallet.threshold
+    cell = f"{'large' if large else 'small'}_wallet_{'high' if high else 'low'}_share"
+    label = (
+        f"{q.wallet_size.high_label if large else q.wallet_size.low_label} · "
+        f"{q.share_of_wallet.high_label if high else q.share_of_wallet.low_label}"
+    )
+    plane, rule = q.cells[cell], cell
+    if plane == "Protect":
+        name, undecided = first_holding(row, q.still_grow, unknown)
+        if name:
+            plane, rule = "Grow", name
+        elif undecided:
+            plane, rule = UNCLASSIFIED, "missing_input"
+    final, final_rule = plane, rule
+    if plane in q.reevaluate.over:
+        name, undecided = first_holding(row, q.reevaluate.reasons, unknown)
+        if name:
+            final, final_rule = REEVALUATE, name
+        elif undecided:
+            final, final_rule = UNCLASSIFIED, "missing_input"
+    return {"quadrant_cell": label, "plane_quadrant": plane, "quadrant": final, "quadrant_rule": final_rule,
+            "share_of_wallet": share, "wallet_size": size}  # fmt: skip
+
+
 def gap_features(row: dict[str, Any]) -> set[str]:
     """Features missing because a data-gap field they are computed from is empty."""
     return {
@@ -235,12 +287,12 @@ def oracle(features: dict[str, Any], rules: SegmentationRules = RULES) -> dict[s
     row["adoption_segment"], row["adoption_rule"] = first_match(row, rules.product_adoption, unknown)
     row["health_band"] = band(row["health_score"], status.health_band)
     row["status_segment"] = f"{row['nps_category']} · {row['health_band']}"
-    row["quadrant"], row["quadrant_rule"] = first_match(row, rules.quadrant.rules, unknown)
+    row.update(quadrant(row, rules, unknown))
     if row["quadrant_rule"] == "missing_input":
         unknown.add("quadrant")
     row["engagement_model"], row["engagement_rule"] = first_match(row, rules.engagement_model, unknown)
     row["case_study_candidate"] = verdict(row, rules.case_study.when, unknown) is True
-    reevaluate = row["quadrant"] == rules.quadrant.reevaluate_label
+    reevaluate = row["quadrant"] == REEVALUATE
     row["reevaluate_since"] = AS_OF if reevaluate else None  # no earlier as-of date
     row["reevaluate_days"] = 0 if reevaluate else None
     row["recommended_quadrant"] = row["quadrant"]
@@ -250,7 +302,8 @@ def oracle(features: dict[str, Any], rules: SegmentationRules = RULES) -> dict[s
 CATEGORICAL = [
     "firmographic_segment", "employee_band", "industry_group", "revenue_band", "value_tier", "value_tier_source",
     "arr_band", "arr_percentile_band", "lifecycle_stage", "lifecycle_rule", "status_segment", "nps_category",
-    "csat_band", "adoption_segment", "adoption_rule", "quadrant", "quadrant_rule", "reevaluate_since",
+    "csat_band", "adoption_segment", "adoption_rule", "quadrant", "quadrant_rule", "quadrant_cell", "plane_quadrant",
+    "share_of_wallet", "wallet_size", "reevaluate_since",
     "reevaluate_days", "recommended_quadrant", "engagement_model", "engagement_rule", "case_study_candidate",
 ]  # fmt: skip
 
@@ -262,15 +315,25 @@ CATEGORICAL = [
 @given(rows=feature_rows)
 def test_every_account_gets_one_complete_row(duck, rows):
     out = run(duck, rows)
+    inputs = {row["account_id"]: row for row in rows}
     assert len(out) == len(rows)
     assert sorted(row["account_id"] for row in out) == [row["account_id"] for row in rows]
     for row in out:
         missing = [name for name in fx.REQUIRED_OUTPUTS if row[name] is None]
         assert not missing, f"{row['account_id']}: no value for {missing}"
         if row["quadrant_rule"] == "missing_input":
-            # only for lack of a rule input, which the explanation names
-            assert row["quadrant"] == row["recommended_quadrant"] == "Unknown"
-            assert json.loads(row["explanation"])["quadrant"]["missing"]
+            # only for lack of an axis value, which the explanation shows (and names the data gap
+            # behind it, if one is), never a guessed quadrant
+            assert row["quadrant"] == row["recommended_quadrant"] == row["plane_quadrant"] == "Unclassified"
+            assert row["quadrant_cell"] is None
+            explanation = json.loads(row["explanation"])["quadrant"]
+            axes = [RULES.quadrant.share_of_wallet.feature, RULES.quadrant.wallet_size.feature]
+            assert None in [explanation["inputs"][axis] for axis in axes]
+            features = inputs[row["account_id"]]
+            if features["account_known"] is False:
+                assert explanation["missing"] == ["accounts"]  # no account row at all
+            elif features["account_known"] and features["wallet_potential_arr"] is None:
+                assert explanation["missing"] == ["accounts.wallet_potential_arr"]
         else:
             assert row["quadrant"] in fx.QUADRANTS
             assert row["recommended_quadrant"] in fx.QUADRANTS

@@ -53,7 +53,8 @@ def test_reevaluate_dwell_carries_over_and_resets(warehouse_url):
         ("Re-evaluate", start, 181, "Manage"),  # more than 180 days
         ("Re-evaluate", start, 244, "Manage"),
     ]
-    # L: NPS 10 from 2024-03-01; 20k of a 100k wallet (80k unrealised): Grow; NPS 5 from 2024-08-01.
+    # L: NPS 10 from 2024-03-01; 20k of a 100k wallet (share 0.2 of a large wallet): Grow; NPS 5 from
+    # 2024-08-01. Re-evaluate overlays the Grow cell all three are in.
     assert [_dwell(by_date[d], "L") for d in DATES] == [
         ("Re-evaluate", start, 0, "Re-evaluate"),
         ("Grow", None, None, "Grow"),
@@ -63,7 +64,9 @@ def test_reevaluate_dwell_carries_over_and_resets(warehouse_url):
     ]
     assert {_dwell(by_date[d], "G") for d in DATES} == {("Grow", None, None, "Grow")}
     assert by_date[DATES[-1]]["L"]["quadrant_rule"] == "low_nps"
-    assert by_date[date(2024, 5, 1)]["L"]["quadrant_rule"] == "large_unrealised_wallet"
+    assert by_date[date(2024, 5, 1)]["L"]["quadrant_rule"] == "large_wallet_low_share"
+    # On the plane R stays Grow throughout; the overlay is what makes it Re-evaluate.
+    assert {by_date[d]["R"]["plane_quadrant"] for d in DATES} == {"Grow"}
 
     # Re-running the last date is idempotent (the previous date is still 2024-06-30).
     compute_segments(DATES[-1], warehouse_url=warehouse_url)
@@ -88,18 +91,19 @@ def test_explanation_says_why_an_account_is_in_reevaluate(warehouse_url):
     assert quadrant["value"] == "Re-evaluate"
     assert quadrant["rule"] == "low_nps"
     assert quadrant["inputs"]["nps_latest"] == 2
-    # every field the quadrant rules read is reported, with its value
+    # every field the quadrant reads is reported, with its value: the two axes, still_grow, the reasons
     assert set(quadrant["inputs"]) == {
+        "wallet_share",
+        "wallet_potential_arr",
+        "tenure_months",
+        "arr_growth_365d",
         "nps_latest",
         "csat_avg",
         "usage_trend",
         "arr_change_90d",
-        "tenure_months",
-        "wallet_share",
-        "arr_growth_365d",
-        "unrealized_wallet",
     }
     assert quadrant["inputs"]["wallet_share"] == 0.2
+    assert quadrant["inputs"]["wallet_potential_arr"] == 100_000
     assert quadrant["inputs"]["tenure_months"] == 16
     assert quadrant["inputs"]["csat_avg"] is None
     # every assignment is explained
@@ -126,4 +130,4 @@ def test_explanation_says_why_an_account_is_in_reevaluate(warehouse_url):
 
     # L (NPS 10) is not in Re-evaluate: its explanation names the rule that placed it.
     other = json.loads(rows["L"]["explanation"])["quadrant"]
-    assert (other["value"], other["rule"], other["inputs"]["nps_latest"]) == ("Grow", "large_unrealised_wallet", 10)
+    assert (other["value"], other["rule"], other["inputs"]["nps_latest"]) == ("Grow", "large_wallet_low_share", 10)

@@ -7,6 +7,7 @@ first match wins. Every expectation below is read off the YAML by hand.
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from typing import Any
 
@@ -180,56 +181,104 @@ def test_product_adoption_rules_in_order(warehouse_url):
     run_cases(warehouse_url, cases)
 
 
-def test_quadrant_rules_in_order(warehouse_url):
-    protect = {"tenure_months": 24, "wallet_share": 0.9, "nps_latest": 10}
+def quadrant_account(wallet: float | None, arr: float, tenure: int, **values: Any) -> dict[str, Any]:
+    """Features of an account on the 2x2: its wallet potential, ARR (so its share) and tenure."""
+    return {
+        "account_known": True,
+        "wallet_potential_arr": wallet,
+        "arr": arr,
+        "wallet_share": arr / wallet if wallet else None,  # as account_features.sql: null for no or a 0 wallet
+        "unrealized_wallet": None if wallet is None else wallet - arr,
+        "tenure_months": tenure,
+        **values,
+    }
+
+
+def test_quadrant_clear_cut_cases(warehouse_url):
+    # The article's quadrants, with the default rules (share of wallet 0.8, wallet size 25k).
     cases: list[Case] = [
-        ("low_nps", {"nps_latest": 6, "tenure_months": 3, "wallet_share": 0.1},  # would be Grow
-         {"quadrant": "Re-evaluate", "quadrant_rule": "low_nps"}),
-        ("nps_0", {"nps_latest": 0}, {"quadrant": "Re-evaluate", "quadrant_rule": "low_nps"}),
-        ("low_csat", {**protect, "csat_avg": 2.99},  # would be Protect
-         {"quadrant": "Re-evaluate", "quadrant_rule": "low_csat"}),
-        ("csat_3", {**protect, "csat_avg": 3}, {"quadrant": "Protect", "quadrant_rule": "mature_high_share_promoter"}),
-        ("pay_more_use_less", {**protect, "usage_trend": 0.79, "arr_change_90d": 1},
-         {"quadrant": "Re-evaluate", "quadrant_rule": "paying_more_using_less"}),
-        ("use_less_flat_arr", {**protect, "usage_trend": 0.5, "arr_change_90d": 0},
-         {"quadrant": "Protect", "quadrant_rule": "mature_high_share_promoter"}),
-        ("trend_08", {**protect, "usage_trend": 0.8, "arr_change_90d": 1},
-         {"quadrant": "Protect", "quadrant_rule": "mature_high_share_promoter"}),
-        ("protect_edges", {"tenure_months": 12, "wallet_share": 0.8, "nps_latest": 9},
-         {"quadrant": "Protect", "quadrant_rule": "mature_high_share_promoter"}),
-        ("protect_nps8", {"tenure_months": 24, "wallet_share": 0.9, "nps_latest": 8},
-         {"quadrant": "Manage", "quadrant_rule": "default"}),
-        ("protect_no_nps", {"tenure_months": 24, "wallet_share": 0.9},
-         {"quadrant": "Manage", "quadrant_rule": "default"}),
-        ("young_full", {"tenure_months": 11, "wallet_share": 0.8, "nps_latest": 9},
-         {"quadrant": "Manage", "quadrant_rule": "default"}),
-        ("new", {"tenure_months": 11, "wallet_share": 0.79},
-         {"quadrant": "Grow", "quadrant_rule": "new_with_unrealised_potential"}),
-        # no wallet potential in the CRM: Grow or not cannot be told, and Manage would be a guess
-        ("new_no_wallet", {"tenure_months": 0}, {"quadrant": "Unknown", "quadrant_rule": "missing_input"}),
-        # a wallet potential of 0 is a value: no share to compare, the Grow rules do not hold
-        ("new_zero_wallet", {"tenure_months": 0, "wallet_potential_arr": 0},
-         {"quadrant": "Manage", "quadrant_rule": "default"}),
-        # an earlier rule that holds without the wallet decides
-        ("low_nps_no_wallet", {"nps_latest": 3}, {"quadrant": "Re-evaluate", "quadrant_rule": "low_nps"}),
-        # Protect and the first Grow rule fail on what is known (NPS 8, tenure 24): decided;
-        # large_unrealised_wallet reads only the wallet: undecided
-        ("old_no_wallet", {"tenure_months": 24, "nps_latest": 8},
-         {"quadrant": "Unknown", "quadrant_rule": "missing_input"}),
-        ("high_growth", {"tenure_months": 24, "wallet_share": 0.79, "arr_growth_365d": 0.3},
+        # new, 20k of a 200k wallet (share 0.1, 180k unrealised): Grow
+        ("new_big_wallet", quadrant_account(200_000, 20_000, 2),
+         {"quadrant": "Grow", "quadrant_rule": "large_wallet_low_share", "plane_quadrant": "Grow",
+          "quadrant_cell": "Large wallet · Low share", "share_of_wallet": 0.1, "wallet_size": 200_000}),
+        # 30 months in, 54k of a 60k wallet (0.9), passive NPS 8: Protect (was Manage: it needed NPS >= 9)
+        ("mature_high_share_passive", quadrant_account(60_000, 54_000, 30, nps_latest=8),
+         {"quadrant": "Protect", "quadrant_rule": "large_wallet_high_share", "plane_quadrant": "Protect",
+          "quadrant_cell": "Large wallet · High share", "share_of_wallet": 0.9, "wallet_size": 60_000}),
+        # the same with a detractor NPS: Re-evaluate over Protect
+        ("mature_high_share_detractor", quadrant_account(60_000, 54_000, 30, nps_latest=5),
+         {"quadrant": "Re-evaluate", "quadrant_rule": "low_nps", "plane_quadrant": "Protect",
+          "quadrant_cell": "Large wallet · High share"}),
+        # 9k of a 10k wallet, mature: a small budget, Manage
+        ("small_wallet_mature_high_share", quadrant_account(10_000, 9_000, 30, nps_latest=8),
+         {"quadrant": "Manage", "quadrant_rule": "small_wallet_high_share", "plane_quadrant": "Manage",
+          "quadrant_cell": "Small wallet · High share", "share_of_wallet": 0.9, "wallet_size": 10_000}),
+        # 34 months in, 100k of a 500k wallet (400k unrealised), promoter: Grow
+        ("mature_big_unrealised_promoter", quadrant_account(500_000, 100_000, 34, nps_latest=10),
+         {"quadrant": "Grow", "quadrant_rule": "large_wallet_low_share", "share_of_wallet": 0.2}),
+        # no wallet potential: on no cell of the plane, Unclassified (never Manage)
+        ("missing_wallet", quadrant_account(None, 50_000, 30, nps_latest=8),
+         {"quadrant": "Unclassified", "quadrant_rule": "missing_input", "plane_quadrant": "Unclassified",
+          "quadrant_cell": None, "share_of_wallet": None, "wallet_size": None}),
+    ]  # fmt: skip
+    out = run_cases(warehouse_url, cases)
+    missing = {a: json.loads(row["explanation"])["quadrant"]["missing"] for a, row in out.items()}
+    assert missing == {a: [] for a in out} | {"missing_wallet": ["accounts.wallet_potential_arr"]}
+    # The issue's example: 34 months in, 37 % of a wallet with 44k unrealised, NPS 10 (was Manage).
+    row = run_cases(warehouse_url, [("example", quadrant_account(70_000, 25_900, 34, nps_latest=10), {})])["example"]
+    assert (row["quadrant"], row["quadrant_rule"]) == ("Grow", "large_wallet_low_share")
+
+
+def test_quadrant_plane_edges_refinement_and_overlay(warehouse_url):
+    protect = {"nps_latest": 8}
+    cases: list[Case] = [
+        # both thresholds inclusive: share 0.8 of a 25,000 wallet, 12 months in: Protect
+        ("edges", quadrant_account(25_000, 20_000, 12),
+         {"quadrant": "Protect", "quadrant_cell": "Large wallet · High share"}),
+        ("share_below", quadrant_account(25_000, 19_999, 24),
+         {"quadrant": "Grow", "quadrant_rule": "large_wallet_low_share"}),
+        ("wallet_below", quadrant_account(24_999, 20_000, 24),
+         {"quadrant": "Manage", "quadrant_rule": "small_wallet_high_share"}),
+        # share above 1 (paying more than the estimated wallet) is a high share
+        ("share_above_1", quadrant_account(40_000, 60_000, 24), {"quadrant": "Protect", "share_of_wallet": 1.5}),
+        # new with a small wallet: Manage (was Grow: any new account below 80 % share was)
+        ("new_small_wallet", quadrant_account(10_000, 3_000, 2),
+         {"quadrant": "Manage", "quadrant_rule": "small_wallet_low_share"}),
+        # still_grow: in its first year, or growing 30 %+ a year, a high-share large account is Grow
+        ("first_year", quadrant_account(100_000, 90_000, 11),
+         {"quadrant": "Grow", "quadrant_rule": "first_year", "plane_quadrant": "Grow",
+          "quadrant_cell": "Large wallet · High share"}),
+        ("growing", quadrant_account(100_000, 90_000, 24, arr_growth_365d=0.3),
          {"quadrant": "Grow", "quadrant_rule": "high_growth"}),
-        ("growth_0299", {"tenure_months": 24, "wallet_share": 0.79, "arr_growth_365d": 0.2999},
-         {"quadrant": "Manage", "quadrant_rule": "default"}),
-        ("growth_full", {"tenure_months": 24, "wallet_share": 0.8, "arr_growth_365d": 1.0},
-         {"quadrant": "Manage", "quadrant_rule": "default"}),
-        ("big_wallet", {"tenure_months": 24, "wallet_share": 0.49, "unrealized_wallet": 50_000},
-         {"quadrant": "Grow", "quadrant_rule": "large_unrealised_wallet"}),
-        ("share_05", {"tenure_months": 24, "wallet_share": 0.5, "unrealized_wallet": 500_000},
-         {"quadrant": "Manage", "quadrant_rule": "default"}),
-        ("wallet_49999", {"tenure_months": 24, "wallet_share": 0.1, "unrealized_wallet": 49_999.99},
-         {"quadrant": "Manage", "quadrant_rule": "default"}),
-        ("nothing", {}, {"quadrant": "Unknown", "quadrant_rule": "missing_input"}),
-        ("nothing_but_a_wallet", {"wallet_potential_arr": 0}, {"quadrant": "Manage", "quadrant_rule": "default"}),
+        ("growing_less", quadrant_account(100_000, 90_000, 24, arr_growth_365d=0.2999), {"quadrant": "Protect"}),
+        # still_grow refines Protect only: a small wallet stays Manage
+        ("small_growing", quadrant_account(10_000, 9_000, 2, arr_growth_365d=1.0), {"quadrant": "Manage"}),
+        # the overlay, over Grow and Protect; the first reason that holds is named
+        ("grow_low_csat", quadrant_account(200_000, 20_000, 24, csat_avg=2.99),
+         {"quadrant": "Re-evaluate", "quadrant_rule": "low_csat", "plane_quadrant": "Grow"}),
+        ("grow_csat_3", quadrant_account(200_000, 20_000, 24, csat_avg=3), {"quadrant": "Grow"}),
+        ("two_reasons", quadrant_account(200_000, 20_000, 24, nps_latest=3, csat_avg=1),
+         {"quadrant_rule": "low_nps"}),
+        ("nps_6", quadrant_account(60_000, 54_000, 30, nps_latest=6), {"quadrant": "Re-evaluate"}),
+        ("nps_7", quadrant_account(60_000, 54_000, 30, nps_latest=7), {"quadrant": "Protect"}),
+        ("pay_more_use_less", quadrant_account(60_000, 54_000, 30, usage_trend=0.79, arr_change_90d=1, **protect),
+         {"quadrant": "Re-evaluate", "quadrant_rule": "paying_more_using_less"}),
+        ("use_less_flat_arr", quadrant_account(60_000, 54_000, 30, usage_trend=0.5, arr_change_90d=0),
+         {"quadrant": "Protect"}),
+        ("trend_08", quadrant_account(60_000, 54_000, 30, usage_trend=0.8, arr_change_90d=1),
+         {"quadrant": "Protect"}),
+        ("first_year_detractor", quadrant_account(100_000, 90_000, 3, nps_latest=2),
+         {"quadrant": "Re-evaluate", "quadrant_rule": "low_nps", "plane_quadrant": "Grow"}),
+        # Manage is not overlaid: Re-evaluate's way out is Manage
+        ("manage_detractor", quadrant_account(10_000, 5_000, 24, nps_latest=2),
+         {"quadrant": "Manage", "quadrant_rule": "small_wallet_low_share"}),
+        # no axis value: Unclassified whatever else holds
+        ("missing_wallet_detractor", quadrant_account(None, 5_000, 24, nps_latest=2),
+         {"quadrant": "Unclassified"}),
+        # a wallet potential of 0 is a value, but no share can be computed from it: Unclassified
+        ("zero_wallet", quadrant_account(0, 5_000, 24),
+         {"quadrant": "Unclassified", "quadrant_rule": "missing_input", "wallet_size": None}),
+        ("nothing", {}, {"quadrant": "Unclassified", "quadrant_rule": "missing_input"}),
     ]  # fmt: skip
     out = run_cases(warehouse_url, cases)
     for account_id, row in out.items():
@@ -243,10 +292,10 @@ def test_quadrant_rules_in_order(warehouse_url):
 
 
 def test_engagement_model_rules(warehouse_url):
-    grow = {"tenure_months": 3, "wallet_share": 0.1}  # new_with_unrealised_potential
-    protect = {"tenure_months": 24, "wallet_share": 0.9, "nps_latest": 10}
-    manage = {"tenure_months": 24, "wallet_share": 0.9}
-    reevaluate = {"nps_latest": 2}
+    grow = {"tenure_months": 3, "wallet_share": 0.1, "wallet_potential_arr": 500_000}
+    protect = {"tenure_months": 24, "wallet_share": 0.9, "wallet_potential_arr": 500_000, "nps_latest": 10}
+    manage = {"tenure_months": 24, "wallet_share": 0.9, "wallet_potential_arr": 10_000}
+    reevaluate = {"nps_latest": 2, "tenure_months": 24, "wallet_share": 0.1, "wallet_potential_arr": 500_000}
     cases: list[Case] = [
         ("ent", {"arr": 150_000, **manage}, {"value_tier": "Enterprise", "engagement_model": "high-touch",
                                              "engagement_rule": "enterprise"}),
@@ -273,16 +322,16 @@ def test_engagement_model_rules(warehouse_url):
         ("smb_manage", {"arr": 5_000, **manage}, {"engagement_model": "tech-touch", "engagement_rule": "default"}),
         ("no_arr", {"wallet_potential_arr": 0, "employee_count": 10},
          {"value_tier": "Unknown", "engagement_model": "tech-touch", "engagement_rule": "default"}),
-        # quadrant Unknown (no wallet potential): an SMB of 5,000+ employees is pooled if Grow, else
+        # quadrant Unclassified (no wallet potential): an SMB of 5,000+ employees is pooled if Grow, else
         # tech-touch; a small company is tech-touch either way; Enterprise is high-touch either way
         ("smb_big_no_wallet", {"arr": 5_000, "employee_count": 9000, "tenure_months": 3},
-         {"quadrant": "Unknown", "engagement_model": "Unknown", "engagement_rule": "missing_input"}),
+         {"quadrant": "Unclassified", "engagement_model": "Unknown", "engagement_rule": "missing_input"}),
         ("smb_small_no_wallet", {"arr": 5_000, "employee_count": 10, "tenure_months": 3},
-         {"quadrant": "Unknown", "engagement_model": "tech-touch", "engagement_rule": "default"}),
+         {"quadrant": "Unclassified", "engagement_model": "tech-touch", "engagement_rule": "default"}),
         ("ent_no_wallet", {"arr": 150_000, "tenure_months": 3},
-         {"quadrant": "Unknown", "engagement_model": "high-touch", "engagement_rule": "enterprise"}),
+         {"quadrant": "Unclassified", "engagement_model": "high-touch", "engagement_rule": "enterprise"}),
         ("mm_no_wallet", {"arr": 50_000, "employee_count": 10, "tenure_months": 3},
-         {"quadrant": "Unknown", "engagement_model": "Unknown", "engagement_rule": "missing_input"}),
+         {"quadrant": "Unclassified", "engagement_model": "Unknown", "engagement_rule": "missing_input"}),
         # no employee count: only the rule for large companies needs it
         ("smb_grow_no_size", {"arr": 5_000, **grow},
          {"engagement_model": "Unknown", "engagement_rule": "missing_input"}),

@@ -34,9 +34,9 @@ def test_segmentation_after_extracts(dags, warehouse_url, tiny_source):
     assert len(frame) == 97
     assert set(frame["account_id"]) == {*tiny.FILLERS, "A1"}
     assert set(frame["as_of_date"].astype(str)) == {"2024-03-01"}
-    # 12,000 ARR is SMB; customer since 2024-01-15 (1 month), 12,000 of 50,000 wallet: Grow.
+    # 12,000 ARR is SMB; 12,000 of a 50,000 wallet (≥ 25,000, share 0.24 < 0.8): Grow.
     assert set(frame["value_tier"]) == {"SMB"}
-    assert set(frame["quadrant"]) == {"Grow"} and set(frame["quadrant_rule"]) == {"new_with_unrealised_potential"}
+    assert set(frame["quadrant"]) == {"Grow"} and set(frame["quadrant_rule"]) == {"large_wallet_low_share"}
     a1 = frame.set_index("account_id").loc["A1"]
     explanation = json.loads(a1["explanation"])
     assert explanation["quadrant"]["inputs"]["tenure_months"] == 1

@@ -125,9 +125,16 @@ CASES: dict[str, tuple[str, Callable[[dict], None], str, str]] = {
     ),
     "reevaluate_days_beyond_bigint": (
         "segmentation.yaml",
-        lambda d: d["quadrant"].update(reevaluate_max_days=2**70),
-        "quadrant.reevaluate_max_days",
+        lambda d: d["quadrant"]["reevaluate"].update(max_days=2**70),
+        "quadrant.reevaluate.max_days",
         "less than or equal to 3660",
+    ),
+    # no value is >= NaN: every account would fall on the low side of the axis
+    "quadrant_threshold_nan": (
+        "segmentation.yaml",
+        lambda d: d["quadrant"]["share_of_wallet"].update(threshold=NAN),
+        "quadrant.share_of_wallet.threshold",
+        "Input should be a finite number",
     ),
     # NaN bounds: no value is >= NaN, accounts fell out of every band
     "band_bound_nan": (

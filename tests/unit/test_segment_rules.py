@@ -33,8 +33,12 @@ def write_rules(tmp_path: Path, mutate: Mutation) -> Path:
     return path
 
 
-def quadrant_rule(data: dict, name: str) -> dict:
-    return next(rule for rule in data["quadrant"]["rules"]["rules"] if rule["name"] == name)
+def reevaluate_reason(data: dict, name: str) -> dict:
+    return next(reason for reason in data["quadrant"]["reevaluate"]["reasons"] if reason["name"] == name)
+
+
+def still_grow(data: dict, name: str) -> dict:
+    return next(condition for condition in data["quadrant"]["still_grow"] if condition["name"] == name)
 
 
 def lifecycle_rule(data: dict, name: str) -> dict:
@@ -52,10 +56,12 @@ def test_shipped_rules_load():
     rules = load_rules()
     assert isinstance(rules, SegmentationRules)
     assert rules == load_rules(SHIPPED)
-    assert rules.version == "2026.11.0"
+    assert rules.version == "2026.12.0"
     assert [band.label for band in rules.customer_value.arr_band.bands] == ["SMB", "Mid-Market", "Enterprise"]
     assert sum(c.weight for c in rules.health.components.values()) == pytest.approx(1)
-    assert rules.quadrant.reevaluate_max_days == 180
+    assert rules.quadrant.reevaluate.max_days == 180
+    assert (rules.quadrant.share_of_wallet.feature, rules.quadrant.share_of_wallet.threshold) == ("wallet_share", 0.8)
+    assert (rules.quadrant.wallet_size.feature, rules.quadrant.wallet_size.threshold) == ("wallet_potential_arr", 25000)
 
 
 def test_data_gap_fields_of_the_shipped_rules():
@@ -82,8 +88,10 @@ def test_data_gap_fields_respect_optional_fields(tmp_path):
 
 def test_data_gap_fields_follow_what_the_rules_read(tmp_path):
     def mutate(data):
-        # wallet_share / unrealized_wallet are no longer read anywhere; country is
-        data["quadrant"]["rules"]["rules"] = [{"name": "abroad", "label": "Grow", "when": {"country": {"ne": "US"}}}]
+        # the 2x2 on ARR percentile x annual revenue: wallet_potential_arr is no longer read; country is
+        data["quadrant"]["share_of_wallet"]["feature"] = "arr_percentile"
+        data["quadrant"]["wallet_size"]["feature"] = "annual_revenue"
+        data["quadrant"]["reevaluate"]["reasons"].append({"name": "abroad", "when": {"country": {"ne": "US"}}})
 
     rules = load_rules(write_rules(tmp_path, mutate))
     assert rules.data_gap_fields() == {"accounts": {"annual_revenue", "employee_count", "industry", "country"}}
@@ -99,8 +107,17 @@ def _add_condition(where: Callable[[dict], dict], field: str, ops: dict) -> Muta
 BAD: dict[str, tuple[Mutation, list[str]]] = {
     # a typo in a rule condition: the message lists the fields that exist
     "unknown_field": (
-        _add_condition(lambda d: quadrant_rule(d, "low_nps"), "nps_lastest", {"lte": 6}),
-        ["quadrant.rules.low_nps", "unknown field 'nps_lastest'", "fields available here", "nps_latest"],
+        _add_condition(lambda d: reevaluate_reason(d, "low_nps"), "nps_lastest", {"lte": 6}),
+        ["quadrant.reevaluate.reasons.low_nps", "unknown field 'nps_lastest'", "fields available here", "nps_latest"],
+    ),
+    "unknown_axis_feature": (
+        lambda d: d["quadrant"]["wallet_size"].update({"feature": "wallet_potential"}),
+        ["quadrant.wallet_size.feature", "unknown field 'wallet_potential'", "wallet_potential_arr"],
+    ),
+    # the quadrant cannot be placed on an axis computed after it
+    "axis_from_a_later_layer": (
+        lambda d: d["quadrant"]["share_of_wallet"].update({"feature": "engagement_model"}),
+        ["quadrant.share_of_wallet.feature", "unknown field 'engagement_model'"],
     ),
     # the quadrant is computed after the lifecycle stage
     "later_layer": (
@@ -171,28 +188,42 @@ BAD: dict[str, tuple[Mutation, list[str]]] = {
         ["health.components.csat", "zero_at and full_at must differ"],
     ),
     "unknown_op": (
-        lambda d: quadrant_rule(d, "low_nps").update({"when": {"nps_latest": {"le": 6}}}),
-        ["quadrant.rules.rules.0.when.nps_latest.le", "'lte'"],
+        lambda d: reevaluate_reason(d, "low_nps").update({"when": {"nps_latest": {"le": 6}}}),
+        ["quadrant.reevaluate.reasons.0.when.nps_latest.le", "'lte'"],
     ),
     "in_needs_a_list": (
-        lambda d: quadrant_rule(d, "low_nps").update({"when": {"nps_latest": {"in": 6}}}),
-        ["quadrant.rules.rules.0", "nps_latest.in needs a list"],
+        lambda d: reevaluate_reason(d, "low_nps").update({"when": {"nps_latest": {"in": 6}}}),
+        ["quadrant.reevaluate.reasons.0", "nps_latest.in needs a list"],
     ),
     "comparison_needs_a_number": (
-        lambda d: quadrant_rule(d, "low_nps").update({"when": {"nps_latest": {"lte": "six"}}}),
-        ["quadrant.rules.rules.0", "nps_latest.lte needs a number"],
+        lambda d: reevaluate_reason(d, "low_nps").update({"when": {"nps_latest": {"lte": "six"}}}),
+        ["quadrant.reevaluate.reasons.0", "nps_latest.lte needs a number"],
     ),
     "is_null_needs_a_boolean": (
         lambda d: lifecycle_rule(d, "not_live_yet").update({"when": {"go_live_date": {"is_null": "yes"}}}),
         ["lifecycle.rules.rules.0", "go_live_date.is_null needs true or false"],
     ),
     "unknown_quadrant_label": (
-        lambda d: quadrant_rule(d, "high_growth").update({"label": "Nurture"}),
-        ["field 'quadrant'", "'Nurture'", "Re-evaluate"],
+        lambda d: d["quadrant"]["cells"].update({"large_wallet_low_share": "Nurture"}),
+        ["quadrant.cells.large_wallet_low_share", "'Grow', 'Protect' or 'Manage'"],
     ),
-    "unknown_quadrant_default": (
-        lambda d: d["quadrant"]["rules"].update({"default": "Nurture"}),
-        ["field 'quadrant'", "'Nurture'"],
+    # Re-evaluate is the overlay, not a region of the plane
+    "reevaluate_as_a_cell": (
+        lambda d: d["quadrant"]["cells"].update({"small_wallet_low_share": "Re-evaluate"}),
+        ["quadrant.cells.small_wallet_low_share", "'Grow', 'Protect' or 'Manage'"],
+    ),
+    "unknown_cell": (
+        lambda d: d["quadrant"]["cells"].update({"medium_wallet_low_share": "Grow"}),
+        ["quadrant.cells", "medium_wallet_low_share"],
+    ),
+    # a cell without a quadrant would leave its accounts unplaced
+    "cell_without_a_quadrant": (
+        lambda d: d["quadrant"]["cells"].pop("small_wallet_high_share"),
+        ["field 'quadrant'", "every cell of the plane needs a quadrant", "small_wallet_high_share"],
+    ),
+    "reason_without_conditions": (
+        lambda d: reevaluate_reason(d, "low_csat").update({"when": {}}),
+        ["quadrant.reevaluate.reasons.1.when"],
     ),
     "lifecycle_label_not_a_stage": (
         lambda d: lifecycle_rule(d, "not_live_yet").update({"label": "Onboarding"}),
@@ -211,16 +242,25 @@ BAD: dict[str, tuple[Mutation, list[str]]] = {
         ["customer_value.arr_band.feature", "should match pattern"],
     ),
     "rule_name_not_an_identifier": (
-        lambda d: quadrant_rule(d, "low_nps").update({"name": "low nps'); --"}),
-        ["quadrant.rules.rules.0.name", "should match pattern"],
+        lambda d: reevaluate_reason(d, "low_nps").update({"name": "low nps'); --"}),
+        ["quadrant.reevaluate.reasons.0.name", "should match pattern"],
     ),
     "duplicate_rule_names": (
-        lambda d: quadrant_rule(d, "low_csat").update({"name": "low_nps"}),
-        ["quadrant.rules.rules", "duplicate rule names ['low_nps']"],
+        lambda d: reevaluate_reason(d, "low_csat").update({"name": "low_nps"}),
+        ["quadrant.reevaluate.reasons", "duplicate condition names ['low_nps']"],
+    ),
+    "duplicate_still_grow_names": (
+        lambda d: still_grow(d, "high_growth").update({"name": "first_year"}),
+        ["quadrant.still_grow", "duplicate condition names ['first_year']"],
+    ),
+    # a reason has no label of its own: the overlay's is Re-evaluate
+    "reason_with_a_label": (
+        lambda d: reevaluate_reason(d, "low_nps").update({"label": "Manage"}),
+        ["quadrant.reevaluate.reasons.0.label", "Extra inputs are not permitted"],
     ),
     "label_and_label_from": (
-        lambda d: quadrant_rule(d, "low_nps").update({"label_from": "value_tier"}),
-        ["quadrant.rules.rules.0", "exactly one of label or label_from"],
+        lambda d: d["engagement_model"]["rules"][0].update({"label_from": "value_tier"}),
+        ["engagement_model.rules.0", "exactly one of label or label_from"],
     ),
     "unknown_section": (
         lambda d: d.update({"quadrants": {}}),
@@ -231,8 +271,8 @@ BAD: dict[str, tuple[Mutation, list[str]]] = {
         ["field 'health'", "Field required"],
     ),
     "reevaluate_days_not_positive": (
-        lambda d: d["quadrant"].update({"reevaluate_max_days": 0}),
-        ["quadrant.reevaluate_max_days"],
+        lambda d: d["quadrant"]["reevaluate"].update({"max_days": 0}),
+        ["quadrant.reevaluate.max_days"],
     ),
 }
 
@@ -263,14 +303,14 @@ def test_missing_and_unparsable_files(tmp_path):
 
 LOADS_BUT_SHOULD_NOT: dict[str, tuple[Mutation, list[str], str]] = {
     "boolean_as_number": (
-        lambda d: quadrant_rule(d, "low_nps").update({"when": {"nps_latest": {"lte": True}}}),
+        lambda d: reevaluate_reason(d, "low_nps").update({"when": {"nps_latest": {"lte": True}}}),
         ["nps_latest.lte needs a number"],
         "Rule._one_label accepts a bool for lt/lte/gt/gte because bool is an int subclass; the SQL then "
         "fails at run time (PostgreSQL: operator does not exist: double precision <= boolean)",
     ),
     "numeric_op_on_text_field": (
-        _add_condition(lambda d: quadrant_rule(d, "high_growth"), "industry", {"gte": 5}),
-        ["quadrant.rules.high_growth", "industry"],
+        _add_condition(lambda d: still_grow(d, "high_growth"), "industry", {"gte": 5}),
+        ["quadrant.still_grow.high_growth", "industry"],
         "field kinds in FEATURES are never checked: a numeric comparison on a text field loads and fails "
         "at run time (PostgreSQL: operator does not exist: text >= integer)",
     ),
@@ -297,15 +337,20 @@ LOADS_BUT_SHOULD_NOT: dict[str, tuple[Mutation, list[str], str]] = {
         "`referenceable IS true` (any truthy value), silently inverting the condition",
     ),
     "reevaluate_moves_to_unknown_quadrant": (
-        lambda d: d["quadrant"].update({"reevaluate_moves_to": "Nurture"}),
-        ["field 'quadrant'", "Nurture"],
+        lambda d: d["quadrant"]["reevaluate"].update({"moves_to": "Nurture"}),
+        ["quadrant.reevaluate.moves_to", "'Grow', 'Protect' or 'Manage'"],
         "Quadrant._four_quadrants checks rule labels only: reevaluate_moves_to (and reevaluate_label) may be "
         "any string, giving recommended_quadrant 'Nurture' or a Re-evaluate dwell that never starts",
     ),
-    "reevaluate_label_unknown_quadrant": (
-        lambda d: d["quadrant"].update({"reevaluate_label": "Reevaluate"}),
-        ["field 'quadrant'", "Reevaluate"],
-        "a typo in reevaluate_label loads; the dwell (reevaluate_since/days) then silently never starts",
+    "reevaluate_over_unknown_quadrant": (
+        lambda d: d["quadrant"]["reevaluate"].update({"over": ["Grow", "Protcet"]}),
+        ["quadrant.reevaluate.over.1", "'Grow', 'Protect' or 'Manage'"],
+        "a typo in the quadrants Re-evaluate overlays would load and silently never overlay Protect",
+    ),
+    "axis_on_a_text_field": (
+        lambda d: d["quadrant"]["wallet_size"].update({"feature": "industry"}),
+        ["quadrant.wallet_size.feature", "'industry' is text, a number is needed here"],
+        "an axis on a text feature would load and fail at run time (text >= double precision)",
     ),
     "optional_field_typo": (
         lambda d: d.update(

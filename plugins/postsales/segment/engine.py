@@ -21,8 +21,12 @@ from postsales import paths, warehouse
 from postsales.segment.rules import (
     FEATURES,
     PART_SEPARATOR,
+    QUADRANT_CELLS,
+    REEVALUATE,
+    UNCLASSIFIED,
     UNKNOWN,
     Bands,
+    Condition,
     Groups,
     Rule,
     RuleSet,
@@ -75,6 +79,13 @@ account_segments = sa.Table(
     sa.Column("health_score", sa.Float(53)),
     sa.Column("quadrant", sa.Text, nullable=False),
     sa.Column("quadrant_rule", sa.Text, nullable=False),
+    # The account on the plane of the 2x2 (docs/metrics.md, "Quadrant"): the two axis values, the
+    # cell they fall in and the quadrant before the Re-evaluate overlay (null on rows from before
+    # rules 2026.12.0; the values and cell are null when an axis value is missing).
+    sa.Column("share_of_wallet", sa.Float(53)),
+    sa.Column("wallet_size", sa.Float(53)),
+    sa.Column("quadrant_cell", sa.Text),
+    sa.Column("plane_quadrant", sa.Text),
     sa.Column("reevaluate_since", sa.Date),
     sa.Column("reevaluate_days", sa.Integer),
     sa.Column("recommended_quadrant", sa.Text, nullable=False),
@@ -278,7 +289,7 @@ class Gaps:
             "status_segment": ["nps_category", "health_band"],
             "lifecycle_stage": _ruleset_fields(rules.lifecycle.rules),
             "adoption_segment": _ruleset_fields(rules.product_adoption),
-            "quadrant": _ruleset_fields(rules.quadrant.rules),
+            "quadrant": rules.quadrant.fields(),
             "engagement_model": _ruleset_fields(rules.engagement_model),
             "case_study_candidate": list(rules.case_study.when),
         }
@@ -358,6 +369,79 @@ def json_object(dialect: str, pairs: dict[str, sa.ColumnElement]) -> sa.ColumnEl
     return (sa.func.json_build_object if dialect == "postgresql" else sa.func.json_object)(*args)
 
 
+def any_condition(
+    columns: sa.ColumnCollection, conditions: list[Condition], unknown: Unknown
+) -> tuple[sa.ColumnElement[bool], sa.ColumnElement[bool], list[tuple[sa.ColumnElement[bool], str]]]:
+    """(one holds, none holds but one is undecided for lack of an input, [(holds, name)] in order)."""
+    decided = [(decision(columns, condition.when, unknown), condition.name) for condition in conditions]
+    holds = [(holds, name) for (holds, _), name in decided]
+    one_holds = sa.or_(*(h for h, _ in holds)) if holds else sa.false()
+    undecided = [u for (_, u), _ in decided if u is not None]
+    none_but_undecided = sa.and_(sa.not_(one_holds), sa.or_(*undecided)) if undecided else sa.false()
+    return one_holds, none_but_undecided, holds
+
+
+def quadrant_plane(
+    c: sa.ColumnCollection, rules: SegmentationRules, unknown: Unknown
+) -> tuple[sa.ColumnElement, sa.ColumnElement, sa.ColumnElement, sa.ColumnElement]:
+    """(cell label, cell name, quadrant on the plane, the rule that set it) (docs/metrics.md, "Quadrant").
+
+    The cell is where the two axis values fall; its quadrant is the cell's, except that a
+    Protect cell's account for which a ``still_grow`` condition holds is Grow. Missing an axis
+    value: no cell, Unclassified (rule ``missing_input``), never a guessed quadrant.
+    """
+    q = rules.quadrant
+    share, size = c[q.share_of_wallet.feature], c[q.wallet_size.feature]
+    missing = sa.or_(share.is_(None), size.is_(None))
+    high_share = share >= sa.literal(q.share_of_wallet.threshold)
+    large = size >= sa.literal(q.wallet_size.threshold)
+    small, low = sa.not_(large), sa.not_(high_share)
+    size_label, share_label = q.wallet_size, q.share_of_wallet
+    sides = {  # cell name: (where, its label)
+        "large_wallet_low_share": (sa.and_(large, low), (size_label.high_label, share_label.low_label)),
+        "large_wallet_high_share": (sa.and_(large, high_share), (size_label.high_label, share_label.high_label)),
+        "small_wallet_low_share": (sa.and_(small, low), (size_label.low_label, share_label.low_label)),
+        "small_wallet_high_share": (sa.and_(small, high_share), (size_label.low_label, share_label.high_label)),
+    }
+    cell_label = sa.case(*((where, sa.literal(PART_SEPARATOR.join(labels))) for where, labels in sides.values()))
+    cell_name = sa.case(*((where, sa.literal(name)) for name, (where, _) in sides.items()))
+    in_protect = sa.or_(*(sides[name][0] for name in QUADRANT_CELLS if q.cells[name] == "Protect"))
+    grow, grow_undecided, grow_named = any_condition(c, q.still_grow, unknown)
+    quadrant = sa.case(
+        (missing, sa.literal(UNCLASSIFIED)),
+        (sa.and_(in_protect, grow), sa.literal("Grow")),
+        (sa.and_(in_protect, grow_undecided), sa.literal(UNCLASSIFIED)),
+        *((where, sa.literal(q.cells[name])) for name, (where, _) in sides.items()),
+    )
+    rule = sa.case(
+        (missing, sa.literal(MISSING_INPUT)),
+        *((sa.and_(in_protect, holds), sa.literal(name)) for holds, name in grow_named),
+        (sa.and_(in_protect, grow_undecided), sa.literal(MISSING_INPUT)),
+        else_=cell_name,
+    )
+    return cell_label, cell_name, quadrant, rule
+
+
+def quadrant_overlay(
+    c: sa.ColumnCollection, rules: SegmentationRules, unknown: Unknown
+) -> tuple[sa.ColumnElement, sa.ColumnElement]:
+    """(quadrant, rule): Re-evaluate over the plane's quadrant where a reason holds, named by the first."""
+    overlay = rules.quadrant.reevaluate
+    over = c.plane_quadrant.in_(overlay.over)
+    reevaluate, undecided, named = any_condition(c, overlay.reasons, unknown)
+    quadrant = sa.case(
+        (sa.and_(over, reevaluate), sa.literal(REEVALUATE)),
+        (sa.and_(over, undecided), sa.literal(UNCLASSIFIED)),
+        else_=c.plane_quadrant,
+    )
+    rule = sa.case(
+        *((sa.and_(over, holds), sa.literal(name)) for holds, name in named),
+        (sa.and_(over, undecided), sa.literal(MISSING_INPUT)),
+        else_=c.plane_rule,
+    )
+    return quadrant, rule
+
+
 # --- the compiled statement ------------------------------------------------------------
 
 
@@ -410,15 +494,20 @@ def _layers(rules: SegmentationRules, gaps: Gaps) -> sa.CTE:
         band_case(c[status.health_band.feature], status.health_band).label("health_band"),
     ).cte("layer3")
 
-    # Layer 4: customer status and the quadrant.
+    # Layer 4: customer status, the account's cell on the plane of the 2x2, then its quadrant.
     c = layer3.c
-    quadrant, quadrant_rule = ruleset_cases(c, rules.quadrant.rules, partial(gaps.unknown, c))
-    layer4 = sa.select(
+    cell, cell_rule, plane_quadrant, plane_rule = quadrant_plane(c, rules, partial(gaps.unknown, c))
+    plane = sa.select(
         *c,
         (c.nps_category + sa.literal(PART_SEPARATOR) + c.health_band).label("status_segment"),
-        quadrant.label("quadrant"),
-        quadrant_rule.label("quadrant_rule"),
-    ).cte("layer4")
+        cell.label("quadrant_cell"),
+        cell_rule.label("quadrant_cell_rule"),
+        plane_quadrant.label("plane_quadrant"),
+        plane_rule.label("plane_rule"),
+    ).cte("plane")
+    c = plane.c
+    quadrant, quadrant_rule = quadrant_overlay(c, rules, partial(gaps.unknown, c))
+    layer4 = sa.select(*c, quadrant.label("quadrant"), quadrant_rule.label("quadrant_rule")).cte("layer4")
 
     # Layer 5: engagement model and case-study candidates.
     c = layer4.c
@@ -450,7 +539,7 @@ def compile_segments(rules: SegmentationRules, dialect: str) -> sa.Select:
         .subquery("previous")
     )
     c = layer5.c
-    reevaluate = rules.quadrant.reevaluate_label
+    reevaluate = REEVALUATE
     in_reevaluate = c.quadrant == sa.literal(reevaluate)
     since = sa.case(
         (
@@ -463,8 +552,8 @@ def compile_segments(rules: SegmentationRules, dialect: str) -> sa.Select:
     )
     days = sa.cast(c.as_of_date - since, sa.Integer)
     recommended = sa.case(
-        (sa.and_(in_reevaluate, days > sa.literal(rules.quadrant.reevaluate_max_days)),
-         sa.literal(rules.quadrant.reevaluate_moves_to)),
+        (sa.and_(in_reevaluate, days > sa.literal(rules.quadrant.reevaluate.max_days)),
+         sa.literal(rules.quadrant.reevaluate.moves_to)),
         else_=c.quadrant,
     )  # fmt: skip
 
@@ -500,6 +589,10 @@ def compile_segments(rules: SegmentationRules, dialect: str) -> sa.Select:
         c.health_score,
         c.quadrant,
         c.quadrant_rule,
+        sa.case((c.quadrant_cell.is_not(None), c[rules.quadrant.share_of_wallet.feature])).label("share_of_wallet"),
+        sa.case((c.quadrant_cell.is_not(None), c[rules.quadrant.wallet_size.feature])).label("wallet_size"),
+        c.quadrant_cell,
+        c.plane_quadrant,
         since.label("reevaluate_since"),
         days.label("reevaluate_days"),
         recommended.label("recommended_quadrant"),
@@ -584,7 +677,7 @@ def _explanations(
                 "missing": gaps.missing_json(c, "health_score"),
             },
         ),
-        "quadrant": explain("quadrant", c.quadrant_rule, _ruleset_fields(rules.quadrant.rules)),
+        "quadrant": explain("quadrant", c.quadrant_rule, rules.quadrant.fields()),
         "engagement_model": explain("engagement_model", c.engagement_rule, _ruleset_fields(rules.engagement_model)),
         "case_study_candidate": explain(
             "case_study_candidate", sa.literal("case_study.when"), list(rules.case_study.when)
@@ -653,6 +746,7 @@ def compile_health_components(rules: SegmentationRules) -> sa.Select:
 def ensure_tables(eng: sa.Engine) -> None:
     warehouse.ensure_tables(eng, metadata)
     warehouse.add_missing_columns(eng, account_features)  # account_known: added in 2026-12
+    warehouse.add_missing_columns(eng, account_segments)  # the 2x2's axes and cell: added in 2026-12
     view = paths.sql_dir() / "segment" / "account_segments_current.sql"
     with warehouse.schema_change(eng) as conn:
         warehouse.ensure_views(

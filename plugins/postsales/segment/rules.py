@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
@@ -326,21 +326,91 @@ class Health(StrictModel):
         return self
 
 
-class Quadrant(StrictModel):
-    rules: RuleSet
-    reevaluate_label: Text = "Re-evaluate"
-    reevaluate_max_days: Days = 180
-    reevaluate_moves_to: Text = "Manage"
+class Condition(StrictModel):
+    """A named AND of conditions (the ``when`` of a rule, without a label)."""
+
+    name: FieldName
+    when: dict[FieldName, dict[Op, Any]] = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _four_quadrants(self) -> Quadrant:
-        allowed = {"Grow", "Protect", "Re-evaluate", "Manage"}
-        labels = {rule.label for rule in self.rules.rules if rule.label} | {self.rules.default}
-        labels |= {self.reevaluate_label, self.reevaluate_moves_to}
-        unknown = labels - allowed
-        if unknown:
-            raise ValueError(f"quadrant labels must be among {sorted(allowed)}, got {sorted(unknown)}")
+    def _values(self) -> Condition:
+        check_condition_values(f"condition {self.name!r}", self.when)
         return self
+
+
+def _unique_condition_names(conditions: list[Condition]) -> list[Condition]:
+    names = [condition.name for condition in conditions]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"duplicate condition names {duplicates}")
+    return conditions
+
+
+class QuadrantAxis(StrictModel):
+    """One measured axis of the 2x2: a value at or above ``threshold`` is on the high side."""
+
+    feature: FieldName
+    threshold: Number
+    low_label: Text = Field(min_length=1)
+    high_label: Text = Field(min_length=1)
+
+
+# The cells of the plane (wallet size side, share of wallet side) and the quadrants they can be.
+Cell = Literal["large_wallet_low_share", "large_wallet_high_share", "small_wallet_low_share", "small_wallet_high_share"]
+QUADRANT_CELLS: tuple[str, ...] = get_args(Cell)
+PlaneQuadrant = Literal["Grow", "Protect", "Manage"]
+REEVALUATE = "Re-evaluate"
+# The quadrant of an account missing an axis value: it is on no cell of the plane.
+UNCLASSIFIED = "Unclassified"
+
+
+class Reevaluate(StrictModel):
+    """The Re-evaluate overlay: an account of a quadrant in ``over`` for which any reason holds."""
+
+    over: list[PlaneQuadrant] = Field(min_length=1)
+    reasons: list[Condition] = Field(min_length=1)
+    max_days: Days = 180  # longer than this in Re-evaluate: recommended to move to ``moves_to``
+    moves_to: PlaneQuadrant = "Manage"
+
+    @field_validator("reasons")
+    @classmethod
+    def _unique_reasons(cls, reasons: list[Condition]) -> list[Condition]:
+        return _unique_condition_names(reasons)
+
+
+class Quadrant(StrictModel):
+    """Grow / Protect / Manage as regions of the plane share of wallet x size of the wallet,
+    Grow over Protect for the accounts ``still_grow`` names, Re-evaluate as an overlay."""
+
+    share_of_wallet: QuadrantAxis
+    wallet_size: QuadrantAxis
+    cells: dict[Cell, PlaneQuadrant]
+    # A Protect-cell account for which any of these holds is Grow (the article's Grow: onboarded
+    # within the last year, or high growth), whatever its share of wallet already is.
+    still_grow: list[Condition] = Field(default_factory=list)
+    reevaluate: Reevaluate
+
+    @field_validator("still_grow")
+    @classmethod
+    def _unique_still_grow(cls, conditions: list[Condition]) -> list[Condition]:
+        return _unique_condition_names(conditions)
+
+    @model_validator(mode="after")
+    def _every_cell(self) -> Quadrant:
+        missing = [cell for cell in QUADRANT_CELLS if cell not in self.cells]
+        if missing:
+            raise ValueError(f"cells: every cell of the plane needs a quadrant, missing {missing}")
+        return self
+
+    def conditions(self) -> list[tuple[str, Condition]]:
+        """(section, condition) of every condition the quadrant reads besides its axes."""
+        reasons = [("reevaluate.reasons", c) for c in self.reevaluate.reasons]
+        return [("still_grow", c) for c in self.still_grow] + reasons
+
+    def fields(self) -> list[str]:
+        """Every field the quadrant reads: the two axes first."""
+        fields = [self.share_of_wallet.feature, self.wallet_size.feature]
+        return fields + [field for _, condition in self.conditions() for field in condition.when]
 
 
 class CaseStudy(StrictModel):
@@ -411,10 +481,14 @@ class SegmentationRules(StrictModel):
         rulesets = (
             ("lifecycle.rules", self.lifecycle.rules.rules),
             ("product_adoption", self.product_adoption.rules),
-            ("quadrant.rules", self.quadrant.rules.rules),
             ("engagement_model", self.engagement_model.rules),
         )
         conditions = [(f"{where}.{rule.name}", rule.when) for where, rules in rulesets for rule in rules]
+        conditions += [(f"quadrant.{where}.{c.name}", c.when) for where, c in self.quadrant.conditions()]
+        uses += [
+            ("quadrant.share_of_wallet.feature", self.quadrant.share_of_wallet.feature),
+            ("quadrant.wallet_size.feature", self.quadrant.wallet_size.feature),
+        ]
         conditions.append(("case_study.when", self.case_study.when))
         for where, when in conditions:
             uses += [(where, field) for field, ops in when.items() if any(op in COMPARISONS for op in ops)]
@@ -442,12 +516,15 @@ class SegmentationRules(StrictModel):
         for where, ruleset, layer in (
             ("lifecycle.rules", self.lifecycle.rules, 3),
             ("product_adoption", self.product_adoption, 3),
-            ("quadrant.rules", self.quadrant.rules, 4),
             ("engagement_model", self.engagement_model, 5),
         ):
             for rule in ruleset.rules:
                 fields = list(rule.when) + ([rule.label_from] if rule.label_from else [])
                 uses.append((f"{where}.{rule.name}", fields, layer))
+        for axis in ("share_of_wallet", "wallet_size"):
+            uses.append((f"quadrant.{axis}.feature", [getattr(self.quadrant, axis).feature], 4))
+        for where, condition in self.quadrant.conditions():
+            uses.append((f"quadrant.{where}.{condition.name}", list(condition.when), 4))
         uses.append(("case_study.when", list(self.case_study.when), 5))
         return uses
 
@@ -500,4 +577,4 @@ def load_rules(path: Path | None = None) -> SegmentationRules:
     return load_yaml(path, SegmentationRules)
 
 
-__all__ = ["PART_SEPARATOR", "UNKNOWN", "ConfigError", "SegmentationRules", "load_rules"]
+__all__ = ["PART_SEPARATOR", "REEVALUATE", "UNCLASSIFIED", "UNKNOWN", "ConfigError", "SegmentationRules", "load_rules"]
