@@ -57,17 +57,18 @@ def test_missing_inputs_give_unknown_values_named_in_the_explanation(warehouse_u
         # tenure 17 months, no NPS, no growth; wallet 100k ≥ 25k, share 12k / 100k = 0.12 < 0.8
         "quadrant": "Grow",
         "quadrant_rule": "large_wallet_low_share",
-        "engagement_model": "tech-touch",
-        "engagement_rule": "default",
+        # an SMB in Grow
+        "engagement_model": "pooled",
+        "engagement_rule": "smb_to_grow",
         "firmographic_segment": "51-200 · Technology & Media",
         "revenue_band": "<10M",
     }
     assert view("NOWALLET") == {
         "quadrant": "Unclassified",
         "quadrant_rule": "missing_input",
-        # SMB, 120 employees: the large-company rule fails on the size whatever the quadrant
-        "engagement_model": "tech-touch",
-        "engagement_rule": "default",
+        # SMB: pooled if in Grow, which cannot be told without the wallet
+        "engagement_model": "Unknown",
+        "engagement_rule": "missing_input",
         "firmographic_segment": "51-200 · Technology & Media",
         "revenue_band": "<10M",
     }
@@ -85,7 +86,7 @@ def test_missing_inputs_give_unknown_values_named_in_the_explanation(warehouse_u
         # tenure 17, no wallet (no account row): on no cell of the 2x2
         "quadrant": "Unclassified",
         "quadrant_rule": "missing_input",
-        # SMB: the large-company rule needs the quadrant and the size
+        # SMB: pooled if in Grow, which cannot be told without the wallet
         "engagement_model": "Unknown",
         "engagement_rule": "missing_input",
         "firmographic_segment": "Unknown · Unknown",
@@ -101,8 +102,8 @@ def test_missing_inputs_give_unknown_values_named_in_the_explanation(warehouse_u
     assert explanation["NOROW"]["quadrant"]["missing"] == ["accounts"]
     assert explanation["NOROW"]["engagement_model"]["missing"] == ["accounts"]
     assert explanation["NOREV"]["firmographic_segment"]["missing"] == [REVENUE]
-    # missing is a fact about the inputs, also where the value could still be decided
-    assert explanation["BIGNOSIZE"]["engagement_model"]["missing"] == [SIZE]
+    # the engagement model no longer reads the company size (rules 2026.12.0: the wallet measures the budget)
+    assert explanation["BIGNOSIZE"]["engagement_model"]["missing"] == []
     assert explanation["BIGNOSIZE"]["firmographic_segment"]["missing"] == [SIZE]
     for name in ("quadrant", "engagement_model", "firmographic_segment", "value_tier", "health_score"):
         assert explanation["FULL"][name]["missing"] == [], name
@@ -111,6 +112,7 @@ def test_missing_inputs_give_unknown_values_named_in_the_explanation(warehouse_u
     assert fx.data_gaps(warehouse_url, AS_OF) == {
         ("NOWALLET", WALLET, None),
         ("NOWALLET", WALLET, "quadrant"),
+        ("NOWALLET", WALLET, "engagement_model"),
         ("NOREV", REVENUE, None),
         ("NOREV", REVENUE, "revenue_band"),
         ("BIGNOSIZE", SIZE, None),
@@ -133,7 +135,7 @@ def test_missing_inputs_give_unknown_values_named_in_the_explanation(warehouse_u
 
     # A rerun replaces the date's gaps.
     compute_segments(AS_OF, warehouse_url=warehouse_url)
-    assert len(fx.data_gaps(warehouse_url, AS_OF)) == 14
+    assert len(fx.data_gaps(warehouse_url, AS_OF)) == 15
 
 
 def test_data_gaps_per_field_in_the_summary_and_the_evaluation_report(warehouse_url):
@@ -160,7 +162,7 @@ def test_data_gaps_per_field_in_the_summary_and_the_evaluation_report(warehouse_
         ),
         (REVENUE, 1, {"revenue_band": 1}),
         (SIZE, 1, {"employee_band": 1, "firmographic_segment": 1}),
-        (WALLET, 1, {"quadrant": 1}),
+        (WALLET, 1, {"quadrant": 1, "engagement_model": 1}),
     ]
 
     lines = summary_text().splitlines()
@@ -172,7 +174,8 @@ def test_data_gaps_per_field_in_the_summary_and_the_evaluation_report(warehouse_
         "  accounts.annual_revenue: 1 of 5 segmented accounts; Unknown because of it: revenue_band 1",
         "  accounts.employee_count: 1 of 5 segmented accounts; Unknown because of it: employee_band 1, "
         "firmographic_segment 1",
-        "  accounts.wallet_potential_arr: 1 of 5 segmented accounts; Unknown because of it: quadrant 1",
+        "  accounts.wallet_potential_arr: 1 of 5 segmented accounts; Unknown because of it: engagement_model 1, "
+        "quadrant 1",
     ]
 
     page = write_report(AS_OF, warehouse_url=warehouse_url).read_text()

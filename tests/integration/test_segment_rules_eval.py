@@ -311,34 +311,33 @@ def test_engagement_model_rules(warehouse_url):
                                                        "engagement_rule": "mid_market"}),
         ("mm_override", {"arr": 500_000, "segment_override": "Mid-Market", **manage},
          {"engagement_model": "pooled", "engagement_rule": "mid_market"}),
-        ("smb_grow_1001", {"arr": 5_000, "employee_count": 1001, **grow},
-         {"engagement_model": "pooled", "engagement_rule": "large_company_smb_to_grow"}),
+        # an SMB in Grow (a wallet of 25k+ it does not spend with us yet) is pooled, whatever its size
+        ("smb_grow_small", {"arr": 5_000, "employee_count": 10, **grow},
+         {"engagement_model": "pooled", "engagement_rule": "smb_to_grow"}),
         ("smb_grow_5001", {"arr": 5_000, "employee_count": 5001, **grow},
-         {"engagement_model": "pooled", "engagement_rule": "large_company_smb_to_grow"}),
-        ("smb_grow_1000", {"arr": 5_000, "employee_count": 1000, **grow},
-         {"engagement_model": "tech-touch", "engagement_rule": "default"}),
+         {"engagement_model": "pooled", "engagement_rule": "smb_to_grow"}),
+        ("smb_grow_no_size", {"arr": 5_000, **grow}, {"engagement_model": "pooled", "engagement_rule": "smb_to_grow"}),
         ("smb_protect_big", {"arr": 5_000, "employee_count": 9000, **protect},
          {"engagement_model": "tech-touch", "engagement_rule": "default"}),
         ("smb_manage", {"arr": 5_000, **manage}, {"engagement_model": "tech-touch", "engagement_rule": "default"}),
+        ("smb_reeval", {"arr": 5_000, **reevaluate}, {"engagement_model": "tech-touch", "engagement_rule": "default"}),
+        # no ARR and a wallet of 0: no share, so Unclassified; Grow or not cannot be told
         ("no_arr", {"wallet_potential_arr": 0, "employee_count": 10},
-         {"value_tier": "Unknown", "engagement_model": "tech-touch", "engagement_rule": "default"}),
-        # quadrant Unclassified (no wallet potential): an SMB of 5,000+ employees is pooled if Grow, else
-        # tech-touch; a small company is tech-touch either way; Enterprise is high-touch either way
-        ("smb_big_no_wallet", {"arr": 5_000, "employee_count": 9000, "tenure_months": 3},
+         {"value_tier": "Unknown", "quadrant": "Unclassified", "engagement_model": "Unknown",
+          "engagement_rule": "missing_input"}),
+        # quadrant Unclassified (no wallet potential): an SMB or Mid-Market account's engagement model
+        # depends on whether it is in Grow, so it is Unknown too; Enterprise is high-touch either way
+        ("smb_no_wallet", {"arr": 5_000, "employee_count": 9000, "tenure_months": 3},
          {"quadrant": "Unclassified", "engagement_model": "Unknown", "engagement_rule": "missing_input"}),
-        ("smb_small_no_wallet", {"arr": 5_000, "employee_count": 10, "tenure_months": 3},
-         {"quadrant": "Unclassified", "engagement_model": "tech-touch", "engagement_rule": "default"}),
-        ("ent_no_wallet", {"arr": 150_000, "tenure_months": 3},
+        ("ent_no_wallet", {"account_known": True, "arr": 150_000, "tenure_months": 3},
          {"quadrant": "Unclassified", "engagement_model": "high-touch", "engagement_rule": "enterprise"}),
         ("mm_no_wallet", {"arr": 50_000, "employee_count": 10, "tenure_months": 3},
          {"quadrant": "Unclassified", "engagement_model": "Unknown", "engagement_rule": "missing_input"}),
-        # no employee count: only the rule for large companies needs it
-        ("smb_grow_no_size", {"arr": 5_000, **grow},
-         {"engagement_model": "Unknown", "engagement_rule": "missing_input"}),
-        ("smb_manage_no_size", {"arr": 5_000, **manage},
-         {"engagement_model": "tech-touch", "engagement_rule": "default"}),
     ]  # fmt: skip
-    run_cases(warehouse_url, cases)
+    out = run_cases(warehouse_url, cases)
+    # missing is a fact about the inputs, also where the value could still be decided
+    explanation = json.loads(out["ent_no_wallet"]["explanation"])["engagement_model"]
+    assert explanation["missing"] == ["accounts.wallet_potential_arr"]
 
 
 # Scores 100 on every component: health 100, "Healthy"; Power users; Promoter.
