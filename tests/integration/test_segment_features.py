@@ -171,7 +171,7 @@ def test_health_components_of_the_scenario(warehouse_url):
         assert row["input_value"] == pytest.approx(value)
         assert row["score"] == pytest.approx(score)
         assert row["weight"] == pytest.approx(weight)
-        assert row["rules_version"] == "2026.11.0"
+        assert row["rules_version"] == "2026.12.0"
     # C: utilisation 0 scores 0 (clipped from -16.7); NPS 7 scores 70; the rest are missing.
     assert parts[("C", "usage")]["score"] == 0
     assert parts[("C", "nps")]["score"] == pytest.approx(70)
