@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 from datetime import date, datetime
 
+import sqlalchemy as sa
+
 import segment_fixtures as fx
-from postsales.segment.engine import compute_segments
+from postsales import warehouse
+from postsales.segment.engine import account_segments, compute_segments
 from postsales.segment.rules import load_rules
 
 DATES = [date(2024, 1, 1), date(2024, 5, 1), date(2024, 6, 29), date(2024, 6, 30), date(2024, 9, 1)]
@@ -131,3 +134,40 @@ def test_explanation_says_why_an_account_is_in_reevaluate(warehouse_url):
     # L (NPS 10) is not in Re-evaluate: its explanation names the rule that placed it.
     other = json.loads(rows["L"]["explanation"])["quadrant"]
     assert (other["value"], other["rule"], other["inputs"]["nps_latest"]) == ("Grow", "large_wallet_low_share", 10)
+
+
+def test_segments_from_before_the_2x2_gain_its_columns_and_the_dwell_carries_over(warehouse_url):
+    """mart.account_segments created by rules 2026.11 (no axis columns): the next run adds them,
+    and an account already in Re-evaluate there keeps its dwell under the 2x2."""
+    _load(warehouse_url)
+    eng = warehouse.engine(warehouse_url)
+    warehouse.ensure_schema(eng)
+    new_columns = ("share_of_wallet", "wallet_size", "quadrant_cell", "plane_quadrant")
+    old = sa.MetaData()
+    kept = [c.copy() for c in account_segments.columns if c.name not in new_columns]
+    table = sa.Table("account_segments", old, *kept, schema="mart")
+    warehouse.ensure_tables(eng, old)
+    earlier = date(2024, 5, 1)
+    old_row = {c.name: "x" for c in table.columns if not c.nullable and c.type.python_type is str}
+    old_row |= {
+        "as_of_date": earlier,
+        "account_id": "R",
+        "quadrant": "Re-evaluate",
+        "quadrant_rule": "low_nps",
+        "recommended_quadrant": "Re-evaluate",
+        "reevaluate_since": date(2024, 1, 1),
+        "reevaluate_days": 121,
+        "case_study_candidate": False,
+        "rules_version": "2026.11.0",
+        "computed_at": datetime(2024, 5, 2),
+    }
+    with eng.begin() as conn:
+        conn.execute(table.insert(), [old_row])
+
+    compute_segments(date(2024, 6, 30), warehouse_url=warehouse_url)
+    rows = fx.segments(warehouse_url, date(2024, 6, 30))
+    # R: 20k of a 100k wallet, NPS 2: Re-evaluate over Grow since 2024-01-01, 181 days: move to Manage
+    assert _dwell(rows, "R") == ("Re-evaluate", date(2024, 1, 1), 181, "Manage")
+    assert [rows["R"][c] for c in new_columns] == [0.2, 100_000, "Large wallet · Low share", "Grow"]
+    assert [fx.segments(warehouse_url, earlier)["R"][c] for c in new_columns] == [None] * 4
+    assert warehouse.add_missing_columns(eng, account_segments) == []
