@@ -3,6 +3,7 @@ a missing table fails the extract at once, an unreachable database is retried.""
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 
 import pandas as pd
@@ -118,8 +119,27 @@ def source_without_tables(request, tmp_path) -> tuple[str, str]:
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'crm.sqlite'}"
         return url, url
-    database = request.getfixturevalue("pg_database")  # trust authentication: any password connects
+    # A database of its own: the session's shared one holds other tests' crm_account tables.
+    import psycopg
+
+    admin = request.getfixturevalue("pg_server")
+    name = f"postsales_no_tables_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'create database "{name}"')
+    request.addfinalizer(lambda: _drop_database(admin, name))
+    database = f"{admin.rsplit('/', 1)[0]}/{name}".replace("postgresql://", "postgresql+psycopg://", 1)
+    # Trust authentication: any password connects.
     return database.replace("postgres@", "postgres:s3cret@"), database.replace("postgres@", "postgres:***@")
+
+
+def _drop_database(admin: str, name: str) -> None:
+    import psycopg
+
+    from postsales import warehouse
+
+    warehouse.dispose_all()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{name}" with (force)')
 
 
 def test_a_missing_table_is_not_retryable_and_names_the_database_the_table_and_the_fix(source_without_tables):
