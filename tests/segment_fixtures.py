@@ -373,3 +373,58 @@ def load_scenario(url: str) -> None:
     load_staging(
         url, accounts=data["accounts"], contracts=data["contracts"], surveys=data["surveys"], usage_rows=data["usage"]
     )
+
+
+# --- accounts on the 2x2 (tests/integration/test_segmentation_report.py) -------------------
+
+
+def store_segments(url: str, rows: Iterable[Mapping[str, Any]], as_of: date, rules: SegmentationRules | None = None):
+    """Insert feature rows for ``as_of`` and store their segments, as compute_segments does."""
+    rules = rules or load_rules()
+    eng = prepare_marts(url)
+    rows = [{**row, "as_of_date": as_of} for row in rows]
+    with eng.begin() as conn:
+        conn.execute(seg.account_features.delete().where(seg.account_features.c.as_of_date == as_of))
+        conn.execute(seg.account_segments.delete().where(seg.account_segments.c.as_of_date == as_of))
+        conn.execute(seg.account_features.insert(), rows)
+        conn.execute(
+            seg.account_segments.insert().from_select(
+                [col.name for col in seg.account_segments.c], seg.compile_segments(rules, eng.dialect.name)
+            ),
+            {"as_of_date": as_of, "computed_at": COMPUTED_AT},
+        )
+
+
+def plane_account(account_id: str, wallet: float | None, arr: float, **values: Any) -> dict[str, Any]:
+    """A feature row placed by its wallet and ARR: mature (30 months), flat, passive NPS, content;
+    every input of the quadrant's refinements given, so only ``values`` change them."""
+    inputs = {
+        "account_known": True,
+        "name": f"Company {account_id}",
+        "arr": arr,
+        "wallet_potential_arr": wallet,
+        "wallet_share": None if not wallet else arr / wallet,
+        "unrealized_wallet": None if not wallet else wallet - arr,
+        "tenure_months": 30,
+        "arr_growth_365d": 0.0,
+        "arr_change_90d": 0.0,
+        "nps_latest": 8,
+        "csat_avg": 4.0,
+        "usage_trend": 1.0,
+    }
+    return feature_row(account_id, **(inputs | values))
+
+
+# Share threshold 0.8 (−10 %: 0.72, +10 %: 0.88); wallet threshold 25,000 (−10 %: 22,500, +10 %: 27,500).
+PLANE_ACCOUNTS = [
+    plane_account("A", 100_000, 20_000),  # share 0.20: Grow; SMB in Grow: pooled
+    plane_account("B", 60_000, 54_000),  # 0.90: Protect; Mid-Market: high-touch
+    plane_account("C", 60_000, 46_000),  # 0.767: Grow; at 0.72 Protect
+    plane_account("D", 60_000, 45_000, tenure_months=6),  # 0.75: Grow; at 0.72 still Grow (first year)
+    plane_account("E", 23_000, 20_000),  # small wallet, 0.87: Manage; at 22,500 Protect
+    plane_account("F", 26_000, 5_000),  # 0.19: Grow; at 27,500 Manage
+    plane_account("G", 27_000, 5_000, nps_latest=3),  # Re-evaluate over Grow; at 27,500 Manage
+    plane_account("H", 24_000, 1_000, nps_latest=3),  # small wallet: Manage; at 22,500 Re-evaluate
+    plane_account("I", 300_000, 250_000),  # 0.833: Protect; Enterprise: high-touch; at 0.88 Grow
+    plane_account("J", None, 10_000),  # no wallet: Unclassified
+]

@@ -23,7 +23,11 @@ from postsales.outcomes import ALL_BANDS, health_component_signal, health_outcom
 from postsales.reports.data_gaps import data_gaps
 from postsales.reports.data_gaps import section as data_gaps_section
 from postsales.reports.html import Section, money, number, page, pct, table
+from postsales.reports.segmentation_report import sensitivity_section
 from postsales.review import review_migration_matrix, review_recommendations
+from postsales.segment.engine import account_segments
+from postsales.segment.rules import load_rules
+from postsales.segment.sensitivity import quadrant_sensitivity
 
 log = logging.getLogger(__name__)
 
@@ -244,6 +248,14 @@ def migration_section(matrix: list[Any]) -> str:
     return "".join(parts)
 
 
+def _sensitivity(conn: sa.Connection, as_of: date) -> list[Any]:
+    """How many accounts the 2x2's thresholds moved by ±10 % would move: the rules to approve, with
+    their sensitivity (empty when the date has no segments)."""
+    if not _rows(conn, account_segments, as_of, account_segments.c.account_id):
+        return []
+    return quadrant_sensitivity(conn, as_of, load_rules())
+
+
 def report_path(as_of: date) -> Path:
     return paths.data_dir() / "reports" / f"evaluation_{as_of:%Y-%m-%d}.html"
 
@@ -260,6 +272,7 @@ def write_report(as_of: date, *, warehouse_url: str | None = None) -> Path:
         matrix = _rows(conn, review_migration_matrix, as_of)
         migration = _rows(conn, segment_migration_matrix, as_of)
         gaps = data_gaps(conn, as_of)
+        sensitivity = _sensitivity(conn, as_of)
     counts = {flag: sum(1 for r in forecasts if getattr(r, flag)) for flag in FLAG_NAMES}
     longest = max((r for r in outcomes if r.health_band == ALL_BANDS), key=lambda r: r.horizon_months, default=None)
     kpis = "".join(f"<div class=kpi>{FLAG_TITLES[f]}<b>{n}</b>accounts</div>" for f, n in counts.items())
@@ -273,6 +286,7 @@ def write_report(as_of: date, *, warehouse_url: str | None = None) -> Path:
         Section("Forecast backtest", backtest_section(backtest, calibration)),
         Section("Health score vs outcome", health_section(outcomes, signal)),
         Section("Annual review recommendations", review_section(recommendations, matrix)),
+        Section("Quadrant threshold sensitivity (±10 %)", sensitivity_section(sensitivity)),
         data_gaps_section(gaps),
     ]
     if migration:

@@ -1,0 +1,69 @@
+-- The 80:20 focus check as of :as_of_date (docs/metrics.md, "Focus check"): per quadrant, the
+-- accounts, ARR, unrealised wallet, and the share of customer-success capacity the engagement
+-- model assigns to it. An account's capacity is its engagement model's weight (bound:
+-- :high_touch_weight, :pooled_weight, :tech_touch_weight; any other model weighs 0).
+with segments as (
+    select
+        quadrant,
+        engagement_model,
+        arr,
+        wallet_size,
+        case engagement_model
+            when 'high-touch' then cast(:high_touch_weight as double precision)
+            when 'pooled' then cast(:pooled_weight as double precision)
+            when 'tech-touch' then cast(:tech_touch_weight as double precision)
+            else 0.0
+        end as capacity
+    from mart.account_segments
+    where as_of_date = cast(:as_of_date as date)
+),
+
+per_quadrant as (
+    select
+        quadrant,
+        count(*) as account_count,
+        coalesce(sum(arr), 0) as arr,
+        sum(
+            case when wallet_size is not null then greatest(wallet_size - coalesce(arr, 0), 0) end
+        ) as unrealized_wallet,
+        sum(case when engagement_model = 'high-touch' then 1 else 0 end) as high_touch_accounts,
+        sum(case when engagement_model = 'pooled' then 1 else 0 end) as pooled_accounts,
+        sum(case when engagement_model = 'tech-touch' then 1 else 0 end) as tech_touch_accounts,
+        sum(capacity) as capacity
+    from segments
+    group by quadrant
+),
+
+totals as (
+    select
+        sum(capacity) as capacity,
+        sum(arr) as arr,
+        sum(
+            case when wallet_size is not null then greatest(wallet_size - coalesce(arr, 0), 0) end
+        ) as unrealized_wallet
+    from segments
+)
+
+select
+    per_quadrant.quadrant,
+    per_quadrant.account_count,
+    per_quadrant.arr,
+    per_quadrant.unrealized_wallet,
+    per_quadrant.high_touch_accounts,
+    per_quadrant.pooled_accounts,
+    per_quadrant.tech_touch_accounts,
+    per_quadrant.capacity,
+    per_quadrant.capacity / nullif(totals.capacity, 0) as capacity_share,
+    per_quadrant.arr / nullif(totals.arr, 0) as part_of_arr,
+    per_quadrant.unrealized_wallet / nullif(totals.unrealized_wallet, 0) as part_of_unrealized_wallet
+from per_quadrant
+cross join totals
+order by
+    case per_quadrant.quadrant
+        when 'Grow' then 1
+        when 'Protect' then 2
+        when 'Re-evaluate' then 3
+        when 'Manage' then 4
+        else 5
+    end,
+    per_quadrant.quadrant
