@@ -9,7 +9,9 @@ model and flags case-study candidates. Then forecasts tier migration: the projec
 tier at +6/+9/+12/+15 months and the flags `smb_to_mm_6_9m`, `mm_to_ent_12_15m` and
 `ent_decline_risk` in `mart.account_forecasts` (same key as the segments). Every
 assignment and every flag carries a JSON explanation (the rule that fired and the inputs
-it saw, or the growth rates and points behind a flag) and the rules version.
+it saw, or the growth rates and points behind a flag) and the rules version. Last, the
+segmentation report: the 2x2 scatter, the 80:20 focus check, movers, tier-migration
+candidates and the thresholds' sensitivity, in `data/reports/segmentation_<as-of date>.html`.
 
 Runs when the extract DAGs have updated all four staging Assets; the as-of date is the
 last complete day they loaded. Trigger it with `as_of_date` to compute any past date: only
@@ -51,7 +53,14 @@ def account_segmentation():
 
         return forecast(segments["as_of_date"])
 
-    forecast_tier_migration(segment_accounts())
+    @task(pool=WAREHOUSE_POOL)
+    def write_segmentation_report(segments: dict, forecasts: dict) -> str:
+        from postsales.tasks import segmentation_report
+
+        return segmentation_report(segments["as_of_date"])
+
+    segments = segment_accounts()
+    write_segmentation_report(segments, forecast_tier_migration(segments))
     add_run_summary()
 
 

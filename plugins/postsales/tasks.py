@@ -139,6 +139,15 @@ def cohort_report(snapshot: dict) -> str:
     return str(path)
 
 
+def segmentation_report(as_of_date: str) -> str:
+    """Write the as-of date's segmentation report (the 2x2); returns (and logs) its path."""
+    from postsales.reports.segmentation_report import write_report
+
+    path = write_report(date.fromisoformat(as_of_date))
+    log.info("segmentation report: %s", path)
+    return str(path)
+
+
 def forecast(as_of_date: str) -> dict:
     """Tier-migration forecast as of the segmentation run's date (joins mart.account_segments)."""
     from postsales.forecast import compute_forecast

@@ -88,6 +88,7 @@ def test_a_broken_rules_file_fails_the_segmentation_at_once(dags, duckdb_url, tm
     assert tries == {
         "segment_accounts": ("failed", 1),  # no retry
         "forecast_tier_migration": ("upstream_failed", 0),
+        "write_segmentation_report": ("upstream_failed", 0),
         "summarize_run": ("success", 1),
     }
     [alert] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("postsales alert:")]
