@@ -38,6 +38,10 @@ PARAMS = {
     "pricing_change_date": date(2024, 2, 1),
     "months": 3,
     "usage_days": 30,
+    "high_touch_weight": 1.0,
+    "pooled_weight": 0.25,
+    "tech_touch_weight": 0.0,
+    "compared_to": date(2024, 2, 1),
 }
 
 
@@ -71,11 +75,15 @@ def results(url: str) -> dict[str, list]:
 def load(url, run_id="sql_files"):
     """Every stage's tables, so every query has something to read."""
     from postsales.cohorts import compute_snapshot
+    from postsales.crm import sync
+    from postsales.forecast import compute_forecast
     from postsales.segment.engine import compute_segments
 
     for entity in ("accounts", "contracts", "survey_responses", "usage_daily"):
         extract_entity(entity, interval=Interval(tiny.DAY1, tiny.DAY2), run_id=run_id, build_data_docs=False)
     compute_segments(PARAMS["as_of_date"], warehouse_url=url)
+    compute_forecast(PARAMS["as_of_date"], warehouse_url=url)
+    warehouse.ensure_tables(warehouse.engine(url), sync.metadata)  # no CRM push in the tiny data: empty
     compute_snapshot(PARAMS["snapshot_month"], warehouse_url=url)
 
 
