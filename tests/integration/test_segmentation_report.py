@@ -18,8 +18,8 @@ from browser import chromium_flags, chromium_or_skip
 from postsales import warehouse
 from postsales.crm import sync
 from postsales.reports.segmentation_report import CAPACITY_WEIGHTS, write_report
-from postsales.segment.rules import load_rules
-from postsales.segment.sensitivity import quadrant_sensitivity
+from postsales.segment.rules import SegmentationRules, load_rules
+from postsales.segment.sensitivity import quadrant_sensitivity, stored_differences
 
 AS_OF = date(2024, 6, 30)
 BEFORE = date(2024, 5, 31)
@@ -79,8 +79,63 @@ def test_sensitivity_reclassifies_with_the_same_refinements(warehouse_url):
         # 27,500: F (26,000) and G (27,000, NPS 3: Manage is not overlaid) are Manage.
         ("wallet_size", "+10%", 27_500, 2, {("Grow", "Manage"): 1, ("Re-evaluate", "Manage"): 1}),
     ]
-    # Unmoved thresholds reproduce the stored quadrants.
     assert [r.accounts_changing for r in unmoved] == [0, 0]
+    # The stored quadrants are today's rules' own.
+    with warehouse.engine(warehouse_url).connect() as conn:
+        assert stored_differences(conn, AS_OF, load_rules()) == {}
+
+
+def edited_rules(edit) -> SegmentationRules:
+    """The shipped rules with ``edit`` applied to their plain data, validated again."""
+    data = load_rules().model_dump()
+    edit(data)
+    return SegmentationRules.model_validate(data)
+
+
+def test_sensitivity_of_a_reason_reading_a_layer_3_value(warehouse_url):
+    # A Re-evaluate reason may read health_band (layer 3), not a stored feature.
+    rules = edited_rules(
+        lambda d: d["quadrant"]["reevaluate"]["reasons"].append(
+            {"name": "at_risk", "when": {"health_band": {"in": ["At risk"]}}}
+        )
+    )
+    # L: 1k of a 24k wallet, Manage. Health: seats 0.1 → 0, trend 0.7 → 0, NPS 7 → 70 × 0.25,
+    # CSAT 3 → 50 × 0.15, growth −0.3 → 0: 25, At risk; no shipped reason holds (NPS 7, CSAT 3, no 90-day rise).
+    at_risk = fx.plane_account(
+        "L", 24_000, 1_000, seat_utilization=0.1, usage_trend=0.7, arr_growth_365d=-0.3, nps_latest=7, csat_avg=3.0
+    )
+    fx.store_segments(warehouse_url, [*fx.PLANE_ACCOUNTS, at_risk], AS_OF, rules)
+    stored = fx.segments(warehouse_url, AS_OF)["L"]
+    assert (stored["health_band"], stored["quadrant"]) == ("At risk", "Manage")
+    with warehouse.engine(warehouse_url).connect() as conn:
+        rows = quadrant_sensitivity(conn, AS_OF, rules)
+    # At 22,500 L is in the Grow cell and at_risk overlays it, besides E and H as with the shipped rules.
+    assert rows[2].moves == {("Manage", "Protect"): 1, ("Manage", "Re-evaluate"): 2}
+    assert [r.accounts_changing for r in rows] == [1, 1, 3, 2]
+
+
+def test_sensitivity_counts_from_todays_rules_not_the_stored_quadrants(warehouse_url):
+    fx.store_segments(warehouse_url, fx.PLANE_ACCOUNTS, AS_OF)  # the shipped share threshold, 0.8
+    shipped = load_rules().version
+
+    def lower_share(data):
+        data["version"] = "test-share-0.75"
+        data["quadrant"]["share_of_wallet"]["threshold"] = 0.75
+
+    rules = edited_rules(lower_share)
+    with warehouse.engine(warehouse_url).connect() as conn:
+        rows = quadrant_sensitivity(conn, AS_OF, rules)
+        differing = stored_differences(conn, AS_OF, rules)
+    # At 0.75, C (0.767, mature) is Protect, stored Grow; D (0.75) is Grow in its first year either way.
+    assert differing == {shipped: 1}
+    got = [(r.direction, r.new_threshold, r.moves) for r in rows[:2]]
+    # 0.675: nobody moves from 0.75 (C already Protect); 0.825: C (0.767) Grow, I (0.833) stays Protect.
+    assert got == [("-10%", 0.675, {}), ("+10%", 0.825, {("Protect", "Grow"): 1})]
+    page = write_report(AS_OF, warehouse_url=warehouse_url, rules=rules).read_text()
+    assert (
+        f"1 accounts' stored quadrant differs from today's rules (test-share-0.75): segmented under rules {shipped}"
+        in sections(page)["Threshold sensitivity (±10 %)"]
+    )
 
 
 def load_history(url: str) -> None:

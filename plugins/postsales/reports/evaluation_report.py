@@ -27,7 +27,7 @@ from postsales.reports.segmentation_report import sensitivity_section
 from postsales.review import review_migration_matrix, review_recommendations
 from postsales.segment.engine import account_segments
 from postsales.segment.rules import load_rules
-from postsales.segment.sensitivity import quadrant_sensitivity
+from postsales.segment.sensitivity import quadrant_sensitivity, stored_differences
 
 log = logging.getLogger(__name__)
 
@@ -248,12 +248,15 @@ def migration_section(matrix: list[Any]) -> str:
     return "".join(parts)
 
 
-def _sensitivity(conn: sa.Connection, as_of: date) -> list[Any]:
+def _sensitivity(conn: sa.Connection, as_of: date) -> str:
     """How many accounts the 2x2's thresholds moved by ±10 % would move: the rules to approve, with
-    their sensitivity (empty when the date has no segments)."""
+    their sensitivity."""
+    rules = load_rules()
     if not _rows(conn, account_segments, as_of, account_segments.c.account_id):
-        return []
-    return quadrant_sensitivity(conn, as_of, load_rules())
+        return sensitivity_section([], {}, rules.version)
+    return sensitivity_section(
+        quadrant_sensitivity(conn, as_of, rules), stored_differences(conn, as_of, rules), rules.version
+    )
 
 
 def report_path(as_of: date) -> Path:
@@ -286,7 +289,7 @@ def write_report(as_of: date, *, warehouse_url: str | None = None) -> Path:
         Section("Forecast backtest", backtest_section(backtest, calibration)),
         Section("Health score vs outcome", health_section(outcomes, signal)),
         Section("Annual review recommendations", review_section(recommendations, matrix)),
-        Section("Quadrant threshold sensitivity (±10 %)", sensitivity_section(sensitivity)),
+        Section("Quadrant threshold sensitivity (±10 %)", sensitivity),
         data_gaps_section(gaps),
     ]
     if migration:

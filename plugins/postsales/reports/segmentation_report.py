@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from postsales import paths, warehouse
 from postsales.reports.html import Section, money, number, page, pct, table
 from postsales.segment.rules import SegmentationRules, load_rules
-from postsales.segment.sensitivity import Sensitivity, quadrant_sensitivity
+from postsales.segment.sensitivity import Sensitivity, quadrant_sensitivity, stored_differences
 
 log = logging.getLogger(__name__)
 
@@ -258,8 +258,9 @@ def candidates_section(accounts: list[Any]) -> str:
     return "".join(parts)
 
 
-def sensitivity_section(rows: list[Sensitivity]) -> str:
-    """The thresholds' ±10 % sensitivity (also in the annual review's report)."""
+def sensitivity_section(rows: list[Sensitivity], stored: dict[str, int], rules_version: str) -> str:
+    """The thresholds' ±10 % sensitivity (also in the annual review's report); ``stored``: per rules
+    version, the accounts whose stored quadrant differs from what ``rules_version`` gives today."""
     if not rows:
         return "<p>No segments for this date.</p>"
     labels = {"share_of_wallet": "share of wallet", "wallet_size": "wallet size"}
@@ -281,11 +282,16 @@ def sensitivity_section(rows: list[Sensitivity]) -> str:
             for r in rows
         ),
     )
+    differing = "".join(
+        f"<p>{n} accounts' stored quadrant differs from today's rules ({html.escape(rules_version)}): "
+        f"segmented under rules {html.escape(version)}; the moves above are counted from today's rules.</p>"
+        for version, n in stored.items()
+    )
     return (
-        "<p class=note>Each threshold moved on its own, the other rules unchanged: every account is "
-        "reclassified from its stored axis values with the same refinements (first year or high growth "
-        "keeps a Protect-cell account in Grow; the Re-evaluate overlay) and compared with its quadrant now "
-        '(docs/metrics.md, "Threshold sensitivity").</p>' + body
+        f"<p class=note>Each threshold of rules {html.escape(rules_version)} moved on its own, the other rules "
+        "unchanged: every account is reclassified from its stored features with the same refinements (first "
+        "year or high growth keeps a Protect-cell account in Grow; the Re-evaluate overlay) and compared with "
+        'its quadrant under the unmoved thresholds (docs/metrics.md, "Threshold sensitivity").</p>' + differing + body
     )
 
 
@@ -353,6 +359,7 @@ def write_report(as_of: date, *, warehouse_url: str | None = None, rules: Segmen
             else:
                 since[key] = (None, [])
         sensitivity = quadrant_sensitivity(conn, as_of, rules) if accounts else []
+        stored = stored_differences(conn, as_of, rules) if accounts else {}
     movers = migration_table(since["previous_snapshot"][1], since["previous_snapshot"][0], "previous snapshot")
     movers += migration_table(since["last_revision"][1], since["last_revision"][0], "last CRM revision")
     sections = [
@@ -361,7 +368,7 @@ def write_report(as_of: date, *, warehouse_url: str | None = None, rules: Segmen
         Section("Focus check (80:20)", focus_section(focus)),
         Section("Movers", movers),
         Section("Tier-migration candidates", candidates_section(accounts)),
-        Section("Threshold sensitivity (±10 %)", sensitivity_section(sensitivity)),
+        Section("Threshold sensitivity (±10 %)", sensitivity_section(sensitivity, stored, rules.version)),
         Section("Accounts", accounts_section(accounts)),
     ]
     counts = {r.quadrant: r.account_count for r in summary}

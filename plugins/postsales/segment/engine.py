@@ -445,8 +445,9 @@ def quadrant_overlay(
 # --- the compiled statement ------------------------------------------------------------
 
 
-def _layers(rules: SegmentationRules, gaps: Gaps) -> sa.CTE:
-    """Every value of every account for :as_of_date, layer by layer (docs/metrics.md, "Evaluation order")."""
+def layer3(rules: SegmentationRules, gaps: Gaps) -> sa.CTE:
+    """Layers 1-3 for :as_of_date: the features and every value the quadrant's rules may read
+    (docs/metrics.md, "Evaluation order"); the thresholds of the 2x2 play no part in them."""
     features = account_features
     base = sa.select(*features.c).where(features.c.as_of_date == sa.bindparam("as_of_date")).cte("features")
 
@@ -482,7 +483,7 @@ def _layers(rules: SegmentationRules, gaps: Gaps) -> sa.CTE:
         lifecycle = sa.case((known, crm_stage), else_=lifecycle)
         lifecycle_rule = sa.case((known, sa.literal("crm_stage")), else_=lifecycle_rule)
     adoption, adoption_rule = ruleset_cases(c, rules.product_adoption, partial(gaps.unknown, c))
-    layer3 = sa.select(
+    return sa.select(
         *c,
         value_tier.label("value_tier"),
         value_source.label("value_tier_source"),
@@ -494,7 +495,10 @@ def _layers(rules: SegmentationRules, gaps: Gaps) -> sa.CTE:
         band_case(c[status.health_band.feature], status.health_band).label("health_band"),
     ).cte("layer3")
 
-    # Layer 4: customer status, the account's cell on the plane of the 2x2, then its quadrant.
+
+def layer4(layer3: sa.CTE, rules: SegmentationRules, gaps: Gaps, name: str = "layer4") -> sa.CTE:
+    """Layer 4 over ``layer3``: customer status, the account's cell on the plane of the 2x2, then its
+    quadrant. The threshold sensitivity builds on it with moved thresholds (``name`` tells them apart)."""
     c = layer3.c
     cell, cell_rule, plane_quadrant, plane_rule = quadrant_plane(c, rules, partial(gaps.unknown, c))
     plane = sa.select(
@@ -504,13 +508,18 @@ def _layers(rules: SegmentationRules, gaps: Gaps) -> sa.CTE:
         cell_rule.label("quadrant_cell_rule"),
         plane_quadrant.label("plane_quadrant"),
         plane_rule.label("plane_rule"),
-    ).cte("plane")
+    ).cte(f"{name}_plane")
     c = plane.c
     quadrant, quadrant_rule = quadrant_overlay(c, rules, partial(gaps.unknown, c))
-    layer4 = sa.select(*c, quadrant.label("quadrant"), quadrant_rule.label("quadrant_rule")).cte("layer4")
+    return sa.select(*c, quadrant.label("quadrant"), quadrant_rule.label("quadrant_rule")).cte(name)
+
+
+def _layers(rules: SegmentationRules, gaps: Gaps) -> sa.CTE:
+    """Every value of every account for :as_of_date, layer by layer (docs/metrics.md, "Evaluation order")."""
+    quadrants = layer4(layer3(rules, gaps), rules, gaps)
 
     # Layer 5: engagement model and case-study candidates.
-    c = layer4.c
+    c = quadrants.c
     engagement, engagement_rule = ruleset_cases(c, rules.engagement_model, partial(gaps.unknown, c))
     # Undecided for lack of an input: not a candidate (the data gap is recorded).
     case_study, _ = decision(c, rules.case_study.when, partial(gaps.unknown, c))

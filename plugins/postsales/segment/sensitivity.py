@@ -2,21 +2,22 @@
 "Threshold sensitivity"): the figures a CS leader approving the rules sees next to them.
 
 Each of the two axis thresholds moves by ``MOVES`` (−10 %, +10 %) on its own, the other rules
-unchanged. The accounts of the as-of date are reclassified set-based in the warehouse from
-their stored feature rows with the same compiled rules as the segmentation (``quadrant_plane``
-and ``quadrant_overlay``): the moved cell, then the same ``still_grow`` refinement and the same
-Re-evaluate overlay. Compared with the quadrant stored in ``mart.account_segments``.
+unchanged. The accounts of the as-of date are reclassified set-based in the warehouse by the
+engine's own layers: layers 1-3 once (the thresholds play no part in them, and the quadrant's
+rules may read their values), then layer 4 (cell, ``still_grow``, Re-evaluate overlay) per
+moved threshold. Each is compared with the same layer 4 under the unmoved thresholds, the
+current rules' baseline: the quadrant stored in ``mart.account_segments`` may come from older
+rules, and how many stored quadrants differ from the baseline is reported on its own.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from functools import partial
 
 import sqlalchemy as sa
 
-from postsales.segment.engine import Gaps, account_features, account_segments, quadrant_overlay, quadrant_plane
+from postsales.segment.engine import Gaps, account_segments, layer3, layer4
 from postsales.segment.rules import SegmentationRules
 
 AXES = ("share_of_wallet", "wallet_size")
@@ -50,36 +51,21 @@ def moved_rules(rules: SegmentationRules, axis: str, move: float) -> Segmentatio
 def compile_sensitivity(rules: SegmentationRules, variants: list[tuple[str, float]]) -> sa.Select:
     """(variant, from_quadrant, to_quadrant, accounts) for :as_of_date, only the pairs that differ.
 
-    ``variant`` is the index in ``variants``; ``from_quadrant`` the stored quadrant.
+    ``variant`` is the index in ``variants``; ``from_quadrant`` the quadrant under ``rules``
+    unmoved (the baseline), ``to_quadrant`` under the moved threshold.
     """
-    features, segments = account_features, account_segments
-    base = (
-        sa.select(*features.c, segments.c.quadrant.label("stored_quadrant"))
-        .select_from(
-            features.join(
-                segments,
-                sa.and_(segments.c.as_of_date == features.c.as_of_date, segments.c.account_id == features.c.account_id),
-            )
-        )
-        .where(features.c.as_of_date == sa.bindparam("as_of_date"))
-        .cte("sensitivity_base")
-    )
+    gaps = Gaps(rules)
+    values = layer3(rules, gaps)
+    baseline = layer4(values, rules, gaps, "sensitivity_baseline")
     reclassified = []
     for index, (axis, move) in enumerate(variants):
-        moved = moved_rules(rules, axis, move)
-        gaps = Gaps(moved)
-        c = base.c
-        _, _, plane_quadrant, plane_rule = quadrant_plane(c, moved, partial(gaps.unknown, c))
-        plane = sa.select(*c, plane_quadrant.label("plane_quadrant"), plane_rule.label("plane_rule")).cte(
-            f"sensitivity_plane_{index}"
-        )
-        quadrant, _ = quadrant_overlay(plane.c, moved, partial(gaps.unknown, plane.c))
+        moved = layer4(values, moved_rules(rules, axis, move), gaps, f"sensitivity_{index}")
         reclassified.append(
             sa.select(
                 sa.literal(index).label("variant"),
-                plane.c.stored_quadrant.label("from_quadrant"),
-                quadrant.label("to_quadrant"),
-            )
+                baseline.c.quadrant.label("from_quadrant"),
+                moved.c.quadrant.label("to_quadrant"),
+            ).select_from(baseline.join(moved, moved.c.account_id == baseline.c.account_id))
         )
     every = sa.union_all(*reclassified).subquery("reclassified")
     return (
@@ -90,10 +76,35 @@ def compile_sensitivity(rules: SegmentationRules, variants: list[tuple[str, floa
     )
 
 
+def compile_stored_differences(rules: SegmentationRules) -> sa.Select:
+    """(rules_version, accounts): per rules version of the stored rows of :as_of_date, how many
+    stored quadrants differ from the quadrant ``rules`` give today (only versions with one)."""
+    gaps = Gaps(rules)
+    baseline = layer4(layer3(rules, gaps), rules, gaps, "stored_baseline")
+    stored = account_segments
+    return (
+        sa.select(stored.c.rules_version, sa.func.count().label("accounts"))
+        .select_from(
+            stored.join(
+                baseline,
+                sa.and_(stored.c.as_of_date == baseline.c.as_of_date, stored.c.account_id == baseline.c.account_id),
+            )
+        )
+        .where(stored.c.quadrant != baseline.c.quadrant)
+        .group_by(stored.c.rules_version)
+        .order_by(stored.c.rules_version)
+    )
+
+
+def stored_differences(conn: sa.Connection, as_of: date, rules: SegmentationRules) -> dict[str, int]:
+    """Rules version -> accounts whose stored quadrant differs from today's rules (empty: none)."""
+    return dict(conn.execute(compile_stored_differences(rules), {"as_of_date": as_of}).all())
+
+
 def quadrant_sensitivity(
     conn: sa.Connection, as_of: date, rules: SegmentationRules, moves: tuple[float, ...] = MOVES
 ) -> list[Sensitivity]:
-    """One row per (axis, move), share of wallet first; empty when ``as_of`` has no segments."""
+    """One row per (axis, move), share of wallet first; no account changes when ``as_of`` has none."""
     variants = [(axis, move) for axis in AXES for move in moves]
     pairs: dict[int, dict[tuple[str, str], int]] = {index: {} for index in range(len(variants))}
     for row in conn.execute(compile_sensitivity(rules, variants), {"as_of_date": as_of}):
