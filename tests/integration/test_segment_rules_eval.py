@@ -275,9 +275,17 @@ def test_quadrant_plane_edges_refinement_and_overlay(warehouse_url):
         # no axis value: Unclassified whatever else holds
         ("missing_wallet_detractor", quadrant_account(None, 5_000, 24, nps_latest=2),
          {"quadrant": "Unclassified"}),
-        # a wallet potential of 0 is a value, but no share can be computed from it: Unclassified
+        # ARR over a wallet potential of 0: more than the estimate, a share beyond any threshold on
+        # the smallest wallet (as a wallet of 1 gives): Manage; no finite share to store
         ("zero_wallet", quadrant_account(0, 5_000, 24),
-         {"quadrant": "Unclassified", "quadrant_rule": "missing_input", "wallet_size": None}),
+         {"quadrant": "Manage", "quadrant_rule": "small_wallet_high_share",
+          "quadrant_cell": "Small wallet · High share", "share_of_wallet": None, "wallet_size": 0}),
+        ("wallet_of_1", quadrant_account(1, 5_000, 24),
+         {"quadrant": "Manage", "quadrant_rule": "small_wallet_high_share", "share_of_wallet": 5_000}),
+        # ARR 0 over a wallet of 0: nothing of it reached, as ARR 0 over a wallet of 1 (share 0)
+        ("zero_wallet_no_arr", quadrant_account(0, 0, 24),
+         {"quadrant": "Manage", "quadrant_rule": "small_wallet_low_share",
+          "quadrant_cell": "Small wallet · Low share"}),
         ("nothing", {}, {"quadrant": "Unclassified", "quadrant_rule": "missing_input"}),
     ]  # fmt: skip
     out = run_cases(warehouse_url, cases)

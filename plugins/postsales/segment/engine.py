@@ -388,12 +388,21 @@ def quadrant_plane(
 
     The cell is where the two axis values fall; its quadrant is the cell's, except that a
     Protect cell's account for which a ``still_grow`` condition holds is Grow. Missing an axis
-    value: no cell, Unclassified (rule ``missing_input``), never a guessed quadrant.
+    value: no cell, Unclassified (rule ``missing_input``), never a guessed quadrant; a wallet of 0
+    with a known ARR is placed as a wallet of 1 would be (high share when ARR > 0), not missing.
     """
     q = rules.quadrant
     share, size = c[q.share_of_wallet.feature], c[q.wallet_size.feature]
-    missing = sa.or_(share.is_(None), size.is_(None))
-    high_share = share >= sa.literal(q.share_of_wallet.threshold)
+    # A wallet potential of 0 with a known ARR (wallet_share is arr / wallet_potential_arr, missing
+    # for a 0 wallet) is on the plane as a wallet of 1 would be: ARR > 0 spends more than the
+    # estimate, a share beyond any threshold; ARR 0 a share of 0. Only where the axes are those two.
+    if (q.share_of_wallet.feature, q.wallet_size.feature) == ("wallet_share", "wallet_potential_arr"):
+        zero_wallet = sa.func.coalesce(sa.and_(size == sa.literal(0), c.arr.is_not(None)), sa.false())
+        beyond = sa.and_(zero_wallet, c.arr > sa.literal(0))
+    else:
+        zero_wallet = beyond = sa.false()
+    missing = sa.and_(sa.or_(share.is_(None), size.is_(None)), sa.not_(zero_wallet))
+    high_share = sa.or_(beyond, sa.and_(sa.not_(zero_wallet), share >= sa.literal(q.share_of_wallet.threshold)))
     large = size >= sa.literal(q.wallet_size.threshold)
     small, low = sa.not_(large), sa.not_(high_share)
     size_label, share_label = q.wallet_size, q.share_of_wallet
