@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import subprocess
 from datetime import date, datetime
+from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
@@ -17,7 +18,7 @@ import segment_fixtures as fx
 from browser import chromium_flags, chromium_or_skip
 from postsales import warehouse
 from postsales.crm import sync
-from postsales.reports.segmentation_report import CAPACITY_WEIGHTS, write_report
+from postsales.reports.segmentation_report import CAPACITY_WEIGHTS, COLORS, REGION_FILLS, scatter, write_report
 from postsales.segment.rules import SegmentationRules, load_rules
 from postsales.segment.sensitivity import quadrant_sensitivity, stored_differences
 
@@ -245,3 +246,45 @@ def test_sensitivity_in_the_review_report(duckdb_url):
     assert "Grow → Manage: 1" in section and "Re-evaluate → Manage: 1" in section
     with warehouse.engine(duckdb_url).connect() as conn:
         assert sa.inspect(conn).has_table("account_segments", schema="mart")
+
+
+def placed(account_id: str, quadrant: str, cell: str | None, share: float | None, wallet: float | None):
+    return SimpleNamespace(
+        account_id=account_id, name=None, quadrant=quadrant, quadrant_cell=cell, share_of_wallet=share,
+        wallet_size=wallet, arr=1_000.0,
+    )  # fmt: skip
+
+
+def test_scatter_regions_come_from_the_cells_and_every_colour_is_explained():
+    def cells(data):
+        data["quadrant"]["cells"] = {
+            "large_wallet_low_share": "Grow", "large_wallet_high_share": "Protect",
+            "small_wallet_low_share": "Protect", "small_wallet_high_share": "Manage",
+        }  # fmt: skip
+
+    accounts = [
+        placed("A", "Grow", "Large wallet · Low share", 0.2, 100_000),
+        placed("B", "Grow", "Large wallet · High share", 0.9, 100_000),  # still_grow: first year
+        placed("C", "Unclassified", "Large wallet · High share", 0.85, 90_000),  # still_grow undecided
+        placed("D", "Manage", "Small wallet · High share", None, 0),  # a wallet of 0
+        placed("E", "Unclassified", None, None, None),
+    ]
+    svg = scatter(accounts, edited_rules(cells))
+    regions = re.findall(r'<rect class="region" data-cell="(\w+)" data-quadrant="([\w-]+)"[^>]*fill="([^"]+)"', svg)
+    assert regions == [
+        ("large_wallet_low_share", "Grow", REGION_FILLS["Grow"]),
+        ("large_wallet_high_share", "Protect", REGION_FILLS["Protect"]),
+        ("small_wallet_low_share", "Protect", REGION_FILLS["Protect"]),
+        ("small_wallet_high_share", "Manage", REGION_FILLS["Manage"]),
+    ]
+    # Protect's two cells are diagonal: one label each.
+    assert re.findall(r"<text class=region-label[^>]*>([^<]+)</text>", svg) == ["Grow", "Protect", "Protect", "Manage"]
+    assert svg.count(f'fill="{COLORS["Unclassified"]}" fill-opacity') == 1
+    assert "A Grow point in a Protect cell: a <code>still_grow</code> condition holds (first_year, high_growth" in svg
+    assert "An Unclassified point on a cell" in svg
+    assert "1 account with a wallet potential of 0 is on a cell but not drawn" in svg
+    assert "1 Unclassified account cannot be placed" in svg
+    # The shipped cells: Manage's two cells side by side, one label.
+    shipped = scatter(accounts[:2], load_rules())
+    assert re.findall(r"<text class=region-label[^>]*>([^<]+)</text>", shipped) == ["Grow", "Protect", "Manage"]
+    assert "Unclassified" not in shipped

@@ -34,8 +34,17 @@ CAPACITY_WEIGHTS = {"high-touch": 1.0, "pooled": 0.25, "tech-touch": 0.0}
 GROW_FOCUS_TARGET = 0.8
 
 QUADRANT_ORDER = ("Grow", "Protect", "Re-evaluate", "Manage", "Unclassified")
-COLORS = {"Grow": "#2b8a3e", "Protect": "#1c7ed6", "Re-evaluate": "#e8590c", "Manage": "#868e96"}
-REGION_FILLS = {"Grow": "#ebfbee", "Protect": "#e7f5ff", "Manage": "#f1f3f5"}
+COLORS = {
+    "Grow": "#2b8a3e", "Protect": "#1c7ed6", "Re-evaluate": "#e8590c", "Manage": "#868e96", "Unclassified": "#862e9c",
+}  # fmt: skip
+REGION_FILLS = {"Grow": "#ebfbee", "Protect": "#e7f5ff", "Re-evaluate": "#fff4e6", "Manage": "#f1f3f5"}
+# The plane's cells as (row, column): row 0 the large wallets (top), column 0 the low shares (left).
+CELL_PLACES = {
+    "large_wallet_low_share": (0, 0),
+    "large_wallet_high_share": (0, 1),
+    "small_wallet_low_share": (1, 0),
+    "small_wallet_high_share": (1, 1),
+}
 FLAGS = {
     "smb_to_mm_6_9m": "SMB → Mid-Market in 6–9 months",
     "mm_to_ent_12_15m": "Mid-Market → Enterprise in 12–15 months",
@@ -61,12 +70,47 @@ def _log_ticks(low: float, high: float) -> list[float]:
     return ticks
 
 
+def _regions(
+    rules: SegmentationRules, tx: float, ty: float, right: float, bottom: float
+) -> tuple[list[str], list[str]]:
+    """(cell rectangles, region labels) from segmentation.yaml ``quadrant.cells``: each cell filled
+    with its quadrant's colour; one label for a quadrant on one cell or two side by side, else one
+    label per cell."""
+    xs, ys = (LEFT, tx, right), (TOP, ty, bottom)
+    rects, labels = [], []
+    places: dict[str, list[tuple[int, int]]] = {}
+    for name, (row, col) in CELL_PLACES.items():
+        quadrant = rules.quadrant.cells[name]
+        places.setdefault(quadrant, []).append((row, col))
+        rects.append(
+            f'<rect class="region" data-cell="{name}" data-quadrant="{html.escape(quadrant)}" x="{xs[col]:.1f}" '
+            f'y="{ys[row]:.1f}" width="{xs[col + 1] - xs[col]:.1f}" height="{ys[row + 1] - ys[row]:.1f}" '
+            f'fill="{REGION_FILLS.get(quadrant, "#ffffff")}"/>'
+        )
+    for quadrant, cells in places.items():
+        adjacent = len(cells) == 2 and (cells[0][0] == cells[1][0] or cells[0][1] == cells[1][1])
+        for group in [cells] if adjacent else [[cell] for cell in cells]:
+            rows, cols = {r for r, _ in group}, {c for _, c in group}
+            x0, x1 = xs[min(cols)], xs[max(cols) + 1]
+            x, anchor = {
+                frozenset({0}): (x0 + 10, "start"), frozenset({1}): (x1 - 10, "end")
+            }.get(frozenset(cols), ((x0 + x1) / 2, "middle"))  # fmt: skip
+            y = ys[2] - 12 if rows == {1} else ys[min(rows)] + 22
+            labels.append(
+                f'<text class=region-label x="{x:.1f}" y="{y:.1f}" font-size="20" font-weight="bold" '
+                f'fill="{COLORS.get(quadrant, "#495057")}" text-anchor="{anchor}">{html.escape(quadrant)}</text>'
+            )
+    return rects, labels
+
+
 def scatter(accounts: list[Any], rules: SegmentationRules) -> str:
     """Share of wallet (x, linear) × wallet size (y, log), one point per placed account."""
     share_threshold = rules.quadrant.share_of_wallet.threshold
     size_threshold = rules.quadrant.wallet_size.threshold
     placed = [a for a in accounts if a.share_of_wallet is not None and a.wallet_size is not None and a.wallet_size > 0]
-    unplaced = len(accounts) - len(placed)
+    unplaced = sum(1 for a in accounts if a.quadrant_cell is None)
+    # On a cell without a point to draw: a wallet potential of 0 (docs/metrics.md, "Quadrant", item 4).
+    undrawn = len(accounts) - len(placed) - unplaced
     if not placed:
         return f"<p>No account can be placed on the 2x2 ({unplaced} without both axis values).</p>"
     x_max = max(1.0, share_threshold * 1.25)
@@ -84,15 +128,7 @@ def scatter(accounts: list[Any], rules: SegmentationRules) -> str:
 
     tx, ty = x(share_threshold), y(size_threshold)
     bottom, right = TOP + plot_h, LEFT + plot_w
-    parts = [
-        # The regions: Grow and Protect above the wallet threshold, Manage across the whole band below.
-        f'<rect class="region grow" x="{LEFT}" y="{TOP}" width="{tx - LEFT:.1f}" height="{ty - TOP:.1f}" '
-        f'fill="{REGION_FILLS["Grow"]}"/>',
-        f'<rect class="region protect" x="{tx:.1f}" y="{TOP}" width="{right - tx:.1f}" height="{ty - TOP:.1f}" '
-        f'fill="{REGION_FILLS["Protect"]}"/>',
-        f'<rect class="region manage" x="{LEFT}" y="{ty:.1f}" width="{plot_w}" height="{bottom - ty:.1f}" '
-        f'fill="{REGION_FILLS["Manage"]}"/>',
-    ]
+    parts, labels = _regions(rules, tx, ty, right, bottom)
     for tick in _log_ticks(y_low, y_high):
         parts.append(
             f'<line x1="{LEFT - 5}" x2="{right}" y1="{y(tick):.1f}" y2="{y(tick):.1f}" stroke="#e3e3e3"/>'
@@ -118,13 +154,7 @@ def scatter(accounts: list[Any], rules: SegmentationRules) -> str:
         f'<text x="{tx + 4:.1f}" y="{TOP - 6}" font-size="11" fill="#c92a2a">share {pct(share_threshold)}</text>',
         f'<text x="{right - 4}" y="{ty - 5:.1f}" font-size="11" fill="#c92a2a" text-anchor="end">'
         f"wallet {money(size_threshold)}</text>",
-        # Region labels.
-        f'<text class=region-label x="{LEFT + 10}" y="{TOP + 22}" font-size="20" font-weight="bold" '
-        f'fill="{COLORS["Grow"]}">Grow</text>',
-        f'<text class=region-label x="{right - 10}" y="{TOP + 22}" font-size="20" font-weight="bold" '
-        f'fill="{COLORS["Protect"]}" text-anchor="end">Protect</text>',
-        f'<text class=region-label x="{(LEFT + right) / 2:.1f}" y="{bottom - 12}" font-size="20" '
-        f'font-weight="bold" fill="#495057" text-anchor="middle">Manage</text>',
+        *labels,
         f'<text x="{LEFT + 10}" y="{TOP + 40}" font-size="11" fill="{COLORS["Re-evaluate"]}">'
         "Re-evaluate: ringed points, over Grow and Protect</text>",
         # Axis labels.
@@ -146,14 +176,32 @@ def scatter(accounts: list[Any], rules: SegmentationRules) -> str:
             shape = f'fill="{color}" fill-opacity="0.75" r="3.5"'
         parts.append(f'<circle class=point cx="{cx:.1f}" cy="{cy:.1f}" {shape}><title>{title}</title></circle>')
     over = sum(1 for a in placed if float(a.share_of_wallet) > x_max)
-    legend = " ".join(
-        f'<span class=key style="background:{COLORS[q]}"></span>{q}' for q in ("Grow", "Protect", "Manage")
-    ) + (
+    drawn = [q for q in ("Grow", "Protect", "Manage") if q in rules.quadrant.cells.values()]
+    drawn += ["Unclassified"] if any(a.quadrant == "Unclassified" for a in placed) else []
+    legend = " ".join(f'<span class=key style="background:{COLORS[q]}"></span>{q}' for q in drawn) + (
         f' <span class=key style="border:2px solid {COLORS["Re-evaluate"]};border-radius:50%;background:none">'
         "</span>Re-evaluate (ring)"
         " · dashed red: the thresholds (segmentation.yaml <code>quadrant:</code>)"
     )
+    keys = []
+    if "Protect" in rules.quadrant.cells.values() and rules.quadrant.still_grow:
+        names = ", ".join(c.name for c in rules.quadrant.still_grow)
+        keys.append(
+            "A Grow point in a Protect cell: a <code>still_grow</code> condition holds "
+            f"({html.escape(names)}: in its first year or still growing fast), so it is Grow."
+        )
+    if "Unclassified" in drawn:
+        keys.append(
+            "An Unclassified point on a cell: a <code>still_grow</code> condition or Re-evaluate reason could "
+            "not be decided for a missing input (named in its explanation)."
+        )
+    legend += "".join(f"<br>{key}" for key in keys)
     notes = [f"{len(placed)} accounts placed."]
+    if undrawn:
+        notes.append(
+            f"{undrawn} account{'s' if undrawn != 1 else ''} with a wallet potential of 0 "
+            f"{'are' if undrawn != 1 else 'is'} on a cell but not drawn (no point on a log scale; see the table)."
+        )
     if unplaced:
         notes.append(
             f"{unplaced} Unclassified account{'s' if unplaced != 1 else ''} cannot be placed: no share of wallet or "
