@@ -1,6 +1,7 @@
 -- The 80:20 focus check as of :as_of_date (docs/metrics.md, "Focus check"): per quadrant, the
 -- accounts, ARR, unrealised wallet, and the share of customer-success capacity the engagement
--- model assigns to it. An account's capacity is its engagement model's weight (bound:
+-- model assigns to it, and its accounts per model (other: Unknown or a model not named
+-- below). An account's capacity is its engagement model's weight (bound:
 -- :high_touch_weight, :pooled_weight, :tech_touch_weight; any other model weighs 0).
 with segments as (
     select
@@ -29,6 +30,12 @@ per_quadrant as (
         sum(case when engagement_model = 'high-touch' then 1 else 0 end) as high_touch_accounts,
         sum(case when engagement_model = 'pooled' then 1 else 0 end) as pooled_accounts,
         sum(case when engagement_model = 'tech-touch' then 1 else 0 end) as tech_touch_accounts,
+        -- Unknown (a rule undecided for a missing input) or a model the weights do not name.
+        sum(
+            case
+                when engagement_model in ('high-touch', 'pooled', 'tech-touch') then 0 else 1
+            end
+        ) as other_accounts,
         sum(capacity) as capacity
     from segments
     group by quadrant
@@ -52,6 +59,7 @@ select
     per_quadrant.high_touch_accounts,
     per_quadrant.pooled_accounts,
     per_quadrant.tech_touch_accounts,
+    per_quadrant.other_accounts,
     per_quadrant.capacity,
     per_quadrant.capacity / nullif(totals.capacity, 0) as capacity_share,
     per_quadrant.arr / nullif(totals.arr, 0) as part_of_arr,

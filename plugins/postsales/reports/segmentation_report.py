@@ -251,28 +251,34 @@ def focus_section(focus: list[Any]) -> str:
     weights = ", ".join(f"{m} {w:g}" for m, w in CAPACITY_WEIGHTS.items())
     rows = table(
         ["quadrant", "accounts", "ARR", "unrealised wallet", "part of unrealised wallet", "high-touch", "pooled",
-         "tech-touch", "capacity", "share of capacity"],
+         "tech-touch", "other (Unknown)", "capacity", "share of capacity"],
         ((r.quadrant, r.account_count, money(r.arr), money(r.unrealized_wallet), pct(r.part_of_unrealized_wallet),
-          r.high_touch_accounts, r.pooled_accounts, r.tech_touch_accounts, number(r.capacity, 2),
+          r.high_touch_accounts, r.pooled_accounts, r.tech_touch_accounts, r.other_accounts, number(r.capacity, 2),
           pct(r.capacity_share)) for r in focus),
     )  # fmt: skip
     grow = next((r for r in focus if r.quadrant == "Grow"), None)
     share = float(grow.capacity_share) if grow is not None and grow.capacity_share is not None else 0.0
-    if share < GROW_FOCUS_TARGET:
+    if not any(r.capacity for r in focus):
+        verdict = (
+            '<p class=flag id=focus-verdict style="color:#c92a2a;font-weight:bold">No customer-success capacity '
+            "is assigned: no account is high-touch or pooled, so there is no focus to check.</p>"
+        )
+    elif share < GROW_FOCUS_TARGET:
         verdict = (
             f'<p class=flag id=focus-verdict style="color:#c92a2a;font-weight:bold">Below target: Grow gets '
-            f"{pct(share)} of the high-touch capacity, the target is {pct(GROW_FOCUS_TARGET)}. Focus does not "
-            "follow the 2x2.</p>"
+            f"{pct(share)} of the customer-success capacity, the target is {pct(GROW_FOCUS_TARGET)}. Focus does "
+            "not follow the 2x2.</p>"
         )
     else:
         verdict = (
-            f"<p id=focus-verdict><b>On target:</b> Grow gets {pct(share)} of the high-touch capacity "
+            f"<p id=focus-verdict><b>On target:</b> Grow gets {pct(share)} of the customer-success capacity "
             f"(target {pct(GROW_FOCUS_TARGET)}).</p>"
         )
     return (
-        f"{verdict}<p class=note>Capacity: each account weighs its engagement model's share of a named CSM "
-        f"({weights}); a quadrant's share of capacity is its weight over all accounts' weight. The article gives "
-        f'Grow about {pct(GROW_FOCUS_TARGET)} of CS focus (docs/metrics.md, "Focus check").</p>{rows}'
+        f"{verdict}<p class=note>Customer-success capacity: each account weighs its engagement model's share of a "
+        f"named CSM ({weights}; other models, Unknown among them, 0); a quadrant's share of capacity is its weight "
+        f"over all accounts' weight. The article gives Grow about {pct(GROW_FOCUS_TARGET)} of CS focus "
+        f'(docs/metrics.md, "Focus check").</p>{rows}'
     )
 
 
