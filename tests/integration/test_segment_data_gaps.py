@@ -169,13 +169,14 @@ def test_data_gaps_per_field_in_the_summary_and_the_evaluation_report(warehouse_
     assert f"segmentation as of {AS_OF} (mart.account_segments): 5 accounts" in lines
     start = lines.index(f"data gaps as of {AS_OF} (mart.account_data_gaps; fill them in the CRM):")
     assert lines[start + 1 : start + 5] == [
-        "  no valid account row (quarantined: see ops.quarantine): 1 of 5 segmented accounts; Unknown because of it: "
-        "employee_band 1, engagement_model 1, firmographic_segment 1, industry_group 1, quadrant 1, revenue_band 1",
-        "  accounts.annual_revenue: 1 of 5 segmented accounts; Unknown because of it: revenue_band 1",
-        "  accounts.employee_count: 1 of 5 segmented accounts; Unknown because of it: employee_band 1, "
-        "firmographic_segment 1",
-        "  accounts.wallet_potential_arr: 1 of 5 segmented accounts; Unknown because of it: engagement_model 1, "
-        "quadrant 1",
+        "  no valid account row (quarantined: see ops.quarantine): 1 of 5 segmented accounts; "
+        "Unknown or Unclassified because of it: employee_band 1, engagement_model 1, firmographic_segment 1, "
+        "industry_group 1, quadrant 1, revenue_band 1",
+        "  accounts.annual_revenue: 1 of 5 segmented accounts; Unknown or Unclassified because of it: revenue_band 1",
+        "  accounts.employee_count: 1 of 5 segmented accounts; Unknown or Unclassified because of it: "
+        "employee_band 1, firmographic_segment 1",
+        "  accounts.wallet_potential_arr: 1 of 5 segmented accounts; Unknown or Unclassified because of it: "
+        "engagement_model 1, quadrant 1",
     ]
 
     page = write_report(AS_OF, warehouse_url=warehouse_url).read_text()

@@ -1,5 +1,5 @@
 """Data gaps per field, for the people who fix them in the CRM: how many segmented accounts
-miss each rule input and which dimensions fell back to Unknown because of it
+miss each rule input and which dimensions fell back to Unknown or Unclassified because of it
 (``include/sql/reports/data_gaps.sql`` over ``mart.account_data_gaps``; docs/metrics.md,
 "Missing rule inputs"). One query, read by :func:`data_gaps`; the run summary prints it as
 text and the evaluation report as a section.
@@ -81,7 +81,11 @@ def summary_lines(gaps: DataGaps | None) -> list[str]:
         unknown = _unknown_text(gap)
         lines.append(
             f"  {gap.label}: {gap.accounts} of {gaps.segmented_accounts} segmented accounts"
-            + (f"; Unknown because of it: {unknown}" if unknown else "; no value fell back to Unknown")
+            + (
+                f"; Unknown or Unclassified because of it: {unknown}"
+                if unknown
+                else "; no value fell back to Unknown or Unclassified"
+            )
         )
     return lines
 
@@ -98,4 +102,5 @@ def section(gaps: DataGaps | None) -> Section:
     )
     rows = [(gap.label, gap.accounts, _unknown_text(gap) or "none") for gap in gaps.fields]
     empty = "Every rule input of every segmented account is filled in."
-    return Section(title, intro + table(["missing", "accounts", "Unknown because of it"], rows, empty=empty))
+    headers = ["missing", "accounts", "Unknown or Unclassified because of it"]
+    return Section(title, intro + table(headers, rows, empty=empty))
