@@ -7,6 +7,7 @@ from datetime import date
 
 import segment_fixtures as fx
 from postsales import warehouse
+from postsales.reports.segmentation_report import capacity_weights
 from postsales.segment import engine as seg
 
 FIRST, LATER = date(2024, 1, 1), date(2024, 7, 1)  # 182 days: past the 180-day Re-evaluate limit
@@ -45,7 +46,10 @@ def test_quadrant_summary_by_hand(warehouse_url):
     segment(warehouse_url, FIRST)
     segment(warehouse_url, LATER)  # R1 has been in Re-evaluate since FIRST: recommended Manage
     with warehouse.engine(warehouse_url).connect() as conn:
-        rows = [dict(r._mapping) for r in warehouse.query(conn, "reports", "quadrant_summary", as_of_date=LATER)]
+        rows = [
+            dict(r._mapping)
+            for r in warehouse.query(conn, "reports", "quadrant_summary", as_of_date=LATER, **capacity_weights())
+        ]
     total_arr = 290_000  # 20 + 40 + 54 + 60 + 54 + 9 + 3 + 50 thousand
     expected = [
         # quadrant, accounts, ARR, wallet, unrealised, mean share, to move, part of accounts, of ARR

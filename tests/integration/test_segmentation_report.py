@@ -19,9 +19,9 @@ from browser import chromium_flags, chromium_or_skip
 from postsales import warehouse
 from postsales.crm import sync
 from postsales.reports.segmentation_report import (
-    CAPACITY_WEIGHTS,
     COLORS,
     REGION_FILLS,
+    capacity_weights,
     focus_section,
     scatter,
     write_report,
@@ -32,10 +32,6 @@ from postsales.segment.sensitivity import quadrant_sensitivity, stored_differenc
 AS_OF = date(2024, 6, 30)
 BEFORE = date(2024, 5, 31)
 REMOTE = re.compile(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//|url\(\s*["']?(?:https?:)?//""", re.IGNORECASE)
-
-
-def weights() -> dict[str, float]:
-    return {f"{m.replace('-', '_')}_weight": w for m, w in CAPACITY_WEIGHTS.items()}
 
 
 def test_quadrants_of_the_placed_accounts(warehouse_url):
@@ -52,7 +48,7 @@ def test_quadrants_of_the_placed_accounts(warehouse_url):
 def test_focus_check(warehouse_url):
     fx.store_segments(warehouse_url, fx.PLANE_ACCOUNTS, AS_OF)
     with warehouse.engine(warehouse_url).connect() as conn:
-        rows = warehouse.query(conn, "reports", "quadrant_focus", as_of_date=AS_OF, **weights())
+        rows = warehouse.query(conn, "reports", "quadrant_summary", as_of_date=AS_OF, **capacity_weights())
     got = {
         r.quadrant: (r.account_count, float(r.arr), r.unrealized_wallet and float(r.unrealized_wallet),
                      float(r.capacity), r.capacity_share and float(r.capacity_share))

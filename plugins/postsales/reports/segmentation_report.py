@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from postsales import paths, warehouse
-from postsales.reports.html import Section, money, number, page, pct, table
+from postsales.reports.html import Section, money, number, page, pct, table, write_page
 from postsales.segment.rules import SegmentationRules, load_rules
 from postsales.segment.sensitivity import Sensitivity, quadrant_sensitivity, stored_differences
 
@@ -32,6 +32,12 @@ log = logging.getLogger(__name__)
 CAPACITY_WEIGHTS = {"high-touch": 1.0, "pooled": 0.25, "tech-touch": 0.0}
 # The article's 80:20: Grow should get about 80 % of the CS team's focus.
 GROW_FOCUS_TARGET = 0.8
+
+
+def capacity_weights() -> dict[str, float]:
+    """The weights as quadrant_summary.sql binds them (:high_touch_weight ...)."""
+    return {f"{model.replace('-', '_')}_weight": weight for model, weight in CAPACITY_WEIGHTS.items()}
+
 
 QUADRANT_ORDER = ("Grow", "Protect", "Re-evaluate", "Manage", "Unclassified")
 COLORS = {
@@ -394,12 +400,10 @@ def write_report(as_of: date, *, warehouse_url: str | None = None, rules: Segmen
     rules = rules or load_rules()
     eng = warehouse.engine(warehouse_url)
     _ensure_read_tables(eng)
-    weights = {f"{m.replace('-', '_')}_weight": w for m, w in CAPACITY_WEIGHTS.items()}
     with eng.connect() as conn:
         accounts = warehouse.query(conn, "reports", "segmentation_accounts", as_of_date=as_of)
-        summary = warehouse.query(conn, "reports", "quadrant_summary", as_of_date=as_of)
+        summary = warehouse.query(conn, "reports", "quadrant_summary", as_of_date=as_of, **capacity_weights())
         by_engagement = warehouse.query(conn, "reports", "quadrant_engagement", as_of_date=as_of)
-        focus = warehouse.query(conn, "reports", "quadrant_focus", as_of_date=as_of, **weights)
         dates = warehouse.query(conn, "reports", "segmentation_compared_dates", as_of_date=as_of)[0]
         since = {}
         for key in ("previous_snapshot", "last_revision"):
@@ -419,7 +423,7 @@ def write_report(as_of: date, *, warehouse_url: str | None = None, rules: Segmen
     sections = [
         Section("The 2x2: share of wallet × wallet size", scatter(accounts, rules)),
         Section("Accounts and ARR per quadrant", engagement_section(summary, by_engagement)),
-        Section("Focus check (80:20)", focus_section(focus)),
+        Section("Focus check (80:20)", focus_section(summary)),
         Section("Movers", movers),
         Section("Tier-migration candidates", candidates_section(accounts)),
         Section("Threshold sensitivity (±10 %)", sensitivity_section(sensitivity, stored, rules.version)),
@@ -429,16 +433,14 @@ def write_report(as_of: date, *, warehouse_url: str | None = None, rules: Segmen
     kpis = "".join(
         f"<div class=kpi>{html.escape(q)}<b>{counts[q]}</b>accounts</div>" for q in sorted(counts, key=_quadrant_key)
     )
-    path = report_path(as_of)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
+    path = write_page(
+        report_path(as_of),
         page(
             f"Segmentation report {as_of:%Y-%m-%d}",
             f"Segmentation — the 2x2 as of {as_of:%d %B %Y}",
             f"<div id=headline>{kpis}</div><p class=note>Rules {html.escape(rules.version)}.</p>",
             sections,
         ),
-        encoding="utf-8",
     )
     log.info("segmentation report for %s: %s", as_of, path)
     return path
