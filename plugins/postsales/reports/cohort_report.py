@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from postsales import paths, warehouse
-from postsales.reports.html import Section, page
+from postsales.reports.html import Section, page, write_page
 from postsales.reports.html import money as _money
 from postsales.reports.html import pct as _pct
 
@@ -289,7 +289,6 @@ def write_report(snapshot: date, *, warehouse_url: str | None = None, extra_sect
         *(extra_sections or []),
     ]
     path = report_path(snapshot)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render(snapshot, summary, sections), encoding="utf-8")
+    write_page(path, render(snapshot, summary, sections))
     log.info("cohort report for %s: %s", snapshot, path)
     return path

@@ -22,7 +22,7 @@ from postsales.forecast import FLAG_NAMES, account_forecasts, forecast_backtest,
 from postsales.outcomes import ALL_BANDS, health_component_signal, health_outcomes
 from postsales.reports.data_gaps import data_gaps
 from postsales.reports.data_gaps import section as data_gaps_section
-from postsales.reports.html import Section, money, number, page, pct, table
+from postsales.reports.html import Section, money, number, page, pct, table, write_page
 from postsales.reports.segmentation_report import sensitivity_section
 from postsales.review import review_migration_matrix, review_recommendations
 from postsales.segment.engine import account_segments
@@ -294,16 +294,14 @@ def write_report(as_of: date, *, warehouse_url: str | None = None) -> Path:
     ]
     if migration:
         sections.insert(0, Section("Segment migration", migration_section(migration)))
-    path = report_path(as_of)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
+    path = write_page(
+        report_path(as_of),
         page(
             f"Evaluation report {as_of:%Y-%m-%d}",
             f"Forecast and health evaluation — as of {as_of:%d %B %Y}",
             f"<div id=headline>{kpis}</div>",
             sections,
         ),
-        encoding="utf-8",
     )
     log.info("evaluation report for %s: %s", as_of, path)
     return path

@@ -6,6 +6,7 @@ import html
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 STYLE = """
@@ -65,3 +66,10 @@ def page(title: str, heading: str, intro_html: str, sections: Sequence[Section])
         f"<p class=note>Generated {generated}. Definitions: docs/metrics.md. Money in the reporting currency.</p>"
         f"{intro_html}{body}</body></html>"
     )
+
+
+def write_page(path: Path, text: str) -> Path:
+    """Write a rendered report page (its folder created) and return its path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
