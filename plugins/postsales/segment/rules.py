@@ -250,6 +250,15 @@ class Rule(StrictModel):
         return self
 
 
+def _unique_named(items: list, kind: str) -> list:
+    """``items`` (rules or conditions) when no two share a name."""
+    names = [item.name for item in items]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"duplicate {kind} names {duplicates}")
+    return items
+
+
 class RuleSet(StrictModel):
     rules: list[Rule] = Field(default_factory=list)
     default: Text
@@ -257,11 +266,7 @@ class RuleSet(StrictModel):
     @field_validator("rules")
     @classmethod
     def _unique_names(cls, rules: list[Rule]) -> list[Rule]:
-        names = [rule.name for rule in rules]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"duplicate rule names {duplicates}")
-        return rules
+        return _unique_named(rules, "rule")
 
 
 class Firmographic(StrictModel):
@@ -339,11 +344,7 @@ class Condition(StrictModel):
 
 
 def _unique_condition_names(conditions: list[Condition]) -> list[Condition]:
-    names = [condition.name for condition in conditions]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise ValueError(f"duplicate condition names {duplicates}")
-    return conditions
+    return _unique_named(conditions, "condition")
 
 
 class QuadrantAxis(StrictModel):
