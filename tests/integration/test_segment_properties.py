@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import segment_fixtures as fx
@@ -213,10 +213,18 @@ def quadrant(row: dict[str, Any], rules: SegmentationRules, unknown: set[str]) -
     """The 2x2 as docs/metrics.md describes it: the cell of the plane, still_grow, the overlay."""
     q = rules.quadrant
     share, size = row[q.share_of_wallet.feature], row[q.wallet_size.feature]
-    if share is None or size is None:
+    # docs/metrics.md: a wallet potential of 0 with a known ARR is a value, placed as a wallet of 1
+    # would place it (ARR > 0: high share; otherwise a share of 0); the share itself stays null.
+    axes = (q.share_of_wallet.feature, q.wallet_size.feature) == ("wallet_share", "wallet_potential_arr")
+    zero_wallet = axes and size == 0 and row["arr"] is not None
+    if (share is None or size is None) and not zero_wallet:
         return {"quadrant_cell": None, "plane_quadrant": UNCLASSIFIED, "quadrant": UNCLASSIFIED,
                 "quadrant_rule": "missing_input", "share_of_wallet": None, "wallet_size": None}  # fmt: skip
-    large, high = size >= q.wallet_size.threshold, share >= q.share_of_wallet.threshold
+    if zero_wallet:
+        share, high = None, row["arr"] > 0
+    else:
+        high = share >= q.share_of_wallet.threshold
+    large = size >= q.wallet_size.threshold
     cell = f"{'large' if large else 'small'}_wallet_{'high' if high else 'low'}_share"
     label = (
         f"{q.wallet_size.high_label if large else q.wallet_size.low_label} · "
@@ -342,7 +350,15 @@ def test_every_account_gets_one_complete_row(duck, rows):
         assert row["explanation"] and row["rules_version"] == RULES.version
 
 
+# A wallet potential of 0 with each sign of ARR (found by CI: a negative ARR on a 0 wallet).
+ZERO_WALLETS = [
+    fx.feature_row(f"acc{i:02d}", account_known=True, wallet_potential_arr=0.0, arr=arr)
+    for i, arr in enumerate([-0.3, 0.0, 12.5, None])
+]
+
+
 @SETTINGS
+@example(rows=ZERO_WALLETS)
 @given(rows=feature_rows)
 def test_sql_agrees_with_a_python_reading_of_the_rules(duck, rows):
     out = {row["account_id"]: row for row in run(duck, rows)}
