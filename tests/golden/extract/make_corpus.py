@@ -362,7 +362,7 @@ def make_parquet(target: Path) -> None:
         tiny._contract("C-NAN", "A1", arr="nan"),  # pandas writes a NaN of a float column as null
         tiny._contract("C-EARLY", "A3", start="1985-01-01"),
         tiny._contract("C-UNKNOWN", "P-NOBODY"),
-        tiny._contract("C-LATE-DAY1", "A1", updated="2024-03-01T23:30:00"),  # 04:30 the next day in Karachi
+        tiny._contract("C-LATE-DAY1", "A1", updated="2024-03-01T23:30:00"),  # 2024-03-02T04:30:00+05:00 in the file
         tiny._contract("C-DAY2", "P-DAY2", updated="2024-03-02T09:00:00"),
     ]
     contracts = pd.DataFrame(rows)
