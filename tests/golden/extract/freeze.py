@@ -58,7 +58,7 @@ def freeze(backend: str, workdir: Path, pg_url: str | None) -> None:
         url = warehouses.fresh()
         dumps = harness.run_scenario(scenario, url, workdir / backend / scenario.name)
         warehouse.dispose_all()
-        for phase, tables in dumps.items():
+        for phase, tables in dumps:
             unbalanced = harness.unbalanced_batches(tables)
             if unbalanced:
                 raise AssertionError(f"{backend} {scenario.name}/{phase}: read != loaded + quarantined: {unbalanced}")

@@ -69,12 +69,15 @@ class Step:
 
     name: str
     interval: Interval
+    batch_rows: int | None = None  # extract_entity's default unless set
+    only: tuple[str, ...] | None = None  # these entities, not all
 
 
 @dataclass(frozen=True)
 class Scenario:
     name: str  # also the corpus directory
-    phases: tuple[tuple[str, tuple[Step, ...]], ...]  # the warehouse is dumped after each phase
+    # After each phase, the tables of the entities it extracted are dumped (expected/<backend>/<name>/<phase>/).
+    phases: tuple[tuple[str, tuple[Step, ...]], ...]
     # The bad-input corpora hold far more bad rows than the 5% that fail a batch: with the default
     # thresholds every batch would fail and nothing row-level would be frozen.
     loose_thresholds: bool = False
@@ -97,13 +100,19 @@ DEMO_DAY2 = _day("2026-10-31", dt.date(2026, 10, 31))  # the demo's last day: it
 TINY_DAY1 = _day("2024-03-01", dt.date(2024, 3, 1))
 TINY_DAY2 = _day("2024-03-02", dt.date(2024, 3, 2))
 TINY_FULL = Step("full", Interval(dt.datetime(2024, 3, 1), dt.datetime(2024, 3, 5), full_refresh=True))
+# The full refresh of the usage folder validated and loaded one file at a time (through work tables).
+TINY_FULL_BY_FILE = Step(TINY_FULL.name, TINY_FULL.interval, batch_rows=1, only=("usage_daily",))
 
 SCENARIOS = (
     # A full refresh, then daily runs (which replace their day's partition of staging).
     Scenario("demo", (("full-then-daily", (DEMO_FULL, DEMO_DAY1, DEMO_DAY2)),)),
     # Daily runs on an empty warehouse (each day knows only the keys read so far), then a full refresh,
-    # which replaces every raw and quarantine row of the entity: dumped after each.
-    Scenario("bad", (("daily", (TINY_DAY1, TINY_DAY2)), ("full", (TINY_FULL,))), loose_thresholds=True),
+    # which replaces every raw and quarantine row of the entity; then usage again, one group per file.
+    Scenario(
+        "bad",
+        (("daily", (TINY_DAY1, TINY_DAY2)), ("full", (TINY_FULL,)), ("full-by-file", (TINY_FULL_BY_FILE,))),
+        loose_thresholds=True,
+    ),
     # Parquet is turned into text as it is read, the same for any interval: a full refresh reads it all.
     Scenario("parquet", (("full", (TINY_FULL,)),), loose_thresholds=True),
 )
@@ -130,16 +139,20 @@ def copy_corpus(name: str, workdir: Path) -> Path:
     return target
 
 
-def run_scenario(scenario: Scenario, url: str, workdir: Path) -> dict[str, dict[str, list[dict]]]:
-    """Each phase's dump, by phase name; ``url`` must be an empty warehouse."""
+def run_scenario(scenario: Scenario, url: str, workdir: Path) -> list[tuple[str, dict[str, list[dict]]]]:
+    """(phase, the dump after it) for each phase in turn; ``url`` must be an empty warehouse."""
     source = copy_corpus(scenario.name, workdir)
     rules = scenario.expectations()
-    dumps = {}
+    dumps = []
     with source_dir(source):
         for phase, steps in scenario.phases:
             summaries = []
+            extracted: list[str] = []
             for step in steps:
-                for entity in entities():
+                options = {} if step.batch_rows is None else {"batch_rows": step.batch_rows}
+                for entity in step.only or entities():
+                    if entity not in extracted:
+                        extracted.append(entity)
                     summary = extract_entity(
                         entity,
                         interval=step.interval,
@@ -147,9 +160,10 @@ def run_scenario(scenario: Scenario, url: str, workdir: Path) -> dict[str, dict[
                         expectations=rules,
                         warehouse_url=url,
                         build_data_docs=False,
+                        **options,
                     )
                     summaries.append({"step": step.name, **summary.as_dict()})
-            dumps[phase] = dump(url, source, summaries)
+            dumps.append((phase, dump(url, source, summaries, extracted)))
     return dumps
 
 
@@ -179,10 +193,19 @@ def _row(row: dict[str, Any], source: str) -> dict[str, Any]:
     return out
 
 
-def dump(url: str, source: Path, summaries: list[dict] | None = None) -> dict[str, list[dict]]:
-    """Every extract table as rows of plain values (JSON text parsed), the source path replaced."""
+def dump(
+    url: str, source: Path, summaries: list[dict] | None = None, only: list[str] | None = None
+) -> dict[str, list[dict]]:
+    """The extract tables (of the entities ``only``, else all) as rows of plain values, JSON text
+    parsed, the source path replaced."""
     tables = _tables()
-    targets = [*tables.raw.values(), *tables.staging.values(), tables.quarantine, tables.extract_runs]
+    chosen = only or entities()
+    targets = [
+        *(tables.raw[e] for e in chosen),
+        *(tables.staging[e] for e in chosen),
+        tables.quarantine,
+        tables.extract_runs,
+    ]
     result: dict[str, list[dict]] = {}
     with warehouse.engine(url).connect() as conn:
         listed = sa.text("select table_schema, table_name from information_schema.tables")
@@ -192,7 +215,10 @@ def dump(url: str, source: Path, summaries: list[dict] | None = None) -> dict[st
             if name not in existing:
                 result[name] = []
                 continue
-            rows = conn.execute(sa.select(table)).mappings().all()
+            query = sa.select(table)
+            if "source_table" in table.c:
+                query = query.where(table.c.source_table.in_(chosen))
+            rows = conn.execute(query).mappings().all()
             result[name] = sorted((_row(dict(r), str(source)) for r in rows), key=canonical)
     if summaries is not None:
         result["summary"] = sorted(
@@ -542,7 +568,6 @@ class _Failed(Exception):
 def run_failure(case: Failure, url: str, workdir: Path) -> dict[str, Any]:
     """What the case's failing extract raised, and whether it left the warehouse as it was."""
     source = copy_corpus("tiny", workdir)
-    warehouse.ensure_schema(warehouse.engine(url), _tables())
 
     def extract(entity: str, interval: Interval, **options) -> None:
         extract_entity(
