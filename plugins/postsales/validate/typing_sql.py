@@ -46,7 +46,7 @@ from decimal import Decimal, localcontext
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.expression import ColumnElement
+from sqlalchemy.sql.expression import ColumnClause, ColumnElement
 
 from postsales.validate.coerce import (
     BIGINT_MAX,
@@ -123,6 +123,7 @@ def typed(text: ColumnElement, column_type: str, dialect: str) -> ColumnElement:
     sql = _Sql(_dialect_name(dialect))
     if column_type == "string":
         return text
+    text = _Given(text)
     if column_type == "number":
         return _Inline(sql.number(text))
     if column_type == "integer":
@@ -139,6 +140,7 @@ def typed(text: ColumnElement, column_type: str, dialect: str) -> ColumnElement:
 def blank_to_null(text: ColumnElement, dialect: str) -> ColumnElement:
     """``text``, or NULL where it is empty or all whitespace (Python's ``str.strip()`` gives "")."""
     sql = _Sql(_dialect_name(dialect))
+    text = _Given(text)
     return _Inline(sa.case((sql.matches(text, f"{sql.whitespace_class()}*"), sa.null()), else_=text))
 
 
@@ -196,7 +198,32 @@ class _Inline(ColumnElement):
 
 @compiles(_Inline)
 def _inline(element: _Inline, compiler, **kw) -> str:
-    return compiler.process(element.inner, **{**kw, "literal_binds": True})
+    outer = kw.get("literal_binds", False)
+    return compiler.process(element.inner, **{**kw, "literal_binds": True, "postsales_literal_binds": outer})
+
+
+class _Given(ColumnElement):
+    """The caller's text inside an _Inline, compiled as the caller compiles it (a bound parameter
+    stays bound) and typed as text: a cast of an untyped literal would be made, and raise, while
+    PostgreSQL parses the statement, before any CASE could keep it from bad text."""
+
+    __visit_name__ = "postsales_given"
+    inherit_cache = False
+
+    def __init__(self, text: ColumnElement):
+        is_column = isinstance(text, ColumnClause) and text.table is not None
+        self.text = text if is_column else sa.cast(text, sa.Text)
+        self.type = sa.Text()
+
+    @property
+    def _from_objects(self):
+        return self.text._from_objects
+
+
+@compiles(_Given)
+def _given(element: _Given, compiler, **kw) -> str:
+    literal_binds = kw.pop("postsales_literal_binds", kw.get("literal_binds", False))
+    return compiler.process(element.text, **{**kw, "literal_binds": literal_binds})
 
 
 _let_names = itertools.count(1)
@@ -323,7 +350,7 @@ class _Sql:
         """
         zero = sa.literal_column("0.0", sa.Double)
 
-        def from_parts(parts: ColumnElement) -> ColumnElement:
+        def from_parts(parts: ColumnElement, core: ColumnElement) -> ColumnElement:
             whole, fraction, exponent = (sa.literal_column(f"{parts}[{i}]", sa.Text) for i in (1, 2, 3))
             digits = sa.func.ltrim(whole + fraction, _text("0"))
             exponent_digits = sa.func.ltrim(sa.func.ltrim(exponent, _text("+-")), _text("0"))
@@ -354,19 +381,24 @@ class _Sql:
                         ),
                         zero,
                     ),
-                    else_=sa.cast(self.trim(text, C_SPACE), sa.Double),
+                    # The let-bound text, not a constant: PostgreSQL folds constants while planning,
+                    # whatever the CASE around them says, and would raise there.
+                    else_=sa.cast(core, sa.Double),
                 )
 
             return _let(lead, by_lead, sa.BigInteger)
 
-        unsigned = sa.func.translate(sa.func.ltrim(self.trim(text, C_SPACE), _text("+-")), "E", "e")
-        mantissa = sa.func.split_part(unsigned, "e", 1)
-        parts = [
-            sa.func.split_part(mantissa, ".", 1),
-            sa.func.split_part(mantissa, ".", 2),
-            sa.func.split_part(unsigned, "e", 2),
-        ]
-        return _let(self.array(parts, sa.Text), from_parts)
+        def from_core(core: ColumnElement) -> ColumnElement:
+            unsigned = sa.func.translate(sa.func.ltrim(core, _text("+-")), "E", "e")
+            mantissa = sa.func.split_part(unsigned, "e", 1)
+            parts = [
+                sa.func.split_part(mantissa, ".", 1),
+                sa.func.split_part(mantissa, ".", 2),
+                sa.func.split_part(unsigned, "e", 2),
+            ]
+            return _let(self.array(parts, sa.Text), lambda parts: from_parts(parts, core))
+
+        return _let(self.trim(text, C_SPACE), from_core)
 
     def _legacy_scale(self, digits: ColumnElement, lead: ColumnElement) -> ColumnElement:
         """precise_xstrtod's scaling of up to 17 significant ``digits`` whose first is at 10**``lead``
