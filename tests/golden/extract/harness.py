@@ -69,7 +69,6 @@ class Step:
 
     name: str
     interval: Interval
-    batch_rows: int | None = None  # extract_entity's default unless set
     only: tuple[str, ...] | None = None  # these entities, not all
 
 
@@ -100,17 +99,15 @@ DEMO_DAY2 = _day("2026-10-31", dt.date(2026, 10, 31))  # the demo's last day: it
 TINY_DAY1 = _day("2024-03-01", dt.date(2024, 3, 1))
 TINY_DAY2 = _day("2024-03-02", dt.date(2024, 3, 2))
 TINY_FULL = Step("full", Interval(dt.datetime(2024, 3, 1), dt.datetime(2024, 3, 5), full_refresh=True))
-# The full refresh of the usage folder validated and loaded one file at a time (through work tables).
-TINY_FULL_BY_FILE = Step(TINY_FULL.name, TINY_FULL.interval, batch_rows=1, only=("usage_daily",))
 
 SCENARIOS = (
     # A full refresh, then daily runs (which replace their day's partition of staging).
     Scenario("demo", (("full-then-daily", (DEMO_FULL, DEMO_DAY1, DEMO_DAY2)),)),
     # Daily runs on an empty warehouse (each day knows only the keys read so far), then a full refresh,
-    # which replaces every raw and quarantine row of the entity; then usage again, one group per file.
+    # which replaces every raw and quarantine row of the entity.
     Scenario(
         "bad",
-        (("daily", (TINY_DAY1, TINY_DAY2)), ("full", (TINY_FULL,)), ("full-by-file", (TINY_FULL_BY_FILE,))),
+        (("daily", (TINY_DAY1, TINY_DAY2)), ("full", (TINY_FULL,))),
         loose_thresholds=True,
     ),
     # Parquet is turned into text as it is read, the same for any interval: a full refresh reads it all.
@@ -149,7 +146,6 @@ def run_scenario(scenario: Scenario, url: str, workdir: Path) -> list[tuple[str,
             summaries = []
             extracted: list[str] = []
             for step in steps:
-                options = {} if step.batch_rows is None else {"batch_rows": step.batch_rows}
                 for entity in step.only or entities():
                     if entity not in extracted:
                         extracted.append(entity)
@@ -160,7 +156,6 @@ def run_scenario(scenario: Scenario, url: str, workdir: Path) -> list[tuple[str,
                         expectations=rules,
                         warehouse_url=url,
                         build_data_docs=False,
-                        **options,
                     )
                     summaries.append({"step": step.name, **summary.as_dict()})
             dumps.append((phase, dump(url, source, summaries, extracted)))
@@ -426,14 +421,6 @@ def _lineage_column(column: str):
     return case
 
 
-def _key_in_two_groups_of_files(source: Path, extract, fail) -> None:  # test_extract
-    extract("accounts", FULL)
-    # A day-1 row again in a file named for no day: with one group per file, in another group.
-    columns, rows = _rows(source / "usage_daily" / "2024-03-01.csv")
-    _write(source / "usage_daily" / "late-export.csv", columns, rows[:1])
-    fail("usage_daily", FULL, batch_rows=1)
-
-
 def _empty_extract(interval: Interval):
     def case(source: Path, extract, fail) -> None:  # test_extract
         extract("accounts", DAY1)
@@ -537,7 +524,6 @@ FAILURES = (
     Failure("nul-byte", _nul_byte),
     Failure("lineage-column-_source", _lineage_column("_source")),
     Failure("lineage-column-_file_day", _lineage_column("_file_day")),
-    Failure("key-in-two-groups-of-files", _key_in_two_groups_of_files),
     Failure("empty-extract-of-a-loaded-day", _empty_extract(DAY1)),
     Failure("empty-extract-of-a-full-refresh", _empty_extract(FULL)),
     Failure("missing-required-column", _missing_required_column),
