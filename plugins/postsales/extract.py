@@ -14,17 +14,14 @@ refresh replaces the whole table for that entity.
 
 from __future__ import annotations
 
-import itertools
-import json
 import logging
 import re
 import threading
 import uuid
-from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import sqlalchemy as sa
 
 from postsales import warehouse
@@ -37,10 +34,12 @@ from postsales.config import (
     load_sources,
 )
 from postsales.errors import DataContractError
-from postsales.sources import FILE_DAY, SOURCE, Interval, make_source
-from postsales.validate import data_docs
-from postsales.validate.coerce import coerce
-from postsales.validate.gate import misfiled, require_columns, run_gate
+from postsales.sources import FILE_DAY, LINEAGE, Interval, make_source
+from postsales.validate import data_docs, sql_gate
+from postsales.validate.sql_gate import missing_columns_message, require_columns
+
+if TYPE_CHECKING:
+    from postsales.sources.text_table import TextTable
 
 log = logging.getLogger(__name__)
 
@@ -87,69 +86,6 @@ def incremental_column(entity: str, sources: SourcesConfig, expectations: Expect
     return column, rule.type
 
 
-def in_interval(frame: pd.DataFrame, column: str, column_type: str, interval: Interval) -> pd.DataFrame:
-    """Rows whose incremental value falls in the interval, plus rows the gate must see.
-
-    A missing, unparseable or future value (after ``interval.horizon``) cannot be placed
-    in any interval; such rows are kept so the gate quarantines them rather than letting
-    them vanish. So is a row of a file named for a day (``FILE_DAY``) whose value is on
-    another day: the run of its own day never opens this file, so this run counts it and
-    the gate quarantines it, as a full refresh does. Other rows outside the interval are
-    read by the run of their interval (a snapshot such as ``accounts.csv`` is read by every run).
-    """
-    if interval.full_refresh or frame.empty:
-        return frame
-    if column not in frame.columns:
-        return frame  # the gate reports the missing column
-    values = coerce(frame[column], column_type)
-    keep = values.isna() | ((values >= interval.start) & (values < interval.end)) | (values > interval.horizon)
-    if FILE_DAY in frame.columns:
-        keep |= misfiled(values, frame[FILE_DAY])
-    return frame.loc[keep.to_numpy()]
-
-
-def _known_values(conn: sa.Connection, rules: EntityRules, tables: warehouse.Tables) -> dict[str, set[str]]:
-    """Keys that exist in each referenced entity: every key ever read, valid or quarantined.
-
-    A contract for an account whose CRM row is quarantined (say, a missing industry) still
-    belongs to a real account, so it is not quarantined with it.
-    """
-    known: dict[str, set[str]] = {}
-    for rule in rules.columns.values():
-        if rule.references and rule.references not in known:
-            entity, _, column = rule.references.partition(".")
-            raw_keys = sa.select(tables.raw[entity].c.record_key).where(tables.raw[entity].c.record_key != "")
-            staged_keys = sa.select(tables.staging[entity].c[column])
-            known[rule.references] = {
-                row[0] for row in conn.execute(sa.union(raw_keys, staged_keys)) if row[0] is not None
-            }
-    return known
-
-
-def _typed_for_load(valid: pd.DataFrame, rules: EntityRules) -> pd.DataFrame:
-    frame = valid.copy()
-    for name, rule in rules.columns.items():
-        if rule.type == "integer":
-            frame[name] = frame[name].astype("Int64")
-        elif rule.type == "date":
-            frame[name] = frame[name].dt.date.astype("object").where(frame[name].notna(), None)
-    return frame
-
-
-# A full refresh of a folder of files (a year of daily usage) is validated and loaded in
-# groups of whole files of about this many rows, so memory stays bounded by the group
-# (at 10k accounts, a year of usage: 2.1 GiB peak with groups of 500k rows, 1.3 GiB with 200k).
-BATCH_ROWS = 200_000
-
-
-def read_batches(source, entity: str, column: str, interval: Interval, max_rows: int):
-    """The source's rows for the interval, in groups when the source can (files), else in one read."""
-    if hasattr(source, "read_batches"):
-        yield from source.read_batches(entity, column, interval, max_rows)
-    else:
-        yield source.read(entity, column, interval)
-
-
 def extract_entity(
     entity: str,
     *,
@@ -160,7 +96,6 @@ def extract_entity(
     expectations: ExpectationsConfig | None = None,
     warehouse_url: str | None = None,
     build_data_docs: bool = True,
-    batch_rows: int = BATCH_ROWS,
 ) -> ExtractSummary:
     sources = sources or load_sources()
     # The segmentation rules add no requirement: an empty field they read is a data gap the
@@ -173,21 +108,18 @@ def extract_entity(
     eng = warehouse.engine(warehouse_url)
     tables = warehouse.ensure_schema(eng, warehouse.build_tables(expectations))
     _drop_abandoned_work_tables(eng)
-    with eng.connect() as conn:
-        known = _known_values(conn, rules, tables)
+    dialect = eng.dialect.name
 
     loaded_at = datetime.now(UTC).replace(tzinfo=None)
-    load_columns = {"_run_id": run_id, "_loaded_at": loaded_at}
     partition = {"interval_start": interval.start, "interval_end": interval.end, "full_refresh": interval.full_refresh}
-
-    staging = tables.staging[entity]
-    raw = tables.raw[entity]
-    quarantine = tables.quarantine
-    runs = tables.extract_runs
-
+    staging, raw, quarantine, runs = (
+        tables.staging[entity],
+        tables.raw[entity],
+        tables.quarantine,
+        tables.extract_runs,
+    )
     if interval.full_refresh:
-        staging_where = None
-        raw_where = None
+        staging_where = raw_where = None
         quarantine_where = quarantine.c.source_table == entity
     else:
         bound = staging.c[column]
@@ -196,160 +128,150 @@ def extract_entity(
         quarantine_where = sa.and_(quarantine.c.source_table == entity, _run_partition(quarantine, interval))
     runs_where = sa.and_(runs.c.source_table == entity, _run_partition(runs, interval))
 
-    counts = Counter()
-    failures: Counter = Counter()
-    failure_groups: Counter = Counter()
-    found: dict[str, str | None] = {"origin": source.name, "data_docs": None}
+    claim = _WorkTag(eng)
+    work: list[sa.Table] = []
+    try:
+        from postsales.sources import _provisional_text
 
-    def prepare(number: int, read) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-        """Gate one group of rows; its raw, valid and quarantined frames, ready to insert."""
-        found["origin"] = read.origin
-        for path, columns in read.file_columns.items():
+        loader = getattr(source, "load_text", None)
+        name = f"_load_text_{claim.tag}"
+        text = (
+            loader(eng, entity, column, interval, name)
+            if loader
+            else _provisional_text.load_text(source, eng, entity, column, interval, name)
+        )
+        work.append(text.table)
+        for path, columns in text.file_columns.items():
             require_columns(entity, path, columns, rules)
-        frame = in_interval(read.frame, column, column_type, interval)
-        if SOURCE not in frame.columns:
-            frame = frame.assign(**{SOURCE: read.origin})
-        file_days = frame.pop(FILE_DAY) if FILE_DAY in frame.columns else None
-        # One Data Docs site per group of files.
-        docs_dir = data_docs.site_dir(run_id, entity, number) if build_data_docs else None
-        gate = run_gate(
+        source_columns = _source_columns(entity, text, rules)
+        filed = FILE_DAY in text.table.c and source.name == "files"
+        docs_dir = data_docs.site_dir(run_id, entity) if build_data_docs else None  # one site per run and entity
+        gated = sql_gate.gate_batch(
+            eng,
+            text,
+            source_columns,
             entity,
-            frame,
             rules,
-            expectations.thresholds_for(entity),
-            not_after=interval.horizon,
-            known=known,
-            origin=read.origin,
-            plausible_dates=expectations.plausible_dates,
-            file_days=None if file_days is None else (column, file_days),
+            tables,
+            tag=claim.tag,
+            interval=interval,
+            incremental=(column, column_type),
+            filed=filed,
+            plausible=expectations.plausible_dates,
             docs_dir=docs_dir,
             run_name=run_id,
-            keep_docs_runs=expectations.data_docs.keep_runs,
+            work=work,
         )
-        found["data_docs"] = found["data_docs"] or gate.data_docs
-        counts.update(read=gate.rows_read, loaded=gate.rows_valid, quarantined=gate.rows_quarantined)
-        failures.update(gate.failures_by_expectation)
-        failure_groups.update(gate.quarantine["failed_expectations"])
-        raw_frame = pd.DataFrame(
-            {
-                "record_key": _record_keys(frame, rules.key),
-                "payload": _payloads(frame.drop(columns=SOURCE)),
-                "_source": frame[SOURCE].to_numpy(),
-            }
-        ).assign(**partition, **load_columns)
-        valid = _typed_for_load(gate.valid, rules).assign(**load_columns)
-        quarantine_frame = gate.quarantine.rename(columns={"_source": "source"}).assign(
-            source_table=entity, run_id=run_id, quarantined_at=loaded_at, **partition
-        )
-        return raw_frame, valid, quarantine_frame
+        if docs_dir is not None and gated.rows_read:
+            gated.data_docs = str(data_docs.publish(docs_dir, entity, expectations.data_docs.keep_runs))
+            log.info("Great Expectations Data Docs for %s: %s", entity, gated.data_docs)
+        error = sql_gate.failed_fraction_error(entity, text.origin, gated, expectations.thresholds_for(entity))
+        if error is not None:
+            raise error
+        gate, failed, checks = gated.gate, gated.failed, gated.checks
+        rows_read, bad_rows = gated.rows_read, gated.rows_quarantined
 
-    def existing_rows(conn: sa.Connection) -> int:
-        """Counted before the partition is replaced: an empty source must not wipe it."""
-        if allow_empty:
-            return 0
-        return conn.execute(
-            sa.select(sa.func.count())
-            .select_from(staging)
-            .where(staging_where if staging_where is not None else sa.true())
-        ).scalar_one()
-
-    def finish(conn: sa.Connection, existing: int) -> ExtractSummary:
-        origin = found["origin"]
-        if counts["read"] == 0 and existing:
-            raise DataContractError(
-                f"{entity} ({origin}): the source returned 0 rows for "
-                f"{'a full refresh' if interval.full_refresh else f'{interval.start} .. {interval.end}'} "
-                f"but the warehouse holds {existing} rows there; refusing to wipe them. Fix: check the "
-                "export; if the source really is empty for this interval, rerun with allow_empty=true."
-            )
-        summary = ExtractSummary(
-            entity=entity,
-            run_id=run_id,
-            source=f"{source.name}:{origin}",
-            interval_start=interval.start.isoformat(),
-            interval_end=interval.end.isoformat(),
-            full_refresh=interval.full_refresh,
-            rows_read=counts["read"],
-            rows_loaded=counts["loaded"],
-            rows_quarantined=counts["quarantined"],
-            top_failures=dict((+failures).most_common(5)),
-            quarantine_groups=dict(sorted(failure_groups.items())),
-            data_docs=found["data_docs"],
-        )
-        if summary.rows_read != summary.rows_loaded + summary.rows_quarantined:
-            raise AssertionError(f"{entity}: rows read != rows loaded + rows quarantined ({summary})")
-        runs_frame = pd.DataFrame(
-            [
-                {
-                    "source_table": entity,
-                    "run_id": run_id,
-                    "source": summary.source,
-                    **partition,
-                    "rows_read": summary.rows_read,
-                    "rows_loaded": summary.rows_loaded,
-                    "rows_quarantined": summary.rows_quarantined,
-                    "data_docs": summary.data_docs,
-                    "finished_at": loaded_at,
-                }
-            ]
-        )
-        warehouse.replace_rows(conn, runs, runs_where, runs_frame)
-        return summary
-
-    targets = ((raw, raw_where), (staging, staging_where), (quarantine, quarantine_where))
-    groups, several = _peek_several(read_batches(source, entity, column, interval, batch_rows))
-    if not several:
+        load_columns = [
+            sa.literal(run_id, sa.Text).label("_run_id"),
+            sa.literal(loaded_at, sa.DateTime).label("_loaded_at"),
+        ]
+        partition_columns = [sa.literal(value).label(name) for name, value in partition.items()]
         with eng.begin() as conn:
-            existing = existing_rows(conn)
-            for number, read in enumerate(groups, start=1):
-                for (table, where), rows in zip(targets, prepare(number, read), strict=True):
-                    warehouse.replace_rows(conn, table, where, rows)
-            summary = finish(conn, existing)
-    else:
-        # Several groups: each is committed to work tables as it is gated (a transaction holding
-        # every group's rows uncommitted keeps them all in memory on DuckDB), then one transaction
-        # replaces the partitions from the work tables, checks keys across groups and records the run.
-        claim = _WorkTag(eng)
-        work = {table: _work_table(table, claim.tag) for table, _ in targets}
-        try:
-            for table in work.values():
-                table.create(eng)
-            for number, read in enumerate(groups, start=1):
-                frames = prepare(number, read)
-                del read
-                with eng.begin() as conn:
-                    for (table, _), rows in zip(targets, frames, strict=True):
-                        warehouse.insert_frame(conn, work[table], rows)
-                del frames
-            with eng.begin() as conn:
-                existing = existing_rows(conn)
-                for table, where in targets:
-                    warehouse.delete_partition(conn, table, where)
-                    columns = [c.name for c in work[table].c]
-                    conn.execute(table.insert().from_select(columns, sa.select(*work[table].c)))
-                _check_unique_across_batches(conn, entity, found["origin"], staging, staging_where, rules)
-                summary = finish(conn, existing)
-        finally:
-            for table in work.values():
-                table.drop(eng, checkfirst=True)
-            claim.release()
+            existing = 0 if allow_empty else _rows_in(conn, staging, staging_where)
+            if rows_read == 0 and existing:
+                raise DataContractError(
+                    f"{entity} ({text.origin}): the source returned 0 rows for "
+                    f"{'a full refresh' if interval.full_refresh else f'{interval.start} .. {interval.end}'} "
+                    f"but the warehouse holds {existing} rows there; refusing to wipe them. Fix: check the "
+                    "export; if the source really is empty for this interval, rerun with allow_empty=true."
+                )
+            for table, where in ((raw, raw_where), (staging, staging_where), (quarantine, quarantine_where)):
+                warehouse.delete_partition(conn, table, where)
+            if source_columns is not None:
+                _insert(conn, raw, sql_gate.raw_select(text.table, gate, rules, source_columns, dialect),
+                        [*partition_columns, *load_columns])  # fmt: skip
+                _insert(conn, staging, sql_gate.valid_select(text.table, gate, failed, rules, source_columns, dialect),
+                        load_columns)  # fmt: skip
+                _insert(
+                    conn,
+                    quarantine,
+                    sql_gate.quarantine_select(text.table, failed, checks, rules, source_columns, dialect),
+                    [
+                        sa.literal(entity, sa.Text).label("source_table"),
+                        sa.literal(run_id, sa.Text).label("run_id"),
+                        sa.literal(loaded_at, sa.DateTime).label("quarantined_at"),
+                        *partition_columns,
+                    ],
+                )
+            groups = dict(
+                conn.execute(
+                    sa.select(quarantine.c.failed_expectations, sa.func.count())
+                    .where(quarantine_where if quarantine_where is not None else sa.true())
+                    .where(quarantine.c.run_id == run_id)
+                    .group_by(quarantine.c.failed_expectations)
+                    .order_by(quarantine.c.failed_expectations)
+                ).all()
+            )
+            summary = ExtractSummary(
+                entity=entity,
+                run_id=run_id,
+                source=f"{source.name}:{text.origin}",
+                interval_start=interval.start.isoformat(),
+                interval_end=interval.end.isoformat(),
+                full_refresh=interval.full_refresh,
+                rows_read=rows_read,
+                rows_loaded=rows_read - bad_rows,
+                rows_quarantined=bad_rows,
+                top_failures=dict((+gated.failures_by_expectation).most_common(5)),
+                quarantine_groups=groups,
+                data_docs=gated.data_docs,
+            )
+            staged = _rows_in(conn, staging, staging_where) if staging_where is not None else None
+            quarantined = sum(groups.values())
+            if quarantined != bad_rows or (staged is not None and staged != summary.rows_loaded):
+                raise AssertionError(f"{entity}: rows read != rows loaded + rows quarantined ({summary})")
+            runs_row = {
+                "source_table": entity,
+                "run_id": run_id,
+                "source": summary.source,
+                **partition,
+                "rows_read": summary.rows_read,
+                "rows_loaded": summary.rows_loaded,
+                "rows_quarantined": summary.rows_quarantined,
+                "data_docs": summary.data_docs,
+                "finished_at": loaded_at,
+            }
+            warehouse.delete_partition(conn, runs, runs_where)
+            conn.execute(runs.insert(), [runs_row])
+    finally:
+        for table in work:
+            table.drop(eng, checkfirst=True)
+        claim.release()
     log.info(summary.log_line())
     return summary
 
 
-def _peek_several(groups):
-    """(the same groups, whether there is more than one), reading at most the first two."""
-    first = next(groups)
-    second = next(groups, None)
-    if second is None:
-        return iter([first]), False
-    return itertools.chain([first, second], groups), True
+def _source_columns(entity: str, text: TextTable, rules: EntityRules) -> list[str] | None:
+    """The batch's source columns; None for a batch with no rows and no columns (no file covers
+    the interval): an empty batch, not a broken one. A declared column missing fails the batch."""
+    columns = [c for c in text.columns if c not in LINEAGE]
+    missing = [name for name in rules.columns if name not in columns]
+    if missing and text.rows == 0 and not columns:
+        return None
+    if missing:
+        raise DataContractError(missing_columns_message(entity, text.origin, missing, list(text.columns)))
+    return columns
 
 
-def _work_table(table: sa.Table, tag: str) -> sa.Table:
-    """An empty, constraint-free copy of ``table`` for one load in groups, dropped afterwards."""
-    name = f"_load_{table.name}_{tag}"
-    return sa.Table(name, sa.MetaData(), *(sa.Column(c.name, c.type) for c in table.c), schema=table.schema)
+def _rows_in(conn: sa.Connection, table: sa.Table, where: sa.ColumnElement[bool] | None) -> int:
+    statement = sa.select(sa.func.count()).select_from(table)
+    return conn.execute(statement if where is None else statement.where(where)).scalar_one()
+
+
+def _insert(conn: sa.Connection, table: sa.Table, select: sa.Select, constants: list[sa.ColumnElement]) -> None:
+    """INSERT INTO ``table`` SELECT: the select's columns plus ``constants`` (labelled literals)."""
+    statement = select.add_columns(*constants)
+    conn.execute(table.insert().from_select([c.name for c in statement.selected_columns], statement))
 
 
 # Work tables are named _load_<table>_<tag>. A load holds its tag until it has dropped them: in this
@@ -413,59 +335,9 @@ def _drop_abandoned_work_tables(eng: sa.Engine) -> list[str]:
     return dropped
 
 
-def _payloads(frame: pd.DataFrame) -> list[str]:
-    """Each row as JSON, one row at a time (not a list of every row's dict first)."""
-    columns = list(frame.columns)
-    return [json.dumps(dict(zip(columns, row, strict=True)), default=str) for row in frame.itertuples(False, None)]
-
-
-def _check_unique_across_batches(
-    conn: sa.Connection,
-    entity: str,
-    origin: str,
-    staging: sa.Table,
-    where: sa.ColumnElement[bool] | None,
-    rules: EntityRules,
-) -> None:
-    """The gate checks uniqueness within a group of files; across groups it is checked here, in SQL.
-
-    A key in two files of a folder (a row filed under the wrong day) fails the load, rolling
-    back the transaction, with the keys to fix.
-    """
-    keys = [list(rules.key)] if rules.unique_key else []
-    keys += [[name] for name, rule in rules.columns.items() if rule.unique and [name] not in keys]
-    for key in keys:
-        columns = [staging.c[name] for name in key]
-        duplicates = conn.execute(
-            sa.select(*columns, sa.func.count().label("copies"))
-            .where(where if where is not None else sa.true())
-            .group_by(*columns)
-            .having(sa.func.count() > 1)
-            .limit(5)
-        ).all()
-        if duplicates:
-            shown = "; ".join(
-                ", ".join(f"{name}={value}" for name, value in zip(key, row, strict=False)) + f" ({row[-1]} rows)"
-                for row in duplicates
-            )
-            raise DataContractError(
-                f"{entity} ({origin}): ({', '.join(key)}) must be unique but these keys are in more than one "
-                f"file: {shown}. Nothing was loaded. Fix: remove the duplicate rows from the source files."
-            )
-
-
 def _run_partition(table: sa.Table, interval: Interval) -> sa.ColumnElement[bool]:
     return sa.and_(
         table.c.full_refresh.is_(interval.full_refresh),
         table.c.interval_start == interval.start,
         table.c.interval_end == interval.end,
     )
-
-
-def _record_keys(frame: pd.DataFrame, key: list[str]) -> list[str | None]:
-    if frame.empty:
-        return []
-    if any(k not in frame.columns for k in key):
-        return [None] * len(frame)
-    parts = frame[key].astype("object").where(frame[key].notna(), "")
-    return ["|".join(str(v) for v in row) for row in parts.itertuples(index=False)]

@@ -178,40 +178,26 @@ def test_current_view_picks_latest_version(warehouse_url, tiny_source):
     assert len(current) == 99  # 98 day-1 accounts + A2
 
 
-def test_full_refresh_in_groups_of_files_loads_what_one_read_loads(warehouse_url, tiny_source):
+def test_a_key_in_two_files_is_quarantined_like_any_duplicate(warehouse_url, tiny_source):
     run_all(FULL)
-    whole = snapshot(warehouse_url)
-    # batch_rows=1: every usage file is its own group, validated and loaded in turn.
-    grouped = {
-        e: extract_entity(e, interval=FULL, run_id="test_run", build_data_docs=False, batch_rows=1)
-        for e in (*CRM, "usage_daily")
-    }
-    after = snapshot(warehouse_url)
-    # ops.quarantine's reasons name the minute of "now" (the future bound): compare its keys.
-    assert {k: v for k, v in after.items() if k != "ops.quarantine"} == {
-        k: v for k, v in whole.items() if k != "ops.quarantine"
-    }
-    assert sorted(row[:3] for row in after["ops.quarantine"]) == sorted(row[:3] for row in whole["ops.quarantine"])
-    usage = grouped["usage_daily"]
-    day1, day2 = tiny.USAGE_DAY1, tiny.USAGE_DAY2
-    assert (usage.rows_read, usage.rows_loaded, usage.rows_quarantined) == (
-        day1["read"] + day2["read"],
-        day1["loaded"] + day2["loaded"],
-        day1["quarantined"] + day2["quarantined"],
-    )
-
-
-def test_a_key_in_two_groups_of_files_fails_the_full_refresh(warehouse_url, tiny_source):
-    run_all(FULL)
-    before = snapshot(warehouse_url)
-    # A day-1 row again in a file named for no day (read by every run). A copy in another day's
-    # file is quarantined as misfiled instead (tests/integration/test_bad_input.py).
+    # A day-1 row again in a file named for no day (read by every run): both copies are on their
+    # file's day, so neither is the original. A copy in another day's file is quarantined as
+    # misfiled instead, and the original loads (tests/integration/test_bad_input.py).
     copied = tiny.USAGE_FILES[f"{tiny.DAY1:%Y-%m-%d}"][0]
     tiny.write_csv(tiny_source / "usage_daily" / "late-export.csv", tiny.USAGE_COLUMNS, [copied])
-    with pytest.raises(DataContractError, match=r"\(account_id, usage_date\) must be unique") as info:
-        extract_entity("usage_daily", interval=FULL, run_id="r", build_data_docs=False, batch_rows=1)
-    assert f"account_id={copied['account_id']}" in str(info.value) and "(2 rows)" in str(info.value)
-    assert snapshot(warehouse_url) == before  # rolled back: the previous load is intact
+    summary = extract_entity("usage_daily", interval=FULL, run_id="r", build_data_docs=False)
+    day1, day2 = tiny.USAGE_DAY1, tiny.USAGE_DAY2
+    assert (summary.rows_read, summary.rows_loaded, summary.rows_quarantined) == (
+        day1["read"] + day2["read"] + 1,
+        day1["loaded"] + day2["loaded"] - 1,
+        day1["quarantined"] + day2["quarantined"] + 2,
+    )
+    quarantine = table(warehouse_url, "ops.quarantine")
+    key = f"{copied['account_id']}|{copied['usage_date']}"
+    copies = quarantine[quarantine["record_key"] == key]
+    assert [json.loads(reasons) for reasons in copies["failed_expectations"]] == [
+        ["(account_id, usage_date) must be unique"]
+    ] * 2
 
 
 def test_empty_extract_never_wipes_loaded_data(warehouse_url, tiny_source):
@@ -327,7 +313,7 @@ def create_work_tables(url: str, tag: str) -> None:
 def test_work_tables_a_killed_load_left_are_dropped_by_the_next_extract(warehouse_url, tiny_source):
     run_all(FULL, entities=("accounts",))
     create_work_tables(warehouse_url, "0badc0de")  # a full refresh in groups killed with kill -9
-    summary = extract_entity("usage_daily", interval=FULL, run_id="rerun", build_data_docs=False, batch_rows=1)
+    summary = extract_entity("usage_daily", interval=FULL, run_id="rerun", build_data_docs=False)
     assert summary.rows_read == tiny.USAGE_DAY1["read"] + tiny.USAGE_DAY2["read"]
     assert work_tables(warehouse_url) == []
 
@@ -349,7 +335,7 @@ def test_work_tables_of_a_load_still_running_are_kept(warehouse_url, tiny_source
         extract._held_tags.add(running)
     try:
         create_work_tables(warehouse_url, running)
-        extract_entity("usage_daily", interval=FULL, run_id="r", build_data_docs=False, batch_rows=1)
+        extract_entity("usage_daily", interval=FULL, run_id="r", build_data_docs=False)
         assert work_tables(warehouse_url) == [
             "ops._load_quarantine_c0ffee00",
             "raw._load_usage_daily_c0ffee00",

@@ -1,0 +1,754 @@
+"""The Great Expectations gate, run in the warehouse on a batch of source text.
+
+The batch sits in a work table of text (``TextTable``: ``_row``, one column per source
+column, the lineage). ``build_gate_table`` types it in SQL into a second work table with the
+helper columns the expectations read: ``<c>__raw`` (the value, blank as null), ``<c>`` (typed),
+``<c>__unparsed`` (set but not of its type), ``<c>__unknown`` (a reference that does not exist),
+``<c>__when_<other>_<n>`` (a range that applies where another column has a value), ``_filed`` and
+``<c>__filed`` (rows on their file's day). No rules-file value is ever part of SQL text: every
+value is a bound parameter, and the query GX reads is made of our column names only.
+
+GX validates that table through its SQL execution engine (``gx_warehouse``) and names the
+failing rows by ``_row``; they go to a third work table ``(_row, check)``. From there everything
+is set-based SQL: the quarantine rows with their reasons, the valid rows typed for staging, the
+raw copy. The only values GX and its Data Docs see are HTML-escaped in SQL, so a value shown in
+a page is text, never markup.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import aggregate_order_by
+
+from postsales import warehouse
+from postsales.config import EntityRules, PlausibleDates, Thresholds
+from postsales.errors import DataContractError
+from postsales.sources import FILE_DAY, LINEAGE, SOURCE, Interval
+from postsales.validate.typing_sql import blank_to_null, typed
+
+if TYPE_CHECKING:
+    from postsales.sources.text_table import TextTable
+
+log = logging.getLogger(__name__)
+
+ROW = "_row"
+RAW_SUFFIX = "__raw"
+UNPARSED_SUFFIX = "__unparsed"
+UNKNOWN_SUFFIX = "__unknown"
+WHEN_SUFFIX = "__when_"
+# True where a row is on the day its file is named for (or the file is named for no day).
+FILED = "_filed"
+# A unique or key column's values on rows on their file's day, else null.
+FILED_SUFFIX = "__filed"
+# The compound key as one value (GX's SQL engine names no failing rows for compound uniqueness).
+KEY = "_key"
+
+
+@dataclass(frozen=True)
+class Check:
+    label: str
+    columns: tuple[str, ...]
+    expectation: Any
+
+
+@dataclass
+class GateTables:
+    """The work tables of one gated batch (dropped by the extract)."""
+
+    gate: sa.Table
+    failed: sa.Table
+    rows_read: int
+    rows_quarantined: int
+    failures_by_expectation: Counter = field(default_factory=Counter)
+    data_docs: str | None = None
+    checks: list[Check] = field(default_factory=list)
+
+
+def require_columns(entity: str, origin: str, columns: list[str], rules: EntityRules) -> None:
+    """Fail the batch when a declared column is not among ``columns`` (one file's, or the batch's)."""
+    missing = [name for name in rules.columns if name not in columns]
+    if missing:
+        raise DataContractError(missing_columns_message(entity, origin, missing, columns))
+
+
+def missing_columns_message(entity: str, origin: str, missing: list[str], found: list[str]) -> str:
+    found = [c for c in found if c not in LINEAGE]  # not the lineage the adapters add
+    return (
+        f"{entity} ({origin}): required column(s) {missing} missing; found {found}. "
+        "Fix: add the column(s) to the source export, or map the source column names "
+        "in include/rules/sources.yaml."
+    )
+
+
+def when_column(name: str, other: str, number: int) -> str:
+    """The helper column holding ``name`` where ``other`` has its ``number``-th ranges_when value."""
+    return f"{name}{WHEN_SUFFIX}{other}_{number}"
+
+
+def _bounds_text(low: float | None, high: float | None) -> str:
+    low_text = "-inf" if low is None else f"{low:g}"
+    high_text = "inf" if high is None else f"{high:g}"
+    return f"[{low_text}, {high_text}]"
+
+
+# html.escape's table: a value shown in Data Docs must be text, never markup. "&" first.
+HTML_ESCAPES = (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&quot;"), ("'", "&#x27;"))
+
+
+def inert_text(text: str) -> str:
+    for plain, escaped in HTML_ESCAPES:
+        text = text.replace(plain, escaped)
+    return text
+
+
+def _inert(expr: sa.ColumnElement) -> sa.ColumnElement:
+    for plain, escaped in HTML_ESCAPES:
+        expr = sa.func.replace(expr, plain, escaped)
+    return expr
+
+
+def build_checks(
+    entity: str,
+    rules: EntityRules,
+    not_after: datetime,
+    plausible: PlausibleDates | None = None,
+    filed_column: str | None = None,
+) -> list[Check]:
+    """One row-level GX expectation per rule in the YAML, labelled for humans.
+
+    ``filed_column``: the batch comes from files named for days and ``FILED`` says which rows
+    are on their file's day; the others fail one check and are left out of the uniqueness
+    checks, so a row copied into another day's file does not take the original down with it.
+    """
+    import great_expectations.expectations as gxe
+
+    plausible = plausible or PlausibleDates()
+
+    def unique_column(name: str) -> str:
+        # Misfiled rows are null in the FILED_SUFFIX copy, and GX skips nulls in uniqueness checks.
+        return name + FILED_SUFFIX if filed_column else name
+
+    checks: list[Check] = []
+    for name, rule in rules.columns.items():
+        if rule.not_null:
+            checks.append(
+                Check(f"{name} is required", (name,), gxe.ExpectColumnValuesToNotBeNull(column=name + RAW_SUFFIX))
+            )
+        if rule.type != "string":
+            checks.append(
+                Check(
+                    f"{name} must be a valid {rule.type}",
+                    (name,),
+                    gxe.ExpectColumnValuesToBeNull(column=name + UNPARSED_SUFFIX),
+                )
+            )
+        if rule.unique:
+            checks.append(
+                Check(f"{name} must be unique", (name,), gxe.ExpectColumnValuesToBeUnique(column=unique_column(name)))
+            )
+        if rule.min is not None or rule.max is not None:
+            checks.append(
+                Check(
+                    f"{name} must be in {_bounds_text(rule.min, rule.max)}",
+                    (name,),
+                    gxe.ExpectColumnValuesToBeBetween(column=name, min_value=rule.min, max_value=rule.max),
+                )
+            )
+        for other, ranges in (rule.ranges_when or {}).items():
+            for number, (value, (low, high)) in enumerate(ranges.items()):
+                checks.append(
+                    Check(
+                        f"{name} must be in {_bounds_text(low, high)} when {other} is {value}",
+                        (name, other),
+                        gxe.ExpectColumnValuesToBeBetween(
+                            column=when_column(name, other, number), min_value=low, max_value=high
+                        ),
+                    )
+                )
+        if rule.allowed is not None:
+            checks.append(
+                Check(
+                    f"{name} must be one of {rule.allowed}",
+                    (name,),
+                    gxe.ExpectColumnValuesToBeInSet(column=name, value_set=[inert_text(v) for v in rule.allowed]),
+                )
+            )
+        if rule.references is not None:
+            checks.append(
+                Check(
+                    f"{name} must exist in {rule.references}",
+                    (name,),
+                    gxe.ExpectColumnValuesToBeNull(column=name + UNKNOWN_SUFFIX),
+                )
+            )
+        if rule.type in ("date", "timestamp"):
+            checks.append(
+                Check(
+                    f"{name} must be between {plausible.min} and {plausible.max}",
+                    (name,),
+                    gxe.ExpectColumnValuesToBeBetween(
+                        column=name,
+                        min_value=datetime.combine(plausible.min, datetime.min.time()),
+                        max_value=datetime.combine(plausible.max + timedelta(days=1), datetime.min.time()),
+                        strict_max=True,  # any time on the max day is in
+                    ),
+                )
+            )
+        if rule.not_future:
+            checks.append(
+                Check(
+                    # No timestamp in the reason: a rerun a minute later must write the same rows.
+                    f"{name} must not be in the future",
+                    (name,),
+                    gxe.ExpectColumnValuesToBeBetween(column=name, max_value=not_after),
+                )
+            )
+    for pair in rules.column_pairs:
+        relation = ">=" if pair.or_equal else ">"
+        checks.append(
+            Check(
+                f"{pair.greater} must be {relation} {pair.lesser}",
+                (pair.greater, pair.lesser),
+                gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+                    column_A=pair.greater,
+                    column_B=pair.lesser,
+                    or_equal=pair.or_equal,
+                    ignore_row_if="either_value_is_missing",
+                ),
+            )
+        )
+    if rules.unique_key and len(rules.key) > 1:
+        checks.append(
+            Check(
+                f"({', '.join(rules.key)}) must be unique",
+                tuple(rules.key),
+                gxe.ExpectColumnValuesToBeUnique(column=unique_column(KEY)),
+            )
+        )
+    if filed_column:
+        checks.append(
+            Check(
+                f"{filed_column} must be the day its file is named for",
+                (filed_column,),
+                gxe.ExpectColumnValuesToBeInSet(column=FILED, value_set=[True]),
+            )
+        )
+    return checks
+
+
+# --- typing in SQL ---------------------------------------------------------------------------
+
+
+def _misfiled(value: sa.ColumnElement, file_day: sa.ColumnElement) -> sa.ColumnElement[bool]:
+    """A typed incremental value not on the day its file is named for (false where either is missing)."""
+    return sa.and_(value.is_not(None), file_day.is_not(None), sa.cast(value, sa.Date) != sa.cast(file_day, sa.Date))
+
+
+def _key_text(parts: list[sa.ColumnElement]) -> sa.ColumnElement:
+    """A compound key as one text, unambiguous (each part length-prefixed), null where every part is."""
+    pieces = [
+        sa.func.coalesce(
+            sa.cast(sa.func.length(sa.cast(p, sa.Text)), sa.Text) + sa.literal(":") + sa.cast(p, sa.Text), "~"
+        )
+        for p in parts
+    ]
+    joined = pieces[0]
+    for piece in pieces[1:]:
+        joined = joined + sa.literal("|") + piece
+    return sa.case((sa.and_(*(p.is_(None) for p in parts)), sa.null()), else_=joined)
+
+
+def gate_columns(rules: EntityRules, filed: bool) -> list[sa.Column]:
+    """The gate table's columns (name and SQL type)."""
+    columns = [sa.Column(ROW, sa.BigInteger)]
+    for name, rule in rules.columns.items():
+        sql_type = warehouse.SQL_TYPES[rule.type]
+        columns += [sa.Column(name + RAW_SUFFIX, sa.Text), sa.Column(name, sql_type)]
+        if rule.type != "string":
+            columns.append(sa.Column(name + UNPARSED_SUFFIX, sa.Text))
+        if rule.references is not None:
+            columns.append(sa.Column(name + UNKNOWN_SUFFIX, sa.Text))
+        for other, ranges in (rule.ranges_when or {}).items():
+            columns += [sa.Column(when_column(name, other, n), sql_type) for n in range(len(ranges))]
+    key_columns = _filed_columns(rules)
+    compound = rules.unique_key and len(rules.key) > 1
+    if compound:
+        columns.append(sa.Column(KEY, sa.Text))
+    if filed:
+        columns.append(sa.Column(FILED, sa.Boolean))
+        columns += [
+            sa.Column(name + FILED_SUFFIX, warehouse.SQL_TYPES[rules.columns[name].type]) for name in key_columns
+        ]
+        if compound:
+            columns.append(sa.Column(KEY + FILED_SUFFIX, sa.Text))
+    return columns
+
+
+def _filed_columns(rules: EntityRules) -> list[str]:
+    """Columns checked for uniqueness (alone or in the key), which get a FILED_SUFFIX copy."""
+    names = [name for name, rule in rules.columns.items() if rule.unique]
+    if rules.unique_key:
+        names += [name for name in rules.key if name not in names]
+    return names
+
+
+def gate_select(
+    text: sa.Table,
+    rules: EntityRules,
+    tables: warehouse.Tables,
+    dialect: str,
+    *,
+    interval: Interval,
+    incremental: tuple[str, str],
+    filed: bool,
+) -> sa.Select:
+    """The typed batch: the rows of ``text`` this run reads, with the helper columns.
+
+    A run reads the rows whose incremental value falls in its interval, plus rows the gate must
+    see: a missing, unparseable or future value (after ``interval.horizon``) cannot be placed in
+    any interval, nor can a row of a file named for a day whose value is on another day (the run
+    of that day never opens this file). Other rows belong to the run of their interval.
+    """
+    values = {}
+    for name, rule in rules.columns.items():
+        value = blank_to_null(text.c[name], dialect)
+        if rule.open_ended:
+            open_ended = [sa.literal(day, sa.Date) for day in rule.open_ended]
+            value = sa.case((typed(value, rule.type, dialect).in_(open_ended), sa.null()), else_=value)
+        values[name] = value
+    inner_columns = [text.c[ROW].label(ROW)]
+    if filed:
+        inner_columns.append(text.c[FILE_DAY].label(FILE_DAY))
+    for name, rule in rules.columns.items():
+        inner_columns += [
+            values[name].label(name + RAW_SUFFIX),
+            typed(values[name], rule.type, dialect).label(name),
+        ]
+    inner = sa.select(*inner_columns).subquery("typed")
+    c = inner.c
+
+    column, _ = incremental
+    where = sa.true()
+    if not interval.full_refresh and column in rules.columns:
+        value = c[column]
+        keep = [
+            value.is_(None),
+            sa.and_(value >= interval.start, value < interval.end),
+            value > sa.literal(interval.horizon, sa.DateTime),
+        ]
+        if filed:
+            keep.append(_misfiled(value, c[FILE_DAY]))
+        where = sa.or_(*keep)
+
+    out = [c[ROW]]
+    for name, rule in rules.columns.items():
+        out += [c[name + RAW_SUFFIX], c[name]]
+        if rule.type != "string":
+            out.append(
+                sa.case((sa.and_(c[name + RAW_SUFFIX].is_not(None), c[name].is_(None)), c[name + RAW_SUFFIX])).label(
+                    name + UNPARSED_SUFFIX
+                )
+            )
+        if rule.references is not None:
+            entity, _, target = rule.references.partition(".")
+            raw_keys = tables.raw[entity]
+            staged = tables.staging[entity]
+            known_raw = sa.exists().where(raw_keys.c.record_key == c[name], raw_keys.c.record_key != "")
+            known_staged = sa.exists().where(staged.c[target] == c[name])
+            out.append(
+                sa.case((sa.and_(c[name].is_not(None), sa.not_(known_raw), sa.not_(known_staged)), c[name])).label(
+                    name + UNKNOWN_SUFFIX
+                )
+            )
+        for other, ranges in (rule.ranges_when or {}).items():
+            for number, value in enumerate(ranges):
+                # Compared as data: the YAML value is a bound parameter, never SQL text.
+                out.append(
+                    sa.case((c[other] == sa.literal(value, sa.Text), c[name])).label(when_column(name, other, number))
+                )
+    compound = rules.unique_key and len(rules.key) > 1
+    if compound:
+        out.append(_key_text([c[name] for name in rules.key]).label(KEY))
+    if filed:
+        on_its_day = sa.not_(_misfiled(c[column], c[FILE_DAY])) if column in rules.columns else sa.true()
+        out.append(on_its_day.label(FILED))
+        for name in _filed_columns(rules):
+            out.append(sa.case((on_its_day, c[name])).label(name + FILED_SUFFIX))
+        if compound:
+            out.append(sa.case((on_its_day, _key_text([c[name] for name in rules.key]))).label(KEY + FILED_SUFFIX))
+    return sa.select(*out).where(where)
+
+
+def gx_query(gate: sa.Table, dialect: sa.engine.Dialect) -> str:
+    """The query GX validates: the gate table with every text value HTML-escaped.
+
+    Escaping is one-to-one, so equality, uniqueness and set membership (``allowed`` is escaped
+    the same way) give the same results. Made of our column names and constants only.
+    """
+    columns = [(_inert(column) if isinstance(column.type, sa.Text) else column).label(column.name) for column in gate.c]
+    statement = sa.select(*columns)
+    return str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+
+
+# --- JSON text in SQL --------------------------------------------------------------------------
+
+
+def json_value(expr: sa.ColumnElement, dialect: str) -> sa.ColumnElement:
+    """``expr`` (text or null) as a JSON value's text: a quoted, escaped string, or ``null``."""
+    encoded = sa.func.to_json(expr)
+    return sa.func.coalesce(sa.cast(encoded, sa.Text), "null")
+
+
+def json_object(pairs: list[tuple[str, sa.ColumnElement]], dialect: str) -> sa.ColumnElement:
+    """A JSON object's text with ``json.dumps`` separators; keys in the order given, bound as data."""
+    if not pairs:
+        return sa.literal("{}")
+    expr = sa.literal("{")
+    for number, (key, value) in enumerate(pairs):
+        prefix = ("" if number == 0 else ", ") + json.dumps(key, ensure_ascii=False) + ": "
+        expr = expr + sa.literal(prefix, sa.Text) + json_value(value, dialect)
+    return expr + sa.literal("}")
+
+
+def record_key(text: sa.Table, key: list[str]) -> sa.ColumnElement:
+    """The row's key as read, parts joined with ``|`` (a missing part as empty)."""
+    parts = [sa.func.coalesce(text.c[name], "") for name in key]
+    joined = parts[0]
+    for part in parts[1:]:
+        joined = joined + sa.literal("|") + part
+    return joined
+
+
+# --- running the gate ----------------------------------------------------------------------------
+
+
+def run_checks(
+    conn: sa.Connection,
+    entity: str,
+    gate: sa.Table,
+    failed: sa.Table,
+    checks: list[Check],
+    *,
+    docs_dir: Path | None,
+    run_name: str,
+) -> tuple[Counter, bool]:
+    """Validate the gate table with GX on ``conn``; write every failing ``(_row, check)`` to ``failed``.
+
+    One checkpoint run gives each check's counts and the Data Docs (GX's SQL engine lists at most
+    ``partial_unexpected_count`` failing rows there). Each failing check is then asked once more
+    for all its failing rows by ``_row`` (``unexpected_index_list``, GX's own query on the
+    warehouse); only those row numbers leave the warehouse, and go back in one bulk insert.
+    """
+    import great_expectations as gx
+    import pandas as pd
+
+    from postsales.validate import gx_warehouse
+
+    counts: Counter = Counter()
+    failing_rows: list[pd.DataFrame] = []
+    with gx_warehouse.on_connection(conn) as context:
+        source = context.data_sources.get(gx_warehouse.DATASOURCE)
+        name = gate.name
+        asset = source.add_query_asset(name, query=gx_query(gate, conn.dialect))
+        batch_definition = asset.add_batch_definition_whole_table(name)
+        suite = gx.ExpectationSuite(name=f"{entity}_contract")
+        for number, check in enumerate(checks):
+            suite.add_expectation(_expectation(check, number))
+        suite = context.suites.add(suite)
+        validation = context.validation_definitions.add(
+            gx.ValidationDefinition(name=f"{entity}_validation", data=batch_definition, suite=suite)
+        )
+        actions = []
+        if docs_dir is not None:
+            docs_dir.mkdir(parents=True, exist_ok=True)
+            _docs_site(context, docs_dir)
+            actions.append(gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=["postsales"]))
+        checkpoint = context.checkpoints.add(
+            gx.Checkpoint(
+                name=re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{entity}_{run_name}")[:120],
+                validation_definitions=[validation],
+                actions=actions,
+                result_format={"result_format": "SUMMARY", "unexpected_index_column_names": [ROW]},
+            )
+        )
+        try:
+            result = checkpoint.run()
+            validation_result = next(iter(result.run_results.values()))
+            batch = batch_definition.get_batch()
+            for expectation_result in validation_result.results:
+                info = expectation_result.exception_info or {}
+                if info.get("raised_exception"):
+                    raise RuntimeError(
+                        f"{entity}: Great Expectations could not evaluate "
+                        f"{expectation_result.expectation_config.type}: {info.get('exception_message')}"
+                    )
+                unexpected = expectation_result.result.get("unexpected_count") or 0
+                if not unexpected:
+                    continue
+                number = expectation_result.expectation_config.meta["check"]
+                counts[checks[number].label] += unexpected
+                every = batch.validate(
+                    _expectation(checks[number], number),
+                    result_format={
+                        "result_format": "COMPLETE",
+                        "unexpected_index_column_names": [ROW],
+                        "partial_unexpected_count": unexpected,
+                        "exclude_unexpected_values": True,
+                    },
+                )
+                rows = _row_numbers(every.result.get("unexpected_index_list") or [])
+                if len(rows) != unexpected:
+                    raise RuntimeError(
+                        f"{entity}: Great Expectations counted {unexpected} rows failing "
+                        f"'{checks[number].label}' but listed {len(rows)}"
+                    )
+                failing_rows.append(pd.DataFrame({ROW: pd.array(rows, dtype="int64"), "check_number": number}))
+        finally:
+            context.checkpoints.delete(checkpoint.name)
+            context.validation_definitions.delete(validation.name)
+            context.suites.delete(suite.name)
+            source.delete_asset(name)
+            if docs_dir is not None:
+                context.delete_data_docs_site("postsales")
+    if failing_rows:
+        warehouse.insert_frame(conn, failed, pd.concat(failing_rows, ignore_index=True))
+    return counts, bool(validation_result.success)
+
+
+def _expectation(check: Check, number: int) -> Any:
+    expectation = check.expectation.copy()
+    expectation.id = None
+    expectation.meta = {"label": check.label, "check": number}
+    return expectation
+
+
+def _row_numbers(index_list: list[dict[str, Any]]) -> list[int]:
+    """``_row`` of each failing row; with ``exclude_unexpected_values`` GX gives one dict holding the list."""
+    rows: list[int] = []
+    for item in index_list:
+        value = item[ROW]
+        rows += value if isinstance(value, list) else [value]
+    return rows
+
+
+def _docs_site(context: Any, docs_dir: Path) -> None:
+    context.add_data_docs_site(
+        site_name="postsales",
+        site_config={
+            "class_name": "SiteBuilder",
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        },
+    )
+
+
+def checks_table(checks: list[Check]) -> sa.Subquery:
+    """(check_number, label as JSON text) for every check, bound as data."""
+    rows = [(number, json.dumps(check.label, ensure_ascii=False)) for number, check in enumerate(checks)]
+    return (
+        sa.values(sa.column("check_number", sa.Integer), sa.column("label_json", sa.Text), name="checks")
+        .data(rows)
+        .alias("checks")
+    )
+
+
+def check_columns_table(checks: list[Check]) -> sa.Subquery:
+    """(check_number, column, its JSON key, its place among the columns by code point) for every check."""
+    names = sorted({column for check in checks for column in check.columns})
+    place = {name: number for number, name in enumerate(names)}
+    rows = [
+        (number, column, json.dumps(column, ensure_ascii=False), place[column])
+        for number, check in enumerate(checks)
+        for column in check.columns
+    ]
+    return (
+        sa.values(
+            sa.column("check_number", sa.Integer),
+            sa.column("column_name", sa.Text),
+            sa.column("key_json", sa.Text),
+            sa.column("place", sa.Integer),
+            name="check_columns",
+        )
+        .data(rows)
+        .alias("check_columns")
+    )
+
+
+def quarantine_select(
+    text: sa.Table,
+    failed: sa.Table,
+    checks: list[Check],
+    rules: EntityRules,
+    source_columns: list[str],
+    dialect: str,
+) -> sa.Select:
+    """One row per failing row: key, reasons (in check order), the offending values, the row as read.
+
+    The JSON texts are ``json.dumps``' (separators ``, `` and ``: ``, keys sorted for the
+    offending values), built in SQL.
+    """
+    labels = checks_table(checks)
+    reasons = (
+        sa.select(
+            failed.c[ROW].label(ROW),
+            (
+                sa.literal("[")
+                + sa.func.string_agg(labels.c.label_json, aggregate_order_by(sa.literal(", "), failed.c.check_number))
+                + sa.literal("]")
+            ).label("failed_expectations"),
+        )
+        .join_from(failed, labels, labels.c.check_number == failed.c.check_number)
+        .group_by(failed.c[ROW])
+        .subquery("reasons")
+    )
+    columns = check_columns_table(checks)
+    pairs = (
+        sa.select(failed.c[ROW].label(ROW), columns.c.column_name, columns.c.key_json, columns.c.place)
+        .join_from(failed, columns, columns.c.check_number == failed.c.check_number)
+        .distinct()
+        .subquery("pairs")
+    )
+    value = sa.case(
+        *((pairs.c.column_name == sa.literal(name, sa.Text), text.c[name]) for name in rules.columns),
+        else_=sa.null(),
+    )
+    offending = (
+        sa.select(
+            pairs.c[ROW].label(ROW),
+            (
+                sa.literal("{")
+                + sa.func.string_agg(
+                    pairs.c.key_json + sa.literal(": ") + json_value(value, dialect),
+                    aggregate_order_by(sa.literal(", "), pairs.c.place),
+                )
+                + sa.literal("}")
+            ).label("offending_values"),
+        )
+        .join_from(pairs, text, text.c[ROW] == pairs.c[ROW])
+        .group_by(pairs.c[ROW])
+        .subquery("offending")
+    )
+    return (
+        sa.select(
+            record_key(text, rules.key).label("record_key"),
+            reasons.c.failed_expectations,
+            offending.c.offending_values,
+            json_object([(name, text.c[name]) for name in source_columns], dialect).label("raw_row"),
+            text.c[SOURCE].label("source"),
+        )
+        .join_from(reasons, text, text.c[ROW] == reasons.c[ROW])
+        .join(offending, offending.c[ROW] == reasons.c[ROW])
+    )
+
+
+def valid_select(
+    text: sa.Table,
+    gate: sa.Table,
+    failed: sa.Table,
+    rules: EntityRules,
+    source_columns: list[str],
+    dialect: str,
+) -> sa.Select:
+    """The rows that passed, typed for staging, with their extra source columns as ``_extra``."""
+    extra = sorted(name for name in source_columns if name not in rules.columns and name not in LINEAGE)
+    extra_json = json_object([(name, text.c[name]) for name in extra], dialect) if extra else sa.null()
+    return (
+        sa.select(
+            *(gate.c[name] for name in rules.columns),
+            extra_json.label("_extra"),
+            text.c[SOURCE].label(SOURCE),
+        )
+        .join_from(gate, text, text.c[ROW] == gate.c[ROW])
+        .where(~sa.exists().where(failed.c[ROW] == gate.c[ROW]))
+    )
+
+
+def raw_select(
+    text: sa.Table, gate: sa.Table, rules: EntityRules, source_columns: list[str], dialect: str
+) -> sa.Select:
+    """Every row the run read, as read: key and payload (the source columns as JSON)."""
+    payload = json_object([(name, text.c[name]) for name in source_columns], dialect)
+    has_key = all(name in source_columns for name in rules.key)
+    return sa.select(
+        (record_key(text, rules.key) if has_key else sa.null()).label("record_key"),
+        payload.label("payload"),
+        text.c[SOURCE].label(SOURCE),
+    ).join_from(gate, text, text.c[ROW] == gate.c[ROW])
+
+
+def failed_fraction_error(
+    entity: str, origin: str, gated: GateTables, thresholds: Thresholds
+) -> DataContractError | None:
+    """The error that fails a batch with too many bad rows (both the share and the count above limits)."""
+    bad_rows, rows_read = gated.rows_quarantined, gated.rows_read
+    fraction = bad_rows / rows_read if rows_read else 0.0
+    if fraction > thresholds.max_failed_fraction and bad_rows >= thresholds.min_failed_rows:
+        top = ", ".join(f"'{label}': {n}" for label, n in gated.failures_by_expectation.most_common(5) if n)
+        return DataContractError(
+            f"{entity} ({origin}): {bad_rows} of {rows_read} rows ({fraction:.1%}) failed validation, "
+            f"above the {thresholds.max_failed_fraction:.1%} threshold; top failures: {top}. Nothing was loaded. "
+            "Fix the source rows (see the Data Docs"
+            + (f" at {gated.data_docs}" if gated.data_docs else "")
+            + ") or raise thresholds.max_failed_fraction in include/rules/expectations.yaml."
+        )
+    return None
+
+
+def gate_batch(
+    eng: sa.Engine,
+    text: TextTable,
+    source_columns: list[str] | None,
+    entity: str,
+    rules: EntityRules,
+    tables: warehouse.Tables,
+    *,
+    tag: str,
+    interval: Interval,
+    incremental: tuple[str, str],
+    filed: bool,
+    plausible: PlausibleDates | None,
+    docs_dir: Path | None,
+    run_name: str,
+    work: list[sa.Table],
+) -> GateTables:
+    """Type the batch in ``text`` into the gate table, validate it with GX, list the failing rows.
+
+    ``source_columns`` None: an empty batch with no columns (nothing to type). The work tables
+    made here are appended to ``work`` as soon as they exist, for the caller to drop.
+    """
+    column, _ = incremental
+    gate = sa.Table(f"_load_gate_{tag}", sa.MetaData(), *gate_columns(rules, filed), schema="raw")
+    failed = sa.Table(
+        f"_load_fail_{tag}",
+        sa.MetaData(),
+        sa.Column(ROW, sa.BigInteger),
+        sa.Column("check_number", sa.Integer),
+        schema="raw",
+    )
+    with eng.begin() as conn:
+        for table in (gate, failed):
+            table.create(conn)
+            work.append(table)
+        if source_columns is not None:
+            select = gate_select(
+                text.table, rules, tables, conn.dialect.name, interval=interval, incremental=incremental, filed=filed
+            )
+            conn.execute(gate.insert().from_select([c.name for c in gate.c], select))
+        rows_read = conn.execute(sa.select(sa.func.count()).select_from(gate)).scalar_one()
+    checks = build_checks(entity, rules, interval.horizon, plausible, column if filed else None)
+    counts: Counter = Counter()
+    if rows_read:
+        with eng.begin() as conn:
+            counts, _ = run_checks(conn, entity, gate, failed, checks, docs_dir=docs_dir, run_name=run_name)
+    with eng.connect() as conn:
+        bad_rows = conn.execute(sa.select(sa.func.count(sa.distinct(failed.c[ROW])))).scalar_one()
+    return GateTables(gate, failed, rows_read, bad_rows, counts, checks=checks)
