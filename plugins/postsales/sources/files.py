@@ -28,10 +28,14 @@ import pandas as pd
 import pyarrow as pa
 
 from postsales.errors import DataContractError, SourceUnavailableError
-from postsales.sources import FILE_DAY, SOURCE, Interval, SourceRead, with_lineage
+from postsales.sources import FILE_DAY, SOURCE, Interval, SourceRead, text_table, with_lineage
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+    import sqlalchemy as sa
+
+    from postsales.sources.text_table import TextTable
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +83,18 @@ class FileSource:
     def read(self, entity: str, incremental_column: str, interval: Interval) -> SourceRead:
         files = self._interval_files(entity, interval)
         return self._read_files(entity, files, self._origin(entity, files))
+
+    def load_text(
+        self, eng: sa.Engine, entity: str, incremental_column: str, interval: Interval, table_name: str
+    ) -> TextTable:
+        """The rows :meth:`read` returns, landed as text in ``raw.<table_name>`` by the warehouse
+        (see :mod:`postsales.sources.file_landing`)."""
+        from postsales.sources.file_landing import land_files
+
+        files = self._interval_files(entity, interval)
+        landed = land_files(eng, table_name, files, self._origin(entity, files))
+        text_table.log_landed(entity, landed.rows, landed.origin, landed.table)
+        return landed
 
     def read_batches(
         self, entity: str, incremental_column: str, interval: Interval, max_rows: int
