@@ -22,13 +22,12 @@ from __future__ import annotations
 import csv
 import logging
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import sqlalchemy as sa
 
-from postsales.errors import DataContractError
 from postsales.sources import LINEAGE, lineage_error, text_table
 from postsales.sources.csv_shape import plain_csv_rows
 from postsales.sources.files import (
@@ -43,6 +42,7 @@ from postsales.sources.files import (
 from postsales.sources.text_table import ROW, ChunkWriter, NulInChunk, TextTable, quote, strings, text_chunk
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
 
     import pandas as pd
@@ -77,6 +77,7 @@ class _Head:
     names: list[str]  # the file's columns, as read_file names them
     parquet_sql: dict[str, str] | None = None  # Parquet: each column's text in DuckDB SQL
     parquet_arrow: bool = False  # Parquet: some column's text is pyarrow's to write
+    rows: int = 0  # Parquet: the rows its footer counts
 
 
 @dataclass
@@ -84,13 +85,6 @@ class _Landed:
     path: Path
     names: list[str]
     first_row: int  # the file's first _row
-    rows: int = 0
-
-
-@dataclass
-class _State:
-    table: sa.Table
-    landed: list[_Landed] = field(default_factory=list)
     rows: int = 0
 
 
@@ -119,19 +113,19 @@ def _parquet_head(path: Path) -> _Head:
     import pyarrow.parquet as pq
 
     with pq.ParquetFile(path, coerce_int96_timestamp_unit="us") as parquet:
-        schema = parquet.schema_arrow
+        schema, rows = parquet.schema_arrow, parquet.metadata.num_rows
     _check_unique_columns(path, schema.names)
     unnamed = set(_unnamed_index(schema))
     names = [name for name in schema.names if name not in unnamed]
     sql = {name: _parquet_text_sql(name, schema.field(name).type) for name in names}
     # DuckDB matches column names ignoring case: "Name" and "name" are read by pyarrow.
     arrow = None in sql.values() or len({name.lower() for name in schema.names}) < len(schema.names)
-    return _Head(names, parquet_sql=sql, parquet_arrow=arrow)
+    return _Head(names, parquet_sql=sql, parquet_arrow=arrow, rows=rows)
 
 
 def _parquet_text_sql(name: str, arrow_type: pa.DataType) -> str | None:
     """DuckDB SQL giving the text pyarrow's cast gives for a Parquet column, or None if none does."""
-    column = quote(name)
+    column = f"file.{quote(name)}"
     if pa.types.is_dictionary(arrow_type):
         arrow_type = arrow_type.value_type if pa.types.is_string(arrow_type.value_type) else arrow_type
     if any(test(arrow_type) for test in _SAME_TEXT):
@@ -143,41 +137,27 @@ def _parquet_text_sql(name: str, arrow_type: pa.DataType) -> str | None:
 
 def land_files(eng: sa.Engine, table_name: str, files: list[Path], origin: str) -> TextTable:
     heads = [_head(path) for path in files]
-    file_columns = {str(path): head.names for path, head in zip(files, heads, strict=True) if head}
     columns = _union([head.names for head in heads if head])
     problems = text_table.unlandable_names([c for c in columns if c not in LINEAGE], eng.dialect.name)
     kept = [c for c in columns if c not in LINEAGE and c not in problems]
-    state = _State(text_table.create_work_table(eng, table_name, kept))
-    reader = None
-    try:
-        with text_table.driver_connection(eng) as driver:
-            if eng.dialect.name != "duckdb":
-                reader = _in_memory_duckdb()
-            writer = ChunkWriter(driver, eng.dialect.name, state.table)
-            for path, head in zip(files, heads, strict=True):
-                names = _land_file(eng, state, writer, reader, path, head)
-                file_columns[str(path)] = names
-                columns += [c for c in names if c not in columns]
-            if eng.dialect.name == "duckdb":
-                _raise_first_nul(eng, state, len(state.landed))
-    finally:
-        if reader is not None:
-            reader.close()
-    file_columns = {str(path): file_columns[str(path)] for path in files}
-    for path in files:
-        problem = lineage_error(file_columns[str(path)], str(path), LINEAGE_FIX)
+    landing = _Landing(eng, text_table.create_work_table(eng, table_name, kept))
+    with text_table.driver_connection(eng) as driver:
+        landing.run(driver, files, heads)
+    file_columns = {str(landed.path): landed.names for landed in landing.landed}
+    for landed in landing.landed:
+        problem = lineage_error(landed.names, str(landed.path), LINEAGE_FIX)
         if problem:
             raise problem
-    for path in files:
-        named = {c: problems[c] for c in file_columns[str(path)] if c in problems}
+    for landed in landing.landed:
+        named = {c: problems[c] for c in landed.names if c in problems}
         if named:
-            raise text_table.unlandable_error(str(path), named, "rename the column in the export.")
+            raise text_table.unlandable_error(str(landed.path), named, "rename the column in the export.")
     return TextTable(
-        table=state.table,
-        columns=[c for c in columns if c not in LINEAGE],
+        table=landing.table,
+        columns=[c for c in _union([landed.names for landed in landing.landed]) if c not in LINEAGE],
         origin=origin,
         file_columns=file_columns,
-        rows=state.rows,
+        rows=landing.rows,
     )
 
 
@@ -188,58 +168,284 @@ def _union(lists: list[list[str]]) -> list[str]:
     return columns
 
 
-def _in_memory_duckdb():
-    import duckdb
-
-    from postsales import warehouse
-
-    return duckdb.connect(":memory:", config={"memory_limit": warehouse.duckdb_memory_limit()})
+# Files are landed in transactions of about this many rows: a commit per file costs about as
+# much as landing a day of usage; a transaction holds its rows in memory until it commits.
+GROUP_ROWS = 500_000
 
 
-def _land_file(eng, state: _State, writer: ChunkWriter, reader, path: Path, head: _Head | None) -> list[str]:
-    """Land one file's rows after those landed so far; returns its columns."""
-    landed = _Landed(path, head.names if head else [], state.rows + 1)
-    try:
-        if head is None:
-            raise _ReadAsBefore("its header could not be read")
+class _Landing:
+    def __init__(self, eng: sa.Engine, table: sa.Table):
+        self.eng = eng
+        self.duckdb = eng.dialect.name == "duckdb"
+        self.table = table
+        self.landed: list[_Landed] = []
+        self.rows = 0
+        self.reader = None  # PostgreSQL: an in-memory DuckDB reads the files
+        self.writer: ChunkWriter
+
+    def run(self, driver, files: list[Path], heads: list[_Head | None]) -> None:
+        self.writer = ChunkWriter(driver, self.eng.dialect.name, self.table)
+        if not self.duckdb:
+            self.reader = _in_memory_duckdb()
+        try:
+            self._land_all(files, heads)
+            if self.duckdb:
+                self._raise_first_nul()
+        finally:
+            if self.reader is not None:
+                self.reader.close()
+
+    def _land_all(self, files: list[Path], heads: list[_Head | None]) -> None:
+        """The files in order, several to a transaction (and Parquet files of one shape to a statement).
+
+        A file DuckDB cannot read as read_file does is landed alone, after a commit: a failed
+        statement aborts its transaction, whose files are then landed again one by one.
+        """
+        group: list[tuple[_Landed, _Head]] = []  # the files landed in the open transaction
+        self.writer.begin()
+        for unit in _units(files, heads):
+            path, head = unit[0]
+            expected = self._fast_rows(path, head)
+            if head is None or expected is False:
+                self.writer.commit()
+                group = []
+                self._land_slowly(_Landed(path, head.names if head else [], self.rows + 1), None)
+                self.writer.begin()
+                continue
+            landed = []
+            for unit_path, unit_head in unit:
+                landed.append(_Landed(unit_path, unit_head.names, self.rows + 1 + sum(f.rows for f in landed)))
+                landed[-1].rows = unit_head.rows
+            if head.parquet_sql is not None and not head.parquet_arrow:
+                # Large enough for a statement of its own: DuckDB writes its rows straight to the
+                # file, where in a transaction of several it logs them first (twice the time).
+                self.writer.commit()
+                group = []
+                self._land_unit_alone(landed, [h for _, h in unit])
+                self.writer.begin()
+                continue
+            try:
+                self._land_fast(landed, head, expected)
+            except Exception as exc:
+                self.writer.rollback()
+                log.info("%s: landing the files since the last commit one by one (%s)", path, _first_line(exc))
+                self.rows = group[0][0].first_row - 1 if group else landed[0].first_row - 1
+                self.landed = self.landed[: len(self.landed) - len(group)]
+                for earlier, earlier_head in [*group, *zip(landed, (h for _, h in unit), strict=True)]:
+                    self._land_alone(_Landed(earlier.path, earlier_head.names, self.rows + 1), earlier_head)
+                group = []
+                self.writer.begin()
+                continue
+            for file, (_, file_head) in zip(landed, unit, strict=True):
+                self._landed(file)
+                group.append((file, file_head))
+            if self.rows - group[0][0].first_row + 1 >= GROUP_ROWS:
+                self.writer.commit()
+                group = []
+                self.writer.begin()
+        self.writer.commit()
+
+    def _fast_rows(self, path: Path, head: _Head | None) -> int | bool | None:
+        """A CSV file's row count if DuckDB can read it (False if not); None for Parquet."""
+        if head is None or head.parquet_sql is not None:
+            return None
+        rows = plain_csv_rows(path, len(head.names))
+        return False if rows is None else rows
+
+    def _landed(self, landed: _Landed) -> None:
+        self.landed.append(landed)
+        self.rows += landed.rows
+
+    def _land_alone(self, landed: _Landed, head: _Head) -> None:
+        """One file in a transaction of its own, by read_file if DuckDB cannot read it."""
+        landed.rows = head.rows
+        try:
+            self.writer.begin()
+            self._land_fast([landed], head, self._fast_rows(landed.path, head))
+            self.writer.commit()
+        except NulInChunk as found:  # PostgreSQL: nothing of the chunk was sent
+            self.writer.rollback()
+            read_file(landed.path)  # raises the message naming the file, column and data row
+            raise _nul_error(landed.path, found.column, found.row - landed.first_row + 1) from None
+        except Exception as exc:
+            self.writer.rollback()
+            self._land_slowly(landed, exc)
+            return
+        self._landed(landed)
+
+    def _land_unit_alone(self, landed: list[_Landed], heads: list[_Head]) -> None:
+        """Parquet files of one shape in one statement committed alone, else each file alone."""
+        try:
+            self._land_fast(landed, heads[0], None)
+            self.writer.commit()
+        except Exception as exc:
+            self.writer.rollback()
+            log.info("%s: landing these files one by one (%s)", landed[0].path, _first_line(exc))
+            for file, head in zip(landed, heads, strict=True):
+                self._land_alone(_Landed(file.path, head.names, self.rows + 1), head)
+            return
+        for file in landed:
+            self._landed(file)
+
+    def _land_fast(self, landed: list[_Landed], head: _Head, expected: int | bool | None) -> None:
+        """Land the files (several: Parquet files of ``head``'s shape) by DuckDB, or raise."""
+        if expected is False:
+            raise _ReadAsBefore("not plain CSV")
         if head.parquet_sql is None:
-            landed.rows = _land_csv(eng, state, writer, reader, landed)
+            landed[0].rows = self._land_csv(landed[0], expected)
         elif head.parquet_arrow:
-            landed.rows = _land_parquet_arrow(state, writer, landed)
+            landed[0].rows = self._land_parquet_arrow(landed[0])
         else:
-            landed.rows = _land_parquet_sql(eng, state, writer, reader, landed, head.parquet_sql)
-        writer.commit()
-    except NulInChunk as found:  # PostgreSQL: nothing of the chunk was sent
-        writer.rollback()
-        read_file(path)  # raises the message naming the file, column and data row
-        raise _nul_error(path, found.column, found.row - landed.first_row + 1) from None
-    except (_ReadAsBefore, Exception) as exc:
-        if isinstance(exc, DataContractError):
-            raise
-        writer.rollback()
-        _delete_rows_from(eng, state, landed.first_row)
-        if not isinstance(exc, _ReadAsBefore):
-            log.warning("%s: DuckDB could not read it (%s); reading it as before", path, str(exc).splitlines()[0])
-        if eng.dialect.name == "duckdb":
-            _raise_first_nul(eng, state, len(state.landed))
-        frame = read_file(path)  # raises the message naming the file and the fix, if the file is bad
+            self._land_parquet_sql(landed, head.parquet_sql)
+
+    def _land_slowly(self, landed: _Landed, reason: Exception | None) -> None:
+        """The file as read_file reads it, or its error (after any NUL in the files landed before)."""
+        with self.eng.begin() as conn:  # what a failed read left (DuckDB undoes a failed statement itself)
+            conn.execute(sa.delete(self.table).where(self.table.c[ROW] >= landed.first_row))
+        if reason is not None and not isinstance(reason, _ReadAsBefore):
+            log.warning("%s: DuckDB could not read it (%s); reading it as before", landed.path, _first_line(reason))
+        if self.duckdb:
+            self._raise_first_nul()
+        frame = read_file(landed.path)  # raises the message naming the file and the fix, if the file is bad
         landed.names = list(frame.columns)
-        landed.rows = _land_frame(eng, state, writer, landed, frame)
-        writer.commit()
-    state.landed.append(landed)
-    state.rows += landed.rows
-    return landed.names
+        self._add_columns(landed.names)
+        self.writer.begin()
+        landed.rows = self._land_frame(landed, frame)
+        self.writer.commit()
+        self._landed(landed)
+
+    def _add_columns(self, names: list[str]) -> None:
+        """Add the columns of a file that only read_file could read, which its header did not show."""
+        physical = {c.name for c in self.table.c}
+        new = [c for c in names if c not in physical and c not in LINEAGE]
+        new = [c for c in new if not text_table.unlandable_names([*physical, c], self.eng.dialect.name).get(c)]
+        if new:
+            self.table = self.writer.table = text_table.add_columns(self.eng, self.table, new)
+
+    def _select_columns(self, landed: _Landed, expressions: list[str]) -> tuple[list[str], str]:
+        """The work table's columns this file fills, and the SQL list of their values."""
+        physical = {c.name for c in self.table.c}
+        chosen = [(name, sql) for name, sql in zip(landed.names, expressions, strict=True) if name in physical]
+        return [name for name, _ in chosen], "".join(f"{sql}, " for _, sql in chosen)
+
+    def _land_csv(self, landed: _Landed, expected: int) -> int:
+        targets, values = self._select_columns(landed, [f"file.c{i}" for i in range(len(landed.names))])
+        columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(landed.names))) + "}"
+        # Rows in file order: WITH ORDINALITY numbers them as the file holds them.
+        scan = (
+            f"read_csv({_literal(str(landed.path))}, columns = {columns}, header = true, delim = ',', "
+            "quote = '\"', escape = '\"', auto_detect = false, strict_mode = true, null_padding = false, "
+            "encoding = 'utf-8') with ordinality as file"
+        )
+        select = f"select ordinality + {landed.first_row - 1}, {values}{_lineage_sql(landed)} from {scan}"
+        rows = self._run_select(targets, select)
+        if rows != expected:
+            raise _ReadAsBefore(f"DuckDB read {rows} rows where the file holds {expected}")
+        return rows
+
+    def _land_parquet_sql(self, landed: list[_Landed], sql: dict[str, str]) -> None:
+        """Parquet files of one shape in one statement: each row numbered from its file's first _row."""
+        targets, values = self._select_columns(landed[0], [sql[name] for name in landed[0].names])
+        paths = ", ".join(_literal(str(file.path)) for file in landed)
+        lineage = ", ".join(f"({_literal(str(file.path))}, {file.first_row}, {_lineage_sql(file)})" for file in landed)
+        select = (
+            f"select lineage.first_row + file.file_row_number, {values}lineage.source, lineage.file_day "
+            f"from read_parquet([{paths}], file_row_number = true, filename = true) as file "
+            f"join (values {lineage}) as lineage (path, first_row, source, file_day) on file.filename = lineage.path"
+        )
+        rows = self._run_select(targets, select)
+        if rows != sum(file.rows for file in landed):
+            raise _ReadAsBefore(f"DuckDB read {rows} rows where the footers count {sum(f.rows for f in landed)}")
+
+    def _run_select(self, targets: list[str], select: str) -> int:
+        """Insert ``select``'s rows (``_row``, the ``targets`` columns, the lineage) into the work table:
+        on DuckDB in the warehouse itself, else from the in-memory reader in Arrow chunks."""
+        names = [ROW, *targets, *LINEAGE]
+        if self.duckdb:
+            table = f"{text_table.SCHEMA}.{quote(self.table.name)}"
+            column_list = ", ".join(quote(name) for name in names)
+            return int(self.writer.driver.execute(f"insert into {table} ({column_list}) {select}").fetchone()[0])
+        rows = 0
+        for batch in self.reader.execute(select).fetch_record_batch(text_table.CHUNK_ROWS):
+            rows += self.writer.write(pa.RecordBatch.from_arrays(batch.columns, names=names))
+        return rows
+
+    def _land_parquet_arrow(self, landed: _Landed) -> int:
+        import pyarrow.parquet as pq
+
+        physical = {c.name for c in self.table.c}
+        names = [name for name in landed.names if name in physical]
+        source, day = f"files:{landed.path}", _file_day_text(landed.path)
+        rows = 0
+        with pq.ParquetFile(landed.path, coerce_int96_timestamp_unit="us") as parquet:
+            batches = parquet.iter_batches(batch_size=text_table.CHUNK_ROWS, columns=names, use_pandas_metadata=False)
+            for batch in batches:
+                text = {name: _arrow_column_text(batch.column(name)) for name in names}
+                rows += self.writer.write(text_chunk(landed.first_row + rows, text, source, day, batch.num_rows))
+        return rows
+
+    def _land_frame(self, landed: _Landed, frame: pd.DataFrame) -> int:
+        """Land the frame read_file gave (text already: str or None), in chunks."""
+        physical = {c.name for c in self.table.c}
+        names = [name for name in landed.names if name in physical]
+        source, day = f"files:{landed.path}", _file_day_text(landed.path)
+        for start in range(0, len(frame), text_table.CHUNK_ROWS):
+            part = frame.iloc[start : start + text_table.CHUNK_ROWS]
+            text = {name: strings(part[name].to_numpy(dtype=object)) for name in names}
+            self.writer.write(text_chunk(landed.first_row + start, text, source, day, len(part)))
+        return len(frame)
+
+    def _raise_first_nul(self) -> None:
+        """Fail on the first landed file holding a NUL character (found in SQL)."""
+        if not self.landed:
+            return
+        physical = [c.name for c in self.table.c if c.name not in (ROW, *LINEAGE)]
+        with self.eng.connect() as conn:
+            found = text_table.first_nul_rows(conn, self.table, physical, by_source=True)
+        for landed in self.landed:
+            firsts = found.get(f"files:{landed.path}")
+            if firsts:
+                read_file(landed.path)  # raises the message naming the file, column and data row
+                column = next(name for name in landed.names if name in firsts)
+                raise _nul_error(landed.path, column, firsts[column] - landed.first_row + 1)
 
 
 class _ReadAsBefore(Exception):  # not an error: the file is read by read_file instead
     pass
 
 
-def _select_columns(state: _State, landed: _Landed, expressions: list[str]) -> tuple[list[str], str]:
-    """The work table's columns this file fills, and the SQL list of their values."""
-    physical = {c.name for c in state.table.c}
-    chosen = [(name, sql) for name, sql in zip(landed.names, expressions, strict=True) if name in physical]
-    return [name for name, _ in chosen], "".join(f"{sql}, " for _, sql in chosen)
+def _units(files: list[Path], heads: list[_Head | None]) -> Iterator[list[tuple[Path, _Head | None]]]:
+    """The files in order, in units landed by one statement: consecutive Parquet files whose
+    columns DuckDB writes alike (up to GROUP_ROWS rows), else one file."""
+    unit: list[tuple[Path, _Head | None]] = []
+    for path, head in zip(files, heads, strict=True):
+        joins = (
+            unit
+            and head is not None
+            and head.parquet_sql is not None
+            and not head.parquet_arrow
+            and unit[0][1].parquet_sql == head.parquet_sql
+            and unit[0][1].names == head.names
+            and sum(h.rows for _, h in unit) + head.rows <= GROUP_ROWS
+        )
+        if unit and not joins:
+            yield unit
+            unit = []
+        unit.append((path, head))
+    if unit:
+        yield unit
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc) or type(exc).__name__).splitlines()[0]
+
+
+def _in_memory_duckdb():
+    import duckdb
+
+    from postsales import warehouse
+
+    return duckdb.connect(":memory:", config={"memory_limit": warehouse.duckdb_memory_limit()})
 
 
 def _lineage_sql(landed: _Landed) -> str:
@@ -250,99 +456,3 @@ def _lineage_sql(landed: _Landed) -> str:
 
 def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
-
-
-def _land_csv(eng, state: _State, writer: ChunkWriter, reader, landed: _Landed) -> int:
-    expected = plain_csv_rows(landed.path, len(landed.names))
-    if expected is None:
-        raise _ReadAsBefore("not plain CSV")
-    targets, values = _select_columns(state, landed, [quote(f"c{i}") for i in range(len(landed.names))])
-    columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(landed.names))) + "}"
-    # Rows in file order: WITH ORDINALITY numbers them as the file holds them.
-    scan = (
-        f"read_csv({_literal(str(landed.path))}, columns = {columns}, header = true, delim = ',', quote = '\"', "
-        "escape = '\"', auto_detect = false, strict_mode = true, null_padding = false, encoding = 'utf-8') "
-        "with ordinality"
-    )
-    select = f"select ordinality + {landed.first_row - 1}, {values}{_lineage_sql(landed)} from {scan}"
-    rows = _run_select(eng, writer, reader, targets, select)
-    if rows != expected:
-        raise _ReadAsBefore(f"DuckDB read {rows} rows where the file holds {expected}")
-    return rows
-
-
-def _land_parquet_sql(eng, state: _State, writer: ChunkWriter, reader, landed: _Landed, sql: dict[str, str]) -> int:
-    targets, values = _select_columns(state, landed, [sql[name] for name in landed.names])
-    select = (
-        f"select file_row_number + {landed.first_row}, {values}{_lineage_sql(landed)} "
-        f"from read_parquet({_literal(str(landed.path))}, file_row_number = true)"
-    )
-    return _run_select(eng, writer, reader, targets, select)
-
-
-def _run_select(eng, writer: ChunkWriter, reader, targets: list[str], select: str) -> int:
-    """Insert ``select``'s rows (``_row``, the ``targets`` columns, the lineage) into the work table:
-    on DuckDB in the warehouse itself, else from the in-memory ``reader`` in Arrow chunks."""
-    names = [ROW, *targets, *LINEAGE]
-    if eng.dialect.name == "duckdb":
-        table = f"{text_table.SCHEMA}.{quote(writer.table.name)}"
-        column_list = ", ".join(quote(name) for name in names)
-        return int(writer.driver.execute(f"insert into {table} ({column_list}) {select}").fetchone()[0])
-    rows = 0
-    for batch in reader.execute(select).fetch_record_batch(text_table.CHUNK_ROWS):
-        rows += writer.write(pa.RecordBatch.from_arrays(batch.columns, names=names))
-    return rows
-
-
-def _land_parquet_arrow(state: _State, writer: ChunkWriter, landed: _Landed) -> int:
-    import pyarrow.parquet as pq
-
-    physical = {c.name for c in state.table.c}
-    names = [name for name in landed.names if name in physical]
-    source, day = f"files:{landed.path}", _file_day_text(landed.path)
-    rows = 0
-    with pq.ParquetFile(landed.path, coerce_int96_timestamp_unit="us") as parquet:
-        for batch in parquet.iter_batches(batch_size=text_table.CHUNK_ROWS, columns=names, use_pandas_metadata=False):
-            text = {name: _arrow_column_text(batch.column(name)) for name in names}
-            rows += writer.write(text_chunk(landed.first_row + rows, text, source, day, batch.num_rows))
-    return rows
-
-
-def _land_frame(eng, state: _State, writer: ChunkWriter, landed: _Landed, frame: pd.DataFrame) -> int:
-    """Land the frame read_file gave, in chunks (text already: str or None)."""
-    physical = {c.name for c in state.table.c}
-    new = [c for c in landed.names if c not in physical and c not in LINEAGE]
-    new = [c for c in new if not text_table.unlandable_names([*physical, c], eng.dialect.name).get(c)]
-    if new:
-        state.table = text_table.add_columns(eng, state.table, new)
-        writer.table = state.table
-        physical |= set(new)
-    names = [name for name in landed.names if name in physical]
-    source, day = f"files:{landed.path}", _file_day_text(landed.path)
-    for start in range(0, len(frame), text_table.CHUNK_ROWS):
-        part = frame.iloc[start : start + text_table.CHUNK_ROWS]
-        text = {name: strings(part[name].to_numpy(dtype=object)) for name in names}
-        writer.write(text_chunk(landed.first_row + start, text, source, day, len(part)))
-    return len(frame)
-
-
-def _delete_rows_from(eng, state: _State, first_row: int) -> None:
-    """Remove what a failed read of a file left (DuckDB undoes a failed statement itself)."""
-    with eng.begin() as conn:
-        conn.execute(sa.delete(state.table).where(state.table.c[ROW] >= first_row))
-
-
-def _raise_first_nul(eng, state: _State, files: int) -> None:
-    """Fail on the first of the first ``files`` landed files holding a NUL character (found in SQL)."""
-    landed = state.landed[:files]
-    if not landed:
-        return
-    physical = [c.name for c in state.table.c if c.name not in (ROW, *LINEAGE)]
-    with eng.connect() as conn:
-        found = text_table.first_nul_rows(conn, state.table, physical, by_source=True)
-    for file in landed:
-        firsts = found.get(f"files:{file.path}")
-        if firsts:
-            read_file(file.path)  # raises the message naming the file, column and data row
-            column = next(name for name in file.names if name in firsts)
-            raise _nul_error(file.path, column, firsts[column] - file.first_row + 1)

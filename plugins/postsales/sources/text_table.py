@@ -154,6 +154,7 @@ class ChunkWriter:
         self.driver = driver
         self.dialect = dialect
         self.table = table
+        self.open = False  # DuckDB: whether a transaction is open (else each statement commits)
 
     def write(self, chunk: pa.Table | pa.RecordBatch) -> int:
         if chunk.num_rows == 0:
@@ -187,13 +188,26 @@ class ChunkWriter:
         ):
             copy.write(buffer.getbuffer())
 
+    def begin(self) -> None:
+        """Start a transaction (PostgreSQL's driver starts one with the first statement)."""
+        if self.dialect == "duckdb" and not self.open:
+            self.driver.execute("begin transaction")
+            self.open = True
+
     def commit(self) -> None:
-        if self.dialect == "postgresql":
+        """Commit the transaction; on DuckDB outside one, each statement has committed itself."""
+        if self.dialect != "duckdb":
             self.driver.commit()
+        elif self.open:
+            self.driver.execute("commit")
+            self.open = False
 
     def rollback(self) -> None:
-        if self.dialect == "postgresql":
+        if self.dialect != "duckdb":
             self.driver.rollback()
+        elif self.open:
+            self.driver.execute("rollback")
+            self.open = False
 
 
 def check_no_nul(chunk: pa.Table | pa.RecordBatch) -> None:
