@@ -23,7 +23,7 @@ from postsales.errors import DataContractError
 from postsales.sources import FILE_DAY, LINEAGE, SOURCE
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterable, Iterator, Sequence
 
 log = logging.getLogger(__name__)
 
@@ -274,3 +274,54 @@ def nul_in_source_error(where: str, column: str, row: int) -> DataContractError:
 
 def log_landed(entity: str, rows: int, origin: str, table: sa.Table) -> None:
     log.info("landed %s rows of %s from %s in %s.%s", rows, entity, origin, table.schema, table.name)
+
+
+# Rows landed per transaction: a commit per chunk costs time, and DuckDB keeps a transaction's
+# rows in memory until it commits.
+COMMIT_ROWS = 500_000
+
+
+def land_rows(
+    eng: sa.Engine,
+    table_name: str,
+    columns: list[str],
+    chunks: Iterable[Sequence[Sequence]],
+    text: Callable[[object], str | None],
+    origin: str,
+    where: str,
+) -> TextTable:
+    """Land rows of a table source (sql, salesforce): ``chunks`` of row tuples in ``columns`` order,
+    each value made text by ``text``, numbered in the order given; ``origin`` is their ``_source``."""
+    table = create_work_table(eng, table_name, columns)
+    rows = committed = 0
+    with driver_connection(eng) as driver:
+        writer = ChunkWriter(driver, eng.dialect.name, table)
+        try:
+            writer.begin()
+            for chunk in chunks:
+                if not chunk:
+                    continue
+                by_column = zip(*chunk, strict=True) if columns else ()
+                arrays = {
+                    name: strings([text(v) for v in values]) for name, values in zip(columns, by_column, strict=True)
+                }
+                writer.write(text_chunk(rows + 1, arrays, origin, None, len(chunk)))
+                rows += len(chunk)
+                if rows - committed >= COMMIT_ROWS:
+                    writer.commit()
+                    writer.begin()
+                    committed = rows
+            writer.commit()
+        except NulInChunk as found:  # PostgreSQL: the chunk was not sent
+            writer.rollback()
+            raise nul_in_source_error(where, found.column, found.row) from None
+        except BaseException:
+            writer.rollback()
+            raise
+    if eng.dialect.name == "duckdb":
+        with eng.connect() as conn:
+            firsts = first_nul_rows(conn, table, columns, by_source=False)
+        if firsts:
+            column = next(name for name in columns if name in firsts)
+            raise nul_in_source_error(where, column, firsts[column])
+    return TextTable(table=table, columns=list(columns), origin=origin, rows=rows)
