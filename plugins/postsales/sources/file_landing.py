@@ -316,15 +316,19 @@ class _Landing:
 
     def _add_columns(self, names: list[str]) -> None:
         """Add the columns of a file that only read_file could read, which its header did not show."""
-        physical = {c.name for c in self.table.c}
+        physical = self._source_columns()
         new = [c for c in names if c not in physical and c not in LINEAGE]
         new = [c for c in new if not text_table.unlandable_names([*physical, c], self.eng.dialect.name).get(c)]
         if new:
             self.table = self.writer.table = text_table.add_columns(self.eng, self.table, new)
 
+    def _source_columns(self) -> set[str]:
+        """The work table's columns for source columns (not the row number, not the lineage)."""
+        return {c.name for c in self.table.c if c.name not in (ROW, *LINEAGE)}
+
     def _select_columns(self, landed: _Landed, expressions: list[str]) -> tuple[list[str], str]:
         """The work table's columns this file fills, and the SQL list of their values."""
-        physical = {c.name for c in self.table.c}
+        physical = self._source_columns()
         chosen = [(name, sql) for name, sql in zip(landed.names, expressions, strict=True) if name in physical]
         return [name for name, _ in chosen], "".join(f"{sql}, " for _, sql in chosen)
 
@@ -373,7 +377,7 @@ class _Landing:
     def _land_parquet_arrow(self, landed: _Landed) -> int:
         import pyarrow.parquet as pq
 
-        physical = {c.name for c in self.table.c}
+        physical = self._source_columns()
         names = [name for name in landed.names if name in physical]
         source, day = f"files:{landed.path}", _file_day_text(landed.path)
         rows = 0
@@ -386,7 +390,7 @@ class _Landing:
 
     def _land_frame(self, landed: _Landed, frame: pd.DataFrame) -> int:
         """Land the frame read_file gave (text already: str or None), in chunks."""
-        physical = {c.name for c in self.table.c}
+        physical = self._source_columns()
         names = [name for name in landed.names if name in physical]
         source, day = f"files:{landed.path}", _file_day_text(landed.path)
         for start in range(0, len(frame), text_table.CHUNK_ROWS):
