@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import logging
 import uuid
 from datetime import datetime
 from decimal import Decimal
@@ -32,6 +33,7 @@ from postsales import warehouse
 from postsales.config import SqlEntityMapping, load_sources
 from postsales.errors import DataContractError, SourceUnavailableError
 from postsales.sources import FILE_DAY, LINEAGE, SOURCE, Interval, text_table
+from postsales.sources.csv_shape import plain_csv_rows
 from postsales.sources.files import FileSource
 from postsales.sources.salesforce import SalesforceSource
 from postsales.sources.sql import SqlSource
@@ -101,7 +103,8 @@ def write_rows(path: Path, rows: list[list[str]], newline: str = "\n", bom: bool
 
 
 @pytest.mark.parametrize("interval", [DAY1, FULL], ids=["day1", "full"])
-def test_the_tiny_source_lands_as_read(warehouse_url, tiny_source, interval):
+def test_the_tiny_source_lands_as_read(warehouse_url, tiny_source, interval, caplog):
+    caplog.set_level(logging.INFO, logger="postsales.sources.file_landing")
     for entity, column in (
         ("accounts", "updated_at"),
         ("contracts", "updated_at"),
@@ -110,6 +113,7 @@ def test_the_tiny_source_lands_as_read(warehouse_url, tiny_source, interval):
     ):
         landed = assert_lands_as_read(warehouse_url, FileSource(tiny_source), entity, column, interval)
         assert landed.rows > 0
+    assert "reading it as before" not in caplog.text  # DuckDB read every file
 
 
 def test_in_small_chunks_and_transactions_it_lands_the_same(warehouse_url, tiny_source, monkeypatch):
@@ -408,13 +412,14 @@ def test_the_first_problem_in_file_order_is_the_one_reported(warehouse_url, tmp_
 
 # --- CSV files written by hypothesis --------------------------------------------------------------
 
-CSV_TEXT = st.text(
+# Values of the characters a CSV reader can trip on, and any other text (no NUL: read() fails on one).
+CSV_TEXT = st.lists(
     st.one_of(
-        st.sampled_from([*",\"\n\r\t \\'#;", "\r\n", "é", "😀", "\u200b", "\ufeff", "日"]),
+        st.sampled_from([*",\"\n\r\t \\'#;", "\r\n", '""', "é", "😀", "\u200b", "\ufeff", "日"]),
         st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
     ),
-    max_size=12,
-)
+    max_size=8,
+).map("".join)
 HEADER_NAME = st.text(
     st.characters(whitelist_categories=("Ll", "Lu", "Nd"), max_codepoint=0x24F), min_size=1, max_size=8
 )
@@ -434,6 +439,9 @@ def test_csv_files_written_by_a_csv_writer_land_as_read(warehouse_url, tmp_path,
     folder = tmp_path / uuid.uuid4().hex
     write_rows(folder / "accounts.csv", rows, newline, bom)
     assert_lands_as_read(warehouse_url, FileSource(folder), "accounts")
+    # DuckDB read it, unless a line holds only spaces and tabs (pandas skips it; read as before).
+    if len(rows[0]) > 1 or all(row[0].strip(" \t") for row in rows[1:]):
+        assert plain_csv_rows(folder / "accounts.csv", len(rows[0])) == len(rows) - 1
 
 
 RAW_CSV = st.lists(st.sampled_from(["a", "é", ",", '"', " ", "\t", "\n", "\r\n", "\r", '""', ',"', '",']), max_size=24)

@@ -304,6 +304,8 @@ class _Landing:
             conn.execute(sa.delete(self.table).where(self.table.c[ROW] >= landed.first_row))
         if reason is not None and not isinstance(reason, _ReadAsBefore):
             log.warning("%s: DuckDB could not read it (%s); reading it as before", landed.path, _first_line(reason))
+        else:
+            log.info("%s: %s; reading it as before", landed.path, _first_line(reason) if reason else "not plain CSV")
         if self.duckdb:
             self._raise_first_nul()
         frame = read_file(landed.path)  # raises the message naming the file and the fix, if the file is bad
