@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import sqlalchemy as sa
 
+from postsales.errors import DataContractError
 from postsales.sources import LINEAGE, lineage_error, text_table
 from postsales.sources.csv_shape import plain_csv_rows
 from postsales.sources.files import (
@@ -148,13 +149,16 @@ def land_files(eng: sa.Engine, table_name: str, files: list[Path], origin: str) 
         problem = lineage_error(landed.names, str(landed.path), LINEAGE_FIX)
         if problem:
             raise problem
+    # Names only read_file revealed count too (such a name was not landed).
+    columns = _union([landed.names for landed in landing.landed])
+    problems = text_table.unlandable_names([c for c in columns if c not in LINEAGE], eng.dialect.name)
     for landed in landing.landed:
         named = {c: problems[c] for c in landed.names if c in problems}
         if named:
             raise text_table.unlandable_error(str(landed.path), named, "rename the column in the export.")
     return TextTable(
         table=landing.table,
-        columns=[c for c in _union([landed.names for landed in landing.landed]) if c not in LINEAGE],
+        columns=[c for c in columns if c not in LINEAGE],
         origin=origin,
         file_columns=file_columns,
         rows=landing.rows,
@@ -306,9 +310,12 @@ class _Landing:
             log.warning("%s: DuckDB could not read it (%s); reading it as before", landed.path, _first_line(reason))
         else:
             log.info("%s: %s; reading it as before", landed.path, _first_line(reason) if reason else "not plain CSV")
-        if self.duckdb:
-            self._raise_first_nul()
-        frame = read_file(landed.path)  # raises the message naming the file and the fix, if the file is bad
+        try:
+            frame = read_file(landed.path)  # the file is bad: the message naming it and the fix
+        except DataContractError:
+            if self.duckdb:  # unless a file before it holds a NUL character (read() stops there)
+                self._raise_first_nul()
+            raise
         landed.names = list(frame.columns)
         self._add_columns(landed.names)
         self.writer.begin()
