@@ -78,7 +78,7 @@ class _Head:
     names: list[str]  # the file's columns, as read_file names them
     parquet_sql: dict[str, str] | None = None  # Parquet: each column's text in DuckDB SQL
     parquet_arrow: bool = False  # Parquet: some column's text is pyarrow's to write
-    rows: int = 0  # Parquet: the rows its footer counts
+    rows: int | None = 0  # the rows its footer counts (Parquet), or plain_csv_rows (None: not plain)
 
 
 @dataclass
@@ -105,7 +105,7 @@ def _head(path: Path) -> _Head | None:
             names = [str(c).strip() for c in pd.read_csv(path, nrows=0, **_csv_options()).columns]
         with path.open(encoding="utf-8-sig", newline="") as handle:
             _check_unique_columns(path, next(csv.reader(handle), []))
-        return _Head(names)
+        return _Head(names, rows=plain_csv_rows(path, len(names)))
     except Exception:
         return None
 
@@ -172,8 +172,8 @@ def _union(lists: list[list[str]]) -> list[str]:
     return columns
 
 
-# Files are landed in transactions of about this many rows: a commit per file costs about as
-# much as landing a day of usage; a transaction holds its rows in memory until it commits.
+# Files of one shape are landed by one statement of up to about this many rows: a statement
+# per file costs about as much as landing a day of usage.
 GROUP_ROWS = 500_000
 
 
@@ -192,120 +192,68 @@ class _Landing:
         if not self.duckdb:
             self.reader = _in_memory_duckdb()
         try:
-            self._land_all(files, heads)
+            for unit in _units(files, heads):
+                self._land_unit(unit)
             if self.duckdb:
                 self._raise_first_nul()
         finally:
             if self.reader is not None:
                 self.reader.close()
 
-    def _land_all(self, files: list[Path], heads: list[_Head | None]) -> None:
-        """The files in order, several to a transaction (and Parquet files of one shape to a statement).
+    def _land_unit(self, unit: list[tuple[Path, _Head | None]]) -> None:
+        """Files of one shape by DuckDB in one statement, committed; if DuckDB fails on them,
+        each alone; a file DuckDB cannot read as read_file does, by read_file."""
+        path, head = unit[0]
+        if head is None or (head.parquet_sql is None and head.rows is None):
+            self._land_slowly(_Landed(path, head.names if head else [], self.rows + 1), None)
+            return
+        landed: list[_Landed] = []
+        for file_path, file_head in unit:
+            first_row = self.rows + 1 + sum(file.rows for file in landed)
+            landed.append(_Landed(file_path, file_head.names, first_row, file_head.rows or 0))
+        try:
+            self._land_fast(landed, head)
+            self.writer.commit()
+        except NulInChunk as found:  # PostgreSQL: nothing of the chunk was sent
+            self.writer.rollback()
+            if len(unit) > 1:
+                self._land_each(unit)
+                return
+            read_file(path)  # raises the message naming the file, column and data row
+            raise _nul_error(path, found.column, found.row - landed[0].first_row + 1) from None
+        except Exception as exc:
+            self.writer.rollback()
+            if len(unit) > 1:
+                log.info("%s: landing these %s files one by one (%s)", path, len(unit), _first_line(exc))
+                self._delete_from(landed[0].first_row)
+                self._land_each(unit)
+            else:
+                self._land_slowly(_Landed(path, head.names, self.rows + 1), exc)
+            return
+        for file in landed:
+            self._landed(file)
 
-        A file DuckDB cannot read as read_file does is landed alone, after a commit: a failed
-        statement aborts its transaction, whose files are then landed again one by one.
-        """
-        group: list[tuple[_Landed, _Head]] = []  # the files landed in the open transaction
-        self.writer.begin()
-        for unit in _units(files, heads):
-            path, head = unit[0]
-            expected = self._fast_rows(path, head)
-            if head is None or expected is False:
-                self.writer.commit()
-                group = []
-                self._land_slowly(_Landed(path, head.names if head else [], self.rows + 1), None)
-                self.writer.begin()
-                continue
-            landed = []
-            for unit_path, unit_head in unit:
-                landed.append(_Landed(unit_path, unit_head.names, self.rows + 1 + sum(f.rows for f in landed)))
-                landed[-1].rows = unit_head.rows
-            if head.parquet_sql is not None and not head.parquet_arrow:
-                # Large enough for a statement of its own: DuckDB writes its rows straight to the
-                # file, where in a transaction of several it logs them first (twice the time).
-                self.writer.commit()
-                group = []
-                self._land_unit_alone(landed, [h for _, h in unit])
-                self.writer.begin()
-                continue
-            try:
-                self._land_fast(landed, head, expected)
-            except Exception as exc:
-                self.writer.rollback()
-                log.info("%s: landing the files since the last commit one by one (%s)", path, _first_line(exc))
-                self.rows = group[0][0].first_row - 1 if group else landed[0].first_row - 1
-                self.landed = self.landed[: len(self.landed) - len(group)]
-                for earlier, earlier_head in [*group, *zip(landed, (h for _, h in unit), strict=True)]:
-                    self._land_alone(_Landed(earlier.path, earlier_head.names, self.rows + 1), earlier_head)
-                group = []
-                self.writer.begin()
-                continue
-            for file, (_, file_head) in zip(landed, unit, strict=True):
-                self._landed(file)
-                group.append((file, file_head))
-            if self.rows - group[0][0].first_row + 1 >= GROUP_ROWS:
-                self.writer.commit()
-                group = []
-                self.writer.begin()
-        self.writer.commit()
-
-    def _fast_rows(self, path: Path, head: _Head | None) -> int | bool | None:
-        """A CSV file's row count if DuckDB can read it (False if not); None for Parquet."""
-        if head is None or head.parquet_sql is not None:
-            return None
-        rows = plain_csv_rows(path, len(head.names))
-        return False if rows is None else rows
+    def _land_each(self, unit: list[tuple[Path, _Head | None]]) -> None:
+        for file in unit:
+            self._land_unit([file])
 
     def _landed(self, landed: _Landed) -> None:
         self.landed.append(landed)
         self.rows += landed.rows
 
-    def _land_alone(self, landed: _Landed, head: _Head) -> None:
-        """One file in a transaction of its own, by read_file if DuckDB cannot read it."""
-        landed.rows = head.rows
-        try:
-            self.writer.begin()
-            self._land_fast([landed], head, self._fast_rows(landed.path, head))
-            self.writer.commit()
-        except NulInChunk as found:  # PostgreSQL: nothing of the chunk was sent
-            self.writer.rollback()
-            read_file(landed.path)  # raises the message naming the file, column and data row
-            raise _nul_error(landed.path, found.column, found.row - landed.first_row + 1) from None
-        except Exception as exc:
-            self.writer.rollback()
-            self._land_slowly(landed, exc)
-            return
-        self._landed(landed)
-
-    def _land_unit_alone(self, landed: list[_Landed], heads: list[_Head]) -> None:
-        """Parquet files of one shape in one statement committed alone, else each file alone."""
-        try:
-            self._land_fast(landed, heads[0], None)
-            self.writer.commit()
-        except Exception as exc:
-            self.writer.rollback()
-            log.info("%s: landing these files one by one (%s)", landed[0].path, _first_line(exc))
-            for file, head in zip(landed, heads, strict=True):
-                self._land_alone(_Landed(file.path, head.names, self.rows + 1), head)
-            return
-        for file in landed:
-            self._landed(file)
-
-    def _land_fast(self, landed: list[_Landed], head: _Head, expected: int | bool | None) -> None:
-        """Land the files (several: Parquet files of ``head``'s shape) by DuckDB, or raise."""
-        if expected is False:
-            raise _ReadAsBefore("not plain CSV")
+    def _land_fast(self, landed: list[_Landed], head: _Head) -> None:
+        """Land the files (of ``head``'s shape) by DuckDB, or raise."""
         if head.parquet_sql is None:
-            landed[0].rows = self._land_csv(landed[0], expected)
+            self._land_csv(landed)
         elif head.parquet_arrow:
+            self.writer.begin()  # several chunks, one transaction
             landed[0].rows = self._land_parquet_arrow(landed[0])
         else:
             self._land_parquet_sql(landed, head.parquet_sql)
 
     def _land_slowly(self, landed: _Landed, reason: Exception | None) -> None:
         """The file as read_file reads it, or its error (after any NUL in the files landed before)."""
-        with self.eng.begin() as conn:  # what a failed read left (DuckDB undoes a failed statement itself)
-            conn.execute(sa.delete(self.table).where(self.table.c[ROW] >= landed.first_row))
+        self._delete_from(landed.first_row)
         if reason is not None and not isinstance(reason, _ReadAsBefore):
             log.warning("%s: DuckDB could not read it (%s); reading it as before", landed.path, _first_line(reason))
         else:
@@ -322,6 +270,12 @@ class _Landing:
         landed.rows = self._land_frame(landed, frame)
         self.writer.commit()
         self._landed(landed)
+
+    def _delete_from(self, first_row: int) -> None:
+        """Remove what a failed landing left: a statement whose rows came out otherwise than
+        counted (DuckDB undoes a failed statement itself, PostgreSQL's rollback the rest)."""
+        with self.eng.begin() as conn:
+            conn.execute(sa.delete(self.table).where(self.table.c[ROW] >= first_row))
 
     def _add_columns(self, names: list[str]) -> None:
         """Add the columns of a file that only read_file could read, which its header did not show."""
@@ -341,20 +295,29 @@ class _Landing:
         chosen = [(name, sql) for name, sql in zip(landed.names, expressions, strict=True) if name in physical]
         return [name for name, _ in chosen], "".join(f"{sql}, " for _, sql in chosen)
 
-    def _land_csv(self, landed: _Landed, expected: int) -> int:
-        targets, values = self._select_columns(landed, [f"file.c{i}" for i in range(len(landed.names))])
-        columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(landed.names))) + "}"
-        # Rows in file order: WITH ORDINALITY numbers them as the file holds them.
-        scan = (
-            f"read_csv({_literal(str(landed.path))}, columns = {columns}, header = true, delim = ',', "
+    def _land_csv(self, landed: list[_Landed]) -> None:
+        """Plain CSV files of one header in one statement; each file's rows numbered in file order
+        (WITH ORDINALITY) from its first _row. The numbers must come out exactly as counted."""
+        names = landed[0].names
+        targets, values = self._select_columns(landed[0], [f"file.c{i}" for i in range(len(names))])
+        columns = "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(len(names))) + "}"
+        selects = [
+            f"select ordinality + {file.first_row - 1}, {values}{_lineage_sql(file)} "
+            f"from read_csv({_literal(str(file.path))}, columns = {columns}, header = true, delim = ',', "
             "quote = '\"', escape = '\"', auto_detect = false, strict_mode = true, null_padding = false, "
             "encoding = 'utf-8') with ordinality as file"
+            for file in landed
+        ]
+        rows = self._run_select(targets, " union all ".join(selects))
+        first, expected = landed[0].first_row, sum(file.rows for file in landed)
+        # One file's row more and another's less would number two rows alike.
+        check = (
+            f"select count(*), count(distinct {ROW}), coalesce(max({ROW}), {first - 1}) "
+            f"from {text_table.SCHEMA}.{quote(self.table.name)} where {ROW} >= {first}"
         )
-        select = f"select ordinality + {landed.first_row - 1}, {values}{_lineage_sql(landed)} from {scan}"
-        rows = self._run_select(targets, select)
-        if rows != expected:
-            raise _ReadAsBefore(f"DuckDB read {rows} rows where the file holds {expected}")
-        return rows
+        counted = tuple(self.writer.driver.execute(check).fetchone())
+        if rows != expected or counted != (expected, expected, first + expected - 1):
+            raise _ReadAsBefore(f"DuckDB read {rows} rows where the files hold {expected}")
 
     def _land_parquet_sql(self, landed: list[_Landed], sql: dict[str, str]) -> None:
         """Parquet files of one shape in one statement: each row numbered from its file's first _row."""
@@ -428,15 +391,14 @@ class _ReadAsBefore(Exception):  # not an error: the file is read by read_file i
 
 
 def _units(files: list[Path], heads: list[_Head | None]) -> Iterator[list[tuple[Path, _Head | None]]]:
-    """The files in order, in units landed by one statement: consecutive Parquet files whose
-    columns DuckDB writes alike (up to GROUP_ROWS rows), else one file."""
+    """The files in order, in units landed by one statement: consecutive files DuckDB reads alike
+    (plain CSV of one header, Parquet of one shape) up to GROUP_ROWS rows; else one file."""
     unit: list[tuple[Path, _Head | None]] = []
     for path, head in zip(files, heads, strict=True):
         joins = (
             unit
-            and head is not None
-            and head.parquet_sql is not None
-            and not head.parquet_arrow
+            and _joinable(unit[0][1])
+            and _joinable(head)
             and unit[0][1].parquet_sql == head.parquet_sql
             and unit[0][1].names == head.names
             and sum(h.rows for _, h in unit) + head.rows <= GROUP_ROWS
@@ -447,6 +409,10 @@ def _units(files: list[Path], heads: list[_Head | None]) -> Iterator[list[tuple[
         unit.append((path, head))
     if unit:
         yield unit
+
+
+def _joinable(head: _Head | None) -> bool:
+    return head is not None and head.rows is not None and not head.parquet_arrow
 
 
 def _first_line(exc: Exception) -> str:
