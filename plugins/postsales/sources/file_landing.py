@@ -424,7 +424,9 @@ def _in_memory_duckdb():
 
     from postsales import warehouse
 
-    return duckdb.connect(":memory:", config={"memory_limit": warehouse.duckdb_memory_limit()})
+    reader = duckdb.connect(":memory:", config={"memory_limit": warehouse.duckdb_memory_limit()})
+    reader.execute("set enable_progress_bar = false")
+    return reader
 
 
 def _lineage_sql(landed: _Landed) -> str:

@@ -136,6 +136,8 @@ def driver_connection(eng: sa.Engine) -> Iterator:
     """The DB-API driver's own connection (duckdb or psycopg), closed afterwards."""
     raw = eng.raw_connection()
     try:
+        if eng.dialect.name == "duckdb":  # a long insert would draw a progress bar on stdout
+            raw.driver_connection.execute("set enable_progress_bar = false")
         yield raw.driver_connection
     finally:
         raw.close()
