@@ -591,3 +591,27 @@ def test_the_work_table_layout(warehouse_url, tiny_source):
     assert rows[0][-2:] == [f"files:{tiny_source / 'usage_daily' / '2024-03-01.csv'}", "2024-03-01"]
     assert rows[-1][:2] == ["A2", "2024-03-02"] and rows[-1][-1] == "2024-03-02"
     landed.table.drop(warehouse.engine(warehouse_url))
+
+
+def test_an_abandoned_landing_is_dropped_by_the_next_extract(warehouse_url, tiny_source):
+    from postsales.extract import _drop_abandoned_work_tables
+
+    eng = warehouse.engine(warehouse_url)
+    landed = FileSource(tiny_source).load_text(eng, "accounts", "updated_at", DAY1, work_name())
+    assert _drop_abandoned_work_tables(eng) == [f"raw.{landed.table.name}"]
+
+
+def test_names_one_warehouse_cannot_hold_fail_there_naming_the_fix(warehouse_url, tmp_path):
+    folder = tmp_path / "usage_daily"
+    long_name = "annual recurring revenue in USD as of the last renewal date, per account"  # 73 bytes
+    write_rows(folder / "2024-03-01.csv", [["account_id", "Note", long_name], ["A1", "x", "1"]])
+    write_rows(folder / "2024-03-02.csv", [["account_id", "note"], ["A2", "y"]])
+    eng = warehouse.engine(warehouse_url)
+    with pytest.raises(DataContractError) as info:
+        FileSource(tmp_path).load_text(eng, "usage_daily", "usage_date", FULL, work_name())
+    if warehouse_url.startswith("duckdb"):  # "Note" and "note" are one DuckDB column
+        problem = f"{folder / '2024-03-02.csv'}: column name(s) the warehouse cannot hold as read: 'note': DuckDB "
+        assert str(info.value).startswith(problem)
+    else:  # PostgreSQL would cut the name at 63 bytes
+        problem = f"{folder / '2024-03-01.csv'}: column name(s) the warehouse cannot hold as read: '{long_name}': "
+        assert str(info.value).startswith(problem + "PostgreSQL column names are at most 63 bytes")

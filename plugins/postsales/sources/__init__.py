@@ -101,7 +101,11 @@ class Source(Protocol):
         self, eng: sa.Engine, entity: str, incremental_column: str, interval: Interval, table_name: str
     ) -> TextTable:
         """The rows :meth:`read` returns, landed as text in the work table ``raw.<table_name>``
-        (see :mod:`postsales.sources.text_table`); the caller drops the table."""
+        (see :mod:`postsales.sources.text_table`); the caller drops the table.
+
+        ``table_name`` must match ``extract.WORK_TABLE`` (``_load_text_<8 hex>``), and its tag be
+        held (``extract._WorkTag``) while the table is in use: the next extract drops the work
+        tables whose tag nobody holds."""
         ...
 
 
