@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 from test_bad_input import ACCOUNT_CASES, CONTRACT_CASES, LONG_NAME, UNDERSCORE_COLUMNS, corpus_rows
 
 import tiny
+from golden.extract import harness
 from postsales import warehouse
 from postsales.config import SqlEntityMapping, load_sources
 from postsales.errors import DataContractError, SourceUnavailableError
@@ -615,3 +616,32 @@ def test_names_one_warehouse_cannot_hold_fail_there_naming_the_fix(warehouse_url
     else:  # PostgreSQL would cut the name at 63 bytes
         problem = f"{folder / '2024-03-01.csv'}: column name(s) the warehouse cannot hold as read: '{long_name}': "
         assert str(info.value).startswith(problem + "PostgreSQL column names are at most 63 bytes")
+
+
+# --- tests/golden/extract: its corpus and its whole-batch failure cases ----------------------------
+
+
+@pytest.mark.parametrize("scenario", harness.SCENARIOS, ids=lambda scenario: scenario.name)
+def test_the_golden_corpus_lands_as_read(warehouse_url, tmp_path, scenario, caplog):
+    caplog.set_level(logging.INFO, logger="postsales.sources.file_landing")
+    source = FileSource(harness.copy_corpus(scenario.name, tmp_path))
+    sources = load_sources()
+    steps = [step for _, phase in scenario.phases for step in phase]
+    for step in steps:
+        for entity in step.only or harness.entities():
+            column = sources.entities[entity].incremental_column
+            assert_lands_as_read(warehouse_url, source, entity, column, step.interval)
+    assert "as before" not in caplog.text  # every file read by DuckDB (typed Parquet: by pyarrow where it must)
+
+
+@pytest.mark.parametrize("case", harness.FAILURES, ids=lambda case: case.name)
+def test_the_golden_failure_cases_land_or_fail_as_read(warehouse_url, tmp_path, case):
+    source = harness.copy_corpus("tiny", tmp_path)
+    sources = load_sources()
+
+    def fail(entity: str, interval: Interval, **options) -> None:
+        column = sources.entities[entity].incremental_column
+        assert_lands_as_read(warehouse_url, FileSource(source), entity, column, interval)
+
+    with harness.source_dir(source):
+        case.run(source, lambda *args, **options: None, fail)
