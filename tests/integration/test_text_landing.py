@@ -606,13 +606,16 @@ def test_names_one_warehouse_cannot_hold_fail_there_naming_the_fix(warehouse_url
     folder = tmp_path / "usage_daily"
     long_name = "annual recurring revenue in USD as of the last renewal date, per account"  # 73 bytes
     write_rows(folder / "2024-03-01.csv", [["account_id", "Note", long_name], ["A1", "x", "1"]])
-    write_rows(folder / "2024-03-02.csv", [["account_id", "note"], ["A2", "y"]])
+    write_rows(folder / "2024-03-02.csv", [["account_id", "note", "_Source"], ["A2", "y", "crm"]])
     eng = warehouse.engine(warehouse_url)
     with pytest.raises(DataContractError) as info:
         FileSource(tmp_path).load_text(eng, "usage_daily", "usage_date", FULL, work_name())
     if warehouse_url.startswith("duckdb"):  # "Note" and "note" are one DuckDB column
-        problem = f"{folder / '2024-03-02.csv'}: column name(s) the warehouse cannot hold as read: 'note': DuckDB "
-        assert str(info.value).startswith(problem)
+        assert str(info.value) == (
+            f"{folder / '2024-03-02.csv'}: column name(s) the warehouse cannot hold as read: 'note': DuckDB column "
+            "names ignore case, so it is the same column as 'Note'; '_Source': DuckDB column names ignore case, so "
+            "it is the same column as '_source'. Fix: rename the column in the export."
+        )
     else:  # PostgreSQL would cut the name at 63 bytes
         problem = f"{folder / '2024-03-01.csv'}: column name(s) the warehouse cannot hold as read: '{long_name}': "
         assert str(info.value).startswith(problem + "PostgreSQL column names are at most 63 bytes")

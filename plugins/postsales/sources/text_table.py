@@ -100,7 +100,7 @@ def unlandable_names(columns: list[str], dialect: str) -> dict[str, str]:
     Lineage names are not listed: the caller reports them as ``with_lineage`` does.
     """
     problems: dict[str, str] = {}
-    seen: dict[str, str] = {}
+    seen: dict[str, str] = {name: name for name in (ROW, *LINEAGE)}  # the work table's own columns
     for column in columns:
         if column == ROW:
             problems[column] = f"{ROW} is the name the pipeline gives the row number of the landed rows"
