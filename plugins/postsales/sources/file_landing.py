@@ -205,7 +205,8 @@ class _Landing:
         each alone; a file DuckDB cannot read as read_file does, by read_file."""
         path, head = unit[0]
         if head is None or (head.parquet_sql is None and head.rows is None):
-            self._land_slowly(_Landed(path, head.names if head else [], self.rows + 1), None)
+            reason = _ReadAsBefore("its header or footer could not be read" if head is None else "not plain CSV")
+            self._land_slowly(_Landed(path, head.names if head else [], self.rows + 1), reason)
             return
         landed: list[_Landed] = []
         for file_path, file_head in unit:
@@ -251,13 +252,13 @@ class _Landing:
         else:
             self._land_parquet_sql(landed, head.parquet_sql)
 
-    def _land_slowly(self, landed: _Landed, reason: Exception | None) -> None:
+    def _land_slowly(self, landed: _Landed, reason: Exception) -> None:
         """The file as read_file reads it, or its error (after any NUL in the files landed before)."""
         self._delete_from(landed.first_row)
-        if reason is not None and not isinstance(reason, _ReadAsBefore):
-            log.warning("%s: DuckDB could not read it (%s); reading it as before", landed.path, _first_line(reason))
+        if isinstance(reason, _ReadAsBefore):
+            log.info("%s: %s; reading it as before", landed.path, _first_line(reason))
         else:
-            log.info("%s: %s; reading it as before", landed.path, _first_line(reason) if reason else "not plain CSV")
+            log.warning("%s: DuckDB could not read it (%s); reading it as before", landed.path, _first_line(reason))
         try:
             frame = read_file(landed.path)  # the file is bad: the message naming it and the fix
         except DataContractError:
