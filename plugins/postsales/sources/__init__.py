@@ -15,8 +15,10 @@ from postsales.errors import DataContractError
 
 if TYPE_CHECKING:
     import pandas as pd
+    import sqlalchemy as sa
 
     from postsales.config import SourcesConfig
+    from postsales.sources.text_table import TextTable
 
 
 @dataclass(frozen=True)
@@ -65,13 +67,21 @@ def with_lineage(frame: pd.DataFrame, where: str, fix: str, **lineage: object) -
     Its values would be overwritten by the lineage, so lost. ``where`` names the file or table
     and ``fix`` says how to rename the column in that source (``{column}``: the first one).
     """
-    taken = [column for column in frame.columns if column in LINEAGE]
-    if taken:
-        raise DataContractError(
-            f"{where}: column(s) {taken} have a name the pipeline gives its own lineage columns "
-            f"({', '.join(LINEAGE)}), which would overwrite their values. Fix: {fix.format(column=taken[0])}"
-        )
+    problem = lineage_error(list(frame.columns), where, fix)
+    if problem:
+        raise problem
     return frame.assign(**lineage)
+
+
+def lineage_error(columns: list[str], where: str, fix: str) -> DataContractError | None:
+    """The error for source columns named like a lineage column, if any (see :func:`with_lineage`)."""
+    taken = [column for column in columns if column in LINEAGE]
+    if not taken:
+        return None
+    return DataContractError(
+        f"{where}: column(s) {taken} have a name the pipeline gives its own lineage columns "
+        f"({', '.join(LINEAGE)}), which would overwrite their values. Fix: {fix.format(column=taken[0])}"
+    )
 
 
 @dataclass
@@ -86,6 +96,17 @@ class Source(Protocol):
     name: str
 
     def read(self, entity: str, incremental_column: str, interval: Interval) -> SourceRead: ...
+
+    def load_text(
+        self, eng: sa.Engine, entity: str, incremental_column: str, interval: Interval, table_name: str
+    ) -> TextTable:
+        """The rows :meth:`read` returns, landed as text in the work table ``raw.<table_name>``
+        (see :mod:`postsales.sources.text_table`); the caller drops the table.
+
+        ``table_name`` must match ``extract.WORK_TABLE`` (``_load_text_<8 hex>``), and its tag be
+        held (``extract._WorkTag``) while the table is in use: the next extract drops the work
+        tables whose tag nobody holds."""
+        ...
 
 
 def make_source(kind: str, config: SourcesConfig) -> Source:

@@ -28,10 +28,14 @@ import pandas as pd
 import pyarrow as pa
 
 from postsales.errors import DataContractError, SourceUnavailableError
-from postsales.sources import FILE_DAY, SOURCE, Interval, SourceRead, with_lineage
+from postsales.sources import FILE_DAY, SOURCE, Interval, SourceRead, text_table, with_lineage
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+    import sqlalchemy as sa
+
+    from postsales.sources.text_table import TextTable
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +83,18 @@ class FileSource:
     def read(self, entity: str, incremental_column: str, interval: Interval) -> SourceRead:
         files = self._interval_files(entity, interval)
         return self._read_files(entity, files, self._origin(entity, files))
+
+    def load_text(
+        self, eng: sa.Engine, entity: str, incremental_column: str, interval: Interval, table_name: str
+    ) -> TextTable:
+        """The rows :meth:`read` returns, landed as text in ``raw.<table_name>`` by the warehouse
+        (see :mod:`postsales.sources.file_landing`)."""
+        from postsales.sources.file_landing import land_files
+
+        files = self._interval_files(entity, interval)
+        landed = land_files(eng, table_name, files, self._origin(entity, files))
+        text_table.log_landed(entity, landed.rows, landed.origin, landed.table)
+        return landed
 
     def read_batches(
         self, entity: str, incremental_column: str, interval: Interval, max_rows: int
@@ -287,13 +303,16 @@ def _without_nul(path: Path, frame: pd.DataFrame) -> pd.DataFrame:
     for column in frame.columns:
         found = frame[column].astype("object").str.contains("\x00", regex=False, na=False)
         if found.any():
-            row = int(found.to_numpy().argmax())
-            raise DataContractError(
-                f"{path}: column {column!r} holds a NUL character (data row {row + 1}). "
-                "Fix: re-export the file as UTF-8 text (a NUL usually means UTF-16 or a binary file), "
-                "or remove the character in the source."
-            )
+            raise _nul_error(path, column, int(found.to_numpy().argmax()) + 1)
     return frame
+
+
+def _nul_error(path: Path, column: str, data_row: int) -> DataContractError:
+    return DataContractError(
+        f"{path}: column {column!r} holds a NUL character (data row {data_row}). "
+        "Fix: re-export the file as UTF-8 text (a NUL usually means UTF-16 or a binary file), "
+        "or remove the character in the source."
+    )
 
 
 def _first_invalid_utf8(path: Path) -> tuple[int, int]:
@@ -328,30 +347,39 @@ def _arrow_text(table: pa.Table) -> pd.DataFrame:
     (``__index_level_0__``) is pandas' row numbering, not data. A NaN is the text ``nan``, as in
     a CSV (so not a valid number); a null is missing.
     """
-    index = (table.schema.pandas_metadata or {}).get("index_columns", [])
-    unnamed = [c for c in index if isinstance(c, str) and UNNAMED_INDEX.match(c) and c in table.column_names]
-    table = table.drop_columns(unnamed)
+    table = table.drop_columns(_unnamed_index(table.schema))
     return pd.DataFrame(
         {name: _column_text(column) for name, column in zip(table.column_names, table.columns, strict=True)},
         dtype="object",
     )
 
 
+def _unnamed_index(schema: pa.Schema) -> list[str]:
+    """The columns holding pandas' row numbering (an unnamed index), which are not data."""
+    index = (schema.pandas_metadata or {}).get("index_columns", [])
+    return [c for c in index if isinstance(c, str) and UNNAMED_INDEX.match(c) and c in schema.names]
+
+
 def _column_text(column: pa.ChunkedArray):
     """The column as an array of str (None where null): the text a CSV export would carry."""
+    return _arrow_column_text(column).to_numpy(zero_copy_only=False)
+
+
+def _arrow_column_text(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """The column as Arrow text (null where null), cast in Arrow: see :func:`_column_text`."""
     import pyarrow.compute as pc
 
     try:
         text = pc.cast(column, pa.string())
     except (pa.ArrowNotImplementedError, pa.ArrowInvalid):  # nested values, binary that is not UTF-8
-        return [None if value is None else _text(value) for value in column.to_pylist()]
+        return pa.array([None if value is None else _text(value) for value in column.to_pylist()], pa.string())
     if pa.types.is_timestamp(column.type):
         # Arrow writes "2024-03-01 15:00:00.000000+0500"; ISO 8601 as Python writes it is
         # "2024-03-01T15:00:00+05:00" (no fraction when it is zero).
         text = pc.replace_substring_regex(text, pattern=r"^([0-9-]+) ", replacement=r"\1T")
         text = pc.replace_substring_regex(text, pattern=r"\.0+($|[+Z-])", replacement=r"\1")
         text = pc.replace_substring_regex(text, pattern=r"([+-][0-9]{2})([0-9]{2})$", replacement=r"\1:\2")
-    return text.to_numpy(zero_copy_only=False)
+    return text
 
 
 def _text(value: object) -> str:

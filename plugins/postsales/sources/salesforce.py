@@ -9,15 +9,23 @@ are returned as text, like every source, so the gate sees what Salesforce held.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from postsales.config import SalesforceSource as SalesforceSourceConfig
 from postsales.errors import DataContractError, SourceUnavailableError
-from postsales.sources import SOURCE, Interval, SourceRead, with_lineage
+from postsales.sources import SOURCE, Interval, SourceRead, lineage_error, text_table, with_lineage
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    import sqlalchemy as sa
+
+    from postsales.sources.text_table import TextTable
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +59,45 @@ class SalesforceSource:
             raise PermanentError(exc.code, f"salesforce source: {exc.message}") from None
 
     def read(self, entity: str, incremental_column: str, interval: Interval) -> SourceRead:
+        mapping, soql = self._query(entity, incremental_column, interval)
+        records = list(self._records(entity, mapping, soql))
+        ours = {source: column for column, source in mapping.columns.items()}
+        rows = [{ours.get(k, k): _text(v) for k, v in record.items() if k in ours} for record in records]
+        frame = pd.DataFrame(rows, columns=list(mapping.columns), dtype="object")
+        origin = f"salesforce:{mapping.object}"
+        frame = with_lineage(frame, f"{entity} ({origin})", _lineage_fix(entity), **{SOURCE: origin})
+        log.info("read %s rows of %s from %s", len(frame), entity, origin)
+        return SourceRead(frame=frame, origin=origin)
+
+    def load_text(
+        self, eng: sa.Engine, entity: str, incremental_column: str, interval: Interval, table_name: str
+    ) -> TextTable:
+        """The rows :meth:`read` returns, landed as text in ``raw.<table_name>``, in chunks as the
+        query's pages arrive."""
+        mapping, soql = self._query(entity, incremental_column, interval)
+        origin = f"salesforce:{mapping.object}"
+        where = f"{entity} ({origin})"
+        columns = list(mapping.columns)
+        problem = lineage_error(columns, where, _lineage_fix(entity))
+        if problem:
+            raise problem
+        names = text_table.unlandable_names(columns, eng.dialect.name)
+        if names:
+            raise text_table.unlandable_error(where, names, _lineage_fix(entity))
+        ours = {source: column for column, source in mapping.columns.items()}
+        records = self._records(entity, mapping, soql)
+
+        def chunks():
+            while chunk := list(itertools.islice(records, text_table.CHUNK_ROWS)):
+                rows = [{ours.get(k, k): v for k, v in record.items() if k in ours} for record in chunk]
+                yield [tuple(row.get(column) for column in columns) for row in rows]
+
+        landed = text_table.land_rows(eng, table_name, columns, chunks(), _text, origin, where)
+        text_table.log_landed(entity, landed.rows, origin, landed.table)
+        return landed
+
+    def _query(self, entity: str, incremental_column: str, interval: Interval):
+        """The entity's mapping and its SOQL for the interval."""
         mapping = self.config.objects.get(entity)
         if mapping is None:
             raise DataContractError(
@@ -62,11 +109,15 @@ class SalesforceSource:
         modstamp = mapping.columns.get(incremental_column)
         if not interval.full_refresh and modstamp:
             soql += f" WHERE {modstamp} >= {_literal(interval.start)} AND {modstamp} < {_literal(interval.end)}"
+        return mapping, soql
+
+    def _records(self, entity: str, mapping, soql: str) -> Iterator[dict]:
+        """The query's records as its pages arrive; a failure named as a retry's worth or not."""
         from postsales.crm.base import PermanentError, TransientError
 
         client = self._client(mapping.object)
         try:
-            records = list(client.query(soql))
+            yield from client.query(soql)
         except TransientError as exc:
             raise SourceUnavailableError(f"{entity}: salesforce did not answer: {exc}") from None
         except PermanentError as exc:
@@ -74,18 +125,10 @@ class SalesforceSource:
                 f"{entity}: salesforce rejected the query on {mapping.object}: {exc}. "
                 f"Fix: check salesforce.objects.{entity}.columns in include/rules/sources.yaml."
             ) from None
-        ours = {source: column for column, source in mapping.columns.items()}
-        rows = [{ours.get(k, k): _text(v) for k, v in record.items() if k in ours} for record in records]
-        frame = pd.DataFrame(rows, columns=list(mapping.columns), dtype="object")
-        origin = f"salesforce:{mapping.object}"
-        frame = with_lineage(
-            frame,
-            f"{entity} ({origin})",
-            f"rename the key in salesforce.objects.{entity}.columns in include/rules/sources.yaml.",
-            **{SOURCE: origin},
-        )
-        log.info("read %s rows of %s from %s", len(frame), entity, origin)
-        return SourceRead(frame=frame, origin=origin)
+
+
+def _lineage_fix(entity: str) -> str:
+    return f"rename the key in salesforce.objects.{entity}.columns in include/rules/sources.yaml."
 
 
 def _literal(moment: datetime) -> str:

@@ -9,13 +9,21 @@ from __future__ import annotations
 
 import logging
 import os
+from contextlib import ExitStack, contextmanager
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
 from postsales import warehouse
+from postsales.config import SqlEntityMapping
 from postsales.config import SqlSource as SqlSourceConfig
 from postsales.errors import ConfigError, DataContractError, SourceUnavailableError
-from postsales.sources import SOURCE, Interval, SourceRead, with_lineage
+from postsales.sources import SOURCE, Interval, SourceRead, lineage_error, text_table, with_lineage
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from postsales.sources.text_table import TextTable
 
 log = logging.getLogger(__name__)
 
@@ -51,38 +59,72 @@ class SqlSource:
         self._url = url
 
     def read(self, entity: str, incremental_column: str, interval: Interval) -> SourceRead:
+        mapping = self._mapping(entity)
+        engine = sa.create_engine(self._url or resolve_url(self.config))
+        origin = _origin(mapping)
+        try:
+            with self._source_errors(entity, engine, origin), engine.connect() as conn:
+                statement = _statement(conn, entity, origin, mapping, incremental_column, interval)
+                rows = conn.execute(statement)
+                frame = warehouse.result_frame(rows, dtype="object")
+        finally:
+            engine.dispose()
+        frame = frame.map(_text)
+        frame = with_lineage(frame, f"{entity} ({origin})", _lineage_fix(entity), **{SOURCE: origin})
+        log.info("read %s rows of %s from %s", len(frame), entity, origin)
+        return SourceRead(frame=frame, origin=origin)
+
+    def load_text(
+        self, eng: sa.Engine, entity: str, incremental_column: str, interval: Interval, table_name: str
+    ) -> TextTable:
+        """The rows :meth:`read` returns, landed as text in ``raw.<table_name>``: fetched from a
+        server-side cursor (where the driver has one) in chunks of ``text_table.CHUNK_ROWS``."""
+        mapping = self._mapping(entity)
+        engine = sa.create_engine(self._url or resolve_url(self.config))
+        origin = _origin(mapping)
+        where = f"{entity} ({origin})"
+        errors = self._source_errors(entity, engine, origin)
+        try:
+            with ExitStack() as stack:
+                with errors:
+                    conn = stack.enter_context(engine.connect())
+                    statement = _statement(conn, entity, origin, mapping, incremental_column, interval)
+                    streaming = conn.execution_options(stream_results=True, yield_per=text_table.CHUNK_ROWS)
+                    result = streaming.execute(statement)
+                columns = list(result.keys())
+                problem = lineage_error(columns, where, _lineage_fix(entity))
+                if problem:
+                    raise problem
+                names = text_table.unlandable_names(columns, eng.dialect.name)
+                if names:
+                    fix = _lineage_fix(entity).format(column=next(iter(names))).replace("{{", "{").replace("}}", "}")
+                    raise text_table.unlandable_error(where, names, fix)
+
+                def chunks():
+                    with self._source_errors(entity, engine, origin):  # the source failing mid-way
+                        yield from result.partitions()
+
+                landed = text_table.land_rows(eng, table_name, columns, chunks(), _text, origin, where)
+        finally:
+            engine.dispose()
+        text_table.log_landed(entity, landed.rows, origin, landed.table)
+        return landed
+
+    def _mapping(self, entity: str) -> SqlEntityMapping:
         mapping = self.config.tables.get(entity)
         if mapping is None:
             raise DataContractError(
                 f"{entity}: no table mapping under sql.tables in include/rules/sources.yaml. "
                 f"Fix: add sql.tables.{entity} with its table and column names."
             )
-        url = self._url or resolve_url(self.config)
-        engine = sa.create_engine(url)
+        return mapping
+
+    @contextmanager
+    def _source_errors(self, entity: str, engine: sa.Engine, origin: str) -> Iterator[None]:
+        """A missing table fails at once; an unreachable database is retried (the URL without password)."""
         safe_url = engine.url.render_as_string(hide_password=True)
-        origin = f"sql:{mapping.schema_name + '.' if mapping.schema_name else ''}{mapping.table}"
         try:
-            with engine.connect() as conn:
-                table = sa.Table(mapping.table, sa.MetaData(), schema=mapping.schema_name, autoload_with=conn)
-                missing = [source for source in mapping.columns.values() if source not in table.c]
-                if missing:
-                    raise DataContractError(
-                        f"{entity} ({origin}): mapped column(s) {missing} not in the table; it has "
-                        f"{list(table.c.keys())}. Fix: correct sql.tables.{entity}.columns in "
-                        "include/rules/sources.yaml."
-                    )
-                statement = sa.select(*_labelled_columns(entity, origin, table, mapping.columns))
-                source_column = mapping.columns.get(incremental_column, incremental_column)
-                if not interval.full_refresh and source_column in table.c:
-                    # A padded pre-filter in the database; the exact interval is applied afterwards,
-                    # so text-typed timestamps and time zones cannot drop a row at the boundary.
-                    low, high = interval.widened()
-                    column = table.c[source_column]
-                    statement = statement.where(
-                        sa.or_(column.is_(None), sa.and_(column >= _bound(conn, low), column < _bound(conn, high)))
-                    )
-                rows = conn.execute(statement)
-                frame = warehouse.result_frame(rows, dtype="object")
+            yield
         except sa.exc.NoSuchTableError:
             # The database answered: a wrong table, schema or database is not fixed by a retry.
             raise DataContractError(
@@ -94,18 +136,47 @@ class SqlSource:
             raise SourceUnavailableError(
                 f"{entity}: cannot reach the sql source at {safe_url}: {type(exc.orig).__name__}"
             ) from None
-        finally:
-            engine.dispose()
-        frame = frame.map(lambda v: None if v is None else (v.isoformat() if hasattr(v, "isoformat") else str(v)))
-        frame = with_lineage(
-            frame,
-            f"{entity} ({origin})",
-            f"map the column to another name in include/rules/sources.yaml, e.g. sql.tables.{entity}.columns: "
-            "{{source_note: {column}}}; it is then kept in _extra.",
-            **{SOURCE: origin},
+
+
+def _origin(mapping: SqlEntityMapping) -> str:
+    return f"sql:{mapping.schema_name + '.' if mapping.schema_name else ''}{mapping.table}"
+
+
+def _statement(
+    conn: sa.Connection, entity: str, origin: str, mapping: SqlEntityMapping, incremental_column: str, interval
+) -> sa.Select:
+    """The entity's query: every column under our name, pre-filtered to the interval."""
+    table = sa.Table(mapping.table, sa.MetaData(), schema=mapping.schema_name, autoload_with=conn)
+    missing = [source for source in mapping.columns.values() if source not in table.c]
+    if missing:
+        raise DataContractError(
+            f"{entity} ({origin}): mapped column(s) {missing} not in the table; it has "
+            f"{list(table.c.keys())}. Fix: correct sql.tables.{entity}.columns in "
+            "include/rules/sources.yaml."
         )
-        log.info("read %s rows of %s from %s", len(frame), entity, origin)
-        return SourceRead(frame=frame, origin=origin)
+    statement = sa.select(*_labelled_columns(entity, origin, table, mapping.columns))
+    source_column = mapping.columns.get(incremental_column, incremental_column)
+    if not interval.full_refresh and source_column in table.c:
+        # A padded pre-filter in the database; the exact interval is applied afterwards,
+        # so text-typed timestamps and time zones cannot drop a row at the boundary.
+        low, high = interval.widened()
+        column = table.c[source_column]
+        statement = statement.where(
+            sa.or_(column.is_(None), sa.and_(column >= _bound(conn, low), column < _bound(conn, high)))
+        )
+    return statement
+
+
+def _text(value) -> str | None:
+    """A database value as the text the gate reads: ISO 8601 for dates and times, else ``str``."""
+    return None if value is None else (value.isoformat() if hasattr(value, "isoformat") else str(value))
+
+
+def _lineage_fix(entity: str) -> str:
+    return (
+        f"map the column to another name in include/rules/sources.yaml, e.g. sql.tables.{entity}.columns: "
+        "{{source_note: {column}}}; it is then kept in _extra."
+    )
 
 
 def _labelled_columns(entity: str, origin: str, table: sa.Table, mapping: dict[str, str]) -> list:
