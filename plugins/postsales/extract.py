@@ -131,15 +131,7 @@ def extract_entity(
     claim = _WorkTag(eng)
     work: list[sa.Table] = []
     try:
-        from postsales.sources import _provisional_text
-
-        loader = getattr(source, "load_text", None)
-        name = f"_load_text_{claim.tag}"
-        text = (
-            loader(eng, entity, column, interval, name)
-            if loader
-            else _provisional_text.load_text(source, eng, entity, column, interval, name)
-        )
+        text = source.load_text(eng, entity, column, interval, f"_load_text_{claim.tag}")
         work.append(text.table)
         for path, columns in text.file_columns.items():
             require_columns(entity, path, columns, rules)
