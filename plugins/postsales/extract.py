@@ -20,26 +20,21 @@ import threading
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
 from postsales import warehouse
 from postsales.config import (
     ConfigError,
-    EntityRules,
     ExpectationsConfig,
     SourcesConfig,
     load_expectations,
     load_sources,
 )
 from postsales.errors import DataContractError
-from postsales.sources import FILE_DAY, LINEAGE, Interval, make_source
+from postsales.sources import FILE_DAY, Interval, make_source
 from postsales.validate import data_docs, sql_gate
-from postsales.validate.sql_gate import missing_columns_message, require_columns
-
-if TYPE_CHECKING:
-    from postsales.sources.text_table import TextTable
+from postsales.validate.sql_gate import require_columns
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +130,7 @@ def extract_entity(
         work.append(text.table)
         for path, columns in text.file_columns.items():
             require_columns(entity, path, columns, rules)
-        source_columns = _source_columns(entity, text, rules)
+        source_columns = sql_gate.source_columns(entity, text, rules)
         filed = FILE_DAY in text.table.c and source.name == "files"
         docs_dir = data_docs.site_dir(run_id, entity) if build_data_docs else None  # one site per run and entity
         gated = sql_gate.gate_batch(
@@ -147,6 +142,7 @@ def extract_entity(
             tables,
             tag=claim.tag,
             interval=interval,
+            not_after=interval.horizon,
             incremental=(column, column_type),
             filed=filed,
             plausible=expectations.plausible_dates,
@@ -241,18 +237,6 @@ def extract_entity(
         claim.release()
     log.info(summary.log_line())
     return summary
-
-
-def _source_columns(entity: str, text: TextTable, rules: EntityRules) -> list[str] | None:
-    """The batch's source columns; None for a batch with no rows and no columns (no file covers
-    the interval): an empty batch, not a broken one. A declared column missing fails the batch."""
-    columns = [c for c in text.columns if c not in LINEAGE]
-    missing = [name for name in rules.columns if name not in columns]
-    if missing and text.rows == 0 and not columns:
-        return None
-    if missing:
-        raise DataContractError(missing_columns_message(entity, text.origin, missing, list(text.columns)))
-    return columns
 
 
 def _rows_in(conn: sa.Connection, table: sa.Table, where: sa.ColumnElement[bool] | None) -> int:

@@ -8,9 +8,9 @@ from datetime import datetime
 import pandas as pd
 import pytest
 
+from gate_frames import run_gate
 from postsales.config import Thresholds, load_expectations
 from postsales.errors import DataContractError
-from postsales.validate.gate import run_gate
 
 RULES = load_expectations()
 NOW = datetime(2024, 3, 2)

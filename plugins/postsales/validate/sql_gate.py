@@ -89,6 +89,18 @@ def missing_columns_message(entity: str, origin: str, missing: list[str], found:
     )
 
 
+def source_columns(entity: str, text: TextTable, rules: EntityRules) -> list[str] | None:
+    """The batch's source columns; None for a batch with no rows and no columns (no file covers
+    the interval): an empty batch, not a broken one. A declared column missing fails the batch."""
+    columns = [c for c in text.columns if c not in LINEAGE]
+    missing = [name for name in rules.columns if name not in columns]
+    if missing and text.rows == 0 and not columns:
+        return None
+    if missing:
+        raise DataContractError(missing_columns_message(entity, text.origin, missing, list(text.columns)))
+    return columns
+
+
 def when_column(name: str, other: str, number: int) -> str:
     """The helper column holding ``name`` where ``other`` has its ``number``-th ranges_when value."""
     return f"{name}{WHEN_SUFFIX}{other}_{number}"
@@ -713,6 +725,7 @@ def gate_batch(
     *,
     tag: str,
     interval: Interval,
+    not_after: datetime,
     incremental: tuple[str, str],
     filed: bool,
     plausible: PlausibleDates | None,
@@ -744,7 +757,7 @@ def gate_batch(
             )
             conn.execute(gate.insert().from_select([c.name for c in gate.c], select))
         rows_read = conn.execute(sa.select(sa.func.count()).select_from(gate)).scalar_one()
-    checks = build_checks(entity, rules, interval.horizon, plausible, column if filed else None)
+    checks = build_checks(entity, rules, not_after, plausible, column if filed else None)
     counts: Counter = Counter()
     if rows_read:
         with eng.begin() as conn:
