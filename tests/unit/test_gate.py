@@ -139,3 +139,14 @@ def test_a_rules_value_is_compared_as_data_never_run_as_code(tmp_path):
     failures = survey_failures(unchecked, surveys(["nps", "nps", "csat"], ["11", "10", "4"]))
     assert not marker.exists()
     assert failures == {"A1|2024-03-01T00:00:00|nps": ["score must be in [0, 10] when survey_type is nps"]}
+
+
+def test_an_error_great_expectations_caught_is_never_a_pass():
+    from postsales.validate.sql_gate import _raised
+
+    # GX reports a caught exception as one dict, or as one per metric it could not compute.
+    assert _raised({"raised_exception": True, "exception_message": "boom"}) == "boom"
+    per_metric = {"MetricConfigurationID(table.column_types)": {"raised_exception": True, "exception_message": "no"}}
+    assert _raised(per_metric) == "no"
+    assert _raised({"raised_exception": False, "exception_message": None}) is None
+    assert _raised(None) is None

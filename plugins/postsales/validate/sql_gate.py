@@ -397,18 +397,12 @@ def gate_select(
             out.append(sa.case((on_its_day, c[name])).label(name + FILED_SUFFIX))
         if compound:
             out.append(sa.case((on_its_day, _key_text([c[name] for name in rules.key]))).label(KEY + FILED_SUFFIX))
+    # What GX reads, and so what its Data Docs show: every text value HTML-escaped, once, here.
+    # Escaping is one-to-one, so equality, uniqueness and set membership (``allowed`` is escaped
+    # the same way) give the same results; staging takes its text from the landed rows instead.
+    text_columns = {column.name for column in gate_columns(rules, filed) if isinstance(column.type, sa.Text)}
+    out = [(_inert(column) if column.name in text_columns else column).label(column.name) for column in out]
     return sa.select(*out).where(where)
-
-
-def gx_query(gate: sa.Table, dialect: sa.engine.Dialect) -> str:
-    """The query GX validates: the gate table with every text value HTML-escaped.
-
-    Escaping is one-to-one, so equality, uniqueness and set membership (``allowed`` is escaped
-    the same way) give the same results. Made of our column names and constants only.
-    """
-    columns = [(_inert(column) if isinstance(column.type, sa.Text) else column).label(column.name) for column in gate.c]
-    statement = sa.select(*columns)
-    return str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
 
 
 # --- JSON text in SQL --------------------------------------------------------------------------
@@ -470,7 +464,9 @@ def run_checks(
     with gx_warehouse.on_connection(conn) as context:
         source = context.data_sources.get(gx_warehouse.DATASOURCE)
         name = gate.name
-        asset = source.add_query_asset(name, query=gx_query(gate, conn.dialect))
+        # A query asset: GX's table asset reflects the table's column types, which fails on DuckDB.
+        query = str(sa.select(gate).compile(dialect=conn.dialect))
+        asset = source.add_query_asset(name, query=query)
         batch_definition = asset.add_batch_definition_whole_table(name)
         suite = gx.ExpectationSuite(name=f"{entity}_contract")
         for number, check in enumerate(checks):
@@ -497,13 +493,13 @@ def run_checks(
             validation_result = next(iter(result.run_results.values()))
             batch = batch_definition.get_batch()
             for expectation_result in validation_result.results:
-                info = expectation_result.exception_info or {}
-                if info.get("raised_exception"):
+                problem = _raised(expectation_result.exception_info)
+                unexpected = expectation_result.result.get("unexpected_count")
+                if problem or (unexpected is None and not expectation_result.success):
                     raise RuntimeError(
                         f"{entity}: Great Expectations could not evaluate "
-                        f"{expectation_result.expectation_config.type}: {info.get('exception_message')}"
+                        f"{expectation_result.expectation_config.type}: {problem or 'no result'}"
                     )
-                unexpected = expectation_result.result.get("unexpected_count") or 0
                 if not unexpected:
                     continue
                 number = expectation_result.expectation_config.meta["check"]
@@ -534,6 +530,15 @@ def run_checks(
     if failing_rows:
         warehouse.insert_frame(conn, failed, pd.concat(failing_rows, ignore_index=True))
     return counts, bool(validation_result.success)
+
+
+def _raised(info: dict[str, Any] | None) -> str | None:
+    """The message of an exception GX caught, if any: ``exception_info`` is one such dict, or one
+    per metric that failed (keyed by the metric's id)."""
+    info = info or {}
+    found = [info] if "raised_exception" in info else [v for v in info.values() if isinstance(v, dict)]
+    messages = [str(item.get("exception_message")) for item in found if item.get("raised_exception")]
+    return "; ".join(messages) or None
 
 
 def _expectation(check: Check, number: int) -> Any:
@@ -670,12 +675,17 @@ def valid_select(
     source_columns: list[str],
     dialect: str,
 ) -> sa.Select:
-    """The rows that passed, typed for staging, with their extra source columns as ``_extra``."""
+    """The rows that passed, typed for staging, with their extra source columns as ``_extra``.
+
+    Text comes from the landed rows (the gate table holds it HTML-escaped for GX)."""
     extra = sorted(name for name in source_columns if name not in rules.columns and name not in LINEAGE)
     extra_json = json_object([(name, text.c[name]) for name in extra], dialect) if extra else sa.null()
     return (
         sa.select(
-            *(gate.c[name] for name in rules.columns),
+            *(
+                (blank_to_null(text.c[name], dialect) if rule.type == "string" else gate.c[name]).label(name)
+                for name, rule in rules.columns.items()
+            ),
             extra_json.label("_extra"),
             text.c[SOURCE].label(SOURCE),
         )
