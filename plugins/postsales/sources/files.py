@@ -31,7 +31,6 @@ from postsales.errors import DataContractError, SourceUnavailableError
 from postsales.sources import FILE_DAY, SOURCE, Interval, SourceRead, text_table, with_lineage
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
 
     import sqlalchemy as sa
 
@@ -43,7 +42,6 @@ SUFFIXES = (".csv", ".parquet")
 # A file named YYYY-MM-DD holds that day's rows; a name like a day in another form is an error.
 DAY_NAME = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 DAY_LIKE = re.compile(r"^[0-9]{8}$|^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}$")
-CSV_BYTES_PER_ROW = 40  # about a usage row; only sizes the groups of read_batches
 
 
 class FileSource:
@@ -96,28 +94,6 @@ class FileSource:
         text_table.log_landed(entity, landed.rows, landed.origin, landed.table)
         return landed
 
-    def read_batches(
-        self, entity: str, incremental_column: str, interval: Interval, max_rows: int
-    ) -> Iterator[SourceRead]:
-        """The same rows as :meth:`read`, in groups of whole files of about ``max_rows`` rows.
-
-        A folder of daily files read in one go holds every row as Python strings at once
-        (a full refresh of a year of usage: tens of millions of rows); in groups, memory
-        stays bounded by the group. ``origin`` names all the files, as :meth:`read` does.
-        """
-        files = self._interval_files(entity, interval)
-        origin = self._origin(entity, files)
-        group: list[Path] = []
-        rows = 0
-        for path in files:
-            group.append(path)
-            rows += _row_count(path)
-            if rows >= max_rows:
-                yield self._read_files(entity, group, origin)
-                group, rows = [], 0
-        if group or not files:
-            yield self._read_files(entity, group, origin)
-
     def _interval_files(self, entity: str, interval: Interval) -> list[Path]:
         files = self.files_for(entity)
         if not interval.full_refresh:
@@ -146,18 +122,6 @@ class FileSource:
             frame = frame.reindex(columns=columns)
         log.info("read %s rows of %s from %s", len(frame), entity, self._origin(entity, files) if files else origin)
         return SourceRead(frame=frame, origin=origin, file_columns=file_columns)
-
-
-def _row_count(path: Path) -> int:
-    """Rows in a Parquet file from its footer; for a CSV file an estimate from its size."""
-    if _is_parquet(path):
-        import pyarrow.parquet as pq
-
-        try:
-            return pq.ParquetFile(path).metadata.num_rows
-        except Exception:  # a damaged file: read_file reports it with the fix
-            return 0
-    return path.stat().st_size // CSV_BYTES_PER_ROW
 
 
 def _union_columns(frames: list[pd.DataFrame]) -> list[str]:
