@@ -40,7 +40,9 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal, localcontext
 
 import sqlalchemy as sa
@@ -74,13 +76,35 @@ _C_SPACE_CLASS = r"[ \t\n\v\f\r]"
 # pandas' to_numeric, the finite spellings (inf and nan are not numbers here either).
 NUMBER = rf"{_C_SPACE_CLASS}*[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?{_C_SPACE_CLASS}*"
 DIGITS = r"[+-]?[0-9]+"
-# pandas' ISO 8601 parser (np_datetime_strings.c) after coerce's full-date check.
-_CLOCK = (
-    r"(?:[0-9]{2}(?:[0-9]{2}(?:[0-9]{2}(?:\.[0-9]{0,18})?)?)?"
-    r"|[0-9]{1,2}:[0-9]{1,2}(?::[0-9]{1,2}(?:\.[0-9]{0,18})?)?)"
+# pandas' ISO 8601 parser (np_datetime_strings.c) after coerce's full-date check, with a group for
+# every field: date, the clock in the basic (HHMMSS) or the extended (H:M:S) form, then the offset.
+# The grammar has one parse for any text, so the groups are the same in RE2 and PostgreSQL.
+INSTANT_GROUPS = (
+    "year",
+    "month",
+    "day",
+    "basic_hour",
+    "basic_minute",
+    "basic_second",
+    "basic_fraction",
+    "hour",
+    "minute",
+    "second",
+    "fraction",
+    "sign",
+    "offset_hours",
+    "offset_minutes",
+    "short_offset_hours",
+    "short_offset_minutes",
 )
-_ZONE = rf"{_C_SPACE_CLASS}*(?:Z|[+-](?:[0-9]{{2}}(?::?[0-9]{{1,2}})?|[0-9](?::[0-9]{{1,2}})?))?"
-INSTANT = rf"[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}(?:[T ]{_CLOCK}{_ZONE})?"
+_INSTANT_GROUPED = (
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})(?:[T ]"
+    r"(?:([0-9]{2})(?:([0-9]{2})(?:([0-9]{2})(?:\.([0-9]{0,18}))?)?)?"
+    r"|([0-9]{1,2}):([0-9]{1,2})(?::([0-9]{1,2})(?:\.([0-9]{0,18}))?)?)"
+    rf"{_C_SPACE_CLASS}*(?:Z|([+-])(?:([0-9]{{2}})(?::?([0-9]{{1,2}}))?|([0-9])(?::([0-9]{{1,2}}))?))?)?"
+)
+INSTANT = re.sub(r"\((?!\?)", "(?:", _INSTANT_GROUPED)
+assert re.compile(_INSTANT_GROUPED).groups == len(INSTANT_GROUPS)
 
 # The spellings DuckDB's own casts read as pandas does: field ranges checked, at most six
 # fraction digits. Naive from year 1; with an offset from year 2, so the UTC instant is in year 1 or later.
@@ -91,6 +115,12 @@ _OFFSET = r"(?:Z|[+-](?:[01][0-9]|2[0-3])(?::?[0-5][0-9])?)"
 DUCKDB_NAIVE = rf"(?:000[1-9]|00[1-9][0-9]|0[1-9][0-9]{{2}}|[1-9][0-9]{{3}}){_MONTH_DAY}(?:[T ]{_HM}(?:{_SECONDS})?)?"
 # DuckDB reads no offset after HH:MM without seconds.
 DUCKDB_OFFSET = rf"(?:000[2-9]|00[1-9][0-9]|0[1-9][0-9]{{2}}|[1-9][0-9]{{3}}){_MONTH_DAY}[T ]{_HM}{_SECONDS}{_OFFSET}"
+# Seven to 18 fraction digits (.NET writes seven, Java nine), cut to six, in years where pandas'
+# nanosecond range cannot end, even a day away in UTC.
+_NANOSECOND_YEAR = r"(?:167[89]|16[89][0-9]|1[7-9][0-9]{2}|2[01][0-9]{2}|22[0-5][0-9]|226[01])"
+_NANOSECONDS = r":[0-5][0-9]\.[0-9]{7,18}"
+DUCKDB_NAIVE_NANOSECONDS = rf"{_NANOSECOND_YEAR}{_MONTH_DAY}[T ]{_HM}{_NANOSECONDS}"
+DUCKDB_OFFSET_NANOSECONDS = rf"{_NANOSECOND_YEAR}{_MONTH_DAY}[T ]{_HM}{_NANOSECONDS}{_OFFSET}"
 
 # A decimal string whose first significant digit is at 10**LEAD is in [10**LEAD, 10**(LEAD + 1)).
 # Below 10**-324 it rounds to 0; PostgreSQL raises on that underflow instead, and on overflow.
@@ -111,8 +141,9 @@ _DAY_US = 86_400_000_000
 # Nanosecond timestamps in pandas, as (microseconds since 1970, nanoseconds past them).
 _NS_MIN = (-9_223_372_036_854_776, 193)
 _NS_MAX = (9_223_372_036_854_775, 807)
-# 0001-01-01 in days since 1970-01-01.
-_FIRST_DAY = -719_162
+# 0001-01-01 in microseconds since 1970; 0000-01-01 to 1970-01-01 in days.
+_FIRST_US = -62_135_596_800_000_000
+_DAYS_1970 = 719_528
 
 
 def typed(text: ColumnElement, column_type: str, dialect: str) -> ColumnElement:
@@ -174,7 +205,7 @@ def _text(value: str) -> ColumnElement:
     return sa.literal_column(" || ".join(parts) if len(parts) > 1 else parts[0], sa.Text)
 
 
-def _number_of(text: ColumnElement, sql_type=sa.Integer) -> ColumnElement:
+def _number_of(text: ColumnElement, sql_type=sa.BigInteger) -> ColumnElement:
     """Digits (or '') as a number, '' and NULL as 0. Callers guarantee at most 18 ASCII digits."""
     return sa.func.coalesce(sa.cast(sa.func.nullif(text, ""), sql_type), 0)
 
@@ -270,9 +301,85 @@ def _let(value: ColumnElement, body: Callable[[ColumnElement], ColumnElement], s
     return _Let(value, name, body(sa.literal_column(name, sql_type if sql_type is not None else value.type)))
 
 
-def _item(values: ColumnElement, position: int) -> ColumnElement:
-    """The ``position``-th (from 1) of a let-bound list of integers."""
-    return sa.literal_column(f"{values}[{position}]", sa.BigInteger)
+def _item(values: ColumnElement, position: int | ColumnElement, sql_type=sa.BigInteger) -> ColumnElement:
+    """The ``position``-th (from 1) of a list: DuckDB's lists and PostgreSQL's arrays both count from 1."""
+    if isinstance(position, int):
+        return sa.literal_column(f"{values}[{position}]", sql_type)
+    return _Item(values, position, sql_type)
+
+
+class _Item(ColumnElement):
+    __visit_name__ = "postsales_item"
+    inherit_cache = False
+
+    def __init__(self, values: ColumnElement, position: ColumnElement, sql_type):
+        self.values, self.position, self.type = values, position, sql_type()
+
+    @property
+    def _from_objects(self):
+        return [*self.values._from_objects, *self.position._from_objects]
+
+
+@compiles(_Item)
+def _item_sql(element: _Item, compiler, **kw) -> str:
+    return f"({compiler.process(element.values, **kw)})[{compiler.process(element.position, **kw)}]"
+
+
+# The doubles nearest to 10**0 .. 10**308, as the C literals 1e0 .. 1e308 of pandas' parser: neither
+# database's power() gives them all (10**23 and 10**210 are off by one unit in the last place).
+_POWERS = ", ".join(repr(float(f"1e{k}")) for k in range(309))
+_POWERS_OF_TEN = {
+    DUCKDB: sa.literal_column(f"CAST([{_POWERS}] AS DOUBLE[])"),
+    POSTGRESQL: sa.literal_column(f"CAST(ARRAY[{_POWERS}] AS DOUBLE PRECISION[])"),
+}
+
+
+@dataclass(frozen=True)
+class _InstantParts:
+    """The pieces of a text in the INSTANT grammar, as text ('' where absent), and a few numbers."""
+
+    text: ColumnElement
+    hour: ColumnElement
+    minute: ColumnElement
+    second: ColumnElement
+    fraction: ColumnElement
+    sign: ColumnElement
+    offset_hours: ColumnElement
+    offset_minutes: ColumnElement
+
+    @classmethod
+    def of(cls, text: ColumnElement) -> _InstantParts:
+        after_date = sa.func.substr(text, 12)
+        zone_part = sa.func.ltrim(after_date, _text("0123456789:."))
+        clock = sa.func.left(after_date, sa.func.length(after_date) - sa.func.length(zone_part))
+        zone = sa.func.ltrim(zone_part, _text(C_SPACE))
+        # HH, HHMM, HHMMSS[.f] or H:M, H:M:S[.f]
+        extended = sa.func.strpos(clock, ":") > 0
+        seconds = sa.case((extended, sa.func.split_part(clock, ":", 3)), else_=sa.func.substr(clock, 5))
+        # Z, [+-]H, [+-]HH, [+-]HHM, [+-]HHMM, or with a colon
+        offset = sa.func.substr(zone, 2)
+        offset_colon = sa.func.strpos(offset, ":") > 0
+        return cls(
+            text=text,
+            hour=sa.case((extended, sa.func.split_part(clock, ":", 1)), else_=sa.func.left(clock, 2)),
+            minute=sa.case((extended, sa.func.split_part(clock, ":", 2)), else_=sa.func.substr(clock, 3, 2)),
+            second=sa.func.split_part(seconds, ".", 1),
+            fraction=sa.func.split_part(seconds, ".", 2),
+            sign=sa.func.left(zone, 1),
+            offset_hours=sa.case((offset_colon, sa.func.split_part(offset, ":", 1)), else_=sa.func.left(offset, 2)),
+            offset_minutes=sa.case((offset_colon, sa.func.split_part(offset, ":", 2)), else_=sa.func.substr(offset, 3)),
+        )
+
+    @property
+    def nanoseconds(self) -> ColumnElement:
+        """Nanoseconds past the microsecond (fraction digits 7 to 9)."""
+        return _number_of(sa.func.rpad(sa.func.substr(self.fraction, 7, 3), 3, _text("0")))
+
+    @property
+    def offset(self) -> ColumnElement:
+        """The offset from UTC in minutes."""
+        sign = sa.case((self.sign == "-", -1), else_=1)
+        return sign * (_number_of(self.offset_hours) * 60 + _number_of(self.offset_minutes))
 
 
 class _Sql:
@@ -301,10 +408,21 @@ class _Sql:
         """Python's ``str.strip()``."""
         if not self.duckdb:
             return self.trim(text, WHITESPACE)
-        # DuckDB's trim() with a character list is slow (1.3 µs a value): only where there is something to strip.
+        # DuckDB's trim() with a list of characters takes 1.3 µs a value, a regular expression 0.3 µs.
+        space = self.whitespace_class()
+        return sa.func.regexp_replace(text, _text(f"^{space}+|{space}+$"), "", "g", type_=sa.Text)
+
+    def on_stripped(self, text: ColumnElement, build: Callable[[ColumnElement], ColumnElement]) -> ColumnElement:
+        """``build`` applied to ``text`` after Python's ``str.strip()``.
+
+        PostgreSQL binds the stripped text once. DuckDB does so only for text with whitespace at an
+        end, and builds the expression again for the rest: a lambda costs it time on every row.
+        """
+        if not self.duckdb:
+            return _let(self.strip(text), build)
         space = self.whitespace_class()
         edge = sa.func.regexp_matches(text, _text(f"^{space}|{space}$"), type_=sa.Boolean)
-        return sa.case((edge, self.trim(text, WHITESPACE)), else_=text)
+        return sa.case((edge, _let(self.strip(text), build)), else_=build(text))
 
     def idiv(self, dividend: ColumnElement, divisor: int) -> ColumnElement:
         """Integer division of non-negative integers."""
@@ -321,7 +439,7 @@ class _Sql:
         digits that fit an unsigned 64-bit integer are read as that integer, though, exactly.
         """
         plus = sa.and_(sa.func.strpos(text, "+") > 0, sa.func.left(sa.func.ltrim(text, _text(C_SPACE)), 1) == "+")
-        legacy = (sa.and_(plus, sa.not_(self._unsigned_64(text))), self._scaled(text, max_lead, legacy=True))
+        legacy = (sa.and_(plus, sa.not_(self._unsigned_64(text))), self._legacy(text, max_lead))
         if self.duckdb:
             # DuckDB's cast rounds to nearest and gives inf on overflow, 0 on underflow, like fast_float.
             return sa.case(legacy, else_=sa.try_cast(text, sa.Double))
@@ -329,7 +447,7 @@ class _Sql:
             sa.func.length(text) <= _SHORT_DECIMAL,
             self.matches(text, rf"{_C_SPACE_CLASS}*[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+){_C_SPACE_CLASS}*"),
         )
-        return sa.case(legacy, (short, sa.cast(text, sa.Double)), else_=self._scaled(text, max_lead, legacy=False))
+        return sa.case(legacy, (short, sa.cast(text, sa.Double)), else_=self._nearest(text, max_lead))
 
     def _unsigned_64(self, text: ColumnElement) -> ColumnElement:
         """``text`` is [+]digits within 2**64 - 1."""
@@ -340,35 +458,39 @@ class _Sql:
             sa.or_(length < 20, sa.and_(length == 20, magnitude.collate("C") <= _text(str(2**64 - 1)))),
         )
 
-    def _scaled(self, text: ColumnElement, max_lead: int, *, legacy: bool) -> ColumnElement:
-        """``text`` taken apart into its significant digits and the power of ten of the first of them.
+    def _decimal(self, text: ColumnElement) -> tuple[ColumnElement, ColumnElement, ColumnElement]:
+        """``text`` (in the NUMBER grammar) as its significant digits (no leading zeros; '' for zero),
+        its fraction digits, and the power of ten of its first significant digit."""
+        unsigned = sa.func.translate(sa.func.ltrim(self.trim(text, C_SPACE), _text("+-")), "E", "e")
+        mantissa = sa.func.split_part(unsigned, "e", 1)
+        return self._decimal_of(
+            sa.func.split_part(mantissa, ".", 1),
+            sa.func.split_part(mantissa, ".", 2),
+            sa.func.split_part(unsigned, "e", 2),
+        )
 
-        ``legacy``: pandas' own parser (tokenizer.c, precise_xstrtod), which keeps the first 17
-        significant digits, converts them to a double and multiplies or divides that by the double
-        nearest to a power of ten. Otherwise the nearest double, by PostgreSQL's cast, which raises
-        on overflow and on underflow to 0 instead of giving inf or 0: the size decides those first.
-        """
-        zero = sa.literal_column("0.0", sa.Double)
+    @staticmethod
+    def _decimal_of(
+        whole: ColumnElement, fraction: ColumnElement, exponent: ColumnElement
+    ) -> tuple[ColumnElement, ColumnElement, ColumnElement]:
+        digits = sa.func.ltrim(sa.func.concat(whole, fraction), _text("0"))
+        exponent_digits = sa.func.ltrim(sa.func.ltrim(exponent, _text("+-")), _text("0"))
+        exponent_value = sa.case((sa.func.left(exponent, 1) == "-", -1), else_=1) * sa.case(
+            (sa.func.length(exponent_digits) > 9, 10**9),  # far beyond any double either way
+            else_=_number_of(exponent_digits),
+        )
+        return digits, fraction, sa.func.length(digits) - sa.func.length(fraction) - 1 + exponent_value
 
-        def from_parts(parts: ColumnElement, core: ColumnElement) -> ColumnElement:
-            whole, fraction, exponent = (sa.literal_column(f"{parts}[{i}]", sa.Text) for i in (1, 2, 3))
-            digits = sa.func.ltrim(whole + fraction, _text("0"))
-            exponent_digits = sa.func.ltrim(sa.func.ltrim(exponent, _text("+-")), _text("0"))
-            exponent_value = sa.case((sa.func.left(exponent, 1) == "-", -1), else_=1) * sa.case(
-                (sa.func.length(exponent_digits) > 9, 10**9),  # far beyond any double either way
-                else_=_number_of(exponent_digits, sa.BigInteger),
-            )
-            # The power of ten of the first significant digit.
-            lead = sa.func.length(digits) - sa.func.length(fraction) - 1 + exponent_value
+    def _nearest(self, text: ColumnElement, max_lead: int) -> ColumnElement:
+        """The nearest double by PostgreSQL's cast, which raises on overflow and on underflow to 0
+        where pandas gives inf and 0: the size of the number decides those first."""
 
-            def by_lead(lead: ColumnElement) -> ColumnElement:
-                if legacy:
-                    return sa.case(
-                        (digits == "", zero),
-                        (lead > max_lead + 1, sa.null()),  # at least 10**(max_lead + 2) after two roundings
-                        else_=self._legacy_scale(sa.func.left(digits, 17), lead),
-                    )
-                return sa.case(
+        def from_core(core: ColumnElement) -> ColumnElement:
+            digits, _, lead = self._decimal(core)
+            zero = sa.literal_column("0.0", sa.Double)
+            return _let(
+                lead,
+                lambda lead: sa.case(
                     (digits == "", zero),
                     (lead > max_lead, sa.null()),
                     (
@@ -384,46 +506,69 @@ class _Sql:
                     # The let-bound text, not a constant: PostgreSQL folds constants while planning,
                     # whatever the CASE around them says, and would raise there.
                     else_=sa.cast(core, sa.Double),
-                )
-
-            return _let(lead, by_lead, sa.BigInteger)
-
-        def from_core(core: ColumnElement) -> ColumnElement:
-            unsigned = sa.func.translate(sa.func.ltrim(core, _text("+-")), "E", "e")
-            mantissa = sa.func.split_part(unsigned, "e", 1)
-            parts = [
-                sa.func.split_part(mantissa, ".", 1),
-                sa.func.split_part(mantissa, ".", 2),
-                sa.func.split_part(unsigned, "e", 2),
-            ]
-            return _let(self.array(parts, sa.Text), lambda parts: from_parts(parts, core))
+                ),
+                sa.BigInteger,
+            )
 
         return _let(self.trim(text, C_SPACE), from_core)
 
-    def _legacy_scale(self, digits: ColumnElement, lead: ColumnElement) -> ColumnElement:
-        """precise_xstrtod's scaling of up to 17 significant ``digits`` whose first is at 10**``lead``
-        (positive: the '+' is all that sends a value here)."""
-        mantissa = sa.cast(sa.cast(digits, sa.BigInteger), sa.Double)
-        exponent = lead + 1 - sa.func.length(digits)  # of the last digit kept
+    def _legacy(self, text: ColumnElement, max_lead: int) -> ColumnElement:
+        """pandas' own parser (tokenizer.c, precise_xstrtod), for a '+' (so a positive number): the
+        first 17 significant digits as an integer, converted to a double, multiplied or divided by
+        the double nearest to a power of ten. The text work is done before the arithmetic is bound:
+        DuckDB, which runs nested string functions slowly in a CASE branch, takes the text apart with
+        one regular expression instead."""
+        if self.duckdb:
+            groups = sa.func.regexp_extract(
+                text,
+                _text(rf"^{_C_SPACE_CLASS}*\+0*([0-9]*)(?:\.([0-9]*))?(?:[eE]([+-]?[0-9]+))?{_C_SPACE_CLASS}*$"),
+                sa.literal_column("['whole', 'fraction', 'exponent']"),
+            )
+            return _let(
+                groups,
+                lambda groups: self._legacy_of(
+                    *self._decimal_of(
+                        *(sa.literal_column(f"{groups}.{name}") for name in ("whole", "fraction", "exponent"))
+                    ),
+                    max_lead,
+                ),
+                sa.Text,
+            )
+        return self._legacy_of(*self._decimal(text), max_lead)
 
-        def power(exponent: ColumnElement) -> ColumnElement:  # the double nearest to 10**exponent
-            return sa.cast(sa.func.concat("1e", exponent), sa.Double)
-
-        # mantissa / 1e(-308 - exponent) / 1e308 for exponents below -308; the second division
-        # underflows to 0 exactly when the first gives at most 1e308 * 2**-1075 (PostgreSQL raises then).
-        subnormal = _let(
-            mantissa / power(-308 - exponent),
-            lambda quotient: sa.case(
-                (quotient <= sa.literal_column(repr(math.ldexp(1e308, -1075)), sa.Double), sa.literal_column("0.0")),
-                else_=quotient / power(308),
-            ),
+    def _legacy_of(
+        self, digits: ColumnElement, _fraction: ColumnElement, lead: ColumnElement, max_lead: int
+    ) -> ColumnElement:
+        kept = sa.func.left(digits, 17)
+        exponent = lead + 1 - sa.func.length(kept)  # the power of ten of the last digit kept
+        # Below 1e-308 pandas divides twice: by 1e(-308 - exponent), then by 1e308.
+        power = _item(
+            _POWERS_OF_TEN[self.dialect],
+            sa.case((exponent > 0, exponent), (exponent >= -308, -exponent), else_=-308 - exponent) + 1,
             sa.Double,
         )
+        # [the kept digits as a double (NULL for zero), the power of ten, lead, exponent]
+        parts = [sa.cast(sa.cast(sa.func.nullif(kept, ""), sa.BigInteger), sa.Double), power, lead, exponent]
+        return _let(
+            self.array([sa.cast(part, sa.Double) for part in parts], sa.Double),
+            lambda parts: self._legacy_scale(parts, max_lead),
+        )
+
+    @staticmethod
+    def _legacy_scale(parts: ColumnElement, max_lead: int) -> ColumnElement:
+        mantissa, power, lead, exponent = (_item(parts, position, sa.Double) for position in (1, 2, 3, 4))
+        first = sa.case((exponent > 0, mantissa * power), else_=mantissa / power)
+        # The second division gives 0 exactly when the first gives at most 1e308 * 2**-1075; PostgreSQL raises then.
+        second = sa.case(
+            (first <= sa.literal_column(repr(math.ldexp(1e308, -1075)), sa.Double), sa.literal_column("0.0")),
+            else_=first / sa.literal_column("1e308", sa.Double),
+        )
         return sa.case(
+            (mantissa.is_(None), sa.literal_column("0.0", sa.Double)),
+            (lead > max_lead + 1, sa.null()),  # at least 10**(max_lead + 2) after two roundings
             (exponent > 308, sa.null()),  # inf
-            (exponent > 0, mantissa * power(exponent)),
-            (exponent >= -308, mantissa / power(-exponent)),
-            (exponent >= -616, subnormal),
+            (exponent >= -308, first),
+            (exponent >= -616, second),
             else_=sa.literal_column("0.0", sa.Double),
         )
 
@@ -439,7 +584,7 @@ class _Sql:
         return _let(parsed, lambda x: sa.case((sa.func.abs(x) < limit, x + sa.literal_column("0.0", sa.Double))))
 
     def integer(self, text: ColumnElement) -> ColumnElement:
-        return _let(self.strip(text), self._integer)
+        return self.on_stripped(text, self._integer)
 
     def _integer(self, text: ColumnElement) -> ColumnElement:
         exact_limit = sa.literal_column(f"{float(EXACT_FLOAT_INTEGER)!r}", sa.Double)
@@ -467,88 +612,122 @@ class _Sql:
     # --- booleans ----------------------------------------------------------------------------------------
 
     def boolean(self, text: ColumnElement) -> ColumnElement:
-        stripped = self.strip(text)
-        # Only ASCII letters can spell the words: PostgreSQL lowers those alone under the C collation;
-        # DuckDB's lower() maps no other character to one of them (the tests check every code point).
-        lowered = sa.func.lower(stripped if self.duckdb else stripped.collate("C"), type_=sa.Text)
-
-        def of(word: ColumnElement) -> ColumnElement:
+        def of(stripped: ColumnElement) -> ColumnElement:
+            # Only ASCII letters can spell the words: PostgreSQL lowers those alone under the C collation;
+            # DuckDB's lower() maps no other character to one of them (the tests check every code point).
+            word = sa.func.lower(stripped if self.duckdb else stripped.collate("C"), type_=sa.Text)
             return sa.case(
                 (word.in_([_text(w) for w in sorted(TRUE_VALUES)]), sa.true()),
                 (word.in_([_text(w) for w in sorted(FALSE_VALUES)]), sa.false()),
             )
 
-        return _let(lowered, of)
+        return self.on_stripped(text, of)
 
     # --- instants ----------------------------------------------------------------------------------------
 
     def instant(self, text: ColumnElement) -> ColumnElement:
         """The naive UTC timestamp coerce() reads from ``text``."""
-        return _let(self.strip(text), self._instant)
+        return self.on_stripped(text, self._instant)
 
     def _instant(self, text: ColumnElement) -> ColumnElement:
         general = (self.matches(text, INSTANT), self._general_instant(text))
         if not self.duckdb:
             return sa.case(general)
-        utc = sa.func.make_timestamp(
-            sa.func.epoch_us(sa.try_cast(text, sa.TIMESTAMP(timezone=True))), type_=sa.DateTime
-        )
+
+        def utc(text: ColumnElement) -> ColumnElement:
+            instant = sa.try_cast(text, sa.TIMESTAMP(timezone=True))
+            return sa.func.make_timestamp(sa.func.epoch_us(instant), type_=sa.DateTime)
+
+        # 'YYYY-MM-DDTHH:MM:SS.ffffff' is 26 characters: the fraction cut to microseconds, as pandas does.
+        cut = sa.func.concat(sa.func.left(text, 26), sa.func.ltrim(sa.func.substr(text, 27), _text("0123456789")))
         return sa.case(
             (self.matches(text, DUCKDB_NAIVE), sa.try_cast(text, sa.DateTime)),
-            (self.matches(text, DUCKDB_OFFSET), utc),
+            (self.matches(text, DUCKDB_OFFSET), utc(text)),
+            (self.matches(text, DUCKDB_NAIVE_NANOSECONDS), sa.try_cast(sa.func.left(text, 26), sa.DateTime)),
+            (self.matches(text, DUCKDB_OFFSET_NANOSECONDS), utc(cut)),
             general,
         )
 
     def _general_instant(self, text: ColumnElement) -> ColumnElement:
-        """``text`` (in the INSTANT grammar) taken apart with string functions, validated and rebuilt."""
-        after_date = sa.func.substr(text, 12)
-        return _let(
-            sa.func.ltrim(after_date, _text("0123456789:.")),
-            lambda zone_part: _let(
-                sa.func.left(after_date, sa.func.length(after_date) - sa.func.length(zone_part)),
-                lambda clock: _let(
-                    self._fields(text, clock, sa.func.ltrim(zone_part, _text(C_SPACE))),
-                    self._instant_of_fields,
-                    sa.ARRAY(sa.BigInteger),
-                ),
-            ),
-        )
+        """``text`` (in the INSTANT grammar) taken apart with string functions, checked and rebuilt with
+        integer arithmetic. The string work is done before the numbers are bound: DuckDB runs string
+        functions and nested lambdas slowly inside a lambda."""
+        if self.duckdb:
+            # One regular expression with groups is cheaper in DuckDB than the string functions,
+            # which it runs slowly inside a CASE branch; groups that take no part are ''.
+            groups = sa.func.regexp_extract(
+                text,
+                _text(f"^{_INSTANT_GROUPED}$"),
+                sa.literal_column("[" + ", ".join(f"'{g}'" for g in INSTANT_GROUPS) + "]"),
+            )
 
-    def _fields(self, text: ColumnElement, clock: ColumnElement, zone: ColumnElement) -> ColumnElement:
-        """[year, month, day, hour, minute, second, microsecond, nanoseconds past it,
-        fraction digits, offset in minutes] as a list of integers."""
-        extended = sa.func.strpos(clock, ":") > 0
-        hour = sa.case((extended, sa.func.split_part(clock, _text(":"), 1)), else_=sa.func.left(clock, 2))
-        minute = sa.case((extended, sa.func.split_part(clock, _text(":"), 2)), else_=sa.func.substr(clock, 3, 2))
-        seconds = sa.case((extended, sa.func.split_part(clock, _text(":"), 3)), else_=sa.func.substr(clock, 5))
-        fraction = sa.func.split_part(seconds, _text("."), 2)
-        offset = sa.func.substr(zone, 2)
-        offset_colon = sa.func.strpos(offset, ":") > 0
-        offset_hours = sa.case((offset_colon, sa.func.split_part(offset, _text(":"), 1)), else_=sa.func.left(offset, 2))
-        offset_minutes = sa.case(
-            (offset_colon, sa.func.split_part(offset, _text(":"), 2)), else_=sa.func.substr(offset, 3)
+            def from_groups(groups: ColumnElement) -> ColumnElement:
+                group = {name: sa.literal_column(f"{groups}.{name}", sa.Text) for name in INSTANT_GROUPS}
+                fraction = sa.func.concat(group["basic_fraction"], group["fraction"])
+                sign = sa.case((group["sign"] == "-", -1), else_=1)
+                offset_hours = _number_of(sa.func.concat(group["offset_hours"], group["short_offset_hours"]))
+                offset_minutes = _number_of(sa.func.concat(group["offset_minutes"], group["short_offset_minutes"]))
+                return self._instant_of(
+                    year=_number_of(group["year"]),
+                    month=_number_of(group["month"]),
+                    day=_number_of(group["day"]),
+                    hour=_number_of(sa.func.concat(group["basic_hour"], group["hour"])),
+                    minute=_number_of(sa.func.concat(group["basic_minute"], group["minute"])),
+                    second=_number_of(sa.func.concat(group["basic_second"], group["second"])),
+                    micro=_number_of(sa.func.rpad(sa.func.left(fraction, 6), 6, _text("0"))),
+                    nano=_number_of(sa.func.rpad(sa.func.substr(fraction, 7, 3), 3, _text("0"))),
+                    digits=sa.func.length(fraction),
+                    offset=sign * (offset_hours * 60 + offset_minutes),
+                    offset_hours=offset_hours,
+                    offset_minutes=offset_minutes,
+                )
+
+            return _let(groups, from_groups, sa.Text)
+        parts = _InstantParts.of(text)
+        year, month, day = (
+            _number_of(sa.func.substr(text, start, length)) for start, length in ((1, 4), (6, 2), (9, 2))
         )
-        offset_sign = sa.case((sa.func.left(zone, 1) == "-", -1), else_=1)
-        fields = [
-            _number_of(sa.func.substr(text, 1, 4)),
-            _number_of(sa.func.substr(text, 6, 2)),
-            _number_of(sa.func.substr(text, 9, 2)),
-            _number_of(hour),
-            _number_of(minute),
-            _number_of(sa.func.split_part(seconds, _text("."), 1)),
-            _number_of(sa.func.rpad(sa.func.left(fraction, 6), 6, _text("0"))),
-            _number_of(sa.func.rpad(sa.func.substr(fraction, 7, 3), 3, _text("0"))),
-            sa.func.length(fraction),
-            offset_sign * (_number_of(offset_hours) * 60 + _number_of(offset_minutes)),
-            _number_of(offset_hours),
-            _number_of(offset_minutes),
-        ]
-        return self.array([sa.cast(field, sa.BigInteger) for field in fields], sa.BigInteger)
+        hour, minute, second = _number_of(parts.hour), _number_of(parts.minute), _number_of(parts.second)
+        micro = _number_of(sa.func.rpad(sa.func.left(parts.fraction, 6), 6, _text("0")))
+        clock = hour * 3_600_000_000 + minute * 60_000_000 + second * 1_000_000 + micro
+        local = self._days_from_civil(year, month, day) * _DAY_US + clock
+        fields = [year, month, day, hour, minute, second, parts.nanoseconds, sa.func.length(parts.fraction)]
+        fields += [parts.offset, _number_of(parts.offset_hours), _number_of(parts.offset_minutes), local]
+        values = self.array([sa.cast(field, sa.BigInteger) for field in fields], sa.BigInteger)
+        return _let(values, self._instant_of_fields, sa.ARRAY(sa.BigInteger))
 
     def _instant_of_fields(self, fields: ColumnElement) -> ColumnElement:
-        year, month, day, hour, minute, second, micro, nano, digits, offset, offset_hours, offset_minutes = (
+        year, month, day, hour, minute, second, nano, digits, offset, offset_hours, offset_minutes, local = (
             _item(fields, position) for position in range(1, 13)
         )
+        return self._instant_of(
+            **dict(year=year, month=month, day=day, hour=hour, minute=minute, second=second, nano=nano),
+            **dict(digits=digits, offset=offset, offset_hours=offset_hours, offset_minutes=offset_minutes),
+            local=local,
+        )
+
+    def _instant_of(
+        self,
+        *,
+        year: ColumnElement,
+        month: ColumnElement,
+        day: ColumnElement,
+        hour: ColumnElement,
+        minute: ColumnElement,
+        second: ColumnElement,
+        nano: ColumnElement,
+        digits: ColumnElement,
+        offset: ColumnElement,
+        offset_hours: ColumnElement,
+        offset_minutes: ColumnElement,
+        micro: ColumnElement | None = None,
+        local: ColumnElement | None = None,
+    ) -> ColumnElement:
+        """The naive UTC timestamp of the fields, NULL where pandas reads none (``local``: microseconds
+        since 1970 as written, when the caller has them already; else from ``micro`` and the rest)."""
+        if local is None:
+            clock = hour * 3_600_000_000 + minute * 60_000_000 + second * 1_000_000 + micro
+            local = self._days_from_civil(year, month, day) * _DAY_US + clock
         days_in_month = sa.case(
             (month == 2, 28 + sa.case((self._leap(year), 1), else_=0)),
             (month.in_([4, 6, 9, 11]), 30),
@@ -563,20 +742,21 @@ class _Sql:
             offset_hours < 24,
             offset_minutes < 60,
         )
-        local_day = self._days_from_civil(year, month, day)
-        local_time = hour * 3_600_000_000 + minute * 60_000_000 + second * 1_000_000 + micro
-        utc_time = local_time - offset * 60_000_000
-        shift = sa.case((utc_time < 0, -1), (utc_time >= _DAY_US, 1), else_=0)
-        utc_day = local_day + shift
-        utc_time = utc_time - shift * _DAY_US
-        in_nanosecond_range = sa.and_(
-            self._ns_in_range(local_day * _DAY_US + local_time, nano),
-            self._ns_in_range(utc_day * _DAY_US + utc_time, nano),
-        )
+        # Bound once, with all the inner expression needs (a DuckDB lambda that reaches out to an
+        # enclosing lambda's variable is slow): [local time or NULL, offset, nanoseconds, fraction digits]
+        moments = self.array([sa.case((valid, local)), offset * 60_000_000, nano, digits], sa.BigInteger)
+        return _let(moments, self._checked_instant, sa.ARRAY(sa.BigInteger))
+
+    def _checked_instant(self, moments: ColumnElement) -> ColumnElement:
+        local, offset, nano, digits = (_item(moments, position) for position in range(1, 5))
+        utc = local - offset
+        # More than six fraction digits: pandas reads nanoseconds, whose range the value must be in,
+        # as written and in UTC.
+        in_nanosecond_range = sa.and_(self._ns_in_range(local, nano), self._ns_in_range(utc, nano))
         return sa.case(
             (
-                sa.and_(valid, utc_day >= _FIRST_DAY, sa.or_(digits <= 6, in_nanosecond_range)),
-                self._timestamp(utc_day, utc_time),
+                sa.and_(local.is_not(None), utc >= _int(_FIRST_US), sa.or_(digits <= 6, in_nanosecond_range)),
+                self._timestamp(utc),
             )
         )
 
@@ -585,14 +765,13 @@ class _Sql:
         return sa.and_(year % 4 == 0, sa.or_(year % 100 != 0, year % 400 == 0))
 
     def _days_from_civil(self, year: ColumnElement, month: ColumnElement, day: ColumnElement) -> ColumnElement:
-        """Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm, years from 0 on)."""
-        # Shifted by one 400-year era so every division is of a non-negative number.
+        """Days since 1970-01-01 of a proleptic Gregorian date, from year 0 on."""
+        # Years from March, so the leap day ends the year; shifted by 400 years so every division is of a
+        # non-negative number (146,097 days), and from 0000-03-01 (719,468 days before 1970).
         march_year = year - sa.case((month <= 2, 1), else_=0) + 400
-        era = self.idiv(march_year, 400)
-        year_of_era = march_year - era * 400
+        leap_days = self.idiv(march_year, 4) - self.idiv(march_year, 100) + self.idiv(march_year, 400)
         day_of_year = self.idiv(153 * ((month + 9) % 12) + 2, 5) + day - 1
-        day_of_era = year_of_era * 365 + self.idiv(year_of_era, 4) - self.idiv(year_of_era, 100) + day_of_year
-        return era * 146_097 + day_of_era - 719_468 - 146_097
+        return march_year * 365 + leap_days + day_of_year - 719_468 - 146_097
 
     @staticmethod
     def _ns_in_range(micros: ColumnElement, nanos: ColumnElement) -> ColumnElement:
@@ -602,8 +781,14 @@ class _Sql:
             sa.or_(micros < _int(high_us), sa.and_(micros == _int(high_us), nanos <= high_ns)),
         )
 
-    def _timestamp(self, day: ColumnElement, micros: ColumnElement) -> ColumnElement:
+    def _timestamp(self, micros: ColumnElement) -> ColumnElement:
+        """The timestamp ``micros`` microseconds after 1970, from year 1 on."""
         if self.duckdb:
-            return sa.func.make_timestamp(day * _DAY_US + micros, type_=sa.DateTime)
-        date = sa.literal_column("DATE '1970-01-01'", sa.Date).op("+", return_type=sa.Date)(sa.cast(day, sa.Integer))
-        return date.op("+", return_type=sa.DateTime)(micros * sa.literal_column("INTERVAL '1 microsecond'"))
+            return sa.func.make_timestamp(micros, type_=sa.DateTime)
+        # Whole days and the rest: an interval of 10**17 microseconds would go through a double.
+        since_year_0 = micros + _DAYS_1970 * _DAY_US  # positive: integer division rounds down
+        date = sa.literal_column("DATE '1970-01-01'", sa.Date).op("+", return_type=sa.Date)(
+            sa.cast(self.idiv(since_year_0, _DAY_US) - _DAYS_1970, sa.Integer)
+        )
+        rest = since_year_0 - self.idiv(since_year_0, _DAY_US) * _DAY_US
+        return date.op("+", return_type=sa.DateTime)(rest * sa.literal_column("INTERVAL '1 microsecond'"))
