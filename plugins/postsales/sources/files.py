@@ -31,7 +31,6 @@ from postsales.errors import DataContractError, SourceUnavailableError
 from postsales.sources import FILE_DAY, SOURCE, Interval, SourceRead, text_table, with_lineage
 
 if TYPE_CHECKING:
-
     import sqlalchemy as sa
 
     from postsales.sources.text_table import TextTable

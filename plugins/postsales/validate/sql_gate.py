@@ -123,9 +123,12 @@ def inert_text(text: str) -> str:
 
 
 def _inert(expr: sa.ColumnElement) -> sa.ColumnElement:
-    for plain, escaped in HTML_ESCAPES:
-        expr = sa.func.replace(expr, plain, escaped)
-    return expr
+    escaped = expr
+    for plain, entity in HTML_ESCAPES:
+        escaped = sa.func.replace(escaped, plain, entity)
+    # Most values hold none of the characters: looking is cheaper than replacing five times.
+    holds_one = sa.or_(*(sa.func.strpos(expr, plain) > 0 for plain, _ in HTML_ESCAPES))
+    return sa.case((holds_one, escaped), else_=expr)
 
 
 def build_checks(
@@ -266,13 +269,17 @@ def _misfiled(value: sa.ColumnElement, file_day: sa.ColumnElement) -> sa.ColumnE
 
 
 def _key_text(parts: list[sa.ColumnElement]) -> sa.ColumnElement:
-    """A compound key as one text, unambiguous (each part length-prefixed), null where every part is."""
-    pieces = [
-        sa.func.coalesce(
-            sa.cast(sa.func.length(sa.cast(p, sa.Text)), sa.Text) + sa.literal(":") + sa.cast(p, sa.Text), "~"
-        )
-        for p in parts
-    ]
+    """A compound key as one text, unambiguous, null where every part is.
+
+    A text part is length-prefixed (it may hold the separator); a typed part's text (a date, a
+    number) holds no ``|``. A missing part is ``~``, which no written part is.
+    """
+    pieces = []
+    for part in parts:
+        as_text = sa.cast(part, sa.Text)
+        if isinstance(part.type, sa.Text):
+            as_text = sa.cast(sa.func.length(part), sa.Text) + sa.literal(":") + as_text
+        pieces.append(sa.func.coalesce(as_text, "~"))
     joined = pieces[0]
     for piece in pieces[1:]:
         joined = joined + sa.literal("|") + piece
@@ -345,7 +352,8 @@ def gate_select(
             values[name].label(name + RAW_SUFFIX),
             typed(values[name], rule.type, dialect).label(name),
         ]
-    inner = sa.select(*inner_columns).subquery("typed")
+    # Materialised: every helper column reads the typed values, which would else be typed again per use.
+    inner = sa.select(*inner_columns).cte("typed").prefix_with("MATERIALIZED")
     c = inner.c
 
     column, _ = incremental
@@ -362,6 +370,7 @@ def gate_select(
         where = sa.or_(*keep)
 
     out = [c[ROW]]
+    joins: list[tuple[sa.Subquery, sa.ColumnElement[bool]]] = []
     for name, rule in rules.columns.items():
         out += [c[name + RAW_SUFFIX], c[name]]
         if rule.type != "string":
@@ -374,13 +383,15 @@ def gate_select(
             entity, _, target = rule.references.partition(".")
             raw_keys = tables.raw[entity]
             staged = tables.staging[entity]
-            known_raw = sa.exists().where(raw_keys.c.record_key == c[name], raw_keys.c.record_key != "")
-            known_staged = sa.exists().where(staged.c[target] == c[name])
-            out.append(
-                sa.case((sa.and_(c[name].is_not(None), sa.not_(known_raw), sa.not_(known_staged)), c[name])).label(
-                    name + UNKNOWN_SUFFIX
-                )
-            )
+            # Every key ever read, valid or quarantined: a contract of an account whose CRM row is
+            # quarantined (a missing industry, say) still belongs to a real account.
+            known = sa.union(
+                sa.select(raw_keys.c.record_key.label("key")).where(raw_keys.c.record_key != ""),
+                sa.select(staged.c[target].label("key")),
+            ).subquery(f"known_{name}")
+            joins.append((known, known.c.key == c[name]))
+            unknown = sa.and_(c[name].is_not(None), known.c.key.is_(None))
+            out.append(sa.case((unknown, c[name])).label(name + UNKNOWN_SUFFIX))
         for other, ranges in (rule.ranges_when or {}).items():
             for number, value in enumerate(ranges):
                 # Compared as data: the YAML value is a bound parameter, never SQL text.
@@ -400,9 +411,19 @@ def gate_select(
     # What GX reads, and so what its Data Docs show: every text value HTML-escaped, once, here.
     # Escaping is one-to-one, so equality, uniqueness and set membership (``allowed`` is escaped
     # the same way) give the same results; staging takes its text from the landed rows instead.
-    text_columns = {column.name for column in gate_columns(rules, filed) if isinstance(column.type, sa.Text)}
-    out = [(_inert(column) if column.name in text_columns else column).label(column.name) for column in out]
-    return sa.select(*out).where(where)
+    # (``<c>__raw`` is read by the not-null checks only, which show no values: left as it is.)
+    text_columns = {
+        column.name
+        for column in gate_columns(rules, filed)
+        if isinstance(column.type, sa.Text) and not column.name.endswith(RAW_SUFFIX)
+    }
+    from_clause: sa.FromClause = inner
+    for known, on in joins:
+        from_clause = from_clause.outerjoin(known, on)
+    helpers = sa.select(*out).select_from(from_clause).where(where).cte("helpers").prefix_with("MATERIALIZED")
+    return sa.select(
+        *((_inert(column) if column.name in text_columns else column).label(column.name) for column in helpers.c)
+    )
 
 
 # --- JSON text in SQL --------------------------------------------------------------------------
