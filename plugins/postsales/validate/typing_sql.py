@@ -65,7 +65,6 @@ from postsales.validate.coerce import (
 DUCKDB = "duckdb"
 POSTGRESQL = "postgresql"
 DIALECTS = (DUCKDB, POSTGRESQL)
-COLUMN_TYPES = ("string", "number", "integer", "date", "timestamp", "boolean")
 
 # What Python's str.strip() removes (str.isspace()); pyarrow's strip, which coerce() uses, removes the same.
 WHITESPACE = (
@@ -82,7 +81,7 @@ NUMBER = rf"{_C_SPACE_CLASS}*[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+
 DIGITS = r"[+-]?[0-9]+"
 # pandas' ISO 8601 parser (np_datetime_strings.c) after coerce's full-date check, with a group for
 # every field: date, the clock in the basic (HHMMSS) or the extended (H:M:S) form, then the offset.
-# The grammar has one parse for any text, so the groups are the same in RE2 and PostgreSQL.
+# The grammar has one parse for any text, so its groups are well defined.
 INSTANT_GROUPS = (
     "year",
     "month",
@@ -341,9 +340,8 @@ _POWERS_OF_TEN = {
 
 @dataclass(frozen=True)
 class _InstantParts:
-    """The pieces of a text in the INSTANT grammar, as text ('' where absent), and a few numbers."""
+    """The clock and offset of a text in the INSTANT grammar, as text ('' where absent), and two numbers."""
 
-    text: ColumnElement
     hour: ColumnElement
     minute: ColumnElement
     second: ColumnElement
@@ -365,7 +363,6 @@ class _InstantParts:
         offset = sa.func.substr(zone, 2)
         offset_colon = sa.func.strpos(offset, ":") > 0
         return cls(
-            text=text,
             hour=sa.case((extended, sa.func.split_part(clock, ":", 1)), else_=sa.func.left(clock, 2)),
             minute=sa.case((extended, sa.func.split_part(clock, ":", 2)), else_=sa.func.substr(clock, 3, 2)),
             second=sa.func.split_part(seconds, ".", 1),
@@ -440,7 +437,7 @@ class _Sql:
         """The double pandas reads from ``text`` (in the NUMBER grammar); NULL from 10**(max_lead + 1) on.
 
         pandas parses with fast_float, which rounds to nearest, but fast_float takes no leading '+':
-        pandas then falls back to its own parser, which rounds twice (see ``_scaled``). A '+' and
+        pandas then falls back to its own parser, which rounds twice (see ``_legacy``). A '+' and
         digits that fit an unsigned 64-bit integer are read as that integer, though, exactly.
         """
         plus = sa.and_(sa.func.strpos(text, "+") > 0, sa.func.left(sa.func.ltrim(text, _text(C_SPACE)), 1) == "+")
@@ -532,18 +529,17 @@ class _Sql:
             return _let(
                 groups,
                 lambda groups: self._legacy_of(
-                    *self._decimal_of(
+                    self._decimal_of(
                         *(sa.literal_column(f"{groups}.{name}") for name in ("whole", "fraction", "exponent"))
                     ),
                     max_lead,
                 ),
                 sa.Text,
             )
-        return self._legacy_of(*self._decimal(text), max_lead)
+        return self._legacy_of(self._decimal(text), max_lead)
 
-    def _legacy_of(
-        self, digits: ColumnElement, _fraction: ColumnElement, lead: ColumnElement, max_lead: int
-    ) -> ColumnElement:
+    def _legacy_of(self, decimal: tuple[ColumnElement, ColumnElement, ColumnElement], max_lead: int) -> ColumnElement:
+        digits, _, lead = decimal
         kept = sa.func.left(digits, 17)
         exponent = lead + 1 - sa.func.length(kept)  # the power of ten of the last digit kept
         # Below 1e-308 pandas divides twice: by 1e(-308 - exponent), then by 1e308.
