@@ -549,3 +549,16 @@ def test_coerce_reads_a_plus_sign_the_same_in_any_column():
     alone = coerce(pd.Series(["+8817416882842361129"], dtype=object), "number").iloc[0]
     with_text = coerce(pd.Series(["+8817416882842361129", "n/a"], dtype=object), "number").iloc[0]
     assert alone == with_text
+
+
+def test_instants_do_not_depend_on_the_session_time_zone(backend):
+    """Naive text is UTC and an offset is applied, whatever time zone the connection is in."""
+    zone = "America/New_York" if backend.dialect == "duckdb" else "Asia/Kolkata"
+    with backend.conn.begin():
+        backend.conn.execute(sa.text(f"set TimeZone = '{zone}'"))
+    try:
+        assert_same(backend, INSTANTS, "timestamp")
+        assert_same(backend, INSTANTS, "date")
+    finally:
+        with backend.conn.begin():
+            backend.conn.execute(sa.text("set TimeZone = 'UTC'"))
