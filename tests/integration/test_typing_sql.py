@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from postsales.validate.coerce import coerce
+from postsales.validate.coerce import FALSE_VALUES, TRUE_VALUES, coerce
 from postsales.validate.typing_sql import WHITESPACE, blank_to_null, typed
 
 SETTINGS = settings(
@@ -450,7 +450,7 @@ def test_blank_to_null(backend):
 def test_only_ascii_letters_lower_to_the_letters_of_the_words(backend):
     """The boolean words match after SQL's lower(); Python's lower() maps no other character to one
     of their letters (so no other spelling is true or false in coerce()): neither may the SQL's."""
-    letters = sorted(set("".join(TRUE_WORDS + FALSE_WORDS)) - set("01"))
+    letters = sorted(set("".join(TRUE_VALUES | FALSE_VALUES)) - set("01"))
     assert not [c for c in map(chr, range(128, sys.maxunicode + 1)) if any(ch in letters for ch in c.lower())]
     listed = ", ".join(f"'{letter}'" for letter in letters)
     if backend.dialect == "duckdb":
@@ -465,10 +465,6 @@ def test_only_ascii_letters_lower_to_the_letters_of_the_words(backend):
         )
     with backend.conn.begin():
         assert backend.conn.execute(sa.text(query)).scalar() == 0
-
-
-TRUE_WORDS = ["true", "t", "1", "yes", "y"]
-FALSE_WORDS = ["false", "f", "0", "no", "n"]
 
 
 @pytest.mark.parametrize("column_type", ["number", "integer", "date", "timestamp", "boolean"])
@@ -553,3 +549,16 @@ def test_coerce_reads_a_plus_sign_the_same_in_any_column():
     alone = coerce(pd.Series(["+8817416882842361129"], dtype=object), "number").iloc[0]
     with_text = coerce(pd.Series(["+8817416882842361129", "n/a"], dtype=object), "number").iloc[0]
     assert alone == with_text
+
+
+def test_instants_do_not_depend_on_the_session_time_zone(backend):
+    """Naive text is UTC and an offset is applied, whatever time zone the connection is in."""
+    zone = "America/New_York" if backend.dialect == "duckdb" else "Asia/Kolkata"
+    with backend.conn.begin():
+        backend.conn.execute(sa.text(f"set TimeZone = '{zone}'"))
+    try:
+        assert_same(backend, INSTANTS, "timestamp")
+        assert_same(backend, INSTANTS, "date")
+    finally:
+        with backend.conn.begin():
+            backend.conn.execute(sa.text("set TimeZone = 'UTC'"))

@@ -12,8 +12,10 @@ The grammar, measured on pandas (tests/integration/test_typing_sql.py holds the 
 number
     ``pd.to_numeric``: ``[+-]`` then ``12``, ``12.``, ``12.5`` or ``.5``, an optional exponent
     ``e``/``E`` ``[+-]`` digits of any length; ASCII digits only; spaces, tabs, ``\\n \\v \\f \\r``
-    around it (not other Unicode whitespace). The nearest double, kept when ``|x| < 1e32``; -0 is 0.
-    ``inf``, ``nan``, ``1_000``, ``0x10``, ``1,000`` are not numbers.
+    around it (not other Unicode whitespace). ``inf``, ``nan``, ``1_000``, ``0x10``, ``1,000`` are not
+    numbers. The nearest double, kept when ``|x| < 1e32``; -0 is 0. After a leading ``+``, though,
+    pandas uses its own parser, which rounds twice (the first 17 significant digits to a double,
+    then times or divided by a power of ten) unless the text is digits within 2**64 - 1.
 integer
     After ``str.strip()``: ``[+-]digits`` exactly over BIGINT's range; any other number spelling
     when its double is whole and ``|x| <= 2**53`` (so ``12.0``, ``1e3``, and also ``12.000000000000000001``).
@@ -31,9 +33,11 @@ boolean
 string
     The text unchanged.
 
-DuckDB types the common spellings with its own casts (``TRY_CAST``, which never raises) behind a
-guard that admits only text on which the cast agrees with pandas; the rest, and everything on
-PostgreSQL, is taken apart with string functions and rebuilt with integer arithmetic.
+The common spellings are typed by the databases' own casts (DuckDB's ``TRY_CAST``; PostgreSQL's
+after the day is checked against the month), behind a guard that admits only text on which the
+cast agrees with pandas. The rest is taken apart and rebuilt with integer arithmetic: on DuckDB
+with one regular expression with groups, on PostgreSQL (whose regular expressions with groups
+are slow) with string functions. Parts used more than once are bound once (``_let``).
 """
 
 from __future__ import annotations
@@ -61,7 +65,6 @@ from postsales.validate.coerce import (
 DUCKDB = "duckdb"
 POSTGRESQL = "postgresql"
 DIALECTS = (DUCKDB, POSTGRESQL)
-COLUMN_TYPES = ("string", "number", "integer", "date", "timestamp", "boolean")
 
 # What Python's str.strip() removes (str.isspace()); pyarrow's strip, which coerce() uses, removes the same.
 WHITESPACE = (
@@ -78,7 +81,7 @@ NUMBER = rf"{_C_SPACE_CLASS}*[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+
 DIGITS = r"[+-]?[0-9]+"
 # pandas' ISO 8601 parser (np_datetime_strings.c) after coerce's full-date check, with a group for
 # every field: date, the clock in the basic (HHMMSS) or the extended (H:M:S) form, then the offset.
-# The grammar has one parse for any text, so the groups are the same in RE2 and PostgreSQL.
+# The grammar has one parse for any text, so its groups are well defined.
 INSTANT_GROUPS = (
     "year",
     "month",
@@ -106,21 +109,22 @@ _INSTANT_GROUPED = (
 INSTANT = re.sub(r"\((?!\?)", "(?:", _INSTANT_GROUPED)
 assert re.compile(_INSTANT_GROUPED).groups == len(INSTANT_GROUPS)
 
-# The spellings DuckDB's own casts read as pandas does: field ranges checked, at most six
-# fraction digits. Naive from year 1; with an offset from year 2, so the UTC instant is in year 1 or later.
+# The spellings the databases' own casts read as pandas does, once the field ranges are checked
+# here (PostgreSQL also needs the day checked against the month first, and takes offsets up to
+# 15:59). Naive from year 1; with an offset from year 2, so the UTC instant is in year 1 or later.
 _MONTH_DAY = r"-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
 _HM = r"(?:[01][0-9]|2[0-3]):[0-5][0-9]"
 _SECONDS = r":[0-5][0-9](?:\.[0-9]{1,6})?"
-_OFFSET = r"(?:Z|[+-](?:[01][0-9]|2[0-3])(?::?[0-5][0-9])?)"
-DUCKDB_NAIVE = rf"(?:000[1-9]|00[1-9][0-9]|0[1-9][0-9]{{2}}|[1-9][0-9]{{3}}){_MONTH_DAY}(?:[T ]{_HM}(?:{_SECONDS})?)?"
+_OFFSET = r"(?:Z|[+-](?:0[0-9]|1[0-5])(?::?[0-5][0-9])?)"
+CAST_NAIVE = rf"(?:000[1-9]|00[1-9][0-9]|0[1-9][0-9]{{2}}|[1-9][0-9]{{3}}){_MONTH_DAY}(?:[T ]{_HM}(?:{_SECONDS})?)?"
 # DuckDB reads no offset after HH:MM without seconds.
-DUCKDB_OFFSET = rf"(?:000[2-9]|00[1-9][0-9]|0[1-9][0-9]{{2}}|[1-9][0-9]{{3}}){_MONTH_DAY}[T ]{_HM}{_SECONDS}{_OFFSET}"
-# Seven to 18 fraction digits (.NET writes seven, Java nine), cut to six, in years where pandas'
-# nanosecond range cannot end, even a day away in UTC.
+CAST_OFFSET = rf"(?:000[2-9]|00[1-9][0-9]|0[1-9][0-9]{{2}}|[1-9][0-9]{{3}}){_MONTH_DAY}[T ]{_HM}{_SECONDS}{_OFFSET}"
+# Seven to 18 fraction digits (.NET writes seven, Java nine), cut to six (the casts would round), in
+# years where pandas' nanosecond range cannot end, even a day away in UTC.
 _NANOSECOND_YEAR = r"(?:167[89]|16[89][0-9]|1[7-9][0-9]{2}|2[01][0-9]{2}|22[0-5][0-9]|226[01])"
 _NANOSECONDS = r":[0-5][0-9]\.[0-9]{7,18}"
-DUCKDB_NAIVE_NANOSECONDS = rf"{_NANOSECOND_YEAR}{_MONTH_DAY}[T ]{_HM}{_NANOSECONDS}"
-DUCKDB_OFFSET_NANOSECONDS = rf"{_NANOSECOND_YEAR}{_MONTH_DAY}[T ]{_HM}{_NANOSECONDS}{_OFFSET}"
+CAST_NAIVE_NANOSECONDS = rf"{_NANOSECOND_YEAR}{_MONTH_DAY}[T ]{_HM}{_NANOSECONDS}"
+CAST_OFFSET_NANOSECONDS = rf"{_NANOSECOND_YEAR}{_MONTH_DAY}[T ]{_HM}{_NANOSECONDS}{_OFFSET}"
 
 # A decimal string whose first significant digit is at 10**LEAD is in [10**LEAD, 10**(LEAD + 1)).
 # Below 10**-324 it rounds to 0; PostgreSQL raises on that underflow instead, and on overflow.
@@ -336,9 +340,8 @@ _POWERS_OF_TEN = {
 
 @dataclass(frozen=True)
 class _InstantParts:
-    """The pieces of a text in the INSTANT grammar, as text ('' where absent), and a few numbers."""
+    """The clock and offset of a text in the INSTANT grammar, as text ('' where absent), and two numbers."""
 
-    text: ColumnElement
     hour: ColumnElement
     minute: ColumnElement
     second: ColumnElement
@@ -360,7 +363,6 @@ class _InstantParts:
         offset = sa.func.substr(zone, 2)
         offset_colon = sa.func.strpos(offset, ":") > 0
         return cls(
-            text=text,
             hour=sa.case((extended, sa.func.split_part(clock, ":", 1)), else_=sa.func.left(clock, 2)),
             minute=sa.case((extended, sa.func.split_part(clock, ":", 2)), else_=sa.func.substr(clock, 3, 2)),
             second=sa.func.split_part(seconds, ".", 1),
@@ -435,7 +437,7 @@ class _Sql:
         """The double pandas reads from ``text`` (in the NUMBER grammar); NULL from 10**(max_lead + 1) on.
 
         pandas parses with fast_float, which rounds to nearest, but fast_float takes no leading '+':
-        pandas then falls back to its own parser, which rounds twice (see ``_scaled``). A '+' and
+        pandas then falls back to its own parser, which rounds twice (see ``_legacy``). A '+' and
         digits that fit an unsigned 64-bit integer are read as that integer, though, exactly.
         """
         plus = sa.and_(sa.func.strpos(text, "+") > 0, sa.func.left(sa.func.ltrim(text, _text(C_SPACE)), 1) == "+")
@@ -527,18 +529,17 @@ class _Sql:
             return _let(
                 groups,
                 lambda groups: self._legacy_of(
-                    *self._decimal_of(
+                    self._decimal_of(
                         *(sa.literal_column(f"{groups}.{name}") for name in ("whole", "fraction", "exponent"))
                     ),
                     max_lead,
                 ),
                 sa.Text,
             )
-        return self._legacy_of(*self._decimal(text), max_lead)
+        return self._legacy_of(self._decimal(text), max_lead)
 
-    def _legacy_of(
-        self, digits: ColumnElement, _fraction: ColumnElement, lead: ColumnElement, max_lead: int
-    ) -> ColumnElement:
+    def _legacy_of(self, decimal: tuple[ColumnElement, ColumnElement, ColumnElement], max_lead: int) -> ColumnElement:
+        digits, _, lead = decimal
         kept = sa.func.left(digits, 17)
         exponent = lead + 1 - sa.func.length(kept)  # the power of ten of the last digit kept
         # Below 1e-308 pandas divides twice: by 1e(-308 - exponent), then by 1e308.
@@ -630,23 +631,32 @@ class _Sql:
         return self.on_stripped(text, self._instant)
 
     def _instant(self, text: ColumnElement) -> ColumnElement:
-        general = (self.matches(text, INSTANT), self._general_instant(text))
-        if not self.duckdb:
-            return sa.case(general)
-
-        def utc(text: ColumnElement) -> ColumnElement:
-            instant = sa.try_cast(text, sa.TIMESTAMP(timezone=True))
-            return sa.func.make_timestamp(sa.func.epoch_us(instant), type_=sa.DateTime)
-
         # 'YYYY-MM-DDTHH:MM:SS.ffffff' is 26 characters: the fraction cut to microseconds, as pandas does.
         cut = sa.func.concat(sa.func.left(text, 26), sa.func.ltrim(sa.func.substr(text, 27), _text("0123456789")))
+        casts = [
+            (CAST_NAIVE, self._naive_cast(text)),
+            (CAST_OFFSET, self._utc_cast(text)),
+            (CAST_NAIVE_NANOSECONDS, self._naive_cast(sa.func.left(text, 26))),
+            (CAST_OFFSET_NANOSECONDS, self._utc_cast(cut)),
+        ]
+        if not self.duckdb:  # PostgreSQL raises on a day the month does not have
+            year, month, day = (_number_of(sa.func.substr(text, start, 4 if start == 1 else 2)) for start in (1, 6, 9))
+            real_day = day <= self._days_in_month(year, month)
+            casts = [(pattern, sa.case((real_day, cast))) for pattern, cast in casts]
         return sa.case(
-            (self.matches(text, DUCKDB_NAIVE), sa.try_cast(text, sa.DateTime)),
-            (self.matches(text, DUCKDB_OFFSET), utc(text)),
-            (self.matches(text, DUCKDB_NAIVE_NANOSECONDS), sa.try_cast(sa.func.left(text, 26), sa.DateTime)),
-            (self.matches(text, DUCKDB_OFFSET_NANOSECONDS), utc(cut)),
-            general,
+            *((self.matches(text, pattern), cast) for pattern, cast in casts),
+            (self.matches(text, INSTANT), self._general_instant(text)),
         )
+
+    def _naive_cast(self, text: ColumnElement) -> ColumnElement:
+        return sa.try_cast(text, sa.DateTime) if self.duckdb else sa.cast(text, sa.DateTime)
+
+    def _utc_cast(self, text: ColumnElement) -> ColumnElement:
+        """The naive UTC time of ``text`` with an offset, whatever the session's time zone."""
+        if self.duckdb:
+            instant = sa.try_cast(text, sa.TIMESTAMP(timezone=True))
+            return sa.func.make_timestamp(sa.func.epoch_us(instant), type_=sa.DateTime)
+        return sa.func.timezone("UTC", sa.cast(text, sa.TIMESTAMP(timezone=True)), type_=sa.DateTime)
 
     def _general_instant(self, text: ColumnElement) -> ColumnElement:
         """``text`` (in the INSTANT grammar) taken apart with string functions, checked and rebuilt with
@@ -728,14 +738,9 @@ class _Sql:
         if local is None:
             clock = hour * 3_600_000_000 + minute * 60_000_000 + second * 1_000_000 + micro
             local = self._days_from_civil(year, month, day) * _DAY_US + clock
-        days_in_month = sa.case(
-            (month == 2, 28 + sa.case((self._leap(year), 1), else_=0)),
-            (month.in_([4, 6, 9, 11]), 30),
-            else_=31,
-        )
         valid = sa.and_(
             month.between(1, 12),
-            day.between(1, days_in_month),
+            day.between(1, self._days_in_month(year, month)),
             hour < 24,
             minute < 60,
             second < 60,
@@ -758,6 +763,13 @@ class _Sql:
                 sa.and_(local.is_not(None), utc >= _int(_FIRST_US), sa.or_(digits <= 6, in_nanosecond_range)),
                 self._timestamp(utc),
             )
+        )
+
+    def _days_in_month(self, year: ColumnElement, month: ColumnElement) -> ColumnElement:
+        return sa.case(
+            (month == 2, 28 + sa.case((self._leap(year), 1), else_=0)),
+            (month.in_([4, 6, 9, 11]), 30),
+            else_=31,
         )
 
     @staticmethod
