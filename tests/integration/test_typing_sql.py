@@ -25,8 +25,8 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from postsales.validate.coerce import FALSE_VALUES, TRUE_VALUES, coerce
-from postsales.validate.typing_sql import WHITESPACE, blank_to_null, typed
+from coerce_oracle import coerce
+from postsales.validate.typing_sql import FALSE_VALUES, TRUE_VALUES, WHITESPACE, blank_to_null, typed
 
 SETTINGS = settings(
     max_examples=100, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True

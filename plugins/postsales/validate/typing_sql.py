@@ -1,4 +1,4 @@
-"""Type raw source text in the warehouse, with exactly the result coerce() gives in pandas.
+"""Type raw source text in the warehouse, with exactly the result the pandas rules give (tests/coerce_oracle.py).
 
 ``typed(text, column_type, dialect)`` is a SQLAlchemy expression that evaluates, on DuckDB and on
 PostgreSQL, to the value ``coerce()`` gives for the same string, NULL where coerce gives a null.
@@ -54,13 +54,15 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnClause, ColumnElement
 
-from postsales.validate.coerce import (
-    BIGINT_MAX,
-    EXACT_FLOAT_INTEGER,
-    FALSE_VALUES,
-    NUMBER_LIMIT,
-    TRUE_VALUES,
-)
+TRUE_VALUES = frozenset({"true", "t", "1", "yes", "y"})
+FALSE_VALUES = frozenset({"false", "f", "0", "no", "n"})
+# The SQL casts money to numeric(38, 6): 32 digits before the point. inf, nan and larger
+# magnitudes are not valid numbers.
+NUMBER_LIMIT = 1e32
+# integer columns are BIGINT (warehouse.SQL_TYPES).
+BIGINT_MAX = 2**63 - 1
+# Integers written as 12.0 or 1e3 go through float64, which is exact up to 2**53.
+EXACT_FLOAT_INTEGER = 2**53
 
 DUCKDB = "duckdb"
 POSTGRESQL = "postgresql"

@@ -1,25 +1,16 @@
-"""Turn raw source strings into typed columns.
+"""The typing rules in pandas: the reference ``typing_sql`` is tested against, value by value.
 
-A value that is present but does not parse becomes null here; the gate then
-quarantines the row because its raw value was set while its typed value is not.
-"Parses" includes "fits the warehouse": a number the warehouse cannot hold is no
-valid number, so it is quarantined here rather than failing a later stage.
+This is how the extract typed raw source strings before issue 18 (the gate on pandas), kept as an
+independent implementation of the same rules (tests/integration/test_typing_sql.py). A value
+that is present but does not parse becomes null; "parses" includes "fits the warehouse". The
+limits are typing_sql's own (one place for each rule).
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
-TRUE_VALUES = frozenset({"true", "t", "1", "yes", "y"})
-FALSE_VALUES = frozenset({"false", "f", "0", "no", "n"})
-
-# The SQL casts money to numeric(38, 6): 32 digits before the point. inf, nan and larger
-# magnitudes are not valid numbers.
-NUMBER_LIMIT = 1e32
-# integer columns are BIGINT (warehouse.SQL_TYPES).
-BIGINT_MAX = 2**63 - 1
-# Integers written as 12.0 or 1e3 go through float64, which is exact up to 2**53.
-EXACT_FLOAT_INTEGER = 2**53
+from postsales.validate.typing_sql import BIGINT_MAX, EXACT_FLOAT_INTEGER, FALSE_VALUES, NUMBER_LIMIT, TRUE_VALUES
 
 
 def coerce(raw: pd.Series, column_type: str) -> pd.Series:
