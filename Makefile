@@ -70,7 +70,7 @@ test: install
 e2e: install
 	$(PY) scripts/e2e.py $(E2E_ARGS)
 
-# Benchmarks at scale (docs/performance.md): make bench SCALE=10k|100k; results in bench/results/.
+# Benchmarks at scale (docs/performance.md): make bench SCALE=10k|100k|300k; results in bench/results/.
 SCALE ?= 10k
 BENCH_ARGS ?=
 bench: install

@@ -24,7 +24,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 PY = sys.executable
-SCALES = {"1k": 1_000, "10k": 10_000, "100k": 100_000}
+SCALES = {"1k": 1_000, "10k": 10_000, "100k": 100_000, "300k": 300_000}
 AS_OF = date(2026, 10, 31)  # the demo generator's default last day of history
 USAGE_DAYS = 365
 ENTITIES = ("accounts", "contracts", "survey_responses", "usage_daily")
