@@ -406,8 +406,6 @@ def gate_select(
         out.append(on_its_day.label(FILED))
         for name in _filed_columns(rules):
             out.append(sa.case((on_its_day, c[name])).label(name + FILED_SUFFIX))
-        if compound:
-            out.append(sa.case((on_its_day, _key_text([c[name] for name in rules.key]))).label(KEY + FILED_SUFFIX))
     # What GX reads, and so what its Data Docs show: every text value HTML-escaped, once, here.
     # Escaping is one-to-one, so equality, uniqueness and set membership (``allowed`` is escaped
     # the same way) give the same results; staging takes its text from the landed rows instead.
@@ -421,8 +419,12 @@ def gate_select(
     for known, on in joins:
         from_clause = from_clause.outerjoin(known, on)
     helpers = sa.select(*out).select_from(from_clause).where(where).cte("helpers").prefix_with("MATERIALIZED")
+    final = list(helpers.c)
+    if compound and filed:
+        # The key text is built once, above; its copy for rows on their file's day is read from it.
+        final.append(sa.case((helpers.c[FILED], helpers.c[KEY])).label(KEY + FILED_SUFFIX))
     return sa.select(
-        *((_inert(column) if column.name in text_columns else column).label(column.name) for column in helpers.c)
+        *((_inert(column) if column.name in text_columns else column).label(column.name) for column in final)
     )
 
 
