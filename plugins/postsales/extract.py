@@ -96,11 +96,23 @@ def extract_entity(
     # The segmentation rules add no requirement: an empty field they read is a data gap the
     # segments report (docs/metrics.md, "Missing rule inputs"), not a reason to quarantine the row.
     expectations = expectations or load_expectations()
+    with warehouse.one_connection(warehouse_url) as eng:
+        return _extract(entity, eng, interval, run_id, allow_empty, sources, expectations, build_data_docs)
+
+
+def _extract(
+    entity: str,
+    eng: sa.Engine,
+    interval: Interval,
+    run_id: str,
+    allow_empty: bool,
+    sources: SourcesConfig,
+    expectations: ExpectationsConfig,
+    build_data_docs: bool,
+) -> ExtractSummary:
     rules = expectations.entities[entity]
     column, column_type = incremental_column(entity, sources, expectations)
     source = make_source(sources.entities[entity].source, sources)
-
-    eng = warehouse.engine(warehouse_url)
     tables = warehouse.ensure_schema(eng, warehouse.build_tables(expectations))
     _drop_abandoned_work_tables(eng)
     dialect = eng.dialect.name

@@ -41,6 +41,7 @@ from postsales.sources.files import (
     read_file,
 )
 from postsales.sources.text_table import ROW, ChunkWriter, NulInChunk, TextTable, quote, strings, text_chunk
+from postsales.warehouse import qualified
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -314,7 +315,7 @@ class _Landing:
         # One file's row more and another's less would number two rows alike.
         check = (
             f"select count(*), count(distinct {ROW}), coalesce(max({ROW}), {first - 1}) "
-            f"from {text_table.SCHEMA}.{quote(self.table.name)} where {ROW} >= {first}"
+            f"from {qualified(self.table)} where {ROW} >= {first}"
         )
         counted = tuple(self.writer.driver.execute(check).fetchone())
         if rows != expected or counted != (expected, expected, first + expected - 1):
@@ -339,7 +340,7 @@ class _Landing:
         on DuckDB in the warehouse itself, else from the in-memory reader in Arrow chunks."""
         names = [ROW, *targets, *LINEAGE]
         if self.duckdb:
-            table = f"{text_table.SCHEMA}.{quote(self.table.name)}"
+            table = f"{qualified(self.table)}"
             column_list = ", ".join(quote(name) for name in names)
             return int(self.writer.driver.execute(f"insert into {table} ({column_list}) {select}").fetchone()[0])
         rows = 0

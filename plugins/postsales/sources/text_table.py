@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from postsales.errors import DataContractError
 from postsales.sources import FILE_DAY, LINEAGE, SOURCE
+from postsales.warehouse import qualified, temporary_work_tables
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -44,7 +45,7 @@ class TextTable:
     rows: int = 0
 
 
-def work_table(name: str, columns: list[str]) -> sa.Table:
+def work_table(name: str, columns: list[str], temporary: bool = False) -> sa.Table:
     """The work table's definition: ``_row``, the source columns as TEXT, then the lineage."""
     _check_work_table_name(name)
     return sa.Table(
@@ -54,8 +55,13 @@ def work_table(name: str, columns: list[str]) -> sa.Table:
         *(sa.Column(column, sa.Text) for column in columns),
         sa.Column(SOURCE, sa.Text, nullable=False),
         sa.Column(FILE_DAY, sa.Text),
-        schema=SCHEMA,
+        **work_table_place(temporary),
     )
+
+
+def work_table_place(temporary: bool) -> dict:
+    """Where a work table goes: ``raw``, or (``warehouse.temporary_work_tables``) DuckDB's temp catalog."""
+    return {"prefixes": ["TEMPORARY"]} if temporary else {"schema": SCHEMA}
 
 
 def _check_work_table_name(name: str) -> None:
@@ -69,9 +75,10 @@ def _check_work_table_name(name: str) -> None:
 
 
 def create_work_table(eng: sa.Engine, name: str, columns: list[str]) -> sa.Table:
-    table = work_table(name, columns)
+    table = work_table(name, columns, temporary_work_tables(eng))
     with eng.begin() as conn:
-        conn.execute(sa.text(f"create schema if not exists {SCHEMA}"))
+        if table.schema:
+            conn.execute(sa.text(f"create schema if not exists {table.schema}"))
         table.create(conn)
     return table
 
@@ -80,13 +87,13 @@ def add_columns(eng: sa.Engine, table: sa.Table, columns: list[str]) -> sa.Table
     """``table`` with ``columns`` added at the end (a file whose columns only its full read revealed)."""
     with eng.begin() as conn:
         for column in columns:
-            conn.execute(sa.text(f"alter table {SCHEMA}.{quote(table.name)} add column {quote(column)} text"))
+            conn.execute(sa.text(f"alter table {qualified(table)} add column {quote(column)} text"))
     return sa.Table(
         table.name,
         sa.MetaData(),
         *(c.copy() for c in table.c),
         *(sa.Column(c, sa.Text) for c in columns),
-        schema=SCHEMA,
+        **work_table_place(table.schema is None),
     )
 
 
@@ -162,7 +169,7 @@ class ChunkWriter:
         if chunk.num_rows == 0:
             return 0
         column_list = ", ".join(quote(name) for name in chunk.schema.names)
-        target = f"{SCHEMA}.{quote(self.table.name)}"
+        target = qualified(self.table)
         if self.dialect == "duckdb":
             view = "_postsales_text_chunk"
             self.driver.register(view, chunk)
@@ -235,7 +242,7 @@ def first_nul_rows(conn: sa.Connection, table: sa.Table, columns: list[str], by_
         return {}
     has_nul = [f"strpos({quote(column)}, chr(0)) > 0" for column in columns]
     firsts = ", ".join(f"min(case when {test} then {ROW} end)" for test in has_nul)
-    target = f"{SCHEMA}.{quote(table.name)}"
+    target = qualified(table)
     where = " or ".join(has_nul)
     if by_source:
         rows = conn.execute(sa.text(f"select {SOURCE}, {firsts} from {target} where {where} group by {SOURCE}")).all()

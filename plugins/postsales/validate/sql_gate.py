@@ -774,14 +774,17 @@ def gate_batch(
     ``source_columns`` None: an empty batch with no columns (nothing to type). The work tables
     made here are appended to ``work`` as soon as they exist, for the caller to drop.
     """
+    from postsales.sources.text_table import work_table_place
+
     column, _ = incremental
-    gate = sa.Table(f"_load_gate_{tag}", sa.MetaData(), *gate_columns(rules, filed), schema="raw")
+    place = work_table_place(warehouse.temporary_work_tables(eng))
+    gate = sa.Table(f"_load_gate_{tag}", sa.MetaData(), *gate_columns(rules, filed), **place)
     failed = sa.Table(
         f"_load_fail_{tag}",
         sa.MetaData(),
         sa.Column(ROW, sa.BigInteger),
         sa.Column("check_number", sa.Integer),
-        schema="raw",
+        **place,
     )
     with eng.begin() as conn:
         for table in (gate, failed):
