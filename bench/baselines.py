@@ -2,6 +2,8 @@
 
     python bench/baselines.py floor_scan          one DuckDB scan of the staging inputs
     python bench/baselines.py floor_load          source files -> DuckDB tables, nothing else
+    python bench/baselines.py usage_write_floor   the usage files written to a DuckDB file as the extract
+                                                  must keep them: typed (staging) and as JSON text (raw)
     python bench/baselines.py mrr_playbook --snapshot-month YYYY-MM-01
                                                   the dbt-labs/mrr-playbook movements, plain SQL
     python bench/baselines.py our_mrr --snapshot-month YYYY-MM-01
@@ -65,6 +67,42 @@ def floor_load() -> dict:
     seconds = time.perf_counter() - started
     rows = con.execute("select count(*) from usage_daily").fetchone()[0]
     return {"seconds": seconds, "usage_rows": rows}
+
+
+def usage_write_floor() -> dict:
+    """The least a usage extract that keeps raw and staging writes: the files read once into a
+    typed table and once into a raw table (key, every value as text in a JSON payload, file name),
+    both in a fresh DuckDB file under the pipeline's memory cap, each committed. No gate, no
+    typing of text, no quarantine: what is left when everything else costs nothing."""
+    import duckdb
+
+    from postsales import warehouse
+
+    source = Path(os.environ["POSTSALES_SOURCE_DIR"])
+    url = os.environ["POSTSALES_WAREHOUSE_URL"]
+    path = Path(url.removeprefix("duckdb:///")).with_name("usage_write_floor.duckdb")
+    for leftover in (path, path.with_name(path.name + ".wal")):
+        leftover.unlink(missing_ok=True)
+    con = duckdb.connect(str(path), config={"memory_limit": warehouse.duckdb_memory_limit()})
+    files = f"read_parquet('{source}/usage_daily/*.parquet', filename = true)"
+    columns = ["account_id", "usage_date", "active_users", "licensed_seats", "events", "features_used"]
+    payload = ", ".join(f"'{name}', {name}::varchar" for name in columns)
+    try:
+        started = time.perf_counter()
+        con.execute(f"create table staging_usage as select {', '.join(columns)}, filename from {files}")
+        typed = time.perf_counter() - started
+        started = time.perf_counter()
+        con.execute(
+            "create table raw_usage as select account_id || '|' || usage_date::varchar as record_key, "
+            f"json_object({payload})::varchar as payload, filename from {files}"
+        )
+        raw = time.perf_counter() - started
+        rows = con.execute("select count(*) from staging_usage").fetchone()[0]
+    finally:
+        con.close()
+        for leftover in (path, path.with_name(path.name + ".wal")):
+            leftover.unlink(missing_ok=True)
+    return {"seconds": typed + raw, "staging_seconds": typed, "raw_seconds": raw, "usage_rows": rows}
 
 
 def create_temp_tables(con, tables: list[tuple[str, str, dict]]) -> dict:
@@ -167,8 +205,10 @@ def main() -> int:
     parser.add_argument("kind")
     parser.add_argument("--snapshot-month", type=date.fromisoformat)
     args = parser.parse_args()
-    if args.kind in ("floor_scan", "floor_load"):
-        result = {"floor_scan": floor_scan, "floor_load": floor_load}[args.kind]()
+    if args.kind in ("floor_scan", "floor_load", "usage_write_floor"):
+        result = {"floor_scan": floor_scan, "floor_load": floor_load, "usage_write_floor": usage_write_floor}[
+            args.kind
+        ]()
     else:
         funcs = {"mrr_playbook": mrr_playbook, "our_mrr": our_mrr, "mrr_agreement": mrr_agreement}
         result = funcs[args.kind](args.snapshot_month)

@@ -9,6 +9,11 @@ from pathlib import Path
 MIB = 1024**2
 GIB = 1024**3
 TARGET_MEMORY = 2 * GIB
+# Issue 18's targets for the extract (the figures name 100k accounts; the table shows them at every scale).
+TARGET_USAGE_FULL_SECONDS = 30
+TARGET_PIPELINE_OVER_FLOOR = 10
+TARGET_EXTRACT_MEMORY = GIB
+TARGET_DAILY_SECONDS = 8
 
 
 def _s(value: float | None) -> str:
@@ -48,6 +53,19 @@ def ratios(results: dict) -> dict:
         out["naive_over_ours_features"] = out["naive_features_seconds"] / full["segment"]["seconds"]
         out["naive_over_ours_total"] = (out["naive_mrr_seconds"] + out["naive_features_seconds"]) / seg_cohorts
     out["peak_rss_bytes"] = max(stage["peak_rss_bytes"] for stage in full.values())
+    extracts = {
+        f"{section}/{name}": stage
+        for section in ("full_backfill", "daily_incremental")
+        for name, stage in results.get(section, {}).items()
+        if "gate_seconds" in stage and not stage.get("shortcut")
+    }
+    if extracts:
+        out["extract_peak_rss_bytes"] = max(stage["peak_rss_bytes"] for stage in extracts.values())
+        out["extract_peak_rss_stage"] = max(extracts, key=lambda name: extracts[name]["peak_rss_bytes"])
+    usage = full.get("extract:usage_daily")
+    if usage:
+        out["usage_full_seconds"] = usage["seconds"]
+        out["usage_full_rows_per_second"] = _rows_per_second(usage)
     out["peak_rss_stage"] = max(full, key=lambda name: full[name]["peak_rss_bytes"])
     daily = results.get("daily_incremental")
     if daily:
@@ -60,6 +78,10 @@ def ratios(results: dict) -> dict:
     return out
 
 
+def _rows_per_second(stage: dict) -> float:
+    return stage["rows_read"] / stage["seconds"] if stage["seconds"] else 0.0
+
+
 def _stage_rows(stages: dict) -> list[str]:
     rows = []
     for name, stage in stages.items():
@@ -69,7 +91,13 @@ def _stage_rows(stages: dict) -> list[str]:
             load = stage["seconds"] - stage["gate_seconds"]
             rows.append(
                 f"| {name} (extract/load) | {_s(load)} | | {_mib(stage['peak_rss_bytes'])} | {rows_done} | "
-                f"read {stage['rows_read']}, quarantined {stage['rows_quarantined']}"
+                f"read {stage['rows_read']} ({_rows_per_second(stage):,.0f} rows/s), "
+                f"quarantined {stage['rows_quarantined']}"
+                + (
+                    "; phases: " + ", ".join(f"{k} {v:.2f} s" for k, v in stage["phase_seconds"].items())
+                    if stage.get("phase_seconds")
+                    else ""
+                )
                 + (f"; {stage['note']}" if stage.get("note") else "")
                 + " |"
             )
@@ -149,6 +177,36 @@ def render(results: dict) -> str:
             f"peak {_mib(r['daily_peak_rss_bytes'])} MiB",
             r["daily_wall_seconds"] < 60,
         )
+    if "usage_full_seconds" in r:
+        floor = base.get("usage_write_floor")
+        target(
+            f"usage full refresh ≤ {TARGET_USAGE_FULL_SECONDS} s of work (issue 18, at 100k)",
+            f"{_s(r['usage_full_seconds'])} s ({r['usage_full_rows_per_second']:,.0f} rows/s)"
+            + (
+                f"; writing raw + staging alone (usage_write_floor) {_s(floor['seconds'])} s = "
+                f"{_ratio(r['usage_full_seconds'] / floor['seconds'])}"
+                if floor
+                else ""
+            ),
+            r["usage_full_seconds"] <= TARGET_USAGE_FULL_SECONDS,
+        )
+    target(
+        f"full backfill / floor (load + scan) ≤ {TARGET_PIPELINE_OVER_FLOOR}× (issue 18)",
+        _ratio(r["pipeline_over_floor"]),
+        r["pipeline_over_floor"] <= TARGET_PIPELINE_OVER_FLOOR,
+    )
+    if "extract_peak_rss_bytes" in r:
+        target(
+            "peak RSS of every extract ≤ 1 GiB (issue 18)",
+            f"{_mib(r['extract_peak_rss_bytes'])} MiB in {r['extract_peak_rss_stage']}",
+            r["extract_peak_rss_bytes"] <= TARGET_EXTRACT_MEMORY,
+        )
+    if "daily_seconds" in r:
+        target(
+            f"daily incremental ≤ {TARGET_DAILY_SECONDS} s of work for the whole day (issue 18)",
+            f"{_s(r['daily_seconds'])} s",
+            r["daily_seconds"] <= TARGET_DAILY_SECONDS,
+        )
     if "slowest_dag_parse_seconds" in r:
         target("each DAG file parses in under 0.3 s", f"slowest {_s(r['slowest_dag_parse_seconds'])} s", None)
         lines[-1] = lines[-1].replace("| n/a |", f"| {'yes' if r['slowest_dag_parse_seconds'] < 0.3 else '**no**'} |")
@@ -176,7 +234,9 @@ def render(results: dict) -> str:
         "| baseline | seconds | wall | peak RSS MiB |",
         "| --- | ---: | ---: | ---: |",
     ]
-    for name in ("floor_scan", "floor_load", "our_mrr", "mrr_playbook"):
+    for name in ("floor_scan", "floor_load", "usage_write_floor", "our_mrr", "mrr_playbook"):
+        if name not in base:  # usage_write_floor: results from before it existed
+            continue
         b = base[name]
         lines.append(f"| {name} | {_s(b['seconds'])} | {_s(b['wall_seconds'])} | {_mib(b['peak_rss_bytes'])} |")
     if "naive_pandas" in base:

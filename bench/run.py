@@ -188,6 +188,7 @@ def main() -> int:
     base: dict = {
         "floor_scan": baseline("floor_scan", env, log_dir),
         "floor_load": baseline("floor_load", env, log_dir),
+        "usage_write_floor": baseline("usage_write_floor", env, log_dir),
         "our_mrr": baseline("our_mrr", env, log_dir, snapshot),
         "mrr_playbook": baseline("mrr_playbook", env, log_dir, snapshot),
         "mrr_agreement": baseline("mrr_agreement", env, log_dir, snapshot),

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -55,6 +56,12 @@ class ExtractSummary:
     # run summary can say how many reasons and rows its top reasons leave out.
     quarantine_groups: dict[str, int] = field(default_factory=dict)
     data_docs: str | None = None
+    # Wall time of the whole extract (landing, gate, load) and rows read per second of it.
+    seconds: float = 0.0
+    rows_per_second: float = 0.0
+    # Where the seconds went: land (source rows as text), type (the gate table), validate (GX),
+    # data_docs, load (raw, staging, quarantine in one transaction).
+    phase_seconds: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -65,7 +72,10 @@ class ExtractSummary:
             f"{self.entity}: read {self.rows_read}, loaded {self.rows_loaded}, "
             f"quarantined {self.rows_quarantined} (top reasons: {reasons}); "
             f"interval {self.interval_start} .. {self.interval_end}"
-            f"{' (full refresh)' if self.full_refresh else ''}; data docs: {self.data_docs or 'none'}"
+            f"{' (full refresh)' if self.full_refresh else ''}; "
+            f"{self.seconds:.2f} s, {self.rows_per_second:,.0f} rows/s "
+            f"({', '.join(f'{name} {s:.2f} s' for name, s in self.phase_seconds.items())}); "
+            f"data docs: {self.data_docs or 'none'}"
         )
 
 
@@ -96,8 +106,13 @@ def extract_entity(
     # The segmentation rules add no requirement: an empty field they read is a data gap the
     # segments report (docs/metrics.md, "Missing rule inputs"), not a reason to quarantine the row.
     expectations = expectations or load_expectations()
+    started = time.perf_counter()
     with warehouse.one_connection(warehouse_url) as eng:
-        return _extract(entity, eng, interval, run_id, allow_empty, sources, expectations, build_data_docs)
+        summary = _extract(entity, eng, interval, run_id, allow_empty, sources, expectations, build_data_docs)
+    summary.seconds = round(time.perf_counter() - started, 3)
+    summary.rows_per_second = round(summary.rows_read / summary.seconds, 1) if summary.seconds else 0.0
+    log.info(summary.log_line())
+    return summary
 
 
 def _extract(
@@ -137,9 +152,12 @@ def _extract(
 
     claim = _WorkTag(eng)
     work: list[sa.Table] = []
+    phases: dict[str, float] = {}
+    started = time.perf_counter()
     try:
         text = source.load_text(eng, entity, column, interval, f"_load_text_{claim.tag}")
         work.append(text.table)
+        phases["land"] = time.perf_counter() - started
         for path, columns in text.file_columns.items():
             require_columns(entity, path, columns, rules)
         source_columns = sql_gate.source_columns(entity, text, rules)
@@ -162,9 +180,12 @@ def _extract(
             run_name=run_id,
             work=work,
         )
+        phases |= gated.phase_seconds
         if docs_dir is not None and gated.rows_read:
+            published = time.perf_counter()
             gated.data_docs = str(data_docs.publish(docs_dir, entity, expectations.data_docs.keep_runs))
             log.info("Great Expectations Data Docs for %s: %s", entity, gated.data_docs)
+            phases["data_docs"] = time.perf_counter() - published
         error = sql_gate.failed_fraction_error(entity, text.origin, gated, expectations.thresholds_for(entity))
         if error is not None:
             raise error
@@ -176,6 +197,7 @@ def _extract(
             sa.literal(loaded_at, sa.DateTime).label("_loaded_at"),
         ]
         partition_columns = [sa.literal(value).label(name) for name, value in partition.items()]
+        loading = time.perf_counter()
         with eng.begin() as conn:
             existing = 0 if allow_empty else _rows_in(conn, staging, staging_where)
             if rows_read == 0 and existing:
@@ -188,7 +210,9 @@ def _extract(
             for table, where in ((raw, raw_where), (staging, staging_where), (quarantine, quarantine_where)):
                 warehouse.delete_partition(conn, table, where)
             if source_columns is not None:
-                _insert(conn, raw, sql_gate.raw_select(text.table, gate, rules, source_columns, dialect),
+                every_row = interval.full_refresh  # the gate of a full refresh holds every landed row
+                _insert(conn, raw, sql_gate.raw_select(text.table, gate, rules, source_columns, dialect,
+                                                       every_row=every_row),
                         [*partition_columns, *load_columns])  # fmt: skip
                 _insert(conn, staging, sql_gate.valid_select(text.table, gate, failed, rules, source_columns, dialect),
                         load_columns)  # fmt: skip
@@ -243,11 +267,12 @@ def _extract(
             }
             warehouse.delete_partition(conn, runs, runs_where)
             conn.execute(runs.insert(), [runs_row])
+        phases["load"] = time.perf_counter() - loading
+        summary.phase_seconds = {name: round(seconds, 3) for name, seconds in phases.items()}
     finally:
         for table in work:
             table.drop(eng, checkfirst=True)
         claim.release()
-    log.info(summary.log_line())
     return summary
 
 

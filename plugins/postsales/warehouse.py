@@ -53,11 +53,15 @@ _ENGINES: dict[str, sa.Engine] = {}
 # 1.7 GiB, 2.1 GiB at 1GB, 6.3 GiB uncapped) for +13 % on segmentation and no change elsewhere.
 DUCKDB_MEMORY_LIMIT_ENV = "POSTSALES_DUCKDB_MEMORY_LIMIT"
 DEFAULT_DUCKDB_MEMORY_LIMIT = "512MB"
+# An extract's process also holds Great Expectations, pyarrow and the landed batch's buffers
+# (~550 MiB beside DuckDB at 100k accounts): 256MB keeps it under 1 GiB at every scale (a year of
+# usage at 100k: 1,119 -> 802 MiB) at the same speed (its work tables spill to disk either way).
+DEFAULT_DUCKDB_EXTRACT_MEMORY_LIMIT = "256MB"
 
 
-def duckdb_memory_limit() -> str:
-    """The cap every embedded DuckDB connection gets (environment, else the default)."""
-    return os.environ.get(DUCKDB_MEMORY_LIMIT_ENV) or DEFAULT_DUCKDB_MEMORY_LIMIT
+def duckdb_memory_limit(default: str = DEFAULT_DUCKDB_MEMORY_LIMIT) -> str:
+    """The cap an embedded DuckDB connection gets: the environment's, else ``default``."""
+    return os.environ.get(DUCKDB_MEMORY_LIMIT_ENV) or default
 
 
 def engine(url: str | None = None) -> sa.Engine:
@@ -76,16 +80,20 @@ def engine(url: str | None = None) -> sa.Engine:
     return _ENGINES[url]
 
 
-def _new_engine(url: str, file_pool: type[sa.pool.Pool]) -> sa.Engine:
-    """An engine for ``url``; a DuckDB file's engine gets ``file_pool``, a memory cap and waits for the file."""
+def _new_engine(url: str, file_pool: type[sa.pool.Pool], settings: dict[str, Any] | None = None) -> sa.Engine:
+    """An engine for ``url``; a DuckDB file's engine gets ``file_pool``, a memory cap, ``settings``
+    and waits for the file."""
     options: dict[str, Any] = {}
     file = duckdb_file(url)
     if url.startswith("duckdb:///"):
         if file:
             Path(file).parent.mkdir(parents=True, exist_ok=True)
             options["poolclass"] = file_pool
-        if "memory_limit" not in url:  # a limit in the URL wins
-            options["connect_args"] = {"config": {"memory_limit": duckdb_memory_limit()}}
+        config = {"memory_limit": duckdb_memory_limit()} | (settings or {})
+        if "memory_limit" in url:  # a limit in the URL wins
+            del config["memory_limit"]
+        if config:
+            options["connect_args"] = {"config": config}
     created = sa.create_engine(url, **options)
     if file:
         sa.event.listen(created, "do_connect", _wait_for_duckdb_lock)
@@ -108,7 +116,13 @@ def one_connection(url: str | None = None) -> Iterator[sa.Engine]:
         yield engine(url)
         return
     check_warehouse_pool(file)
-    single = _new_engine(url, sa.pool.StaticPool)
+    # Rows of a load have no order: DuckDB may then write them in parallel and buffer less
+    # (a year of usage at 100k accounts written to a table: 11.2 s -> 9.3 s).
+    settings = {
+        "preserve_insertion_order": False,
+        "memory_limit": duckdb_memory_limit(DEFAULT_DUCKDB_EXTRACT_MEMORY_LIMIT),
+    }
+    single = _new_engine(url, sa.pool.StaticPool, settings)
     try:
         yield single
     finally:

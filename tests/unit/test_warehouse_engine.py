@@ -36,6 +36,24 @@ def test_a_limit_in_the_url_wins_and_the_file_is_where_the_path_says(tmp_path, m
     assert path.is_file()
 
 
+def settings_of(url: str) -> tuple[str, str]:
+    with warehouse.one_connection(url) as eng, eng.connect() as conn:
+        return conn.execute(
+            sa.text("select current_setting('memory_limit'), current_setting('preserve_insertion_order')::text")
+        ).one()
+
+
+def test_an_extract_connection_is_capped_at_256_megabytes_and_writes_rows_in_any_order(tmp_path, monkeypatch):
+    monkeypatch.delenv(warehouse.DUCKDB_MEMORY_LIMIT_ENV, raising=False)
+    assert tuple(settings_of(f"duckdb:///{tmp_path / 'w.duckdb'}")) == ("244.1 MiB", "false")
+
+
+def test_the_environment_and_the_url_set_the_extract_cap_too(tmp_path, monkeypatch):
+    monkeypatch.setenv(warehouse.DUCKDB_MEMORY_LIMIT_ENV, "3GB")
+    assert settings_of(f"duckdb:///{tmp_path / 'w.duckdb'}")[0] == "2.7 GiB"
+    assert settings_of(f"duckdb:///{tmp_path / 'w.duckdb'}?memory_limit=500MB")[0] == "476.8 MiB"
+
+
 def test_result_frame_keeps_columns_by_name(tmp_path):
     with warehouse.engine(f"duckdb:///{tmp_path / 'w.duckdb'}").connect() as conn:
         frame = warehouse.result_frame(conn.execute(sa.text("select 2 as b, 'x' as a union all select 3, 'y'")))

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -41,7 +42,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ROW = "_row"
-RAW_SUFFIX = "__raw"
+# True where a non-string column's source value is given (else null): its not-null check. A string
+# column's own typed value is null exactly where its source value is.
+GIVEN_SUFFIX = "__given"
 UNPARSED_SUFFIX = "__unparsed"
 UNKNOWN_SUFFIX = "__unknown"
 WHEN_SUFFIX = "__when_"
@@ -51,6 +54,8 @@ FILED = "_filed"
 FILED_SUFFIX = "__filed"
 # The compound key as one value (GX's SQL engine names no failing rows for compound uniqueness).
 KEY = "_key"
+# The source value (blanks as null) beside its typed value, inside the gate's select only.
+_RAW = "__raw"
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,8 @@ class GateTables:
     failures_by_expectation: Counter = field(default_factory=Counter)
     data_docs: str | None = None
     checks: list[Check] = field(default_factory=list)
+    # Seconds spent typing the batch into the gate table and validating it (GX, incl. its import).
+    phase_seconds: dict[str, float] = field(default_factory=dict)
 
 
 def require_columns(entity: str, origin: str, columns: list[str], rules: EntityRules) -> None:
@@ -155,9 +162,8 @@ def build_checks(
     checks: list[Check] = []
     for name, rule in rules.columns.items():
         if rule.not_null:
-            checks.append(
-                Check(f"{name} is required", (name,), gxe.ExpectColumnValuesToNotBeNull(column=name + RAW_SUFFIX))
-            )
+            given = name if rule.type == "string" else name + GIVEN_SUFFIX
+            checks.append(Check(f"{name} is required", (name,), gxe.ExpectColumnValuesToNotBeNull(column=given)))
         if rule.type != "string":
             checks.append(
                 Check(
@@ -291,33 +297,29 @@ def gate_columns(rules: EntityRules, filed: bool) -> list[sa.Column]:
     columns = [sa.Column(ROW, sa.BigInteger)]
     for name, rule in rules.columns.items():
         sql_type = warehouse.SQL_TYPES[rule.type]
-        columns += [sa.Column(name + RAW_SUFFIX, sa.Text), sa.Column(name, sql_type)]
+        columns.append(sa.Column(name, sql_type))
         if rule.type != "string":
-            columns.append(sa.Column(name + UNPARSED_SUFFIX, sa.Text))
+            columns += [sa.Column(name + GIVEN_SUFFIX, sa.Boolean), sa.Column(name + UNPARSED_SUFFIX, sa.Text)]
         if rule.references is not None:
             columns.append(sa.Column(name + UNKNOWN_SUFFIX, sa.Text))
         for other, ranges in (rule.ranges_when or {}).items():
             columns += [sa.Column(when_column(name, other, n), sql_type) for n in range(len(ranges))]
-    key_columns = _filed_columns(rules)
+    # The uniqueness checks read one column each: the unique column or the compound key's text,
+    # from files named for days only its FILED_SUFFIX copy (rows on their file's day).
     compound = rules.unique_key and len(rules.key) > 1
-    if compound:
-        columns.append(sa.Column(KEY, sa.Text))
     if filed:
         columns.append(sa.Column(FILED, sa.Boolean))
         columns += [
-            sa.Column(name + FILED_SUFFIX, warehouse.SQL_TYPES[rules.columns[name].type]) for name in key_columns
+            sa.Column(name + FILED_SUFFIX, warehouse.SQL_TYPES[rules.columns[name].type]) for name in _unique(rules)
         ]
-        if compound:
-            columns.append(sa.Column(KEY + FILED_SUFFIX, sa.Text))
+    if compound:
+        columns.append(sa.Column(KEY + FILED_SUFFIX if filed else KEY, sa.Text))
     return columns
 
 
-def _filed_columns(rules: EntityRules) -> list[str]:
-    """Columns checked for uniqueness (alone or in the key), which get a FILED_SUFFIX copy."""
-    names = [name for name, rule in rules.columns.items() if rule.unique]
-    if rules.unique_key:
-        names += [name for name in rules.key if name not in names]
-    return names
+def _unique(rules: EntityRules) -> list[str]:
+    """Columns checked for uniqueness alone."""
+    return [name for name, rule in rules.columns.items() if rule.unique]
 
 
 def gate_select(
@@ -349,11 +351,14 @@ def gate_select(
         inner_columns.append(text.c[FILE_DAY].label(FILE_DAY))
     for name, rule in rules.columns.items():
         inner_columns += [
-            values[name].label(name + RAW_SUFFIX),
+            values[name].label(name + _RAW),
             typed(values[name], rule.type, dialect).label(name),
         ]
-    # Materialised: every helper column reads the typed values, which would else be typed again per use.
-    inner = sa.select(*inner_columns).cte("typed").prefix_with("MATERIALIZED")
+    # PostgreSQL: materialised, as every helper column reads the typed values, which it would else
+    # type again per use. DuckDB: not, since a materialised CTE of a large batch spills (26.8M usage
+    # rows: 11.8 GB of temp files, the gate table 53 s) where typing again costs far less (17 s).
+    materialized = ("MATERIALIZED",) if dialect == "postgresql" else ()
+    inner = sa.select(*inner_columns).cte("typed").prefix_with(*materialized)
     c = inner.c
 
     column, _ = incremental
@@ -372,13 +377,13 @@ def gate_select(
     out = [c[ROW]]
     joins: list[tuple[sa.Subquery, sa.ColumnElement[bool]]] = []
     for name, rule in rules.columns.items():
-        out += [c[name + RAW_SUFFIX], c[name]]
+        out.append(c[name])
         if rule.type != "string":
-            out.append(
-                sa.case((sa.and_(c[name + RAW_SUFFIX].is_not(None), c[name].is_(None)), c[name + RAW_SUFFIX])).label(
-                    name + UNPARSED_SUFFIX
-                )
-            )
+            given = c[name + _RAW].is_not(None)
+            out += [
+                sa.case((given, sa.true())).label(name + GIVEN_SUFFIX),
+                sa.case((sa.and_(given, c[name].is_(None)), c[name + _RAW])).label(name + UNPARSED_SUFFIX),
+            ]
         if rule.references is not None:
             entity, _, target = rule.references.partition(".")
             raw_keys = tables.raw[entity]
@@ -404,24 +409,20 @@ def gate_select(
     if filed:
         on_its_day = sa.not_(_misfiled(c[column], c[FILE_DAY])) if column in rules.columns else sa.true()
         out.append(on_its_day.label(FILED))
-        for name in _filed_columns(rules):
+        for name in _unique(rules):
             out.append(sa.case((on_its_day, c[name])).label(name + FILED_SUFFIX))
     # What GX reads, and so what its Data Docs show: every text value HTML-escaped, once, here.
     # Escaping is one-to-one, so equality, uniqueness and set membership (``allowed`` is escaped
     # the same way) give the same results; staging takes its text from the landed rows instead.
-    # (``<c>__raw`` is read by the not-null checks only, which show no values: left as it is.)
-    text_columns = {
-        column.name
-        for column in gate_columns(rules, filed)
-        if isinstance(column.type, sa.Text) and not column.name.endswith(RAW_SUFFIX)
-    }
+    text_columns = {column.name for column in gate_columns(rules, filed) if isinstance(column.type, sa.Text)}
     from_clause: sa.FromClause = inner
     for known, on in joins:
         from_clause = from_clause.outerjoin(known, on)
-    helpers = sa.select(*out).select_from(from_clause).where(where).cte("helpers").prefix_with("MATERIALIZED")
+    helpers = sa.select(*out).select_from(from_clause).where(where).cte("helpers").prefix_with(*materialized)
     final = list(helpers.c)
     if compound and filed:
-        # The key text is built once, above; its copy for rows on their file's day is read from it.
+        # The key text is built once, above; only its copy for rows on their file's day is checked.
+        final.remove(helpers.c[KEY])
         final.append(sa.case((helpers.c[FILED], helpers.c[KEY])).label(KEY + FILED_SUFFIX))
     return sa.select(
         *((_inert(column) if column.name in text_columns else column).label(column.name) for column in final)
@@ -721,16 +722,27 @@ def valid_select(
 
 
 def raw_select(
-    text: sa.Table, gate: sa.Table, rules: EntityRules, source_columns: list[str], dialect: str
+    text: sa.Table,
+    gate: sa.Table,
+    rules: EntityRules,
+    source_columns: list[str],
+    dialect: str,
+    *,
+    every_row: bool = False,
 ) -> sa.Select:
-    """Every row the run read, as read: key and payload (the source columns as JSON)."""
+    """Every row the run read, as read: key and payload (the source columns as JSON).
+
+    The run read the rows of ``text`` that are in the gate table; ``every_row`` (a full refresh,
+    whose gate takes every landed row) reads ``text`` alone, without joining the two.
+    """
     payload = json_object([(name, text.c[name]) for name in source_columns], dialect)
     has_key = all(name in source_columns for name in rules.key)
-    return sa.select(
+    select = sa.select(
         (record_key(text, rules.key) if has_key else sa.null()).label("record_key"),
         payload.label("payload"),
         text.c[SOURCE].label(SOURCE),
-    ).join_from(gate, text, text.c[ROW] == gate.c[ROW])
+    )
+    return select if every_row else select.join_from(gate, text, text.c[ROW] == gate.c[ROW])
 
 
 def failed_fraction_error(
@@ -786,6 +798,7 @@ def gate_batch(
         sa.Column("check_number", sa.Integer),
         **place,
     )
+    started = time.perf_counter()
     with eng.begin() as conn:
         for table in (gate, failed):
             table.create(conn)
@@ -796,6 +809,7 @@ def gate_batch(
             )
             conn.execute(gate.insert().from_select([c.name for c in gate.c], select))
         rows_read = conn.execute(sa.select(sa.func.count()).select_from(gate)).scalar_one()
+    typed_at = time.perf_counter()
     checks = build_checks(entity, rules, not_after, plausible, column if filed else None)
     counts: Counter = Counter()
     if rows_read:
@@ -803,4 +817,5 @@ def gate_batch(
             counts, _ = run_checks(conn, entity, gate, failed, checks, docs_dir=docs_dir, run_name=run_name)
     with eng.connect() as conn:
         bad_rows = conn.execute(sa.select(sa.func.count(sa.distinct(failed.c[ROW])))).scalar_one()
-    return GateTables(gate, failed, rows_read, bad_rows, counts, checks=checks)
+    phases = {"type": typed_at - started, "validate": time.perf_counter() - typed_at}
+    return GateTables(gate, failed, rows_read, bad_rows, counts, checks=checks, phase_seconds=phases)

@@ -36,7 +36,7 @@ BACKENDS = ("duckdb", "postgres")
 SOURCE_PLACEHOLDER = "<source>"
 
 # Columns that differ from run to run. Everything else is compared, including the run ids (fixed here).
-VOLATILE = {"_loaded_at", "quarantined_at", "finished_at", "data_docs"}
+VOLATILE = {"_loaded_at", "quarantined_at", "finished_at", "data_docs", "seconds", "rows_per_second", "phase_seconds"}
 # JSON text columns are frozen and compared as the parsed value (objects by key, lists in order), not
 # as text: a load done in SQL may write the same JSON with other spacing or key order per backend.
 JSON_COLUMNS = {"payload", "_extra", "failed_expectations", "offending_values", "raw_row"}
