@@ -72,7 +72,8 @@ def test_index_page_renders_its_validation_results_offline(duckdb_url, tiny_sour
     assert "Showing 1 to 1 of 1 rows" in dom
     validation = next(p for p in pages if "validations" in p.parts)
     dom = offline_dom(browser, tmp_path / "chromium", validation)
-    assert "values must be unique" in dom and "Unsuccessful Expectations" in dom
+    # The uniqueness check reads the duplicates column (sql_gate.mark_duplicates): "... values must be null".
+    assert "account_id__duplicate" in dom and "values must be null" in dom and "Unsuccessful Expectations" in dom
     # And it is visible: Bootstrap's styles drew the title bar (.alert-secondary, #e2e3e5) and the
     # failed icon in .text-danger red (#dc3545). Offline without them the page is unstyled text.
     screenshot = tmp_path / "index.png"

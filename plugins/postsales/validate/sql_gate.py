@@ -54,6 +54,8 @@ FILED = "_filed"
 FILED_SUFFIX = "__filed"
 # The compound key as one value (GX's SQL engine names no failing rows for compound uniqueness).
 KEY = "_key"
+# A checked-unique value where it occurs on more than one row of the batch, else null.
+DUPLICATE_SUFFIX = "__duplicate"
 # The source value (blanks as null) beside its typed value, inside the gate's select only.
 _RAW = "__raw"
 
@@ -155,10 +157,6 @@ def build_checks(
 
     plausible = plausible or PlausibleDates()
 
-    def unique_column(name: str) -> str:
-        # Misfiled rows are null in the FILED_SUFFIX copy, and GX skips nulls in uniqueness checks.
-        return name + FILED_SUFFIX if filed_column else name
-
     checks: list[Check] = []
     for name, rule in rules.columns.items():
         if rule.not_null:
@@ -174,7 +172,11 @@ def build_checks(
             )
         if rule.unique:
             checks.append(
-                Check(f"{name} must be unique", (name,), gxe.ExpectColumnValuesToBeUnique(column=unique_column(name)))
+                Check(
+                    f"{name} must be unique",
+                    (name,),
+                    gxe.ExpectColumnValuesToBeNull(column=name + DUPLICATE_SUFFIX),
+                )
             )
         if rule.min is not None or rule.max is not None:
             checks.append(
@@ -252,7 +254,7 @@ def build_checks(
             Check(
                 f"({', '.join(rules.key)}) must be unique",
                 tuple(rules.key),
-                gxe.ExpectColumnValuesToBeUnique(column=unique_column(KEY)),
+                gxe.ExpectColumnValuesToBeNull(column=KEY + DUPLICATE_SUFFIX),
             )
         )
     if filed_column:
@@ -314,7 +316,36 @@ def gate_columns(rules: EntityRules, filed: bool) -> list[sa.Column]:
         ]
     if compound:
         columns.append(sa.Column(KEY + FILED_SUFFIX if filed else KEY, sa.Text))
+    columns += [sa.Column(duplicate, _type_of(columns, checked)) for checked, duplicate in _uniqueness(rules, filed)]
     return columns
+
+
+def _type_of(columns: list[sa.Column], name: str) -> Any:
+    return next(column.type for column in columns if column.name == name)
+
+
+def _uniqueness(rules: EntityRules, filed: bool) -> list[tuple[str, str]]:
+    """(checked column, its DUPLICATE_SUFFIX column) per uniqueness check: a unique column or the
+    compound key's text; from files named for days, their copies for rows on their file's day."""
+    suffix = FILED_SUFFIX if filed else ""
+    pairs = [(name + suffix, name + DUPLICATE_SUFFIX) for name in _unique(rules)]
+    if rules.unique_key and len(rules.key) > 1:
+        pairs.append((KEY + suffix, KEY + DUPLICATE_SUFFIX))
+    return pairs
+
+
+def mark_duplicates(conn: sa.Connection, gate: sa.Table, rules: EntityRules, filed: bool) -> None:
+    """Fill each DUPLICATE_SUFFIX column: the checked value where more than one row holds it.
+
+    Not GX's ``expect_column_values_to_be_unique``: its SQL counts rows per value with a window
+    (``count(*) over (partition by ...)``), which DuckDB cannot spill: at 80M usage rows it ran out
+    of memory under a 512MB cap. A grouping spills; GX then checks that the column is null.
+    Nulls are never duplicates, and every copy fails (we cannot know which is right), as in GX.
+    """
+    for checked, duplicate in _uniqueness(rules, filed):
+        value = gate.c[checked]
+        repeated = sa.select(value).where(value.is_not(None)).group_by(value).having(sa.func.count() > 1)
+        conn.execute(gate.update().where(value.in_(repeated)).values({duplicate: value}))
 
 
 def _unique(rules: EntityRules) -> list[str]:
@@ -807,7 +838,8 @@ def gate_batch(
             select = gate_select(
                 text.table, rules, tables, conn.dialect.name, interval=interval, incremental=incremental, filed=filed
             )
-            conn.execute(gate.insert().from_select([c.name for c in gate.c], select))
+            conn.execute(gate.insert().from_select([c.name for c in select.selected_columns], select))
+            mark_duplicates(conn, gate, rules, filed)
         rows_read = conn.execute(sa.select(sa.func.count()).select_from(gate)).scalar_one()
     typed_at = time.perf_counter()
     checks = build_checks(entity, rules, not_after, plausible, column if filed else None)
