@@ -37,3 +37,18 @@ def test_whole_batch_failures_keep_their_frozen_messages(warehouse_url, case, tm
     found = harness.run_failure(case, warehouse_url, tmp_path)
     assert found == frozen[case.name]
     assert found["error"] is not None and found["warehouse_unchanged"] is True
+
+
+def test_duplicates_found_a_slice_of_the_keys_at_a_time_are_the_same(duckdb_url, tmp_path, monkeypatch):
+    """A batch above KEYS_PER_GROUPING keys (80M usage rows in production) is searched for duplicates
+    in slices of its keys: forced here on the bad-input corpus, its duplicate keys and every other
+    reason come out as frozen."""
+    from postsales.validate import sql_gate
+
+    monkeypatch.setattr(sql_gate, "KEYS_PER_GROUPING", 2)
+    scenario = next(s for s in harness.SCENARIOS if s.name == "bad")
+    for phase, found in harness.run_scenario(scenario, duckdb_url, tmp_path):
+        expected = harness.read_dump(harness.expected_dir("duckdb", scenario.name, phase))
+        assert harness.diff_dumps(expected, found) == [], phase
+        reasons = [reason for row in found["ops.quarantine"] for reason in row["failed_expectations"]]
+        assert any(reason.endswith("must be unique") for reason in reasons), phase

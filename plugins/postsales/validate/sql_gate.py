@@ -334,18 +334,30 @@ def _uniqueness(rules: EntityRules, filed: bool) -> list[tuple[str, str]]:
     return pairs
 
 
-def mark_duplicates(conn: sa.Connection, gate: sa.Table, rules: EntityRules, filed: bool) -> None:
+# DuckDB could not spill a grouping of 80M key texts under a 256MB cap (out of memory, even on one
+# thread); 26.8M went through. Larger batches are grouped a slice of the keys at a time.
+KEYS_PER_GROUPING = 10_000_000
+
+
+def mark_duplicates(conn: sa.Connection, gate: sa.Table, rules: EntityRules, filed: bool, rows: int) -> None:
     """Fill each DUPLICATE_SUFFIX column: the checked value where more than one row holds it.
 
     Not GX's ``expect_column_values_to_be_unique``: its SQL counts rows per value with a window
     (``count(*) over (partition by ...)``), which DuckDB cannot spill: at 80M usage rows it ran out
     of memory under a 512MB cap. A grouping spills; GX then checks that the column is null.
     Nulls are never duplicates, and every copy fails (we cannot know which is right), as in GX.
+    On DuckDB a batch of ``rows`` is grouped in slices of the keys (by their hash), each slice
+    holding about KEYS_PER_GROUPING keys; equal keys are always in the same slice.
     """
+    slices = -(-rows // KEYS_PER_GROUPING) if conn.dialect.name == "duckdb" and rows > KEYS_PER_GROUPING else 1
     for checked, duplicate in _uniqueness(rules, filed):
         value = gate.c[checked]
-        repeated = sa.select(value).where(value.is_not(None)).group_by(value).having(sa.func.count() > 1)
-        conn.execute(gate.update().where(value.in_(repeated)).values({duplicate: value}))
+        for number in range(slices):
+            in_slice = [value.is_not(None)]
+            if slices > 1:
+                in_slice.append(sa.func.hash(value) % slices == number)
+            repeated = sa.select(value).where(*in_slice).group_by(value).having(sa.func.count() > 1)
+            conn.execute(gate.update().where(*in_slice, value.in_(repeated)).values({duplicate: value}))
 
 
 def _unique(rules: EntityRules) -> list[str]:
@@ -839,8 +851,9 @@ def gate_batch(
                 text.table, rules, tables, conn.dialect.name, interval=interval, incremental=incremental, filed=filed
             )
             conn.execute(gate.insert().from_select([c.name for c in select.selected_columns], select))
-            mark_duplicates(conn, gate, rules, filed)
         rows_read = conn.execute(sa.select(sa.func.count()).select_from(gate)).scalar_one()
+        if source_columns is not None:
+            mark_duplicates(conn, gate, rules, filed, rows_read)
     typed_at = time.perf_counter()
     checks = build_checks(entity, rules, not_after, plausible, column if filed else None)
     counts: Counter = Counter()
