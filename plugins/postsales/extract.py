@@ -158,6 +158,7 @@ def _extract(
         text = source.load_text(eng, entity, column, interval, f"_load_text_{claim.tag}")
         work.append(text.table)
         phases["land"] = time.perf_counter() - started
+        warehouse.fit_extract_memory(eng, text.rows)
         for path, columns in text.file_columns.items():
             require_columns(entity, path, columns, rules)
         source_columns = sql_gate.source_columns(entity, text, rules)

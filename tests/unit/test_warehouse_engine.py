@@ -54,6 +54,23 @@ def test_the_environment_and_the_url_set_the_extract_cap_too(tmp_path, monkeypat
     assert settings_of(f"duckdb:///{tmp_path / 'w.duckdb'}?memory_limit=500MB")[0] == "476.8 MiB"
 
 
+def test_a_large_batch_raises_the_default_extract_cap_but_never_a_configured_one(tmp_path, monkeypatch):
+    monkeypatch.delenv(warehouse.DUCKDB_MEMORY_LIMIT_ENV, raising=False)
+    url = f"duckdb:///{tmp_path / 'w.duckdb'}"
+
+    def cap_after(url: str, rows: int) -> str:
+        with warehouse.one_connection(url) as eng:
+            warehouse.fit_extract_memory(eng, rows)
+            with eng.connect() as conn:
+                return conn.execute(sa.text("select current_setting('memory_limit')")).scalar_one()
+
+    assert cap_after(url, 26_800_000) == "244.1 MiB"  # 214 MB wanted: the default 256MB stays
+    assert cap_after(url, 80_000_000) == "610.3 MiB"  # 8 bytes a row: 640MB
+    assert cap_after(f"{url}?memory_limit=300MB", 80_000_000) == "286.1 MiB"
+    monkeypatch.setenv(warehouse.DUCKDB_MEMORY_LIMIT_ENV, "300MB")
+    assert cap_after(url, 80_000_000) == "286.1 MiB"
+
+
 def test_result_frame_keeps_columns_by_name(tmp_path):
     with warehouse.engine(f"duckdb:///{tmp_path / 'w.duckdb'}").connect() as conn:
         frame = warehouse.result_frame(conn.execute(sa.text("select 2 as b, 'x' as a union all select 3, 'y'")))
