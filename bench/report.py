@@ -196,10 +196,11 @@ def render(results: dict) -> str:
         r["pipeline_over_floor"] <= TARGET_PIPELINE_OVER_FLOOR,
     )
     if "extract_peak_rss_bytes" in r:
+        flat_scale = results["scale"] in ("10k", "100k")  # the target names these; above, under 2 GiB
         target(
-            "peak RSS of every extract ≤ 1 GiB (issue 18)",
+            "peak RSS of every extract ≤ 1 GiB at 10k and 100k (issue 18)",
             f"{_mib(r['extract_peak_rss_bytes'])} MiB in {r['extract_peak_rss_stage']}",
-            r["extract_peak_rss_bytes"] <= TARGET_EXTRACT_MEMORY,
+            r["extract_peak_rss_bytes"] <= TARGET_EXTRACT_MEMORY if flat_scale else None,
         )
     if "daily_seconds" in r:
         target(
