@@ -478,21 +478,46 @@ def compute_forecast(
     """Replace the as-of date's partition of mart.account_forecasts; returns the flag counts."""
     rules = rules or load_rules()
     settings = settings or load_settings(rules=rules)
+    from collections import Counter
+
     eng = warehouse.engine(warehouse_url)
     ensure_tables(eng)
     with eng.connect() as conn:
         frame = trajectories(conn, as_of, settings.lookback_months, settings.usage_days)
-    forecasts = project(frame, settings, rules.customer_value.arr_band)
-    forecasts = forecasts[[c for c in forecasts.columns if not c.startswith("_")]]
-    forecasts.insert(0, "as_of_date", as_of)
-    forecasts["computed_at"] = datetime.now(UTC).replace(tzinfo=None)
+    computed_at = datetime.now(UTC).replace(tzinfo=None)
+    accounts, counts, statuses = 0, Counter({name: 0 for name in FLAG_NAMES}), Counter()
     with eng.begin() as conn:
-        warehouse.replace_rows(conn, account_forecasts, account_forecasts.c.as_of_date == as_of, forecasts)
-    counts = {name: int(forecasts[name].sum()) if len(forecasts) else 0 for name in FLAG_NAMES}
-    statuses = forecasts["forecast_status"].value_counts().to_dict() if len(forecasts) else {}
-    summary = {"as_of_date": as_of.isoformat(), "accounts": len(forecasts), "flags": counts, "status": statuses}
+        warehouse.delete_partition(conn, account_forecasts, account_forecasts.c.as_of_date == as_of)
+        for part in _account_chunks(frame):
+            forecasts = project(part, settings, rules.customer_value.arr_band)
+            forecasts = forecasts[[c for c in forecasts.columns if not c.startswith("_")]]
+            forecasts.insert(0, "as_of_date", as_of)
+            forecasts["computed_at"] = computed_at
+            warehouse.insert_frame(conn, account_forecasts, forecasts)
+            accounts += len(forecasts)
+            counts.update({name: int(forecasts[name].sum()) for name in FLAG_NAMES})
+            statuses.update(forecasts["forecast_status"].value_counts().to_dict())
+    summary = {
+        "as_of_date": as_of.isoformat(),
+        "accounts": accounts,
+        "flags": dict(counts),
+        "status": dict(statuses),
+    }
     log.info("tier-migration forecast as of %s: %s", as_of, summary)
     return summary
+
+
+# Accounts forecast at a time: each account's forecast is its own, and a whole 300k-account book at
+# once (matrices, 271k JSON explanations, the frame to insert) peaked at 2,065 MiB.
+ACCOUNTS_PER_CHUNK = 50_000
+
+
+def _account_chunks(frame: Any) -> Any:
+    """``frame``'s rows in groups of at most ACCOUNTS_PER_CHUNK accounts (all of an account's rows together)."""
+    accounts = frame["account_id"].unique()
+    for start in range(0, max(len(accounts), 1), ACCOUNTS_PER_CHUNK):
+        chosen = accounts[start : start + ACCOUNTS_PER_CHUNK]
+        yield frame if len(chosen) == len(accounts) else frame[frame["account_id"].isin(chosen)]
 
 
 # --- backtest --------------------------------------------------------------------------

@@ -80,6 +80,17 @@ def test_growth_through_sql(warehouse_url):
     assert forecasts(warehouse_url, AS_OF).equals(result)
 
 
+def test_accounts_forecast_a_chunk_at_a_time_give_the_same_rows_and_summary(warehouse_url, monkeypatch):
+    from postsales import forecast
+
+    history(warehouse_url)
+    whole = compute_forecast(AS_OF)
+    expected = forecasts(warehouse_url, AS_OF)
+    monkeypatch.setattr(forecast, "ACCOUNTS_PER_CHUNK", 1)  # GROW and FLAT each on their own
+    assert compute_forecast(AS_OF) == whole
+    assert forecasts(warehouse_url, AS_OF).equals(expected) and len(expected) == 2
+
+
 def test_future_rows_never_change_a_past_forecast(warehouse_url):
     history(warehouse_url)
     past = date(2026, 3, 31)
