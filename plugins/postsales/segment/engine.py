@@ -607,7 +607,7 @@ def compile_segments(rules: SegmentationRules, dialect: str) -> sa.Select:
         c.health_score,
         c.quadrant,
         c.quadrant_rule,
-        sa.case((c.quadrant_cell.is_not(None), c[rules.quadrant.share_of_wallet.feature])).label("share_of_wallet"),
+        sa.case((c.quadrant_cell.is_not(None), _stored_share(c, rules))).label("share_of_wallet"),
         sa.case((c.quadrant_cell.is_not(None), c[rules.quadrant.wallet_size.feature])).label("wallet_size"),
         c.quadrant_cell,
         c.plane_quadrant,
@@ -863,3 +863,13 @@ def ensure_segments(dates: list[date], *, warehouse_url: str | None = None) -> l
     if missing:
         log.info("segmented %s dates with no snapshot: %s .. %s", len(missing), missing[0], missing[-1])
     return missing
+
+
+def _stored_share(c: sa.ColumnCollection, rules: SegmentationRules) -> sa.ColumnElement:
+    """The share of wallet stored beside the cell: none for a wallet potential of 0, which is placed
+    on the plane without a share (docs/metrics.md, "Quadrant"), whatever the feature holds."""
+    q = rules.quadrant
+    share, size = c[q.share_of_wallet.feature], c[q.wallet_size.feature]
+    if (q.share_of_wallet.feature, q.wallet_size.feature) != ("wallet_share", "wallet_potential_arr"):
+        return share
+    return sa.case((size == sa.literal(0), sa.null()), else_=share)
