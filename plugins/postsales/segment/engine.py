@@ -393,14 +393,9 @@ def quadrant_plane(
     """
     q = rules.quadrant
     share, size = c[q.share_of_wallet.feature], c[q.wallet_size.feature]
-    # A wallet potential of 0 with a known ARR (wallet_share is arr / wallet_potential_arr, missing
-    # for a 0 wallet) is on the plane as a wallet of 1 would be: ARR > 0 spends more than the
-    # estimate, a share beyond any threshold; ARR 0 a share of 0. Only where the axes are those two.
-    if (q.share_of_wallet.feature, q.wallet_size.feature) == ("wallet_share", "wallet_potential_arr"):
-        zero_wallet = sa.func.coalesce(sa.and_(size == sa.literal(0), c.arr.is_not(None)), sa.false())
-        beyond = sa.and_(zero_wallet, c.arr > sa.literal(0))
-    else:
-        zero_wallet = beyond = sa.false()
+    # ARR > 0 on a 0 wallet spends more than the estimate: a share beyond any threshold; ARR 0 a share of 0.
+    zero_wallet = _zero_wallet(c, rules)
+    beyond = sa.and_(zero_wallet, c.arr > sa.literal(0))
     missing = sa.and_(sa.or_(share.is_(None), size.is_(None)), sa.not_(zero_wallet))
     high_share = sa.or_(beyond, sa.and_(sa.not_(zero_wallet), share >= sa.literal(q.share_of_wallet.threshold)))
     large = size >= sa.literal(q.wallet_size.threshold)
@@ -865,11 +860,17 @@ def ensure_segments(dates: list[date], *, warehouse_url: str | None = None) -> l
     return missing
 
 
-def _stored_share(c: sa.ColumnCollection, rules: SegmentationRules) -> sa.ColumnElement:
-    """The share of wallet stored beside the cell: none for a wallet potential of 0, which is placed
-    on the plane without a share (docs/metrics.md, "Quadrant"), whatever the feature holds."""
+def _zero_wallet(c: sa.ColumnCollection, rules: SegmentationRules) -> sa.ColumnElement[bool]:
+    """A wallet potential of 0 with a known ARR (wallet_share is arr / wallet_potential_arr, missing
+    for a 0 wallet): placed on the plane as a wallet of 1 would be, without a share (docs/metrics.md,
+    "Quadrant"). Only where the axes are those two; never null."""
     q = rules.quadrant
-    share, size = c[q.share_of_wallet.feature], c[q.wallet_size.feature]
     if (q.share_of_wallet.feature, q.wallet_size.feature) != ("wallet_share", "wallet_potential_arr"):
-        return share
-    return sa.case((size == sa.literal(0), sa.null()), else_=share)
+        return sa.false()
+    size = c[q.wallet_size.feature]
+    return sa.func.coalesce(sa.and_(size == sa.literal(0), c.arr.is_not(None)), sa.false())
+
+
+def _stored_share(c: sa.ColumnCollection, rules: SegmentationRules) -> sa.ColumnElement:
+    """The share of wallet stored beside the cell: none for a 0 wallet, whatever the feature holds."""
+    return sa.case((_zero_wallet(c, rules), sa.null()), else_=c[rules.quadrant.share_of_wallet.feature])
