@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import warnings
+from collections import Counter
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -478,8 +479,6 @@ def compute_forecast(
     """Replace the as-of date's partition of mart.account_forecasts; returns the flag counts."""
     rules = rules or load_rules()
     settings = settings or load_settings(rules=rules)
-    from collections import Counter
-
     eng = warehouse.engine(warehouse_url)
     ensure_tables(eng)
     with eng.connect() as conn:
