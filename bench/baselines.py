@@ -81,7 +81,8 @@ def usage_write_floor() -> dict:
     source = Path(os.environ["POSTSALES_SOURCE_DIR"])
     url = os.environ["POSTSALES_WAREHOUSE_URL"]
     path = Path(url.removeprefix("duckdb:///")).with_name("usage_write_floor.duckdb")
-    for leftover in (path, path.with_name(path.name + ".wal")):
+    files_of_it = (path, path.with_name(path.name + ".wal"))
+    for leftover in files_of_it:
         leftover.unlink(missing_ok=True)
     con = duckdb.connect(str(path), config={"memory_limit": warehouse.duckdb_memory_limit()})
     files = f"read_parquet('{source}/usage_daily/*.parquet', filename = true)"
@@ -100,7 +101,7 @@ def usage_write_floor() -> dict:
         rows = con.execute("select count(*) from staging_usage").fetchone()[0]
     finally:
         con.close()
-        for leftover in (path, path.with_name(path.name + ".wal")):
+        for leftover in files_of_it:
             leftover.unlink(missing_ok=True)
     return {"seconds": typed + raw, "staging_seconds": typed, "raw_seconds": raw, "usage_rows": rows}
 
@@ -205,10 +206,9 @@ def main() -> int:
     parser.add_argument("kind")
     parser.add_argument("--snapshot-month", type=date.fromisoformat)
     args = parser.parse_args()
-    if args.kind in ("floor_scan", "floor_load", "usage_write_floor"):
-        result = {"floor_scan": floor_scan, "floor_load": floor_load, "usage_write_floor": usage_write_floor}[
-            args.kind
-        ]()
+    without_arguments = {"floor_scan": floor_scan, "floor_load": floor_load, "usage_write_floor": usage_write_floor}
+    if args.kind in without_arguments:
+        result = without_arguments[args.kind]()
     else:
         funcs = {"mrr_playbook": mrr_playbook, "our_mrr": our_mrr, "mrr_agreement": mrr_agreement}
         result = funcs[args.kind](args.snapshot_month)
