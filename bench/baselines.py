@@ -127,16 +127,11 @@ def mrr_playbook(snapshot_month: date) -> dict:
 
 def our_mrr(snapshot_month: date) -> dict:
     """Our two MRR queries (include/sql/cohorts/mrr_monthly.sql, mrr_movements.sql) into temp tables."""
-    from postsales import paths
+    from postsales import warehouse
 
     con = duck()
-    monthly, params = bound(
-        (paths.sql_dir() / "cohorts" / "mrr_monthly.sql").read_text(),
-        snapshot_month=snapshot_month,
-    )
-    movements, movement_params = bound(
-        (paths.sql_dir() / "cohorts" / "mrr_movements.sql").read_text(), snapshot_month=snapshot_month
-    )
+    monthly, params = bound(warehouse.sql_text("cohorts", "mrr_monthly"), snapshot_month=snapshot_month)
+    movements, movement_params = bound(warehouse.sql_text("cohorts", "mrr_movements"), snapshot_month=snapshot_month)
     # mrr_movements reads mart.mrr_monthly: point it at the temp table just built.
     movements = movements.replace("mart.mrr_monthly", "bench_mrr_monthly")
     return create_temp_tables(

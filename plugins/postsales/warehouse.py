@@ -345,7 +345,7 @@ def ensure_schema(eng: sa.Engine, table_set: Tables | None = None) -> Tables:
             conn.execute(sa.text(f"create schema if not exists {schema}"))
         create_missing(conn, table_set.metadata)
         views = {
-            f"staging.{view_file.stem}": view_file.read_text()
+            f"staging.{view_file.stem}": render_sql(view_file)
             for view_file in sorted((paths.sql_dir() / "staging").glob("*.sql"))
         }
         ensure_views(conn, views, selects_from=table_set.staging.values())
@@ -439,8 +439,27 @@ def create_missing(conn: sa.Connection, metadata: sa.MetaData) -> None:
 
 
 def sql_text(stage: str, name: str) -> str:
-    """The text of ``include/sql/<stage>/<name>.sql``."""
-    return (paths.sql_dir() / stage / f"{name}.sql").read_text(encoding="utf-8")
+    """The query of ``include/sql/<stage>/<name>.sql``, its macros rendered."""
+    return render_sql(paths.sql_dir() / stage / f"{name}.sql")
+
+
+def render_sql(path: Path) -> str:
+    """The query in ``path`` with the macros of ``include/macros`` (e.g. the point-in-time rule)
+    rendered: SQL text only, every value stays a bound parameter."""
+    return _sql_templates(paths.include_dir()).from_string(path.read_text(encoding="utf-8")).render()
+
+
+@cache
+def _sql_templates(include: Path) -> Any:
+    """A Jinja environment whose globals are every macro in ``include/macros/*.sql``, as
+    sqlfluff's jinja templater loads them (pyproject.toml), so what is linted is what runs."""
+    import jinja2
+
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+    for macro_file in sorted((include / "macros").glob("*.sql")):
+        module = env.from_string(macro_file.read_text(encoding="utf-8")).module
+        env.globals.update({name: getattr(module, name) for name in dir(module) if not name.startswith("_")})
+    return env
 
 
 def query(conn: sa.Connection, stage: str, name: str, **params: Any) -> list[sa.Row]:

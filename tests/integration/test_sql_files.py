@@ -61,7 +61,7 @@ def results(url: str) -> dict[str, list]:
     out = {}
     with warehouse.engine(url).connect() as conn:
         for path in SQL_FILES:
-            text = path.read_text()
+            text = warehouse.render_sql(path)
             names = set(BIND.findall(text))
             unknown = names - PARAMS.keys()
             assert not unknown, f"{path}: add test values for {unknown}"

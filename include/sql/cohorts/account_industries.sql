@@ -10,5 +10,4 @@ select
 from staging.account_versions as account_versions
 cross join snapshot
 where
-    (account_versions.valid_from is null or account_versions.valid_from < snapshot.next_month)
-    and (account_versions.valid_to is null or account_versions.valid_to >= snapshot.next_month)
+    {{ known_at('account_versions', 'snapshot.next_month') }}

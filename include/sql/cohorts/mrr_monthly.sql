@@ -27,8 +27,7 @@ contracts_as_known as (
     from staging.contract_versions as contract_versions
     cross join snapshot
     where
-        (contract_versions.valid_from is null or contract_versions.valid_from < snapshot.next_month)
-        and (contract_versions.valid_to is null or contract_versions.valid_to >= snapshot.next_month)
+        {{ known_at('contract_versions', 'snapshot.next_month') }}
 ),
 
 paid_contracts as (

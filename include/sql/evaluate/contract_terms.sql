@@ -15,6 +15,5 @@ select
 from staging.contract_versions as contract_versions
 cross join params
 where
-    (contract_versions.valid_from is null or contract_versions.valid_from < params.next_day)
-    and (contract_versions.valid_to is null or contract_versions.valid_to >= params.next_day)
+    {{ known_at('contract_versions', 'params.next_day') }}
     and contract_versions.start_date <= params.as_of_date

@@ -21,17 +21,7 @@ points as (
 contracts_as_of as (
     -- The accounts are those of the contracts, as in segmentation and cohorts: an account's own
     -- row (quarantined, or created in the CRM after its contract started) plays no part.
-    select
-        contract_versions.account_id,
-        contract_versions.start_date,
-        contract_versions.end_date,
-        cast(contract_versions.arr as numeric(38, 6)) as arr  -- exact sums: same ARR every run
-    from staging.contract_versions as contract_versions
-    cross join params
-    where
-        (contract_versions.valid_from is null or contract_versions.valid_from < params.next_day)
-        and (contract_versions.valid_to is null or contract_versions.valid_to >= params.next_day)
-        and contract_versions.start_date <= params.as_of_date
+    {{ contracts_known_at('params') }}
 ),
 
 arr_at_points as (

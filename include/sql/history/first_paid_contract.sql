@@ -7,5 +7,4 @@ select
     count(*) as contracts_known
 from staging.contract_versions as contract_versions
 where
-    (contract_versions.valid_from is null or contract_versions.valid_from < :next_day)
-    and (contract_versions.valid_to is null or contract_versions.valid_to >= :next_day)
+    {{ known_at('contract_versions', ':next_day') }}

@@ -21,27 +21,11 @@ accounts_as_of as (
     from staging.account_versions as account_versions
     cross join params
     where
-        (account_versions.valid_from is null or account_versions.valid_from < params.next_day)
-        and (account_versions.valid_to is null or account_versions.valid_to >= params.next_day)
+        {{ known_at('account_versions', 'params.next_day') }}
 ),
 
 contracts_as_of as (
-    -- Pick the version first, then filter on it: a later version moving the start date
-    -- must not change what was known at the as-of date.
-    select
-        contract_versions.contract_id,
-        contract_versions.account_id,
-        contract_versions.start_date,
-        contract_versions.end_date,
-        -- Summed exactly: a double sum depends on the order parallel threads add in, and
-        -- tied ARRs (arr_percentile) must not come apart from one run to the next.
-        cast(contract_versions.arr as numeric(38, 6)) as arr
-    from staging.contract_versions as contract_versions
-    cross join params
-    where
-        (contract_versions.valid_from is null or contract_versions.valid_from < params.next_day)
-        and (contract_versions.valid_to is null or contract_versions.valid_to >= params.next_day)
-        and contract_versions.start_date <= params.as_of_date
+    {{ contracts_known_at('params') }}
 ),
 
 contract_rollup as (

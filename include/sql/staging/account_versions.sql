@@ -4,7 +4,7 @@
 -- older history. A row loaded again later with the same updated_at is superseded by that
 -- load: its span is empty (valid_from = valid_to).
 -- A query as of the end of day D takes, per account_id, the one row with
--- (valid_from is null or valid_from < D + 1) and (valid_to is null or valid_to >= D + 1).
+-- valid_from < D + 1 <= valid_to, a null bound open: the macro known_at (include/macros).
 -- One window, one sort: no self-join. The spans come first: PostgreSQL's create or replace
 -- view may only add columns at the end, and the columns of staging.accounts follow
 -- include/rules/expectations.yaml.

@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from postsales import paths, warehouse
+from postsales import warehouse
 from postsales.segment.rules import (
     FEATURES,
     PART_SEPARATOR,
@@ -760,11 +760,9 @@ def ensure_tables(eng: sa.Engine) -> None:
     warehouse.ensure_tables(eng, metadata)
     warehouse.add_missing_columns(eng, account_features)  # account_known: added in 2026-12
     warehouse.add_missing_columns(eng, account_segments)  # the 2x2's axes and cell: added in 2026-12
-    view = paths.sql_dir() / "segment" / "account_segments_current.sql"
+    view = warehouse.sql_text("segment", "account_segments_current")
     with warehouse.schema_change(eng) as conn:
-        warehouse.ensure_views(
-            conn, {"mart.account_segments_current": view.read_text()}, selects_from=[account_segments]
-        )
+        warehouse.ensure_views(conn, {"mart.account_segments_current": view}, selects_from=[account_segments])
 
 
 def compute_segments(
