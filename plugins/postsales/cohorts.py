@@ -23,6 +23,7 @@ from pydantic import Field
 
 from postsales import paths, warehouse
 from postsales.config import StrictModel, Text, load_yaml
+from postsales.tables import table
 
 if TYPE_CHECKING:
     from postsales.segment.rules import SegmentationRules
@@ -33,103 +34,21 @@ STAGE = "cohorts"
 MOVEMENTS = ("new", "expansion", "contraction", "churn", "reactivation", "unchanged")
 COHORT_GRAINS = ("month", "year")
 
-metadata = sa.MetaData()
-
-mrr_monthly = sa.Table(
-    "mrr_monthly",
-    metadata,
-    sa.Column("snapshot_month", sa.Date, nullable=False, comment="first day of the snapshot month"),
-    sa.Column("account_id", sa.Text, nullable=False),
-    sa.Column("month", sa.Date, nullable=False, comment="first day of the month measured"),
-    sa.Column("arr", sa.Float(53), nullable=False, comment="ARR of contracts active on the month's last day"),
-    sa.Column("mrr", sa.Float(53), nullable=False, comment="arr / 12"),
-    sa.Column("movement", sa.Text, comment="new|expansion|contraction|churn|reactivation|unchanged; null at 0"),
-    sa.Column("mrr_change", sa.Float(53), nullable=False, comment="mrr - previous month's mrr"),
-    schema="mart",
-)
-
-mrr_movements = sa.Table(
-    "mrr_movements",
-    metadata,
-    sa.Column("snapshot_month", sa.Date, nullable=False),
-    sa.Column("month", sa.Date, nullable=False),
-    sa.Column("mrr", sa.Float(53), nullable=False),
-    sa.Column("customers", sa.BigInteger, nullable=False, comment="accounts with mrr > 0"),
-    sa.Column("new_mrr", sa.Float(53), nullable=False),
-    sa.Column("expansion_mrr", sa.Float(53), nullable=False),
-    sa.Column("contraction_mrr", sa.Float(53), nullable=False, comment="negative"),
-    sa.Column("churned_mrr", sa.Float(53), nullable=False, comment="negative"),
-    sa.Column("reactivation_mrr", sa.Float(53), nullable=False),
-    sa.Column("net_new_mrr", sa.Float(53), nullable=False, comment="mrr - previous month's mrr"),
-    schema="mart",
-)
-
-cohort_retention = sa.Table(
-    "cohort_retention",
-    metadata,
-    sa.Column("snapshot_month", sa.Date, nullable=False),
-    sa.Column("cohort_grain", sa.Text, nullable=False, comment="month | year"),
-    sa.Column("cohort_month", sa.Date, nullable=False, comment="first day of the cohort month or year"),
-    sa.Column("months_since_start", sa.Integer, nullable=False),
-    sa.Column("cohort_customers", sa.BigInteger, nullable=False),
-    sa.Column("active_customers", sa.BigInteger, nullable=False),
-    sa.Column("starting_mrr", sa.Float(53), nullable=False),
-    sa.Column("mrr", sa.Float(53), nullable=False),
-    sa.Column("logo_retention", sa.Float(53), nullable=False),
-    sa.Column("grr", sa.Float(53), nullable=False),
-    sa.Column("nrr", sa.Float(53), nullable=False),
-    schema="mart",
-)
-
-account_cohort_segments = sa.Table(
-    "account_cohort_segments",
-    metadata,
-    sa.Column("snapshot_month", sa.Date, nullable=False),
-    sa.Column("account_id", sa.Text, nullable=False),
-    sa.Column("dimension", sa.Text, nullable=False, comment="'all' or a segment dimension of cohorts.yaml"),
-    sa.Column("segment_value", sa.Text, nullable=False),
-    schema="mart",
-)
-
-cohort_retention_by_segment = sa.Table(
-    "cohort_retention_by_segment",
-    metadata,
-    sa.Column("snapshot_month", sa.Date, nullable=False),
-    sa.Column("dimension", sa.Text, nullable=False),
-    sa.Column("segment_value", sa.Text, nullable=False),
-    *(c.copy() for c in cohort_retention.c if c.name != "snapshot_month"),
-    schema="mart",
-)
-
-pricing_cohort_comparison = sa.Table(
-    "pricing_cohort_comparison",
-    metadata,
-    sa.Column("snapshot_month", sa.Date, nullable=False),
-    sa.Column("pricing_change_date", sa.Date, nullable=False),
-    sa.Column("pricing_period", sa.Text, nullable=False, comment="before | after (acquired on/after the change)"),
-    sa.Column("months_since_start", sa.Integer, nullable=False),
-    sa.Column("cohorts", sa.BigInteger, nullable=False),
-    sa.Column("cohort_customers", sa.BigInteger, nullable=False),
-    sa.Column("starting_mrr", sa.Float(53), nullable=False),
-    sa.Column("logo_retention", sa.Float(53), nullable=False),
-    sa.Column("grr", sa.Float(53)),
-    sa.Column("nrr", sa.Float(53)),
-    schema="mart",
-)
-
-cohort_quarterly_expansion = sa.Table(
-    "cohort_quarterly_expansion",
-    metadata,
-    sa.Column("snapshot_month", sa.Date, nullable=False),
-    sa.Column("cohort_month", sa.Date, nullable=False),
-    sa.Column("quarter_start", sa.Date, nullable=False),
-    sa.Column("cohort_customers", sa.BigInteger, nullable=False),
-    sa.Column("opening_mrr", sa.Float(53), comment="the cohort's MRR in the last month of the quarter before"),
-    sa.Column("expansion_mrr", sa.Float(53), nullable=False),
-    sa.Column("contraction_mrr", sa.Float(53), nullable=False),
-    sa.Column("churned_mrr", sa.Float(53), nullable=False),
-    sa.Column("expansion_rate", sa.Float(53), comment="expansion_mrr / opening_mrr"),
-    schema="mart",
+mrr_monthly = table("mart.mrr_monthly")
+mrr_movements = table("mart.mrr_movements")
+cohort_retention = table("mart.cohort_retention")
+account_cohort_segments = table("mart.account_cohort_segments")
+cohort_retention_by_segment = table("mart.cohort_retention_by_segment")
+pricing_cohort_comparison = table("mart.pricing_cohort_comparison")
+cohort_quarterly_expansion = table("mart.cohort_quarterly_expansion")
+TABLES = (
+    mrr_monthly,
+    mrr_movements,
+    cohort_retention,
+    account_cohort_segments,
+    cohort_retention_by_segment,
+    pricing_cohort_comparison,
+    cohort_quarterly_expansion,
 )
 
 
@@ -246,7 +165,7 @@ def compute_snapshot(
     # The quadrant dimension reads the segmentation as of the month's last day: computed here
     # when missing, so the snapshot never depends on which DAG happened to segment that date.
     ensure_segments([next_month - timedelta(days=1)], warehouse_url=warehouse_url)
-    warehouse.ensure_tables(eng, metadata)
+    warehouse.ensure_tables(eng, TABLES)
     counts: dict[str, Any] = {"snapshot_month": month.isoformat()}
     with eng.begin() as conn:
         for table in OUTPUTS:

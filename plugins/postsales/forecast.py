@@ -31,6 +31,7 @@ from pydantic import Field, model_validator
 from postsales import paths, warehouse
 from postsales.config import ConfigError, StrictModel, Text, load_yaml
 from postsales.segment.rules import Bands, SegmentationRules, load_rules
+from postsales.tables import table
 from postsales.values import ratio
 
 log = logging.getLogger(__name__)
@@ -137,64 +138,10 @@ def load_settings(path: Path | None = None, rules: SegmentationRules | None = No
 
 # --- tables ----------------------------------------------------------------------------
 
-metadata = sa.MetaData()
-
-account_forecasts = sa.Table(
-    "account_forecasts",
-    metadata,
-    sa.Column("as_of_date", sa.Date, nullable=False),
-    sa.Column("account_id", sa.Text, nullable=False),
-    sa.Column("forecast_status", sa.Text, nullable=False, comment="ok | insufficient_history | zero_arr"),
-    sa.Column("arr", sa.Float(53), nullable=False),
-    sa.Column("current_tier", sa.Text, nullable=False, comment="ARR band now (a CRM override is not forecast)"),
-    sa.Column("arr_points", sa.Integer, nullable=False),
-    sa.Column("arr_growth_monthly", sa.Float(53), comment="Theil-Sen slope of ln(ARR) per month"),
-    sa.Column("seats_growth_monthly", sa.Float(53)),
-    sa.Column("usage_growth_monthly", sa.Float(53)),
-    sa.Column("blended_growth_monthly", sa.Float(53), comment="weighted, clipped; ln units per month"),
-    sa.Column("arr_fit_r2", sa.Float(53)),
-    *(sa.Column(f"projected_arr_{h}m", sa.Float(53)) for h in (6, 9, 12, 15)),
-    *(sa.Column(f"projected_tier_{h}m", sa.Text) for h in (6, 9, 12, 15)),
-    sa.Column("months_to_next_tier", sa.Float(53)),
-    *(sa.Column(name, sa.Boolean, nullable=False) for name in FLAG_NAMES),
-    sa.Column("explanation", sa.Text, nullable=False),
-    sa.Column("forecast_version", sa.Text, nullable=False),
-    sa.Column("computed_at", sa.DateTime, nullable=False),
-    schema="mart",
-)
-
-forecast_backtest = sa.Table(
-    "forecast_backtest",
-    metadata,
-    sa.Column("as_of_date", sa.Date, nullable=False, comment="the evaluation date: outcomes known up to it"),
-    sa.Column("target", sa.Text, nullable=False, comment="a flag name, or tier_<h>m for the projected tier"),
-    sa.Column("horizon_months", sa.Integer, nullable=False),
-    sa.Column("forecast_dates", sa.Integer, nullable=False),
-    sa.Column("first_forecast_date", sa.Date),
-    sa.Column("last_forecast_date", sa.Date),
-    sa.Column("accounts", sa.Integer, nullable=False, comment="(account, forecast date) pairs evaluated"),
-    sa.Column("predicted_positive", sa.Integer),
-    sa.Column("actual_positive", sa.Integer),
-    sa.Column("true_positive", sa.Integer),
-    sa.Column("precision", sa.Float(53)),
-    sa.Column("recall", sa.Float(53)),
-    sa.Column("accuracy", sa.Float(53)),
-    sa.Column("baseline_accuracy", sa.Float(53), comment="tier targets: 'the tier stays the same'"),
-    sa.Column("forecast_version", sa.Text, nullable=False),
-    sa.Column("computed_at", sa.DateTime, nullable=False),
-    schema="mart",
-)
-
-forecast_tier_calibration = sa.Table(
-    "forecast_tier_calibration",
-    metadata,
-    sa.Column("as_of_date", sa.Date, nullable=False),
-    sa.Column("horizon_months", sa.Integer, nullable=False),
-    sa.Column("projected_tier", sa.Text, nullable=False),
-    sa.Column("actual_tier", sa.Text, nullable=False),
-    sa.Column("accounts", sa.Integer, nullable=False),
-    schema="mart",
-)
+account_forecasts = table("mart.account_forecasts")
+forecast_backtest = table("mart.forecast_backtest")
+forecast_tier_calibration = table("mart.forecast_tier_calibration")
+TABLES = (account_forecasts, forecast_backtest, forecast_tier_calibration)
 
 # --- method ----------------------------------------------------------------------------
 
@@ -466,7 +413,7 @@ def trajectories(conn: sa.Connection, as_of: date, months: int, usage_days: int)
 
 def ensure_tables(eng: sa.Engine) -> None:
     warehouse.ensure_schema(eng)  # staging tables must exist even before the first extract
-    warehouse.ensure_tables(eng, metadata)
+    warehouse.ensure_tables(eng, TABLES)
 
 
 def compute_forecast(

@@ -22,6 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from postsales import warehouse
+from postsales.tables import table
 
 log = logging.getLogger(__name__)
 
@@ -29,42 +30,8 @@ STAGE = "monitoring"
 TOP_REASONS = 5
 FAILED_STATES = {"failed", "upstream_failed"}
 
-metadata = sa.MetaData()
-
-run_summary = sa.Table(
-    "run_summary",
-    metadata,
-    sa.Column("dag_id", sa.Text, nullable=False),
-    sa.Column("run_id", sa.Text, nullable=False),
-    sa.Column("run_type", sa.Text),
-    sa.Column("data_interval_start", sa.DateTime, comment="null for runs without an interval (asset-triggered)"),
-    sa.Column("data_interval_end", sa.DateTime),
-    sa.Column("state", sa.Text, nullable=False, comment="failed when any task failed or was upstream_failed"),
-    sa.Column("failed_tasks", sa.Text, nullable=False, comment="JSON list of the task ids that failed themselves"),
-    sa.Column("skipped_tasks", sa.Text, nullable=False, comment="JSON list of task ids"),
-    sa.Column("rows_extracted", sa.BigInteger),
-    sa.Column("rows_loaded", sa.BigInteger),
-    sa.Column("rows_quarantined", sa.BigInteger),
-    sa.Column(
-        "top_quarantine_reasons",
-        sa.Text,
-        comment='JSON object {"<table>: <expectation>": rows}, the top 5, then "… and N more reasons": rows if any',
-    ),
-    sa.Column("segments_as_of_date", sa.Date),
-    sa.Column("segments_compared_to", sa.Date, comment="the previous as-of date in mart.account_segments"),
-    sa.Column("segments_changed", sa.BigInteger),
-    sa.Column("cohort_snapshot_month", sa.Date),
-    sa.Column("crm_fields_pushed", sa.BigInteger),
-    sa.Column("crm_fields_skipped", sa.BigInteger),
-    sa.Column("crm_fields_failed", sa.BigInteger),
-    sa.Column("crm_accounts_skipped", sa.BigInteger),
-    sa.Column("retries", sa.BigInteger, comment="tries beyond the first, summed over the run's tasks"),
-    sa.Column("task_tries", sa.Text, comment='JSON object {"<task id>": tries} of the tasks that ran'),
-    sa.Column("started_at", sa.DateTime),
-    sa.Column("duration_seconds", sa.Float(53)),
-    sa.Column("summarized_at", sa.DateTime, nullable=False),
-    schema="ops",
-)
+run_summary = table("ops.run_summary")
+TABLES = (run_summary,)
 
 
 @dataclass
@@ -213,7 +180,7 @@ def write_run_summary(facts: RunFacts, *, now: datetime | None = None, warehouse
     }
     row |= figures(facts)
     eng = warehouse.engine(warehouse_url)
-    warehouse.ensure_tables(eng, metadata)
+    warehouse.ensure_tables(eng, TABLES)
     warehouse.add_missing_columns(eng, run_summary)  # retries, task_tries: added in 2026-12
     key = sa.and_(run_summary.c.dag_id == facts.dag_id, run_summary.c.run_id == facts.run_id)
     with eng.begin() as conn:

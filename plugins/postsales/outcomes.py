@@ -23,6 +23,7 @@ from pydantic import Field, model_validator
 from postsales import paths, warehouse
 from postsales.config import ConfigError, StrictModel, Text, load_yaml
 from postsales.segment.rules import SegmentationRules, load_rules
+from postsales.tables import table
 from postsales.values import ratio
 
 log = logging.getLogger(__name__)
@@ -96,51 +97,9 @@ def load_settings(path: Path | None = None, rules: SegmentationRules | None = No
 
 # --- tables ----------------------------------------------------------------------------
 
-metadata = sa.MetaData()
-
-health_outcomes = sa.Table(
-    "health_outcomes",
-    metadata,
-    sa.Column("as_of_date", sa.Date, nullable=False, comment="the evaluation date: outcomes known up to it"),
-    sa.Column("horizon_months", sa.Integer, nullable=False),
-    sa.Column("health_band", sa.Text, nullable=False, comment="'All' or a band of the health score on the start date"),
-    sa.Column("start_dates", sa.Integer, nullable=False),
-    sa.Column("first_start_date", sa.Date),
-    sa.Column("last_start_date", sa.Date),
-    sa.Column("account_periods", sa.Integer, nullable=False, comment="(account, start date) pairs"),
-    sa.Column("churned", sa.Integer, nullable=False),
-    sa.Column("contracted", sa.Integer, nullable=False),
-    sa.Column("expanded", sa.Integer, nullable=False),
-    sa.Column("renewal_due", sa.Integer, nullable=False),
-    sa.Column("renewed", sa.Integer, nullable=False),
-    sa.Column("churn_rate", sa.Float(53)),
-    sa.Column("contraction_rate", sa.Float(53)),
-    sa.Column("expansion_rate", sa.Float(53)),
-    sa.Column("renewal_rate", sa.Float(53)),
-    sa.Column("churn_lift", sa.Float(53), comment="churn rate of the band / churn rate of all"),
-    sa.Column("auc_churn", sa.Float(53), comment="'All' rows: AUC of (100 - health) for churn"),
-    sa.Column("auc_churn_or_contraction", sa.Float(53)),
-    sa.Column("auc_non_renewal", sa.Float(53), comment="among accounts with a renewal due"),
-    sa.Column("rules_versions", sa.Text, nullable=False, comment="segmentation rules versions of the start dates"),
-    sa.Column("computed_at", sa.DateTime, nullable=False),
-    schema="mart",
-)
-
-health_component_signal = sa.Table(
-    "health_component_signal",
-    metadata,
-    sa.Column("as_of_date", sa.Date, nullable=False),
-    sa.Column("horizon_months", sa.Integer, nullable=False),
-    sa.Column("component", sa.Text, nullable=False),
-    sa.Column("feature", sa.Text, nullable=False),
-    sa.Column("account_periods", sa.Integer, nullable=False, comment="pairs where the component had a score"),
-    sa.Column("churned", sa.Integer, nullable=False),
-    sa.Column("auc_churn", sa.Float(53), comment="AUC of (100 - component score) for churn"),
-    sa.Column("auc_churn_or_contraction", sa.Float(53)),
-    sa.Column("weight", sa.Float(53), comment="current weight in segmentation.yaml"),
-    sa.Column("computed_at", sa.DateTime, nullable=False),
-    schema="mart",
-)
+health_outcomes = table("mart.health_outcomes")
+health_component_signal = table("mart.health_component_signal")
+TABLES = (health_outcomes, health_component_signal)
 
 # --- method ----------------------------------------------------------------------------
 
@@ -302,7 +261,7 @@ def evaluate_health(
     settings = settings or load_settings(rules=rules)
     config = settings.health_outcomes
     eng = warehouse.engine(warehouse_url)
-    warehouse.ensure_tables(eng, metadata)
+    warehouse.ensure_tables(eng, TABLES)
     all_months = sorted({j for h in config.horizons for j in start_months(config, h)})
     start_dates = {j: as_of - relativedelta(months=j) for j in all_months}
     ensure_segments(sorted(start_dates.values()), warehouse_url=warehouse_url)

@@ -19,36 +19,13 @@ from postsales import warehouse
 from postsales.forecast import band_label
 from postsales.outcomes import EvaluationSettings, load_settings
 from postsales.segment.rules import Bands, SegmentationRules, load_rules
+from postsales.tables import table
 
 log = logging.getLogger(__name__)
 
-metadata = sa.MetaData()
-
-review_recommendations = sa.Table(
-    "review_recommendations",
-    metadata,
-    sa.Column("as_of_date", sa.Date, nullable=False),
-    sa.Column("area", sa.Text, nullable=False, comment="value_tier_boundary | health_weight"),
-    sa.Column("item", sa.Text, nullable=False, comment="the tier whose minimum moves, or the health component"),
-    sa.Column("current_value", sa.Float(53)),
-    sa.Column("suggested_value", sa.Float(53)),
-    sa.Column("accounts_moved", sa.Integer, nullable=False),
-    sa.Column("basis", sa.Text, nullable=False),
-    sa.Column("rules_version", sa.Text, nullable=False),
-    sa.Column("computed_at", sa.DateTime, nullable=False),
-    schema="mart",
-)
-
-review_migration_matrix = sa.Table(
-    "review_migration_matrix",
-    metadata,
-    sa.Column("as_of_date", sa.Date, nullable=False),
-    sa.Column("area", sa.Text, nullable=False, comment="value_tier | health_band"),
-    sa.Column("from_label", sa.Text, nullable=False),
-    sa.Column("to_label", sa.Text, nullable=False),
-    sa.Column("accounts", sa.Integer, nullable=False),
-    schema="mart",
-)
+review_recommendations = table("mart.review_recommendations")
+review_migration_matrix = table("mart.review_migration_matrix")
+TABLES = (review_recommendations, review_migration_matrix)
 
 # --- value tiers -------------------------------------------------------------------------
 
@@ -223,14 +200,15 @@ def recommend(
     """
     import pandas as pd
 
+    from postsales.outcomes import TABLES as outcomes_tables
     from postsales.outcomes import health_component_signal
     from postsales.segment.engine import account_segments, ensure_segments, health_components
 
     rules = rules or load_rules()
     settings = settings or load_settings(rules=rules)
     eng = warehouse.engine(warehouse_url)
-    warehouse.ensure_tables(eng, metadata)
-    warehouse.ensure_tables(eng, health_component_signal.metadata)
+    warehouse.ensure_tables(eng, TABLES)
+    warehouse.ensure_tables(eng, outcomes_tables)
     ensure_segments([as_of], warehouse_url=warehouse_url)
     with eng.connect() as conn:
         customers = pd.DataFrame(

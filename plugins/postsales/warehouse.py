@@ -343,7 +343,7 @@ def ensure_schema(eng: sa.Engine, table_set: Tables | None = None) -> Tables:
     with schema_change(eng) as conn:
         for schema in SCHEMAS:
             conn.execute(sa.text(f"create schema if not exists {schema}"))
-        create_missing(conn, table_set.metadata)
+        create_missing(conn, table_set.metadata.sorted_tables)
         views = {
             f"staging.{view_file.stem}": render_sql(view_file)
             for view_file in sorted((paths.sql_dir() / "staging").glob("*.sql"))
@@ -397,12 +397,12 @@ def _view_stamps(conn: sa.Connection) -> dict[str, str | None]:
     return {name: comment for name, comment in conn.execute(sa.text(query))}
 
 
-def ensure_tables(eng: sa.Engine, metadata: sa.MetaData) -> None:
-    """Create a stage's own tables (and the schemas) if missing."""
+def ensure_tables(eng: sa.Engine, tables: Iterable[sa.Table]) -> None:
+    """Create a stage's own tables (postsales.tables) and the schemas if missing."""
     with schema_change(eng) as conn:
         for schema in SCHEMAS:
             conn.execute(sa.text(f"create schema if not exists {schema}"))
-        create_missing(conn, metadata)
+        create_missing(conn, tables)
 
 
 def add_missing_columns(eng: sa.Engine, table: sa.Table) -> list[str]:
@@ -426,10 +426,10 @@ def add_missing_columns(eng: sa.Engine, table: sa.Table) -> list[str]:
     return [column.name for column in missing]
 
 
-def create_missing(conn: sa.Connection, metadata: sa.MetaData) -> None:
+def create_missing(conn: sa.Connection, tables: Iterable[sa.Table]) -> None:
     """``create table if not exists`` for each table: no catalog reflection per table, which on
     DuckDB (its emulated pg_catalog) costs ~0.8 s the first time in every process."""
-    for table in metadata.sorted_tables:
+    for table in tables:
         conn.execute(sa.schema.CreateTable(table, if_not_exists=True))
         for index in table.indexes:
             conn.execute(sa.schema.CreateIndex(index, if_not_exists=True))

@@ -83,7 +83,7 @@ def load(url, run_id="sql_files"):
         extract_entity(entity, interval=Interval(tiny.DAY1, tiny.DAY2), run_id=run_id, build_data_docs=False)
     compute_segments(PARAMS["as_of_date"], warehouse_url=url)
     compute_forecast(PARAMS["as_of_date"], warehouse_url=url)
-    warehouse.ensure_tables(warehouse.engine(url), sync.metadata)  # no CRM push in the tiny data: empty
+    warehouse.ensure_tables(warehouse.engine(url), sync.TABLES)  # no CRM push in the tiny data: empty
     compute_snapshot(PARAMS["snapshot_month"], warehouse_url=url)
 
 

@@ -15,25 +15,15 @@ from typing import Any
 import sqlalchemy as sa
 
 from postsales import warehouse
+from postsales.tables import table
 
 log = logging.getLogger(__name__)
 
 DIMENSIONS = ("value_tier", "quadrant")
 NEW, GONE = "(new)", "(gone)"
 
-metadata = sa.MetaData()
-
-segment_migration_matrix = sa.Table(
-    "segment_migration_matrix",
-    metadata,
-    sa.Column("as_of_date", sa.Date, nullable=False),
-    sa.Column("compared_to", sa.Date, nullable=False),
-    sa.Column("dimension", sa.Text, nullable=False),
-    sa.Column("from_label", sa.Text, nullable=False),
-    sa.Column("to_label", sa.Text, nullable=False),
-    sa.Column("accounts", sa.Integer, nullable=False),
-    schema="mart",
-)
+segment_migration_matrix = table("mart.segment_migration_matrix")
+TABLES = (segment_migration_matrix,)
 
 
 def migration_matrix(as_of: date, compared_to: date, *, warehouse_url: str | None = None) -> dict[str, Any]:
@@ -42,7 +32,7 @@ def migration_matrix(as_of: date, compared_to: date, *, warehouse_url: str | Non
 
     ensure_segments(sorted({compared_to, as_of}), warehouse_url=warehouse_url)
     eng = warehouse.engine(warehouse_url)
-    warehouse.ensure_tables(eng, metadata)
+    warehouse.ensure_tables(eng, TABLES)
     columns = [account_segments.c.account_id, *(account_segments.c[d] for d in DIMENSIONS)]
     with eng.connect() as conn:
         on = account_segments.c.as_of_date

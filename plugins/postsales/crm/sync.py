@@ -38,65 +38,17 @@ from postsales import paths, warehouse
 from postsales.crm.base import Change, CrmAdapter, CrmRecord, RetryPolicy, WriteResult
 from postsales.crm.config import SYNCABLE_COLUMNS, CrmSyncConfig, load_crm_sync
 from postsales.segment.rules import PART_SEPARATOR, UNCLASSIFIED, UNKNOWN
+from postsales.tables import table
 
 log = logging.getLogger(__name__)
 
 STAMP = "segment_updated_at"
 SAMPLES = 20
 
-metadata = sa.MetaData()
-
-crm_sync_state = sa.Table(
-    "crm_sync_state",
-    metadata,
-    sa.Column("target", sa.Text, nullable=False, comment="the CRM and object written to"),
-    sa.Column("account_id", sa.Text, nullable=False),
-    sa.Column("crm_field", sa.Text, nullable=False),
-    sa.Column("value", sa.Text, comment="canonical text of the value last pushed successfully"),
-    sa.Column("pushed_at", sa.DateTime, nullable=False),
-    sa.Column("run_id", sa.Text, nullable=False),
-    sa.PrimaryKeyConstraint("target", "account_id", "crm_field"),
-    schema="ops",
-)
-
-crm_sync_log = sa.Table(
-    "crm_sync_log",
-    metadata,
-    sa.Column("run_id", sa.Text, nullable=False),
-    sa.Column("target", sa.Text, nullable=False),
-    sa.Column("account_id", sa.Text, nullable=False),
-    sa.Column("crm_id", sa.Text),
-    sa.Column("crm_field", sa.Text, nullable=False),
-    sa.Column("old_value", sa.Text),
-    sa.Column("new_value", sa.Text),
-    sa.Column("status", sa.Text, nullable=False, comment="success | failed_transient | failed_permanent"),
-    sa.Column("error_code", sa.Text),
-    sa.Column("error_message", sa.Text),
-    sa.Column("attempt", sa.Integer, nullable=False),
-    sa.Column("logged_at", sa.DateTime, nullable=False),
-    schema="ops",
-)
-
-crm_sync_runs = sa.Table(
-    "crm_sync_runs",
-    metadata,
-    sa.Column("run_id", sa.Text, nullable=False, primary_key=True),
-    sa.Column("target", sa.Text, nullable=False),
-    sa.Column("as_of_date", sa.Date, nullable=False),
-    sa.Column("mode", sa.Text, nullable=False, comment="dry_run | push | blocked"),
-    sa.Column("reason", sa.Text),
-    sa.Column("accounts_considered", sa.Integer, nullable=False),
-    sa.Column("accounts_changed", sa.Integer, nullable=False),
-    sa.Column("fields_changed", sa.Integer, nullable=False),
-    sa.Column("fields_succeeded", sa.Integer, nullable=False),
-    sa.Column("fields_failed", sa.Integer, nullable=False),
-    sa.Column("accounts_skipped", sa.Integer, nullable=False),
-    sa.Column("write_calls", sa.Integer, nullable=False),
-    sa.Column("report", sa.Text, nullable=False, comment="the diff report (JSON)"),
-    sa.Column("started_at", sa.DateTime, nullable=False),
-    sa.Column("finished_at", sa.DateTime, nullable=False),
-    schema="ops",
-)
+crm_sync_state = table("ops.crm_sync_state")
+crm_sync_log = table("ops.crm_sync_log")
+crm_sync_runs = table("ops.crm_sync_runs")
+TABLES = (crm_sync_state, crm_sync_log, crm_sync_runs)
 
 
 class SafetyValveTripped(RuntimeError):
@@ -304,7 +256,7 @@ def sync(
     run_id = run_id or f"crm_sync_{uuid.uuid4().hex[:12]}"
     started = datetime.now(UTC).replace(tzinfo=None)
     eng = warehouse.engine(warehouse_url)
-    warehouse.ensure_tables(eng, metadata)
+    warehouse.ensure_tables(eng, TABLES)
     with eng.connect() as conn:
         desired = desired_tags(conn, as_of, config)
         state = {

@@ -392,7 +392,7 @@ def _ensure_read_tables(eng: sa.Engine) -> None:
     from postsales.crm import sync
 
     forecast.ensure_tables(eng)
-    warehouse.ensure_tables(eng, sync.metadata)
+    warehouse.ensure_tables(eng, sync.TABLES)
 
 
 def write_report(as_of: date, *, warehouse_url: str | None = None, rules: SegmentationRules | None = None) -> Path:

@@ -34,95 +34,18 @@ from postsales.segment.rules import (
     load_rules,
     source_feature,
 )
+from postsales.tables import table
 
 log = logging.getLogger(__name__)
 
-metadata = sa.MetaData()
-
-account_features = sa.Table(
-    "account_features",
-    metadata,
-    sa.Column("as_of_date", sa.Date, nullable=False),
-    *(
-        sa.Column(
-            name,
-            {"text": sa.Text, "number": sa.Float(53), "date": sa.Date, "boolean": sa.Boolean}[kind],
-        )
-        for name, kind in FEATURES.items()
-    ),
-    schema="mart",
-)
-
-account_segments = sa.Table(
-    "account_segments",
-    metadata,
-    sa.Column("as_of_date", sa.Date, nullable=False),
-    sa.Column("account_id", sa.Text, nullable=False),
-    sa.Column("firmographic_segment", sa.Text, nullable=False),
-    sa.Column("employee_band", sa.Text, nullable=False),
-    sa.Column("industry_group", sa.Text, nullable=False),
-    sa.Column("revenue_band", sa.Text, nullable=False),
-    sa.Column("value_tier", sa.Text, nullable=False),
-    sa.Column("value_tier_source", sa.Text, nullable=False),
-    sa.Column("arr", sa.Float(53)),
-    sa.Column("arr_band", sa.Text, nullable=False),
-    sa.Column("arr_percentile_band", sa.Text, nullable=False),
-    sa.Column("lifecycle_stage", sa.Text, nullable=False),
-    sa.Column("lifecycle_rule", sa.Text, nullable=False),
-    sa.Column("status_segment", sa.Text, nullable=False),
-    sa.Column("nps_category", sa.Text, nullable=False),
-    sa.Column("csat_band", sa.Text, nullable=False),
-    sa.Column("health_band", sa.Text, nullable=False),
-    sa.Column("referenceable", sa.Boolean),
-    sa.Column("adoption_segment", sa.Text, nullable=False),
-    sa.Column("adoption_rule", sa.Text, nullable=False),
-    sa.Column("health_score", sa.Float(53)),
-    sa.Column("quadrant", sa.Text, nullable=False),
-    sa.Column("quadrant_rule", sa.Text, nullable=False),
-    # The account on the plane of the 2x2 (docs/metrics.md, "Quadrant"): the two axis values, the
-    # cell they fall in and the quadrant before the Re-evaluate overlay (null on rows from before
-    # rules 2026.12.0; the values and cell are null when an axis value is missing).
-    sa.Column("share_of_wallet", sa.Float(53)),
-    sa.Column("wallet_size", sa.Float(53)),
-    sa.Column("quadrant_cell", sa.Text),
-    sa.Column("plane_quadrant", sa.Text),
-    sa.Column("reevaluate_since", sa.Date),
-    sa.Column("reevaluate_days", sa.Integer),
-    sa.Column("recommended_quadrant", sa.Text, nullable=False),
-    sa.Column("engagement_model", sa.Text, nullable=False),
-    sa.Column("engagement_rule", sa.Text, nullable=False),
-    sa.Column("case_study_candidate", sa.Boolean, nullable=False),
-    sa.Column("explanation", sa.Text, nullable=False),
-    sa.Column("rules_version", sa.Text, nullable=False),
-    sa.Column("computed_at", sa.DateTime, nullable=False),
-    schema="mart",
-)
-
-health_components = sa.Table(
-    "account_health_components",
-    metadata,
-    sa.Column("as_of_date", sa.Date, nullable=False),
-    sa.Column("account_id", sa.Text, nullable=False),
-    sa.Column("component", sa.Text, nullable=False),
-    sa.Column("feature", sa.Text, nullable=False),
-    sa.Column("input_value", sa.Float(53)),
-    sa.Column("score", sa.Float(53)),
-    sa.Column("weight", sa.Float(53), nullable=False),
-    sa.Column("rules_version", sa.Text, nullable=False),
-    schema="mart",
-)
+account_features = table("mart.account_features")
+account_segments = table("mart.account_segments")
+health_components = table("mart.account_health_components")
 
 # One row per segmented account, missing rule input and dimension it left Unknown (docs/metrics.md,
 # "Missing rule inputs"): `dimension` null is the row saying the input is missing at all.
-account_data_gaps = sa.Table(
-    "account_data_gaps",
-    metadata,
-    sa.Column("as_of_date", sa.Date, nullable=False),
-    sa.Column("account_id", sa.Text, nullable=False),
-    sa.Column("field", sa.Text, nullable=False, comment="accounts.<column>, or accounts: no row of the account"),
-    sa.Column("dimension", sa.Text, comment="a dimension that fell back to Unknown for lack of it; null: missing"),
-    schema="mart",
-)
+account_data_gaps = table("mart.account_data_gaps")
+TABLES = (account_features, account_segments, health_components, account_data_gaps)
 
 OUT_OF_RANGE = "Out of range"
 # The rule name of a value left Unknown: a rule it had to evaluate first read a missing input.
@@ -757,7 +680,7 @@ def compile_health_components(rules: SegmentationRules) -> sa.Select:
 
 
 def ensure_tables(eng: sa.Engine) -> None:
-    warehouse.ensure_tables(eng, metadata)
+    warehouse.ensure_tables(eng, TABLES)
     warehouse.add_missing_columns(eng, account_features)  # account_known: added in 2026-12
     warehouse.add_missing_columns(eng, account_segments)  # the 2x2's axes and cell: added in 2026-12
     view = warehouse.sql_text("segment", "account_segments_current")
