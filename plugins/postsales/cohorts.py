@@ -165,7 +165,6 @@ def compute_snapshot(
     # The quadrant dimension reads the segmentation as of the month's last day: computed here
     # when missing, so the snapshot never depends on which DAG happened to segment that date.
     ensure_segments([next_month - timedelta(days=1)], warehouse_url=warehouse_url)
-    warehouse.ensure_tables(eng, TABLES)
     counts: dict[str, Any] = {"snapshot_month": month.isoformat()}
     with eng.begin() as conn:
         for table in OUTPUTS:

@@ -411,11 +411,6 @@ def trajectories(conn: sa.Connection, as_of: date, months: int, usage_days: int)
     return frame
 
 
-def ensure_tables(eng: sa.Engine) -> None:
-    warehouse.ensure_schema(eng)  # staging tables must exist even before the first extract
-    warehouse.ensure_tables(eng, TABLES)
-
-
 def compute_forecast(
     as_of: date,
     *,
@@ -427,7 +422,7 @@ def compute_forecast(
     rules = rules or load_rules()
     settings = settings or load_settings(rules=rules)
     eng = warehouse.engine(warehouse_url)
-    ensure_tables(eng)
+    warehouse.ensure_schema(eng)  # staging tables must exist even before the first extract
     with eng.connect() as conn:
         frame = trajectories(conn, as_of, settings.lookback_months, settings.usage_days)
     computed_at = datetime.now(UTC).replace(tzinfo=None)
@@ -592,7 +587,7 @@ def run_backtest(
     settings = settings or load_settings(rules=rules)
     bands = rules.customer_value.arr_band
     eng = warehouse.engine(warehouse_url)
-    ensure_tables(eng)
+    warehouse.ensure_schema(eng)  # staging tables must exist even before the first extract
     months = backtest_months(settings)
     parts = []
     with eng.connect() as conn:

@@ -261,7 +261,6 @@ def evaluate_health(
     settings = settings or load_settings(rules=rules)
     config = settings.health_outcomes
     eng = warehouse.engine(warehouse_url)
-    warehouse.ensure_tables(eng, TABLES)
     all_months = sorted({j for h in config.horizons for j in start_months(config, h)})
     start_dates = {j: as_of - relativedelta(months=j) for j in all_months}
     ensure_segments(sorted(start_dates.values()), warehouse_url=warehouse_url)

@@ -200,15 +200,12 @@ def recommend(
     """
     import pandas as pd
 
-    from postsales.outcomes import TABLES as outcomes_tables
     from postsales.outcomes import health_component_signal
     from postsales.segment.engine import account_segments, ensure_segments, health_components
 
     rules = rules or load_rules()
     settings = settings or load_settings(rules=rules)
     eng = warehouse.engine(warehouse_url)
-    warehouse.ensure_tables(eng, TABLES)
-    warehouse.ensure_tables(eng, outcomes_tables)
     ensure_segments([as_of], warehouse_url=warehouse_url)
     with eng.connect() as conn:
         customers = pd.DataFrame(

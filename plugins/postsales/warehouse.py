@@ -337,12 +337,21 @@ def schema_change(eng: sa.Engine) -> Iterator[sa.Connection]:
         yield conn
 
 
-def ensure_schema(eng: sa.Engine, table_set: Tables | None = None) -> Tables:
-    """Create schemas, tables and views if missing (idempotent)."""
-    table_set = table_set or tables()
+def ensure_schema(eng: sa.Engine, table_set: Tables | None = None, *, staging: bool = True) -> Tables | None:
+    """Create the schemas, every table and the staging views if missing (idempotent): every table
+    home (postsales.tables), adding the columns a warehouse made by an older release lacks, and
+    the raw and staging tables of ``table_set`` (of expectations.yaml). ``staging=False`` leaves
+    those out, for a writer that must not depend on expectations.yaml (the run summary)."""
+    from postsales.tables import catalog
+
+    table_set = (table_set or tables()) if staging else None
     with schema_change(eng) as conn:
         for schema in SCHEMAS:
             conn.execute(sa.text(f"create schema if not exists {schema}"))
+        create_missing(conn, catalog().sorted_tables)
+        add_missing_columns(conn, catalog().sorted_tables)
+        if table_set is None:
+            return None
         create_missing(conn, table_set.metadata.sorted_tables)
         views = {
             f"staging.{view_file.stem}": render_sql(view_file)
@@ -397,33 +406,30 @@ def _view_stamps(conn: sa.Connection) -> dict[str, str | None]:
     return {name: comment for name, comment in conn.execute(sa.text(query))}
 
 
-def ensure_tables(eng: sa.Engine, tables: Iterable[sa.Table]) -> None:
-    """Create a stage's own tables (postsales.tables) and the schemas if missing."""
-    with schema_change(eng) as conn:
-        for schema in SCHEMAS:
-            conn.execute(sa.text(f"create schema if not exists {schema}"))
-        create_missing(conn, tables)
-
-
-def add_missing_columns(eng: sa.Engine, table: sa.Table) -> list[str]:
-    """Add the columns of ``table`` that an existing warehouse table lacks (a table created by an
-    older release); returns their names. New columns must be nullable."""
-    with schema_change(eng) as conn:
-        present = set(
-            conn.execute(
-                sa.text(
-                    "select column_name from information_schema.columns"
-                    " where table_schema = :schema and table_name = :name"
-                ),
-                {"schema": table.schema, "name": table.name},
-            ).scalars()
-        )
-        missing = [column for column in table.columns if column.name not in present]
-        for column in missing:
+def add_missing_columns(conn: sa.Connection, tables: Iterable[sa.Table]) -> list[str]:
+    """Add the columns of ``tables`` that the warehouse's tables lack (made by an older release);
+    returns them as ``schema.table.column``. A column added to a home later must be nullable:
+    the rows already there get null. One catalog query for all the tables."""
+    tables = list(tables)
+    present = set(
+        conn.execute(
+            sa.text(
+                "select table_schema, table_name, column_name from information_schema.columns"
+                " where table_schema in :schemas"
+            ).bindparams(sa.bindparam("schemas", expanding=True)),
+            {"schemas": sorted({table.schema for table in tables})},
+        ).all()
+    )
+    added = []
+    for table in tables:
+        for column in table.columns:
+            if (table.schema, table.name, column.name) in present:
+                continue
             column_type = column.type.compile(dialect=conn.dialect)
             conn.execute(sa.text(f'alter table {table.schema}."{table.name}" add column "{column.name}" {column_type}'))
             log.info("%s.%s: added column %s %s", table.schema, table.name, column.name, column_type)
-    return [column.name for column in missing]
+            added.append(f"{table.fullname}.{column.name}")
+    return added
 
 
 def create_missing(conn: sa.Connection, tables: Iterable[sa.Table]) -> None:

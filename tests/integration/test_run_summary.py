@@ -150,14 +150,17 @@ def test_a_run_summary_table_from_an_older_release_gains_the_new_columns(warehou
     old = sa.MetaData()
     sa.Table("run_summary", old, *(c.copy() for c in run_summary.columns if c.name not in ("retries", "task_tries")),
              schema="ops")  # fmt: skip
-    warehouse.ensure_tables(eng, old)
+    with eng.begin() as conn:
+        conn.execute(sa.text("create schema if not exists ops"))
+        old.create_all(conn)
     facts = RunFacts(dag_id="cohort_analysis", run_id="backfill__2026-06-01T00:00:00+00:00",
                      task_states={"compute_cohort_snapshot": "success"},
                      task_tries={"compute_cohort_snapshot": 2, "summarize_run": 1})  # fmt: skip
     write_run_summary(facts, now=datetime(2026, 7, 1, 0, 5))
     row = summary_rows(warehouse_url)[("cohort_analysis", facts.run_id)]
     assert (row["retries"], json.loads(row["task_tries"])) == (1, {"compute_cohort_snapshot": 2, "summarize_run": 1})
-    assert warehouse.add_missing_columns(eng, run_summary) == []  # nothing left to add
+    with eng.begin() as conn:
+        assert warehouse.add_missing_columns(conn, [run_summary]) == []  # nothing left to add
 
 
 def seed_segments(url: str, rows: list[tuple[str, str, str, str]]) -> None:

@@ -141,12 +141,13 @@ def test_segments_from_before_the_2x2_gain_its_columns_and_the_dwell_carries_ove
     and an account already in Re-evaluate there keeps its dwell under the 2x2."""
     _load(warehouse_url)
     eng = warehouse.engine(warehouse_url)
-    warehouse.ensure_schema(eng)
     new_columns = ("share_of_wallet", "wallet_size", "quadrant_cell", "plane_quadrant")
     old = sa.MetaData()
     kept = [c.copy() for c in account_segments.columns if c.name not in new_columns]
     table = sa.Table("account_segments", old, *kept, schema="mart")
-    warehouse.ensure_tables(eng, old)
+    with eng.begin() as conn:  # the extracts made today's table: put the old one in its place
+        conn.execute(sa.text("drop table mart.account_segments"))
+        old.create_all(conn)
     earlier = date(2024, 5, 1)
     old_row = {c.name: "x" for c in table.columns if not c.nullable and c.type.python_type is str}
     old_row |= {
@@ -170,4 +171,5 @@ def test_segments_from_before_the_2x2_gain_its_columns_and_the_dwell_carries_ove
     assert _dwell(rows, "R") == ("Re-evaluate", date(2024, 1, 1), 181, "Manage")
     assert [rows["R"][c] for c in new_columns] == [0.2, 100_000, "Large wallet · Low share", "Grow"]
     assert [fx.segments(warehouse_url, earlier)["R"][c] for c in new_columns] == [None] * 4
-    assert warehouse.add_missing_columns(eng, account_segments) == []
+    with eng.begin() as conn:
+        assert warehouse.add_missing_columns(conn, [account_segments]) == []

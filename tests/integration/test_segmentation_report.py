@@ -158,7 +158,7 @@ def load_history(url: str) -> None:
     fx.store_segments(url, before, BEFORE)
     fx.store_segments(url, fx.PLANE_ACCOUNTS, AS_OF)
     eng = warehouse.engine(url)
-    warehouse.ensure_tables(eng, sync.TABLES)
+    warehouse.ensure_schema(eng)
     run = {"target": "hubspot", "reason": None, "accounts_considered": 10, "accounts_changed": 0,
            "fields_changed": 0, "fields_succeeded": 0, "fields_failed": 0, "accounts_skipped": 0, "write_calls": 0,
            "report": "{}", "started_at": datetime(2024, 6, 1), "finished_at": datetime(2024, 6, 1)}  # fmt: skip

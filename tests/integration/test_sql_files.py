@@ -75,7 +75,6 @@ def results(url: str) -> dict[str, list]:
 def load(url, run_id="sql_files"):
     """Every stage's tables, so every query has something to read."""
     from postsales.cohorts import compute_snapshot
-    from postsales.crm import sync
     from postsales.forecast import compute_forecast
     from postsales.segment.engine import compute_segments
 
@@ -83,7 +82,7 @@ def load(url, run_id="sql_files"):
         extract_entity(entity, interval=Interval(tiny.DAY1, tiny.DAY2), run_id=run_id, build_data_docs=False)
     compute_segments(PARAMS["as_of_date"], warehouse_url=url)
     compute_forecast(PARAMS["as_of_date"], warehouse_url=url)
-    warehouse.ensure_tables(warehouse.engine(url), sync.TABLES)  # no CRM push in the tiny data: empty
+    warehouse.ensure_schema(warehouse.engine(url))  # no CRM push in the tiny data: empty
     compute_snapshot(PARAMS["snapshot_month"], warehouse_url=url)
 
 

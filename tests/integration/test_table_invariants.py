@@ -86,9 +86,7 @@ def fill_every_stage(url: str, crm_dir: Path, monkeypatch) -> None:
     cohorts.compute_snapshot(SNAPSHOT, warehouse_url=url)
     revision.migration_matrix(AS_OF, AS_OF, warehouse_url=url)
     sync.sync(AS_OF, approve_first_push=True, approve_large_change=True, run_id="invariants", warehouse_url=url)
-    eng = warehouse.engine(url)
-    for module in STAGE_MODULES:
-        warehouse.ensure_tables(eng, module.TABLES)
+    warehouse.ensure_schema(warehouse.engine(url))
 
 
 def counts_and_violations(url: str) -> tuple[dict[str, int], dict[str, dict]]:

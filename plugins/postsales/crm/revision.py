@@ -32,7 +32,6 @@ def migration_matrix(as_of: date, compared_to: date, *, warehouse_url: str | Non
 
     ensure_segments(sorted({compared_to, as_of}), warehouse_url=warehouse_url)
     eng = warehouse.engine(warehouse_url)
-    warehouse.ensure_tables(eng, TABLES)
     columns = [account_segments.c.account_id, *(account_segments.c[d] for d in DIMENSIONS)]
     with eng.connect() as conn:
         on = account_segments.c.as_of_date

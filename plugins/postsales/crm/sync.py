@@ -256,7 +256,7 @@ def sync(
     run_id = run_id or f"crm_sync_{uuid.uuid4().hex[:12]}"
     started = datetime.now(UTC).replace(tzinfo=None)
     eng = warehouse.engine(warehouse_url)
-    warehouse.ensure_tables(eng, TABLES)
+    warehouse.ensure_schema(eng)
     with eng.connect() as conn:
         desired = desired_tags(conn, as_of, config)
         state = {

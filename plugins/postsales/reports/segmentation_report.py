@@ -17,8 +17,6 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-
 from postsales import paths, warehouse
 from postsales.reports.html import Section, money, number, page, pct, table, write_page
 from postsales.segment.rules import SegmentationRules, load_rules
@@ -386,20 +384,11 @@ def report_path(as_of: date) -> Path:
     return paths.data_dir() / "reports" / f"segmentation_{as_of:%Y-%m-%d}.html"
 
 
-def _ensure_read_tables(eng: sa.Engine) -> None:
-    """Tables the queries read that other stages create: empty ones when those never ran."""
-    from postsales import forecast
-    from postsales.crm import sync
-
-    forecast.ensure_tables(eng)
-    warehouse.ensure_tables(eng, sync.TABLES)
-
-
 def write_report(as_of: date, *, warehouse_url: str | None = None, rules: SegmentationRules | None = None) -> Path:
     """Render the as-of date's segmentation report from the warehouse and write it; returns the path."""
     rules = rules or load_rules()
     eng = warehouse.engine(warehouse_url)
-    _ensure_read_tables(eng)
+    warehouse.ensure_schema(eng)  # the tables other stages fill: empty ones when those never ran
     with eng.connect() as conn:
         accounts = warehouse.query(conn, "reports", "segmentation_accounts", as_of_date=as_of)
         summary = warehouse.query(conn, "reports", "quadrant_summary", as_of_date=as_of, **capacity_weights())

@@ -680,9 +680,8 @@ def compile_health_components(rules: SegmentationRules) -> sa.Select:
 
 
 def ensure_tables(eng: sa.Engine) -> None:
-    warehouse.ensure_tables(eng, TABLES)
-    warehouse.add_missing_columns(eng, account_features)  # account_known: added in 2026-12
-    warehouse.add_missing_columns(eng, account_segments)  # the 2x2's axes and cell: added in 2026-12
+    """The warehouse's tables, and the view of each account's latest segments."""
+    warehouse.ensure_schema(eng)
     view = warehouse.sql_text("segment", "account_segments_current")
     with warehouse.schema_change(eng) as conn:
         warehouse.ensure_views(conn, {"mart.account_segments_current": view}, selects_from=[account_segments])
@@ -694,7 +693,6 @@ def compute_segments(
     """Replace the as-of date's partition of the features, segments and health components."""
     rules = rules or load_rules()
     eng = warehouse.engine(warehouse_url)
-    warehouse.ensure_schema(eng)
     ensure_tables(eng)
     params = {
         "as_of_date": as_of,
@@ -765,7 +763,6 @@ def ensure_segments(dates: list[date], *, warehouse_url: str | None = None) -> l
     review) call this first, so what they read never depends on which DAG ran before them.
     """
     eng = warehouse.engine(warehouse_url)
-    warehouse.ensure_schema(eng)
     ensure_tables(eng)
     with eng.connect() as conn:
         existing = set(
