@@ -173,7 +173,7 @@ def compute_snapshot(
                 warehouse.delete_partition(conn, table, in_snapshot)
                 conn.execute(table.insert().from_select([c.name for c in table.c], segments_select), params)
             else:
-                warehouse.replace_from_query(conn, table, in_snapshot, STAGE, table.name, **params)
+                warehouse.replace_from_query(conn, table, in_snapshot, **params)
             counts[f"{table.name}_rows"] = conn.execute(
                 sa.select(sa.func.count()).select_from(table).where(in_snapshot)
             ).scalar_one()

@@ -55,6 +55,7 @@ class Invariant(StrictModel):
 
 class FilledBy(StrictModel):
     query: str | None = Field(None, description="the SQL file whose rows fill the table, from the project root")
+    reads: list[str] = Field(default_factory=list, description="SQL files the code reads to compute the rows")
     code: str = Field(description="the function that writes the table")
     dags: list[str] = Field(min_length=1)
 

@@ -551,28 +551,32 @@ def replace_from_query(
     conn: sa.Connection,
     table: sa.Table,
     where: sa.ColumnElement[bool] | None,
-    stage: str,
-    name: str,
     **params: Any,
 ) -> int:
-    """Delete the partition selected by ``where`` and fill it from ``include/sql/<stage>/<name>.sql``.
+    """Delete the partition selected by ``where`` and fill it from the query that fills the table,
+    as its home names it (``filled_by.query`` in include/tables).
 
     The query runs inside the warehouse (``insert ... select``); its result columns are
     matched to the table's by name, so the query's column order does not matter.
     """
+    from postsales.tables import home_of
+
+    query_file = home_of(table).filled_by.query
+    if query_file is None:
+        raise ValueError(f"{table.fullname}: its home names no filled_by.query")
     deleted = delete_partition(conn, table, where)
     columns = ", ".join(f'"{c.name}"' for c in table.columns)
     inserted = conn.execute(
         sa.text(
             f'insert into {table.schema}."{table.name}" ({columns})\n'
-            f"select {columns} from (\n{sql_text(stage, name)}\n) as query_result"
+            f"select {columns} from (\n{render_sql(paths.project_root() / query_file)}\n) as query_result"
         ),
         params,
     ).rowcount
     if inserted is None or inserted < 0:  # DuckDB does not report insert-select counts
         count = sa.select(sa.func.count()).select_from(table)
         inserted = conn.execute(count if where is None else count.where(where)).scalar_one()
-    log.info("%s.%s: replaced %s rows with %s from %s/%s.sql", table.schema, table.name, deleted, inserted, stage, name)
+    log.info("%s.%s: replaced %s rows with %s from %s", table.schema, table.name, deleted, inserted, query_file)
     return inserted
 
 

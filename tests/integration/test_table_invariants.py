@@ -48,8 +48,8 @@ def test_every_stage_table_has_a_home_and_every_home_a_stage():
 @pytest.mark.parametrize("name", sorted(tables.homes()))
 def test_a_home_names_what_exists(name):
     home = tables.homes()[name]
-    if home.filled_by.query:
-        assert (ROOT / home.filled_by.query.split(" ")[0]).is_file(), f"{name}: filled_by.query"
+    for query in filter(None, [home.filled_by.query, *home.filled_by.reads]):
+        assert (ROOT / query).is_file(), f"{name}: {query}"
     module_name, _, attribute = home.filled_by.code.split(" ")[0].rpartition(".")
     assert callable(getattr(importlib.import_module(module_name), attribute)), f"{name}: filled_by.code"
     assert home.tests, f"{name}: no test reads the table"

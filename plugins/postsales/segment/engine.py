@@ -704,7 +704,7 @@ def compute_segments(
     segments_select = compile_segments(rules, eng.dialect.name)
     with eng.begin() as conn:
         features = warehouse.replace_from_query(
-            conn, account_features, account_features.c.as_of_date == as_of, "segment", "account_features", **params
+            conn, account_features, account_features.c.as_of_date == as_of, **params
         )
         warehouse.delete_partition(conn, account_segments, account_segments.c.as_of_date == as_of)
         conn.execute(
