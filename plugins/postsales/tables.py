@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from pydantic import Field, model_validator
 
 from postsales import paths
-from postsales.config import ConfigError, StrictModel, load_yaml
+from postsales.config import ConfigError, EntityRules, StrictModel, load_yaml
 
 # The column types a home may name, and what each is in SQLAlchemy (the same DDL on
 # DuckDB and PostgreSQL; double is double precision).
@@ -33,6 +33,16 @@ COLUMN_TYPES = {
     "boolean": sa.Boolean,
     "date": sa.Date,
     "timestamp": sa.DateTime,
+}
+
+# An expectations.yaml column type -> the staging column's type.
+SQL_TYPES = {
+    "string": sa.Text,
+    "integer": sa.BigInteger,
+    "number": sa.Float(53),
+    "date": sa.Date,
+    "timestamp": sa.DateTime,
+    "boolean": sa.Boolean,
 }
 
 IDENTIFIER = r"^[a-z_][a-z0-9_]*$"
@@ -61,12 +71,15 @@ class FilledBy(StrictModel):
 
 
 class TableHome(StrictModel):
-    name: str = Field(pattern=r"^(mart|ops)\.[a-z_][a-z0-9_]*$")
+    name: str = Field(pattern=r"^(raw|staging|mart|ops)\.[a-z_][a-z0-9_]*$")
     description: str
     grain: str
     key: list[str] = Field(description="the columns one row is unique on; empty for an append-only log")
     primary_key: bool = False
     partition: list[str] = Field(description="the columns a run replaces the rows of, in one transaction")
+    columns_from: Literal["expectations"] | None = Field(
+        None, description="expectations: the entity's columns of include/rules/expectations.yaml come first"
+    )
     filled_by: FilledBy
     tests: list[str] = Field(default_factory=list, description="test files that read the table")
     columns: list[ColumnHome] = Field(min_length=1)
@@ -75,6 +88,8 @@ class TableHome(StrictModel):
     @model_validator(mode="after")
     def _names_refer_to_columns(self) -> TableHome:
         names = [column.name for column in self.columns]
+        if self.columns_from:  # key and partition name the entity's columns too: checked on the built table
+            return self
         if len(set(names)) != len(names):
             raise ValueError(f"columns: a name is given twice: {sorted({n for n in names if names.count(n) > 1})}")
         for field in ("key", "partition"):
@@ -116,27 +131,47 @@ def homes() -> dict[str, TableHome]:
 
 @cache
 def catalog() -> sa.MetaData:
-    """One MetaData holding every table of :func:`homes`."""
+    """One MetaData holding every table of :func:`homes` but the staging tables, whose columns
+    follow expectations.yaml (:func:`staging_table`)."""
     metadata = sa.MetaData()
     for home in homes().values():
-        key = set(home.key) if home.primary_key else set()
-        sa.Table(
-            home.table_name,
-            metadata,
-            *(
-                sa.Column(
-                    column.name,
-                    COLUMN_TYPES[column.type](),
-                    nullable=column.nullable,
-                    primary_key=column.name in key,
-                    comment=column.description,
-                )
-                for column in home.columns
-            ),
-            schema=home.schema,
-            info={"home": home},
-        )
+        if home.columns_from is None:
+            _build(home, metadata)
     return metadata
+
+
+def staging_table(entity: str, rules: EntityRules, metadata: sa.MetaData) -> sa.Table:
+    """``staging.<entity>``: the entity's columns of expectations.yaml, typed, then its home's."""
+    home = homes()[f"staging.{entity}"]
+    clash = sorted({column.name for column in home.columns} & set(rules.columns))
+    if clash:
+        raise ConfigError(
+            f"include/rules/expectations.yaml: field 'entities.{entity}.columns': {clash} are the warehouse's own "
+            f"columns of staging.{entity} (include/tables/staging/{entity}.yaml): rename them"
+        )
+    declared = [sa.Column(name, SQL_TYPES[rule.type]) for name, rule in rules.columns.items()]
+    return _build(home, metadata, declared)
+
+
+def _build(home: TableHome, metadata: sa.MetaData, leading: list[sa.Column] | None = None) -> sa.Table:
+    key = set(home.key) if home.primary_key else set()
+    return sa.Table(
+        home.table_name,
+        metadata,
+        *(leading or []),
+        *(
+            sa.Column(
+                column.name,
+                COLUMN_TYPES[column.type](),
+                nullable=column.nullable,
+                primary_key=column.name in key,
+                comment=column.description,
+            )
+            for column in home.columns
+        ),
+        schema=home.schema,
+        info={"home": home},
+    )
 
 
 def table(name: str) -> sa.Table:

@@ -29,21 +29,6 @@ log = logging.getLogger(__name__)
 
 SCHEMAS = ("raw", "staging", "ops", "mart")
 
-SQL_TYPES = {
-    "string": sa.Text,
-    "integer": sa.BigInteger,
-    "number": sa.Float(53),
-    "date": sa.Date,
-    "timestamp": sa.DateTime,
-    "boolean": sa.Boolean,
-}
-
-LOAD_COLUMNS = (
-    sa.Column("_run_id", sa.Text, nullable=False),
-    sa.Column("_source", sa.Text, nullable=False),
-    sa.Column("_loaded_at", sa.DateTime, nullable=False),
-)
-
 _ENGINES: dict[str, sa.Engine] = {}
 
 
@@ -246,72 +231,22 @@ def is_duckdb(eng: sa.Engine | sa.Connection) -> bool:
 
 @dataclass(frozen=True)
 class Tables:
-    metadata: sa.MetaData
+    metadata: sa.MetaData  # the staging tables (the others are in postsales.tables.catalog())
     raw: Mapping[str, sa.Table]
     staging: Mapping[str, sa.Table]
     quarantine: sa.Table
     extract_runs: sa.Table
 
 
-def _partition_columns() -> list[sa.Column]:
-    return [
-        sa.Column("interval_start", sa.DateTime, nullable=False),
-        sa.Column("interval_end", sa.DateTime, nullable=False),
-        sa.Column("full_refresh", sa.Boolean, nullable=False),
-    ]
-
-
 def build_tables(expectations: ExpectationsConfig) -> Tables:
+    """The tables of the extract: raw, staging (its columns follow ``expectations``), quarantine and
+    runs, as their homes in include/tables define them."""
+    from postsales import tables as homes
+
     metadata = sa.MetaData()
-    raw, staging = {}, {}
-    for entity in ENTITIES:
-        rules = expectations.entities[entity]
-        raw[entity] = sa.Table(
-            entity,
-            metadata,
-            sa.Column("record_key", sa.Text),
-            sa.Column("payload", sa.Text, nullable=False),
-            *_partition_columns(),
-            *(c.copy() for c in LOAD_COLUMNS),
-            schema="raw",
-        )
-        staging[entity] = sa.Table(
-            entity,
-            metadata,
-            *(sa.Column(name, SQL_TYPES[rule.type]) for name, rule in rules.columns.items()),
-            sa.Column("_extra", sa.Text),
-            *(c.copy() for c in LOAD_COLUMNS),
-            schema="staging",
-        )
-    quarantine = sa.Table(
-        "quarantine",
-        metadata,
-        sa.Column("source_table", sa.Text, nullable=False),
-        sa.Column("source", sa.Text),
-        sa.Column("record_key", sa.Text),
-        sa.Column("failed_expectations", sa.Text, nullable=False),
-        sa.Column("offending_values", sa.Text, nullable=False),
-        sa.Column("raw_row", sa.Text, nullable=False),
-        sa.Column("run_id", sa.Text, nullable=False),
-        *_partition_columns(),
-        sa.Column("quarantined_at", sa.DateTime, nullable=False),
-        schema="ops",
-    )
-    extract_runs = sa.Table(
-        "extract_runs",
-        metadata,
-        sa.Column("source_table", sa.Text, nullable=False),
-        sa.Column("run_id", sa.Text, nullable=False),
-        sa.Column("source", sa.Text, nullable=False),
-        *_partition_columns(),
-        sa.Column("rows_read", sa.BigInteger, nullable=False),
-        sa.Column("rows_loaded", sa.BigInteger, nullable=False),
-        sa.Column("rows_quarantined", sa.BigInteger, nullable=False),
-        sa.Column("data_docs", sa.Text),
-        sa.Column("finished_at", sa.DateTime, nullable=False),
-        schema="ops",
-    )
-    return Tables(metadata, raw, staging, quarantine, extract_runs)
+    staging = {entity: homes.staging_table(entity, expectations.entities[entity], metadata) for entity in ENTITIES}
+    raw = {entity: homes.table(f"raw.{entity}") for entity in ENTITIES}
+    return Tables(metadata, raw, staging, homes.table("ops.quarantine"), homes.table("ops.extract_runs"))
 
 
 @cache

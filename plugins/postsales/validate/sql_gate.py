@@ -34,6 +34,7 @@ from postsales import warehouse
 from postsales.config import EntityRules, PlausibleDates, Thresholds
 from postsales.errors import DataContractError
 from postsales.sources import FILE_DAY, LINEAGE, SOURCE, Interval
+from postsales.tables import SQL_TYPES
 from postsales.validate.typing_sql import blank_to_null, typed
 
 if TYPE_CHECKING:
@@ -298,7 +299,7 @@ def gate_columns(rules: EntityRules, filed: bool) -> list[sa.Column]:
     """The gate table's columns (name and SQL type)."""
     columns = [sa.Column(ROW, sa.BigInteger)]
     for name, rule in rules.columns.items():
-        sql_type = warehouse.SQL_TYPES[rule.type]
+        sql_type = SQL_TYPES[rule.type]
         columns.append(sa.Column(name, sql_type))
         if rule.type != "string":
             columns += [sa.Column(name + GIVEN_SUFFIX, sa.Boolean), sa.Column(name + UNPARSED_SUFFIX, sa.Text)]
@@ -311,9 +312,7 @@ def gate_columns(rules: EntityRules, filed: bool) -> list[sa.Column]:
     compound = rules.unique_key and len(rules.key) > 1
     if filed:
         columns.append(sa.Column(FILED, sa.Boolean))
-        columns += [
-            sa.Column(name + FILED_SUFFIX, warehouse.SQL_TYPES[rules.columns[name].type]) for name in _unique(rules)
-        ]
+        columns += [sa.Column(name + FILED_SUFFIX, SQL_TYPES[rules.columns[name].type]) for name in _unique(rules)]
     if compound:
         columns.append(sa.Column(KEY + FILED_SUFFIX if filed else KEY, sa.Text))
     columns += [sa.Column(duplicate, _type_of(columns, checked)) for checked, duplicate in _uniqueness(rules, filed)]

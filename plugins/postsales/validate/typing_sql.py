@@ -59,7 +59,7 @@ FALSE_VALUES = frozenset({"false", "f", "0", "no", "n"})
 # The SQL casts money to numeric(38, 6): 32 digits before the point. inf, nan and larger
 # magnitudes are not valid numbers.
 NUMBER_LIMIT = 1e32
-# integer columns are BIGINT (warehouse.SQL_TYPES).
+# integer columns are BIGINT (postsales.tables.SQL_TYPES).
 BIGINT_MAX = 2**63 - 1
 # Integers written as 12.0 or 1e3 go through float64, which is exact up to 2**53.
 EXACT_FLOAT_INTEGER = 2**53
