@@ -29,8 +29,8 @@ EXTRACT_DAGS = ("crm_extract", "usage_extract")
 def ensure_demo(accounts: int, seed: int) -> Path:
     """Generate the demo source into POSTSALES_SOURCE_DIR / files.directory unless it already holds
     this size and seed; files the generator did not write are never overwritten."""
-    from postsales import demo
     from postsales.config import source_dir
+    from postsales_dev import demo
 
     target = source_dir()
     status, holds = demo.demo_status(target, accounts, seed)
