@@ -11,6 +11,10 @@ export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 export PYTHONPATH := $(CURDIR)/plugins
+# The developer tools (devtools/postsales_dev: the demo generator, the run/demo/summary commands) are
+# not part of the library or the image: only the dev targets below add them to the path, never the
+# Airflow processes (`make airflow`, airflow-env) nor AIRFLOW__CORE__PLUGINS_FOLDER.
+DEV_PY := PYTHONPATH=$(CURDIR)/plugins:$(CURDIR)/devtools $(PY)
 export GX_ANALYTICS_ENABLED := false
 # SQLite metadata (the default): writers take the lock first and wait for it, so the CLI does not
 # fail with "database is locked" while the scheduler runs (empty for any other metadata database).
@@ -43,20 +47,22 @@ airflow-db: $(AIRFLOW_HOME)/.migrated
 # Generates the demo source, or regenerates it when it was made with another size or seed
 # (data/demo/_demo.json records them); `make run` does the same with the same variables.
 demo: install
-	$(PY) -m postsales.cli demo --accounts $(DEMO_ACCOUNTS) --seed $(DEMO_SEED)
+	$(DEV_PY) -m postsales_dev.cli demo --accounts $(DEMO_ACCOUNTS) --seed $(DEMO_SEED)
 
 # Full refresh of the demo through the real DAGs (dag.test), then a summary.
 run: airflow-db
-	AIRFLOW__LOGGING__LOGGING_LEVEL=WARNING PYTHONWARNINGS='ignore::DeprecationWarning,ignore:Using `httpx`' $(PY) -m postsales.cli run --demo-accounts $(DEMO_ACCOUNTS) --demo-seed $(DEMO_SEED)
+	AIRFLOW__LOGGING__LOGGING_LEVEL=WARNING PYTHONWARNINGS='ignore::DeprecationWarning,ignore:Using `httpx`' $(DEV_PY) -m postsales_dev.cli run --demo-accounts $(DEMO_ACCOUNTS) --demo-seed $(DEMO_SEED)
 
 summary: install
-	$(PY) -m postsales.cli summary
+	$(DEV_PY) -m postsales_dev.cli summary
 
 # Forecast backtest, health vs outcome, review recommendations and the report for one date,
 # against whatever warehouse POSTSALES_WAREHOUSE_URL points at: make evaluate AS_OF=2026-09-30
+# (the library's command, as the image runs it; then the summary of that date).
 evaluate: install
 	@test -n "$(AS_OF)" || { echo "usage: make evaluate AS_OF=YYYY-MM-DD"; exit 2; }
 	$(PY) -m postsales.cli evaluate --as-of $(AS_OF)
+	$(DEV_PY) -m postsales_dev.cli summary --as-of $(AS_OF)
 
 test: install
 	$(PY) -m pytest

@@ -8,7 +8,7 @@ process's wall time, CPU time and peak RSS (``os.wait4`` rusage of that process 
 printed. CPU time is the steadier figure on a machine shared with other work.
 Generate the source first (data/ is git-ignored), e.g. 10k accounts with a year of usage:
 
-    python -c "from pathlib import Path; from postsales.demo import generate; \\
+    PYTHONPATH=plugins:devtools python -c "from pathlib import Path; from postsales_dev.demo import generate; \\
         generate(Path('data/bench/landing10k/source'), 10000, 42, usage_days=365)"
 """
 

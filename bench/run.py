@@ -77,8 +77,10 @@ def stage_env(work: Path) -> dict[str, str]:
 
 
 def generate(accounts: int, work: Path, env: dict[str, str], log_dir: Path) -> dict:
+    # The demo generator is a developer tool (devtools/), not the library the stages run.
+    env = {**env, "PYTHONPATH": os.pathsep.join([str(ROOT / "plugins"), str(ROOT / "devtools")])}
     code = (
-        "import json, sys; from pathlib import Path; from postsales.demo import generate; "
+        "import json, sys; from pathlib import Path; from postsales_dev.demo import generate; "
         f"print(json.dumps(generate(Path({str(work / 'source')!r}), {accounts}, 42, usage_days={USAGE_DAYS}), "
         "default=str))"
     )

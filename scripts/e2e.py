@@ -47,6 +47,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "plugins"))  # the library, as the Makefile's PYTHONPATH gives it
+# The demo generator, a developer tool: for this process only; the Airflow components it starts
+# get plugins/ alone (Session.base_env), as in the image.
+sys.path.insert(1, str(ROOT / "devtools"))
 VENV_BIN = Path(sys.executable).parent
 PG_ADMIN_DSN = os.environ.get("POSTSALES_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("POSTSALES_E2E_REDIS_URL", "redis://127.0.0.1:6379/5")
@@ -742,7 +745,7 @@ def celery_body(session: Session, meta_db: str, warehouse_db: str) -> None:
     yesterday = session.yesterday
     with session.phase("setup (demo data, db migrate)"):
         log(f"metadata {meta_db}, warehouse {warehouse_db}, broker {REDIS_URL}")
-        from postsales import demo
+        from postsales_dev import demo
 
         counts = demo.generate(Path(env["POSTSALES_SOURCE_DIR"]), accounts=args.accounts, seed=42, as_of=yesterday)
         log(f"demo source through {yesterday}: {json.dumps(counts, default=str)[:200]}")

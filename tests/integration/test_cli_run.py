@@ -1,9 +1,11 @@
-"""`make run` (postsales.cli run) when a DAG fails: exit code 1 and the summary, no traceback."""
+"""`make run` (postsales_dev.cli run) when a DAG fails: exit code 1 and the summary, no traceback."""
 
 from __future__ import annotations
 
 import tiny
-from postsales import cli
+from postsales.cli import run_evaluation
+from postsales_dev import cli
+from postsales_dev.summary import summary_text
 
 
 def test_a_failed_extract_ends_make_run_with_1_and_the_summary(airflow_db, duckdb_url, tiny_source, capsys):
@@ -27,8 +29,8 @@ def test_the_summary_prints_with_no_contracts(warehouse_url, tiny_source):
     full = Interval(tiny.DAY1, tiny.DAY3, full_refresh=True)
     for entity in ("accounts", "contracts", "survey_responses", "usage_daily"):
         extract_entity(entity, interval=full, run_id="no_contracts", build_data_docs=False)
-    cli.run_evaluation(date(2024, 3, 2))
-    lines = cli.summary_text().splitlines()
+    run_evaluation(date(2024, 3, 2))
+    lines = summary_text().splitlines()
     assert f"{'contracts':<18}{0:>10}{0:>10}{0:>13}{0:>12}" in lines
     assert "evaluation as of 2024-03-02 (mart.health_outcomes, mart.forecast_backtest):" in lines
     for months in (3, 6, 12):

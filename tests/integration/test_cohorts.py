@@ -16,7 +16,8 @@ import pytest
 import sqlalchemy as sa
 
 import cohort_fixtures as fx
-from postsales import cohorts, demo, tables, warehouse
+from postsales import cohorts, tables, warehouse
+from postsales_dev import demo
 
 TABLES = cohorts.OUTPUTS
 DEMO_SNAPSHOTS = (date(2024, 6, 1), date(2025, 6, 1), date(2026, 10, 1))

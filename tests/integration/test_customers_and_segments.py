@@ -20,11 +20,12 @@ import pytest
 import sqlalchemy as sa
 
 import segment_fixtures as fx
-from postsales import cohorts, demo, warehouse
+from postsales import cohorts, warehouse
 from postsales.extract import extract_entity
 from postsales.forecast import account_forecasts, compute_forecast
 from postsales.segment.engine import account_segments, compute_segments
 from postsales.sources import Interval
+from postsales_dev import demo
 
 MONTHS = [date(2024, m, 1) for m in range(1, 7)]
 

@@ -15,10 +15,10 @@ import yaml
 
 import tiny
 from browser import chromium_flags, chromium_or_skip, png_pixels
-from postsales.cli import summary_text
 from postsales.config import ConfigError, DataDocs, ExpectationsConfig, load_expectations, load_yaml
 from postsales.extract import extract_entity
 from postsales.sources import Interval
+from postsales_dev.summary import summary_text
 
 DAY1 = Interval(tiny.DAY1, tiny.DAY2)
 GX_STATIC = Path(great_expectations.__file__).parent / "render" / "view" / "static"

@@ -15,9 +15,10 @@ from dateutil.relativedelta import relativedelta
 from sklearn.metrics import roc_auc_score
 
 from browser import chromium_flags, chromium_or_skip
-from postsales import demo, warehouse
+from postsales import warehouse
 from postsales.extract import extract_entity
 from postsales.sources import Interval
+from postsales_dev import demo
 
 AS_OF = date(2026, 10, 31)  # the demo's last day; the run after 2026-11-01 covers October
 MART_TABLES = (

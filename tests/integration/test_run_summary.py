@@ -71,7 +71,7 @@ def test_extract_runs_are_summarised(dags, warehouse_url, tiny_source, caplog):
         "usage_daily: usage_date must not be in the future": 1,
         "usage_daily: usage_date must be the day its file is named for": 1,
     }
-    from postsales.cli import run_summary_lines
+    from postsales_dev.summary import run_summary_lines
 
     assert [line.split(":")[0] for line in run_summary_lines(warehouse.engine(warehouse_url))] == [
         "latest run of each DAG (ops.run_summary)",

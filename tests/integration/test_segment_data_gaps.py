@@ -10,10 +10,10 @@ from datetime import date
 
 import segment_fixtures as fx
 from postsales import warehouse
-from postsales.cli import summary_text
 from postsales.reports.data_gaps import data_gaps, summary_lines
 from postsales.reports.evaluation_report import write_report
 from postsales.segment.engine import compute_segments
+from postsales_dev.summary import summary_text
 
 AS_OF = date(2024, 6, 30)
 WALLET, REVENUE, SIZE = "accounts.wallet_potential_arr", "accounts.annual_revenue", "accounts.employee_count"

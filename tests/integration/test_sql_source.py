@@ -13,12 +13,13 @@ import sqlalchemy as sa
 
 import tiny
 from gate_frames import run_gate
-from postsales import demo, paths
+from postsales import paths
 from postsales.config import load_expectations, load_sources
 from postsales.errors import SourceUnavailableError
 from postsales.sources import Interval
 from postsales.sources.files import FileSource
 from postsales.sources.sql import SqlSource
+from postsales_dev import demo
 from project_home import project_with_rules
 
 EXPECTATIONS = load_expectations()

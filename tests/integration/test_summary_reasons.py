@@ -6,10 +6,10 @@ import sqlalchemy as sa
 
 import tiny
 from postsales import warehouse
-from postsales.cli import summary_text
 from postsales.extract import extract_entity
 from postsales.monitoring import all_reasons_query
 from postsales.sources import Interval
+from postsales_dev.summary import summary_text
 
 
 def test_summary_says_how_many_reasons_the_top_three_leave_out(warehouse_url, tiny_source):

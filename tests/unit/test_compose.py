@@ -223,6 +223,22 @@ def test_mount_targets_are_where_the_environment_points(services):
         assert image_env["POSTSALES_DATA_DIR"] == env["POSTSALES_DATA_DIR"]
 
 
+def test_only_the_one_off_cli_container_has_the_developer_tools(services):
+    """devtools/ (the demo generator) is not in the image; airflow-cli mounts it for `make demo`'s
+    command, no long-running service sees it."""
+    for name, service in services.items():
+        mounts = bind_mounts(service)
+        path = str(service.get("environment", {}).get("PYTHONPATH", ""))
+        if name == "airflow-cli":
+            assert mounts["./devtools"] == "/opt/postsales/devtools"
+            assert path.split(":") == [mounts["./plugins"], mounts["./devtools"]]
+            scheduler = services["airflow-scheduler"]
+            assert {s: t for s, t in mounts.items() if s != "./devtools"} == bind_mounts(scheduler)
+            assert named_mounts(service) == named_mounts(scheduler)
+        else:
+            assert "./devtools" not in mounts and "devtools" not in path, name
+
+
 def test_celery_executor_with_the_broker_on_redis_and_results_on_postgres(services):
     for name in AIRFLOW_SERVICES:
         env = services[name]["environment"]

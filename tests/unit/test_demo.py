@@ -1,4 +1,4 @@
-"""Tests for the synthetic demo data generator (postsales.demo)."""
+"""Tests for the synthetic demo data generator (postsales_dev.demo)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from postsales import demo
+from postsales_dev import demo
 
 N = 300
 SEED = 11

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from postsales import demo
-from postsales.cli import ensure_demo
+from postsales_dev import demo
+from postsales_dev.cli import ensure_demo
 
 ROOT = Path(__file__).resolve().parents[2]
 

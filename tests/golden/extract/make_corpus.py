@@ -33,7 +33,7 @@ DEMO = {"accounts": 60, "seed": 7, "as_of": dt.date(2026, 10, 31), "usage_days":
 
 
 def _tiny():
-    for path in (ROOT / "plugins", ROOT / "tests"):
+    for path in (ROOT / "plugins", ROOT / "devtools", ROOT / "tests"):
         if str(path) not in sys.path:
             sys.path.insert(0, str(path))
     import tiny
@@ -54,7 +54,7 @@ def write_csv(path: Path, columns: list[str], rows, *, encoding: str = "utf-8", 
 
 
 def make_demo(target: Path) -> None:
-    from postsales.demo import generate
+    from postsales_dev.demo import generate
 
     with tempfile.TemporaryDirectory() as scratch:
         generate(Path(scratch), DEMO["accounts"], DEMO["seed"], DEMO["as_of"], DEMO["usage_days"])

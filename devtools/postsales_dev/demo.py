@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    PYTHONPATH=plugins python -m postsales.demo --accounts 1000 --seed 42 --out data/demo
+    PYTHONPATH=plugins:devtools python -m postsales_dev.demo --accounts 1000 --seed 42 --out data/demo
 
 or call :func:`generate` directly.  The same arguments always produce
 byte-identical CSV files: every random draw comes from
@@ -1299,7 +1299,7 @@ def demo_status(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m postsales.demo", description="Write deterministic synthetic post-sales demo data."
+        prog="python -m postsales_dev.demo", description="Write deterministic synthetic post-sales demo data."
     )
     parser.add_argument("--accounts", type=int, default=1000, help="number of accounts")
     parser.add_argument("--seed", type=int, default=42, help="random seed (>= 0)")
