@@ -30,3 +30,32 @@ where
     {{ known_at('contract_versions', params ~ '.next_day') }}
     and contract_versions.start_date <= {{ params }}.as_of_date
 {%- endmacro %}
+
+{#- Every loaded row of `table` (staging.accounts, staging.contracts) with the span in which it was
+    the version known: from its updated_at until the next version's (valid_to null: the latest).
+    The earliest version also stands for the time before it (valid_from null), where the source
+    kept no older history. A row loaded again later with the same updated_at is superseded by that
+    load: its span is empty (valid_from = valid_to). One window, one sort: no self-join. The spans
+    come first: PostgreSQL's create or replace view may only add columns at the end, and the
+    table's columns follow include/rules/expectations.yaml. -#}
+{% macro version_spans(table, key) -%}
+select  -- noqa: ST06
+    case
+        when lead(loaded_version.updated_at) over by_load = loaded_version.updated_at
+            then loaded_version.updated_at
+        when loaded_version.updated_at = first_value(loaded_version.updated_at) over by_load
+            then null
+        else loaded_version.updated_at
+    end as valid_from,
+    case
+        when lead(loaded_version.updated_at) over by_load = loaded_version.updated_at
+            then loaded_version.updated_at
+        else lead(loaded_version.updated_at) over by_load
+    end as valid_to,
+    loaded_version.*  -- noqa: AM04
+from {{ table }} as loaded_version
+window by_load as (
+    partition by loaded_version.{{ key }}
+    order by loaded_version.updated_at asc, loaded_version._loaded_at asc
+)
+{%- endmacro %}
