@@ -13,6 +13,8 @@ def project_with_rules(home: Path, monkeypatch, **files: str) -> Path:
     shipped = paths.include_dir()
     (home / "include" / "rules").mkdir(parents=True)
     (home / "include" / "sql").symlink_to(shipped / "sql")
+    (home / "include" / "macros").symlink_to(shipped / "macros")
+    (home / "include" / "tables").symlink_to(shipped / "tables")
     for rules in (shipped / "rules").glob("*.yaml"):
         (home / "include" / "rules" / rules.name).write_text(files.get(rules.name, rules.read_text()))
     monkeypatch.setenv("POSTSALES_HOME", str(home))
