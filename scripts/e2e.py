@@ -739,7 +739,21 @@ def celery_body(session: Session, meta_db: str, warehouse_db: str) -> None:
     # over that month would skip it as already run, so backfill the months before it.
     backfill_months = month_starts(session.last_month - timedelta(days=1), args.months)
     evaluation_months = month_starts(session.last_month - timedelta(days=1), args.evaluation_months)
-    yesterday = session.yesterday
+    _celery_setup(session, env, meta_db, warehouse_db)
+    _start_celery_components(session, env, api_port)
+    # 1. Day one: load the history (full refresh), then the Asset chain.
+    _initial_load(session, env)
+    as_of_dates = _asset_chain(session, env, warehouse_url)
+    check_run_summaries(meta, warehouse_url, ("crm_extract", "usage_extract", "account_segmentation"))
+    _parallel_backfills(session, env, warehouse_url, backfill_months, evaluation_months)
+    backfilled, segments = _compare_with_direct(session, env, warehouse_url, as_of_dates, backfill_months)
+    _reprocess_backfill(session, env, warehouse_url, as_of_dates, backfill_months, backfilled, segments)
+    check_run_summaries(meta, warehouse_url, ("cohort_analysis", "model_evaluation"))
+
+
+def _celery_setup(session: Session, env: dict[str, str], meta_db: str, warehouse_db: str) -> None:
+    """The demo source through yesterday, the metadata database migrated, the pool of two writers."""
+    args, yesterday = session.args, session.yesterday
     with session.phase("setup (demo data, db migrate)"):
         log(f"metadata {meta_db}, warehouse {warehouse_db}, broker {REDIS_URL}")
         from postsales import demo
@@ -749,6 +763,10 @@ def celery_body(session: Session, meta_db: str, warehouse_db: str) -> None:
         airflow_cli(env, "db", "migrate", timeout=600)
         airflow_cli(env, "pools", "set", "postsales_warehouse", "2", "warehouse writers (PostgreSQL)")
 
+
+def _start_celery_components(session: Session, env: dict[str, str], api_port: int) -> None:
+    """Every Airflow component as its own process, up once the api-server answers and every DAG is parsed."""
+    meta = session.meta
     with session.phase("start components, parse DAGs"):
         stack = session.start_stack(env)
         stack.start("api-server", "api-server", "--host", "127.0.0.1", "--port", str(api_port), "--workers", "1")
@@ -761,7 +779,10 @@ def celery_body(session: Session, meta_db: str, warehouse_db: str) -> None:
         dag_ids = session.wait("all DAGs parsed and serialized", lambda: _all_dags_parsed(meta), 300)
         log(f"DAGs: {', '.join(sorted(dag_ids))}")
 
-    # 1. Day one: load the history (full refresh), then the Asset chain.
+
+def _initial_load(session: Session, env: dict[str, str]) -> None:
+    """Each extract's scheduled latest interval, then a full refresh of the history, as on day one."""
+    meta = session.meta
     with session.phase("1a initial load (full refresh)"):
         for dag_id in EXTRACT_DAGS:
             airflow_cli(env, "dags", "unpause", dag_id)
@@ -771,6 +792,11 @@ def celery_body(session: Session, meta_db: str, warehouse_db: str) -> None:
                 runs_settled(meta, dag_id, lambda runs: len(runs) >= 2),
             )
 
+
+def _asset_chain(session: Session, env: dict[str, str], warehouse_url: str) -> list[date]:
+    """The extracts triggered as the UI does: segmentation must follow through the staging Assets,
+    never triggered itself. Returns the as-of dates segmented."""
+    meta, yesterday = session.meta, session.yesterday
     with session.phase("1b Asset chain extract -> segmentation"):
         airflow_cli(env, "dags", "unpause", "account_segmentation")
         chain_start = datetime.now(UTC)
@@ -805,10 +831,19 @@ def celery_body(session: Session, meta_db: str, warehouse_db: str) -> None:
         )
         if yesterday not in as_of_dates:
             raise E2EFailure(f"mart.account_segments has no partition for {yesterday}: {as_of_dates}")
-    check_run_summaries(meta, warehouse_url, ("crm_extract", "usage_extract", "account_segmentation"))
+    return as_of_dates
 
-    # 2. Backfill the cohort snapshots and the model evaluation at once: on PostgreSQL the pool
-    # has two slots, so their tasks run side by side.
+
+def _parallel_backfills(
+    session: Session,
+    env: dict[str, str],
+    warehouse_url: str,
+    backfill_months: list[date],
+    evaluation_months: list[date],
+) -> None:
+    """2. The cohort snapshots and the model evaluation backfilled at once: on PostgreSQL the pool
+    has two slots, so their tasks must run side by side, and leave no duplicate segment row."""
+    meta = session.meta
     with session.phase(f"2 backfill cohorts ({len(backfill_months)} months) and evaluation "
                        f"({len(evaluation_months)})"):  # fmt: skip
         for dag_id, months in (("cohort_analysis", backfill_months), ("model_evaluation", evaluation_months)):
@@ -825,7 +860,13 @@ def celery_body(session: Session, meta_db: str, warehouse_db: str) -> None:
         if duplicates:
             raise E2EFailure(f"mart.account_segments holds duplicate rows after the parallel backfills: {duplicates}")
 
-    # 3. Each month's snapshot exists and equals the direct computation.
+
+def _compare_with_direct(
+    session: Session, env: dict[str, str], warehouse_url: str, as_of_dates: list[date], backfill_months: list[date]
+) -> tuple[dict, dict]:
+    """3. Each month's snapshot exists and equals the direct computation (no Airflow, on DuckDB),
+    and so do the segments and forecasts. Returns (snapshots, segments) as read, for step 4."""
+    args = session.args
     with session.phase("3 compare with the direct computation"):
         direct_url = f"duckdb:///{session.run_dir / 'direct.duckdb'}"
         direct_env = {**env, "POSTSALES_WAREHOUSE_URL": direct_url,
@@ -842,8 +883,20 @@ def celery_body(session: Session, meta_db: str, warehouse_db: str) -> None:
         compare("backfilled cohort snapshots vs direct", backfilled, read_cohorts(direct_url, backfill_months))
         segments = read_segments(warehouse_url, as_of_dates)
         compare("Asset-driven segments and forecasts vs direct", segments, read_segments(direct_url, as_of_dates))
+    return backfilled, segments
 
-    # 4. Reprocess the backfill: the tables must not change.
+
+def _reprocess_backfill(
+    session: Session,
+    env: dict[str, str],
+    warehouse_url: str,
+    as_of_dates: list[date],
+    backfill_months: list[date],
+    backfilled: dict,
+    segments: dict,
+) -> None:
+    """4. The backfill reprocessed: every month reruns and the tables do not change."""
+    meta = session.meta
     with session.phase("4 reprocess backfill, check idempotency"):
         airflow_cli(env, "backfill", "create", "--dag-id", "cohort_analysis", "--from-date",
                     backfill_months[0].isoformat(), "--to-date", backfill_months[-1].isoformat(),
@@ -855,7 +908,6 @@ def celery_body(session: Session, meta_db: str, warehouse_db: str) -> None:
             "cohort snapshots after reprocessing vs before", read_cohorts(warehouse_url, backfill_months), backfilled
         )
         compare("segments after reprocessing vs before", read_segments(warehouse_url, as_of_dates), segments)
-    check_run_summaries(meta, warehouse_url, ("cohort_analysis", "model_evaluation"))
 
 
 def _max_running_at_once(meta: Metadata, dag_ids: tuple[str, ...]) -> int:
