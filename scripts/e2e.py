@@ -566,9 +566,19 @@ def local_body(session: Session) -> None:
     env = session.base_env(api_port) | {"POSTSALES_WAREHOUSE_URL": f"duckdb:///{warehouse_path}"}
     # As `make` sets it for SQLite metadata: the CLI waits for the scheduler's write lock.
     env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"] = "postsales.airflow_metadata.METADATA_CONNECT_ARGS"
-    session.meta = meta = Metadata(f"sqlite:///{session.run_dir / 'airflow' / 'airflow.db'}")
+    session.meta = Metadata(f"sqlite:///{session.run_dir / 'airflow' / 'airflow.db'}")
+    _make_run(session, env)
+    _make_airflow(session, env, api_port)
+    _unpause_latest_intervals(session, env)
+    cohort_months = month_starts(session.last_month - timedelta(days=1), args.months)
+    evaluation_months = month_starts(session.last_month - timedelta(days=1), args.evaluation_months)
+    _backfill_on_duckdb(session, env, cohort_months, evaluation_months)
+    _check_runs_recorded(session, env, cohort_months, evaluation_months)
 
-    # 1. make run: the demo through dag.test(), as on day one.
+
+def _make_run(session: Session, env: dict[str, str]) -> None:
+    """1. make run: the demo through dag.test(), as on day one; each run as long as it really took."""
+    args, meta = session.args, session.meta
     with session.phase("1 make run (demo data, every DAG through dag.test)"):
         result = subprocess.run(
             ["make", "run", f"DEMO_ACCOUNTS={args.accounts}", f"PYTHON={sys.executable}"],
@@ -589,7 +599,10 @@ def local_body(session: Session) -> None:
                     raise E2EFailure(f"make run: {dag_id} {run['run_id']} shows a run of {took}")
         log(f"make run: {sum(len(r) for r in made.values())} monthly runs, each as long as it really took")
 
-    # 2. make airflow: the scheduler, dag-processor, api-server and triggerer (airflow standalone).
+
+def _make_airflow(session: Session, env: dict[str, str], api_port: int) -> None:
+    """2. make airflow: the scheduler, dag-processor, api-server and triggerer (airflow standalone)."""
+    meta = session.meta
     with session.phase("2 make airflow, parse DAGs"):
         stack = session.start_stack(env)
         stack.start("standalone", command=["make", "airflow", f"PYTHON={sys.executable}"])
@@ -597,7 +610,11 @@ def local_body(session: Session) -> None:
         session.wait("api-server health", lambda: _healthy(api_port), 240)
         session.wait("all DAGs parsed and serialized", lambda: _all_dags_parsed(meta), 300)
 
-    # 3. Unpause: every time-scheduled DAG runs its latest complete interval at once, and succeeds.
+
+def _unpause_latest_intervals(session: Session, env: dict[str, str]) -> None:
+    """3. Unpause: every time-scheduled DAG runs its latest complete interval at once, and succeeds,
+    with no 'run already exists' from the runs make run made; the next runs are in the future."""
+    meta, stack = session.meta, session.stack
     with session.phase("3 unpause: the scheduler runs each DAG's latest interval"):
         # account_segmentation first: a paused DAG is not told of the Asset events it misses.
         for dag_id in ("account_segmentation", *TIME_SCHEDULED_DAGS):
@@ -626,9 +643,12 @@ def local_body(session: Session) -> None:
                 raise E2EFailure(f"{dag_id}: next run {next_start} is not after the run just made ({interval_start})")
         log("every time-scheduled DAG ran its latest interval after make run; next runs are in the future")
 
-    # 4. Backfill history on DuckDB with the defaults a user gets: zero retries.
-    cohort_months = month_starts(session.last_month - timedelta(days=1), args.months)
-    evaluation_months = month_starts(session.last_month - timedelta(days=1), args.evaluation_months)
+
+def _backfill_on_duckdb(
+    session: Session, env: dict[str, str], cohort_months: list[date], evaluation_months: list[date]
+) -> None:
+    """4. Backfill history on DuckDB with the defaults a user gets: zero retries."""
+    meta = session.meta
     with session.phase(f"4 backfill cohorts ({len(cohort_months)} months) and evaluation ({len(evaluation_months)})"):
         for dag_id, months in (("cohort_analysis", cohort_months), ("model_evaluation", evaluation_months)):
             airflow_cli(env, "backfill", "create", "--dag-id", dag_id,
@@ -640,7 +660,12 @@ def local_body(session: Session) -> None:
             raise E2EFailure(f"tasks needed retries on the DuckDB warehouse: {retried[:20]}")
         log("no task of any run needed a retry")
 
-    # 5. What the warehouse says about those runs (read once the components let go of the file).
+
+def _check_runs_recorded(
+    session: Session, env: dict[str, str], cohort_months: list[date], evaluation_months: list[date]
+) -> None:
+    """5. What the warehouse says about those runs (read once the components let go of the file)."""
+    meta, stack = session.meta, session.stack
     with session.phase("5 check ops.run_summary and the partitions"):
         stack.stop()
         runs = {dag_id: meta.runs(dag_id) for dag_id in (*TIME_SCHEDULED_DAGS, "account_segmentation")}
