@@ -569,9 +569,19 @@ def local_body(session: Session) -> None:
     env = session.base_env(api_port) | {"POSTSALES_WAREHOUSE_URL": f"duckdb:///{warehouse_path}"}
     # As `make` sets it for SQLite metadata: the CLI waits for the scheduler's write lock.
     env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"] = "postsales.airflow_metadata.METADATA_CONNECT_ARGS"
-    session.meta = meta = Metadata(f"sqlite:///{session.run_dir / 'airflow' / 'airflow.db'}")
+    session.meta = Metadata(f"sqlite:///{session.run_dir / 'airflow' / 'airflow.db'}")
+    _make_run(session, env)
+    _make_airflow(session, env, api_port)
+    _unpause_latest_intervals(session, env)
+    cohort_months = month_starts(session.last_month - timedelta(days=1), args.months)
+    evaluation_months = month_starts(session.last_month - timedelta(days=1), args.evaluation_months)
+    _backfill_on_duckdb(session, env, cohort_months, evaluation_months)
+    _check_runs_recorded(session, env, cohort_months, evaluation_months)
 
-    # 1. make run: the demo through dag.test(), as on day one.
+
+def _make_run(session: Session, env: dict[str, str]) -> None:
+    """1. make run: the demo through dag.test(), as on day one; each run as long as it really took."""
+    args, meta = session.args, session.meta
     with session.phase("1 make run (demo data, every DAG through dag.test)"):
         result = subprocess.run(
             ["make", "run", f"DEMO_ACCOUNTS={args.accounts}", f"PYTHON={sys.executable}"],
@@ -592,7 +602,10 @@ def local_body(session: Session) -> None:
                     raise E2EFailure(f"make run: {dag_id} {run['run_id']} shows a run of {took}")
         log(f"make run: {sum(len(r) for r in made.values())} monthly runs, each as long as it really took")
 
-    # 2. make airflow: the scheduler, dag-processor, api-server and triggerer (airflow standalone).
+
+def _make_airflow(session: Session, env: dict[str, str], api_port: int) -> None:
+    """2. make airflow: the scheduler, dag-processor, api-server and triggerer (airflow standalone)."""
+    meta = session.meta
     with session.phase("2 make airflow, parse DAGs"):
         stack = session.start_stack(env)
         stack.start("standalone", command=["make", "airflow", f"PYTHON={sys.executable}"])
@@ -600,7 +613,11 @@ def local_body(session: Session) -> None:
         session.wait("api-server health", lambda: _healthy(api_port), 240)
         session.wait("all DAGs parsed and serialized", lambda: _all_dags_parsed(meta), 300)
 
-    # 3. Unpause: every time-scheduled DAG runs its latest complete interval at once, and succeeds.
+
+def _unpause_latest_intervals(session: Session, env: dict[str, str]) -> None:
+    """3. Unpause: every time-scheduled DAG runs its latest complete interval at once, and succeeds,
+    with no 'run already exists' from the runs make run made; the next runs are in the future."""
+    meta, stack = session.meta, session.stack
     with session.phase("3 unpause: the scheduler runs each DAG's latest interval"):
         # account_segmentation first: a paused DAG is not told of the Asset events it misses.
         for dag_id in ("account_segmentation", *TIME_SCHEDULED_DAGS):
@@ -629,9 +646,12 @@ def local_body(session: Session) -> None:
                 raise E2EFailure(f"{dag_id}: next run {next_start} is not after the run just made ({interval_start})")
         log("every time-scheduled DAG ran its latest interval after make run; next runs are in the future")
 
-    # 4. Backfill history on DuckDB with the defaults a user gets: zero retries.
-    cohort_months = month_starts(session.last_month - timedelta(days=1), args.months)
-    evaluation_months = month_starts(session.last_month - timedelta(days=1), args.evaluation_months)
+
+def _backfill_on_duckdb(
+    session: Session, env: dict[str, str], cohort_months: list[date], evaluation_months: list[date]
+) -> None:
+    """4. Backfill history on DuckDB with the defaults a user gets: zero retries."""
+    meta = session.meta
     with session.phase(f"4 backfill cohorts ({len(cohort_months)} months) and evaluation ({len(evaluation_months)})"):
         for dag_id, months in (("cohort_analysis", cohort_months), ("model_evaluation", evaluation_months)):
             airflow_cli(env, "backfill", "create", "--dag-id", dag_id,
@@ -643,7 +663,12 @@ def local_body(session: Session) -> None:
             raise E2EFailure(f"tasks needed retries on the DuckDB warehouse: {retried[:20]}")
         log("no task of any run needed a retry")
 
-    # 5. What the warehouse says about those runs (read once the components let go of the file).
+
+def _check_runs_recorded(
+    session: Session, env: dict[str, str], cohort_months: list[date], evaluation_months: list[date]
+) -> None:
+    """5. What the warehouse says about those runs (read once the components let go of the file)."""
+    meta, stack = session.meta, session.stack
     with session.phase("5 check ops.run_summary and the partitions"):
         stack.stop()
         runs = {dag_id: meta.runs(dag_id) for dag_id in (*TIME_SCHEDULED_DAGS, "account_segmentation")}
@@ -742,7 +767,21 @@ def celery_body(session: Session, meta_db: str, warehouse_db: str) -> None:
     # over that month would skip it as already run, so backfill the months before it.
     backfill_months = month_starts(session.last_month - timedelta(days=1), args.months)
     evaluation_months = month_starts(session.last_month - timedelta(days=1), args.evaluation_months)
-    yesterday = session.yesterday
+    _celery_setup(session, env, meta_db, warehouse_db)
+    _start_celery_components(session, env, api_port)
+    # 1. Day one: load the history (full refresh), then the Asset chain.
+    _initial_load(session, env)
+    as_of_dates = _asset_chain(session, env, warehouse_url)
+    check_run_summaries(meta, warehouse_url, ("crm_extract", "usage_extract", "account_segmentation"))
+    _parallel_backfills(session, env, warehouse_url, backfill_months, evaluation_months)
+    backfilled, segments = _compare_with_direct(session, env, warehouse_url, as_of_dates, backfill_months)
+    _reprocess_backfill(session, env, warehouse_url, as_of_dates, backfill_months, backfilled, segments)
+    check_run_summaries(meta, warehouse_url, ("cohort_analysis", "model_evaluation"))
+
+
+def _celery_setup(session: Session, env: dict[str, str], meta_db: str, warehouse_db: str) -> None:
+    """The demo source through yesterday, the metadata database migrated, the pool of two writers."""
+    args, yesterday = session.args, session.yesterday
     with session.phase("setup (demo data, db migrate)"):
         log(f"metadata {meta_db}, warehouse {warehouse_db}, broker {REDIS_URL}")
         from postsales_dev import demo
@@ -752,6 +791,10 @@ def celery_body(session: Session, meta_db: str, warehouse_db: str) -> None:
         airflow_cli(env, "db", "migrate", timeout=600)
         airflow_cli(env, "pools", "set", "postsales_warehouse", "2", "warehouse writers (PostgreSQL)")
 
+
+def _start_celery_components(session: Session, env: dict[str, str], api_port: int) -> None:
+    """Every Airflow component as its own process, up once the api-server answers and every DAG is parsed."""
+    meta = session.meta
     with session.phase("start components, parse DAGs"):
         stack = session.start_stack(env)
         stack.start("api-server", "api-server", "--host", "127.0.0.1", "--port", str(api_port), "--workers", "1")
@@ -764,7 +807,10 @@ def celery_body(session: Session, meta_db: str, warehouse_db: str) -> None:
         dag_ids = session.wait("all DAGs parsed and serialized", lambda: _all_dags_parsed(meta), 300)
         log(f"DAGs: {', '.join(sorted(dag_ids))}")
 
-    # 1. Day one: load the history (full refresh), then the Asset chain.
+
+def _initial_load(session: Session, env: dict[str, str]) -> None:
+    """Each extract's scheduled latest interval, then a full refresh of the history, as on day one."""
+    meta = session.meta
     with session.phase("1a initial load (full refresh)"):
         for dag_id in EXTRACT_DAGS:
             airflow_cli(env, "dags", "unpause", dag_id)
@@ -774,6 +820,11 @@ def celery_body(session: Session, meta_db: str, warehouse_db: str) -> None:
                 runs_settled(meta, dag_id, lambda runs: len(runs) >= 2),
             )
 
+
+def _asset_chain(session: Session, env: dict[str, str], warehouse_url: str) -> list[date]:
+    """The extracts triggered as the UI does: segmentation must follow through the staging Assets,
+    never triggered itself. Returns the as-of dates segmented."""
+    meta, yesterday = session.meta, session.yesterday
     with session.phase("1b Asset chain extract -> segmentation"):
         airflow_cli(env, "dags", "unpause", "account_segmentation")
         chain_start = datetime.now(UTC)
@@ -808,10 +859,19 @@ def celery_body(session: Session, meta_db: str, warehouse_db: str) -> None:
         )
         if yesterday not in as_of_dates:
             raise E2EFailure(f"mart.account_segments has no partition for {yesterday}: {as_of_dates}")
-    check_run_summaries(meta, warehouse_url, ("crm_extract", "usage_extract", "account_segmentation"))
+    return as_of_dates
 
-    # 2. Backfill the cohort snapshots and the model evaluation at once: on PostgreSQL the pool
-    # has two slots, so their tasks run side by side.
+
+def _parallel_backfills(
+    session: Session,
+    env: dict[str, str],
+    warehouse_url: str,
+    backfill_months: list[date],
+    evaluation_months: list[date],
+) -> None:
+    """2. The cohort snapshots and the model evaluation backfilled at once: on PostgreSQL the pool
+    has two slots, so their tasks must run side by side, and leave no duplicate segment row."""
+    meta = session.meta
     with session.phase(f"2 backfill cohorts ({len(backfill_months)} months) and evaluation "
                        f"({len(evaluation_months)})"):  # fmt: skip
         for dag_id, months in (("cohort_analysis", backfill_months), ("model_evaluation", evaluation_months)):
@@ -828,7 +888,13 @@ def celery_body(session: Session, meta_db: str, warehouse_db: str) -> None:
         if duplicates:
             raise E2EFailure(f"mart.account_segments holds duplicate rows after the parallel backfills: {duplicates}")
 
-    # 3. Each month's snapshot exists and equals the direct computation.
+
+def _compare_with_direct(
+    session: Session, env: dict[str, str], warehouse_url: str, as_of_dates: list[date], backfill_months: list[date]
+) -> tuple[dict, dict]:
+    """3. Each month's snapshot exists and equals the direct computation (no Airflow, on DuckDB),
+    and so do the segments and forecasts. Returns (snapshots, segments) as read, for step 4."""
+    args = session.args
     with session.phase("3 compare with the direct computation"):
         direct_url = f"duckdb:///{session.run_dir / 'direct.duckdb'}"
         direct_env = {**env, "POSTSALES_WAREHOUSE_URL": direct_url,
@@ -845,8 +911,20 @@ def celery_body(session: Session, meta_db: str, warehouse_db: str) -> None:
         compare("backfilled cohort snapshots vs direct", backfilled, read_cohorts(direct_url, backfill_months))
         segments = read_segments(warehouse_url, as_of_dates)
         compare("Asset-driven segments and forecasts vs direct", segments, read_segments(direct_url, as_of_dates))
+    return backfilled, segments
 
-    # 4. Reprocess the backfill: the tables must not change.
+
+def _reprocess_backfill(
+    session: Session,
+    env: dict[str, str],
+    warehouse_url: str,
+    as_of_dates: list[date],
+    backfill_months: list[date],
+    backfilled: dict,
+    segments: dict,
+) -> None:
+    """4. The backfill reprocessed: every month reruns and the tables do not change."""
+    meta = session.meta
     with session.phase("4 reprocess backfill, check idempotency"):
         airflow_cli(env, "backfill", "create", "--dag-id", "cohort_analysis", "--from-date",
                     backfill_months[0].isoformat(), "--to-date", backfill_months[-1].isoformat(),
@@ -858,7 +936,6 @@ def celery_body(session: Session, meta_db: str, warehouse_db: str) -> None:
             "cohort snapshots after reprocessing vs before", read_cohorts(warehouse_url, backfill_months), backfilled
         )
         compare("segments after reprocessing vs before", read_segments(warehouse_url, as_of_dates), segments)
-    check_run_summaries(meta, warehouse_url, ("cohort_analysis", "model_evaluation"))
 
 
 def _max_running_at_once(meta: Metadata, dag_ids: tuple[str, ...]) -> int:

@@ -14,19 +14,23 @@ refresh replaces the whole table for that entity.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from postsales import warehouse
 from postsales.config import (
     ConfigError,
+    EntityRules,
     ExpectationsConfig,
     SourcesConfig,
     load_expectations,
@@ -36,6 +40,10 @@ from postsales.errors import DataContractError
 from postsales.sources import FILE_DAY, Interval, make_source
 from postsales.validate import data_docs, sql_gate
 from postsales.validate.sql_gate import require_columns
+
+if TYPE_CHECKING:
+    from postsales.sources import Source
+    from postsales.sources.text_table import TextTable
 
 log = logging.getLogger(__name__)
 
@@ -125,156 +133,276 @@ def _extract(
     expectations: ExpectationsConfig,
     build_data_docs: bool,
 ) -> ExtractSummary:
-    rules = expectations.entities[entity]
-    column, column_type = incremental_column(entity, sources, expectations)
+    """Land, validate (type and GX) and load the interval; the work tables are dropped however it ends."""
+    incremental = incremental_column(entity, sources, expectations)
     source = make_source(sources.entities[entity].source, sources)
     tables = warehouse.ensure_schema(eng, warehouse.build_tables(expectations))
     _drop_abandoned_work_tables(eng)
-    dialect = eng.dialect.name
-
-    loaded_at = datetime.now(UTC).replace(tzinfo=None)
-    partition = {"interval_start": interval.start, "interval_end": interval.end, "full_refresh": interval.full_refresh}
-    staging, raw, quarantine, runs = (
-        tables.staging[entity],
-        tables.raw[entity],
-        tables.quarantine,
-        tables.extract_runs,
-    )
-    if interval.full_refresh:
-        staging_where = raw_where = None
-        quarantine_where = quarantine.c.source_table == entity
-    else:
-        bound = staging.c[column]
-        staging_where = sa.and_(bound >= interval.start, bound < interval.end)
-        raw_where = _run_partition(raw, interval)
-        quarantine_where = sa.and_(quarantine.c.source_table == entity, _run_partition(quarantine, interval))
-    runs_where = sa.and_(runs.c.source_table == entity, _run_partition(runs, interval))
-
+    run = _Run.start(entity, run_id, interval, incremental, expectations, tables)
     claim = _WorkTag(eng)
     work: list[sa.Table] = []
     phases: dict[str, float] = {}
-    started = time.perf_counter()
     try:
-        text = source.load_text(eng, entity, column, interval, f"_load_text_{claim.tag}")
-        work.append(text.table)
-        phases["land"] = time.perf_counter() - started
-        warehouse.fit_extract_memory(eng, text.rows)
-        for path, columns in text.file_columns.items():
-            require_columns(entity, path, columns, rules)
-        source_columns = sql_gate.source_columns(entity, text, rules)
-        filed = FILE_DAY in text.table.c and source.name == "files"
-        docs_dir = data_docs.site_dir(run_id, entity) if build_data_docs else None  # one site per run and entity
-        gated = sql_gate.gate_batch(
-            eng,
-            text,
-            source_columns,
-            entity,
-            rules,
-            tables,
-            tag=claim.tag,
-            interval=interval,
-            not_after=interval.horizon,
-            incremental=(column, column_type),
-            filed=filed,
-            plausible=expectations.plausible_dates,
-            docs_dir=docs_dir,
-            run_name=run_id,
-            work=work,
-        )
-        phases |= gated.phase_seconds
-        if docs_dir is not None and gated.rows_read:
-            published = time.perf_counter()
-            gated.data_docs = str(data_docs.publish(docs_dir, entity, expectations.data_docs.keep_runs))
-            log.info("Great Expectations Data Docs for %s: %s", entity, gated.data_docs)
-            phases["data_docs"] = time.perf_counter() - published
-        error = sql_gate.failed_fraction_error(entity, text.origin, gated, expectations.thresholds_for(entity))
-        if error is not None:
-            raise error
-        gate, failed, checks = gated.gate, gated.failed, gated.checks
-        rows_read, bad_rows = gated.rows_read, gated.rows_quarantined
-
-        load_columns = [
-            sa.literal(run_id, sa.Text).label("_run_id"),
-            sa.literal(loaded_at, sa.DateTime).label("_loaded_at"),
-        ]
-        partition_columns = [sa.literal(value).label(name) for name, value in partition.items()]
-        loading = time.perf_counter()
-        with eng.begin() as conn:
-            existing = 0 if allow_empty else _rows_in(conn, staging, staging_where)
-            if rows_read == 0 and existing:
-                raise DataContractError(
-                    f"{entity} ({text.origin}): the source returned 0 rows for "
-                    f"{'a full refresh' if interval.full_refresh else f'{interval.start} .. {interval.end}'} "
-                    f"but the warehouse holds {existing} rows there; refusing to wipe them. Fix: check the "
-                    "export; if the source really is empty for this interval, rerun with allow_empty=true."
-                )
-            for table, where in ((raw, raw_where), (staging, staging_where), (quarantine, quarantine_where)):
-                warehouse.delete_partition(conn, table, where)
-            if source_columns is not None:
-                every_row = interval.full_refresh  # the gate of a full refresh holds every landed row
-                _insert(conn, raw, sql_gate.raw_select(text.table, gate, rules, source_columns, dialect,
-                                                       every_row=every_row),
-                        [*partition_columns, *load_columns])  # fmt: skip
-                _insert(conn, staging, sql_gate.valid_select(text.table, gate, failed, rules, source_columns, dialect),
-                        load_columns)  # fmt: skip
-                _insert(
-                    conn,
-                    quarantine,
-                    sql_gate.quarantine_select(text.table, failed, checks, rules, source_columns, dialect),
-                    [
-                        sa.literal(entity, sa.Text).label("source_table"),
-                        sa.literal(run_id, sa.Text).label("run_id"),
-                        sa.literal(loaded_at, sa.DateTime).label("quarantined_at"),
-                        *partition_columns,
-                    ],
-                )
-            groups = dict(
-                conn.execute(
-                    sa.select(quarantine.c.failed_expectations, sa.func.count())
-                    .where(quarantine_where if quarantine_where is not None else sa.true())
-                    .where(quarantine.c.run_id == run_id)
-                    .group_by(quarantine.c.failed_expectations)
-                    .order_by(quarantine.c.failed_expectations)
-                ).all()
-            )
-            summary = ExtractSummary(
-                entity=entity,
-                run_id=run_id,
-                source=f"{source.name}:{text.origin}",
-                interval_start=interval.start.isoformat(),
-                interval_end=interval.end.isoformat(),
-                full_refresh=interval.full_refresh,
-                rows_read=rows_read,
-                rows_loaded=rows_read - bad_rows,
-                rows_quarantined=bad_rows,
-                top_failures=dict((+gated.failures_by_expectation).most_common(5)),
-                quarantine_groups=groups,
-                data_docs=gated.data_docs,
-            )
-            staged = _rows_in(conn, staging, staging_where) if staging_where is not None else None
-            quarantined = sum(groups.values())
-            if quarantined != bad_rows or (staged is not None and staged != summary.rows_loaded):
-                raise AssertionError(f"{entity}: rows read != rows loaded + rows quarantined ({summary})")
-            runs_row = {
-                "source_table": entity,
-                "run_id": run_id,
-                "source": summary.source,
-                **partition,
-                "rows_read": summary.rows_read,
-                "rows_loaded": summary.rows_loaded,
-                "rows_quarantined": summary.rows_quarantined,
-                "data_docs": summary.data_docs,
-                "finished_at": loaded_at,
-            }
-            warehouse.delete_partition(conn, runs, runs_where)
-            conn.execute(runs.insert(), [runs_row])
-        phases["load"] = time.perf_counter() - loading
+        text, source_columns = _land(eng, run, source, claim.tag, work, phases)
+        gated = _validate(eng, run, source, text, source_columns, claim.tag, work, phases, build_data_docs)
+        with _timed(phases, "load"):
+            summary = _load(eng, run, source, text, source_columns, gated, allow_empty)
         summary.phase_seconds = {name: round(seconds, 3) for name, seconds in phases.items()}
     finally:
         for table in work:
             table.drop(eng, checkfirst=True)
         claim.release()
     return summary
+
+
+@dataclass(frozen=True, eq=False)
+class _Run:
+    """One extract: what it writes beside its rows, and the partition of each table it replaces
+    (the module's docstring; None: the whole table)."""
+
+    entity: str
+    run_id: str
+    interval: Interval
+    incremental: tuple[str, str]  # the incremental column and its type
+    expectations: ExpectationsConfig
+    tables: warehouse.Tables
+    loaded_at: datetime
+    staging_where: sa.ColumnElement[bool] | None
+    raw_where: sa.ColumnElement[bool] | None
+    quarantine_where: sa.ColumnElement[bool] | None
+    runs_where: sa.ColumnElement[bool]
+
+    @classmethod
+    def start(
+        cls,
+        entity: str,
+        run_id: str,
+        interval: Interval,
+        incremental: tuple[str, str],
+        expectations: ExpectationsConfig,
+        tables: warehouse.Tables,
+    ) -> _Run:
+        loaded_at = datetime.now(UTC).replace(tzinfo=None)
+        staging, raw, quarantine, runs = (
+            tables.staging[entity],
+            tables.raw[entity],
+            tables.quarantine,
+            tables.extract_runs,
+        )
+        if interval.full_refresh:
+            staging_where = raw_where = None
+            quarantine_where = quarantine.c.source_table == entity
+        else:
+            bound = staging.c[incremental[0]]
+            staging_where = sa.and_(bound >= interval.start, bound < interval.end)
+            raw_where = _run_partition(raw, interval)
+            quarantine_where = sa.and_(quarantine.c.source_table == entity, _run_partition(quarantine, interval))
+        runs_where = sa.and_(runs.c.source_table == entity, _run_partition(runs, interval))
+        return cls(entity, run_id, interval, incremental, expectations, tables, loaded_at,
+                   staging_where, raw_where, quarantine_where, runs_where)  # fmt: skip
+
+    @property
+    def rules(self) -> EntityRules:
+        return self.expectations.entities[self.entity]
+
+    @property
+    def staging(self) -> sa.Table:
+        return self.tables.staging[self.entity]
+
+    @property
+    def raw(self) -> sa.Table:
+        return self.tables.raw[self.entity]
+
+    @property
+    def partition(self) -> dict[str, Any]:
+        """The run's interval, as stored on each row of raw, ops.quarantine and ops.extract_runs."""
+        interval = self.interval
+        return {"interval_start": interval.start, "interval_end": interval.end, "full_refresh": interval.full_refresh}
+
+
+@contextlib.contextmanager
+def _timed(phases: dict[str, float], name: str) -> Iterator[None]:
+    """Seconds spent in the block, as ``phases[name]`` (left out when the block raises)."""
+    started = time.perf_counter()
+    yield
+    phases[name] = time.perf_counter() - started
+
+
+def _land(
+    eng: sa.Engine, run: _Run, source: Source, tag: str, work: list[sa.Table], phases: dict[str, float]
+) -> tuple[TextTable, list[str] | None]:
+    """The interval's source rows as text in a work table, and their source columns (None: an
+    empty batch with no columns). A declared column missing from the batch or any file fails it."""
+    with _timed(phases, "land"):
+        text = source.load_text(eng, run.entity, run.incremental[0], run.interval, f"_load_text_{tag}")
+        work.append(text.table)
+    warehouse.fit_extract_memory(eng, text.rows)  # for the typing and validation that follow
+    for path, columns in text.file_columns.items():
+        require_columns(run.entity, path, columns, run.rules)
+    return text, sql_gate.source_columns(run.entity, text, run.rules)
+
+
+def _validate(
+    eng: sa.Engine,
+    run: _Run,
+    source: Source,
+    text: TextTable,
+    source_columns: list[str] | None,
+    tag: str,
+    work: list[sa.Table],
+    phases: dict[str, float],
+    build_data_docs: bool,
+) -> sql_gate.GateTables:
+    """Type the batch and run the GX gate on it, then publish its Data Docs; raises when too
+    many rows failed (nothing is loaded then)."""
+    entity, expectations = run.entity, run.expectations
+    filed = FILE_DAY in text.table.c and source.name == "files"
+    docs_dir = data_docs.site_dir(run.run_id, entity) if build_data_docs else None  # one site per run and entity
+    gated = sql_gate.gate_batch(
+        eng,
+        text,
+        source_columns,
+        entity,
+        run.rules,
+        run.tables,
+        tag=tag,
+        interval=run.interval,
+        not_after=run.interval.horizon,
+        incremental=run.incremental,
+        filed=filed,
+        plausible=expectations.plausible_dates,
+        docs_dir=docs_dir,
+        run_name=run.run_id,
+        work=work,
+    )
+    phases |= gated.phase_seconds
+    if docs_dir is not None and gated.rows_read:
+        with _timed(phases, "data_docs"):
+            gated.data_docs = str(data_docs.publish(docs_dir, entity, expectations.data_docs.keep_runs))
+            log.info("Great Expectations Data Docs for %s: %s", entity, gated.data_docs)
+    error = sql_gate.failed_fraction_error(entity, text.origin, gated, expectations.thresholds_for(entity))
+    if error is not None:
+        raise error
+    return gated
+
+
+def _load(
+    eng: sa.Engine,
+    run: _Run,
+    source: Source,
+    text: TextTable,
+    source_columns: list[str] | None,
+    gated: sql_gate.GateTables,
+    allow_empty: bool,
+) -> ExtractSummary:
+    """One transaction: the run's partitions of raw, staging and ops.quarantine replaced by the
+    batch, the counts checked, the run recorded in ops.extract_runs."""
+    with eng.begin() as conn:
+        if not allow_empty:
+            _refuse_to_wipe(conn, run, text.origin, gated.rows_read)
+        for table, where in ((run.raw, run.raw_where), (run.staging, run.staging_where),
+                             (run.tables.quarantine, run.quarantine_where)):  # fmt: skip
+            warehouse.delete_partition(conn, table, where)
+        if source_columns is not None:
+            _insert_batch(conn, run, text, gated, source_columns)
+        summary = _checked_summary(conn, run, source, text, gated)
+        _record_run(conn, run, summary)
+    return summary
+
+
+def _refuse_to_wipe(conn: sa.Connection, run: _Run, origin: str, rows_read: int) -> None:
+    """An empty read over a loaded partition is a broken export more often than an empty source."""
+    existing = _rows_in(conn, run.staging, run.staging_where)
+    if rows_read == 0 and existing:
+        interval = run.interval
+        raise DataContractError(
+            f"{run.entity} ({origin}): the source returned 0 rows for "
+            f"{'a full refresh' if interval.full_refresh else f'{interval.start} .. {interval.end}'} "
+            f"but the warehouse holds {existing} rows there; refusing to wipe them. Fix: check the "
+            "export; if the source really is empty for this interval, rerun with allow_empty=true."
+        )
+
+
+def _insert_batch(
+    conn: sa.Connection, run: _Run, text: TextTable, gated: sql_gate.GateTables, source_columns: list[str]
+) -> None:
+    """The rows read into raw, the valid ones typed into staging, the failing ones into ops.quarantine."""
+    rules, dialect, gate, failed = run.rules, conn.dialect.name, gated.gate, gated.failed
+    load_columns = [
+        sa.literal(run.run_id, sa.Text).label("_run_id"),
+        sa.literal(run.loaded_at, sa.DateTime).label("_loaded_at"),
+    ]
+    partition_columns = [sa.literal(value).label(name) for name, value in run.partition.items()]
+    every_row = run.interval.full_refresh  # the gate of a full refresh holds every landed row
+    _insert(conn, run.raw, sql_gate.raw_select(text.table, gate, rules, source_columns, dialect, every_row=every_row),
+            [*partition_columns, *load_columns])  # fmt: skip
+    _insert(conn, run.staging, sql_gate.valid_select(text.table, gate, failed, rules, source_columns, dialect),
+            load_columns)  # fmt: skip
+    _insert(
+        conn,
+        run.tables.quarantine,
+        sql_gate.quarantine_select(text.table, failed, gated.checks, rules, source_columns, dialect),
+        [
+            sa.literal(run.entity, sa.Text).label("source_table"),
+            sa.literal(run.run_id, sa.Text).label("run_id"),
+            sa.literal(run.loaded_at, sa.DateTime).label("quarantined_at"),
+            *partition_columns,
+        ],
+    )
+
+
+def _checked_summary(
+    conn: sa.Connection, run: _Run, source: Source, text: TextTable, gated: sql_gate.GateTables
+) -> ExtractSummary:
+    """The run's counts, once the tables agree with them: rows read = rows loaded + rows quarantined."""
+    quarantine = run.tables.quarantine
+    groups = dict(
+        conn.execute(
+            sa.select(quarantine.c.failed_expectations, sa.func.count())
+            .where(run.quarantine_where if run.quarantine_where is not None else sa.true())
+            .where(quarantine.c.run_id == run.run_id)
+            .group_by(quarantine.c.failed_expectations)
+            .order_by(quarantine.c.failed_expectations)
+        ).all()
+    )
+    rows_read, bad_rows = gated.rows_read, gated.rows_quarantined
+    summary = ExtractSummary(
+        entity=run.entity,
+        run_id=run.run_id,
+        source=f"{source.name}:{text.origin}",
+        interval_start=run.interval.start.isoformat(),
+        interval_end=run.interval.end.isoformat(),
+        full_refresh=run.interval.full_refresh,
+        rows_read=rows_read,
+        rows_loaded=rows_read - bad_rows,
+        rows_quarantined=bad_rows,
+        top_failures=dict((+gated.failures_by_expectation).most_common(5)),
+        quarantine_groups=groups,
+        data_docs=gated.data_docs,
+    )
+    staged = _rows_in(conn, run.staging, run.staging_where) if run.staging_where is not None else None
+    quarantined = sum(groups.values())
+    if quarantined != bad_rows or (staged is not None and staged != summary.rows_loaded):
+        raise AssertionError(f"{run.entity}: rows read != rows loaded + rows quarantined ({summary})")
+    return summary
+
+
+def _record_run(conn: sa.Connection, run: _Run, summary: ExtractSummary) -> None:
+    """The run's row of ops.extract_runs, replacing any earlier run of the same interval."""
+    runs = run.tables.extract_runs
+    runs_row = {
+        "source_table": run.entity,
+        "run_id": run.run_id,
+        "source": summary.source,
+        **run.partition,
+        "rows_read": summary.rows_read,
+        "rows_loaded": summary.rows_loaded,
+        "rows_quarantined": summary.rows_quarantined,
+        "data_docs": summary.data_docs,
+        "finished_at": run.loaded_at,
+    }
+    warehouse.delete_partition(conn, runs, run.runs_where)
+    conn.execute(runs.insert(), [runs_row])
 
 
 def _rows_in(conn: sa.Connection, table: sa.Table, where: sa.ColumnElement[bool] | None) -> int:

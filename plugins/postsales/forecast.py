@@ -22,7 +22,7 @@ import warnings
 from collections import Counter
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 import sqlalchemy as sa
 from dateutil.relativedelta import relativedelta
@@ -217,7 +217,6 @@ def project(trajectories: Any, settings: ForecastSettings, bands: Bands, *, expl
     its inputs: the tests feed it synthetic series. ``explain=False`` leaves out the JSON
     explanation (the backtest scores many past dates and stores none).
     """
-    import numpy as np
     import pandas as pd
 
     lookback = settings.lookback_months
@@ -227,10 +226,81 @@ def project(trajectories: Any, settings: ForecastSettings, bands: Bands, *, expl
     if len(customers) == 0:
         columns = [c.name for c in account_forecasts.c if c.name not in ("as_of_date", "computed_at")]
         return pd.DataFrame(columns=[*columns, *(f"_projected_{h}" for h in settings.horizons)])
-    frame = frame[frame["account_id"].isin(customers)]
+    monthly = _monthly(frame[frame["account_id"].isin(customers)], customers, lookback)
+    fits, r2 = _growth_fits(monthly, settings)
+    arr_now = now.loc[customers, "arr"].to_numpy(dtype=float)
+    status, blended = _blended_growth(fits, arr_now, settings)
 
-    # accounts x months_back matrices, NaN where a month has no row (a pivot, without its
-    # per-column reshuffling: four of them took 2 s at 100k accounts).
+    # Per account from here on: Python floats in lists (math.exp, round and f-strings as
+    # documented), one pass per column rather than numpy scalar indexing row by row.
+    count = len(customers)
+    accounts = _Accounts(
+        arr=arr_now.tolist(),
+        growth=blended.tolist(),
+        ok=(status == "ok").tolist(),
+        tiers=[band_label(arr, bands) for arr in arr_now.tolist()],
+    )
+    status_list = status.tolist()
+    projected = _projected_arr(accounts, settings.horizons)
+    reasons: list[dict[str, str]] = [{} for _ in range(count)]
+    flags = _growth_flags(accounts, settings, bands, reasons)
+    flags["ent_decline_risk"] = _decline_flag(accounts, settings, fits["usage"]["slope"].tolist(), reasons)
+    months_to_next = _months_to_next_tier(accounts, bands)
+    points = {signal: fits[signal]["points"].tolist() for signal in SIGNALS}
+    rates = {signal: _rounded(fits[signal]["slope"].tolist()) for signal in SIGNALS}
+    blended_rates = _rounded(accounts.growth)
+    r2_list = r2.tolist()
+    columns = {
+        "account_id": list(customers),
+        "forecast_status": status_list,
+        "arr": accounts.arr,
+        "current_tier": accounts.tiers,
+        "arr_points": points["arr"],
+        "arr_growth_monthly": rates["arr"],
+        "seats_growth_monthly": rates["seats"],
+        "usage_growth_monthly": rates["usage"],
+        "blended_growth_monthly": blended_rates,
+        "arr_fit_r2": _rounded(r2_list, 6),
+        **{f"projected_arr_{h}m": projected[h] for h in (6, 9, 12, 15)},
+        **{
+            f"projected_tier_{h}m": [
+                band_label(v, bands) if ok else None for v, ok in zip(projected[h], accounts.ok, strict=True)
+            ]
+            for h in (6, 9, 12, 15)
+        },
+        "months_to_next_tier": months_to_next,
+        **flags,
+        "explanation": [None] * count,
+        "forecast_version": [settings.version] * count,
+        **{f"_projected_{h}": projected[h] for h in settings.horizons},
+    }
+    if explain:
+        columns["explanation"] = _explanations(
+            settings,
+            status=status_list,
+            arr_now=accounts.arr,
+            arr_at_start=monthly["arr"][:, lookback].tolist(),
+            points=points,
+            rates=rates,
+            blended_rates=blended_rates,
+            r2=r2_list,
+            projected=projected,
+            reasons=reasons,
+        )
+    return pd.DataFrame(columns)
+
+
+# The signals' columns in the trajectories.
+SIGNAL_COLUMNS = {"arr": "arr", "seats": "avg_licensed_seats", "usage": "avg_active_users"}
+
+
+def _monthly(frame: Any, customers: Any, lookback: int) -> dict[str, Any]:
+    """Each signal as an accounts x months_back matrix, NaN where a month has no row.
+
+    A pivot without its per-column reshuffling: four of them took 2 s at 100k accounts.
+    """
+    import numpy as np
+
     row_of = customers.get_indexer(frame["account_id"])
     month_of = frame["months_back"].to_numpy(dtype=int)
     cell = row_of * (lookback + 1) + month_of
@@ -242,16 +312,22 @@ def project(trajectories: Any, settings: ForecastSettings, bands: Bands, *, expl
         table[row_of, month_of] = frame[column].to_numpy(dtype=float)
         return table
 
+    return {signal: wide(column) for signal, column in SIGNAL_COLUMNS.items()}
+
+
+def _growth_fits(monthly: dict[str, Any], settings: ForecastSettings) -> tuple[dict[str, dict[str, Any]], Any]:
+    """Per signal, the Theil-Sen fit of its log over the look-back (``slope`` NaN with fewer than
+    min_history_months + 1 points); and the R² of the ARR fit."""
+    import numpy as np
+
     def logs_of(values: Any) -> Any:
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.where(values > 0, np.log(values), np.nan)
 
-    times = -np.arange(lookback + 1, dtype=float)  # months relative to the as-of date
-    arr_now = now.loc[customers, "arr"].to_numpy(dtype=float)
-    arr_at_start = wide("arr")[:, lookback]
+    times = -np.arange(settings.lookback_months + 1, dtype=float)  # months relative to the as-of date
     fits = {}
-    for signal, column in (("arr", "arr"), ("seats", "avg_licensed_seats"), ("usage", "avg_active_users")):
-        logs = logs_of(wide(column))
+    for signal in SIGNAL_COLUMNS:
+        logs = logs_of(monthly[signal])
         slope, intercept, points = theil_sen(times, logs)
         enough = points >= settings.min_history_months + 1
         fits[signal] = {
@@ -260,67 +336,95 @@ def project(trajectories: Any, settings: ForecastSettings, bands: Bands, *, expl
             "intercept": intercept,
             "points": points,
         }
+    arr_fit = fits["arr"]
+    return fits, _r2(times, arr_fit["logs"], arr_fit["slope"], arr_fit["intercept"])
+
+
+def _blended_growth(fits: dict[str, dict[str, Any]], arr_now: Any, settings: ForecastSettings) -> tuple[Any, Any]:
+    """(status, blended monthly log-growth): the signals' slopes weighted over those present, clipped
+    to max_monthly_growth; NaN unless the status is ok (ARR above 0 and enough ARR history)."""
+    import numpy as np
+
     weights = settings.growth_weights.model_dump()
-    numerator = np.zeros(len(customers))
-    denominator = np.zeros(len(customers))
+    numerator = np.zeros(len(arr_now))
+    denominator = np.zeros(len(arr_now))
     for signal in SIGNALS:
         slope = fits[signal]["slope"]
         present = ~np.isnan(slope)
         numerator += np.where(present, weights[signal] * np.nan_to_num(slope), 0.0)
         denominator += np.where(present, weights[signal], 0.0)
-    arr_fit = fits["arr"]
-    status = np.where(arr_now <= 0, "zero_arr", np.where(np.isnan(arr_fit["slope"]), "insufficient_history", "ok"))
+    status = np.where(arr_now <= 0, "zero_arr", np.where(np.isnan(fits["arr"]["slope"]), "insufficient_history", "ok"))
     cap = settings.max_monthly_growth
     with np.errstate(invalid="ignore", divide="ignore"):
         blended = np.where(status == "ok", np.clip(numerator / denominator, -cap, cap), np.nan)
-    r2 = _r2(times, arr_fit["logs"], arr_fit["slope"], arr_fit["intercept"])
+    return status, blended
 
-    # Per account from here on: Python floats in lists (math.exp, round and f-strings as
-    # documented), one pass per column rather than numpy scalar indexing row by row.
-    count = len(customers)
-    arr_list = arr_now.tolist()
-    growth_list = blended.tolist()
-    ok_list = (status == "ok").tolist()
-    status_list = status.tolist()
-    tiers = [band_label(arr, bands) for arr in arr_list]
-    projected = {
+
+class _Accounts(NamedTuple):
+    """Per customer, in order: ARR now, blended growth, whether it could be forecast, tier now."""
+
+    arr: list[float]
+    growth: list[float]
+    ok: list[bool]
+    tiers: list[str]
+
+
+def _projected_arr(accounts: _Accounts, horizons: list[int]) -> dict[int, list[float | None]]:
+    """ARR at each horizon (the stored 6/9/12/15 months and the settings'): ``arr * exp(growth * months)``."""
+    return {
         h: [
             arr * math.exp(growth * h) if ok else None
-            for arr, growth, ok in zip(arr_list, growth_list, ok_list, strict=True)
+            for arr, growth, ok in zip(accounts.arr, accounts.growth, accounts.ok, strict=True)
         ]
-        for h in dict.fromkeys((6, 9, 12, 15, *settings.horizons))
+        for h in dict.fromkeys((6, 9, 12, 15, *horizons))
     }
-    reasons: list[dict[str, str]] = [{} for _ in range(count)]
+
+
+def _growth_flags(
+    accounts: _Accounts, settings: ForecastSettings, bands: Bands, reasons: list[dict[str, str]]
+) -> dict[str, list[bool]]:
+    """smb_to_mm_6_9m and mm_to_ent_12_15m: a customer in from_tier whose ARR projected within_months
+    ahead reaches to_tier's minimum. Each one judged gets its reason in ``reasons``."""
+    count = len(accounts.arr)
     flags: dict[str, list[bool]] = {}
     for name in ("smb_to_mm_6_9m", "mm_to_ent_12_15m"):
         flag: GrowthFlag = getattr(settings.flags, name)
         target = band_minimum(bands, flag.to_tier)
         flags[name] = [False] * count
         for index in range(count):
-            if not (ok_list[index] and tiers[index] == flag.from_tier):
+            if not (accounts.ok[index] and accounts.tiers[index] == flag.from_tier):
                 continue
-            arr = arr_list[index]
-            reach = arr * math.exp(growth_list[index] * flag.within_months)
+            arr = accounts.arr[index]
+            reach = arr * math.exp(accounts.growth[index] * flag.within_months)
             flags[name][index] = reach >= target
             reasons[index][name] = (
-                f"{tiers[index]} now (ARR {arr:,.0f}); projected ARR at +{flag.within_months} months {reach:,.0f} "
-                f"{'reaches' if reach >= target else 'stays below'} the {flag.to_tier} minimum {target:,.0f}"
+                f"{accounts.tiers[index]} now (ARR {arr:,.0f}); projected ARR at +{flag.within_months} months "
+                f"{reach:,.0f} {'reaches' if reach >= target else 'stays below'} the {flag.to_tier} minimum "
+                f"{target:,.0f}"
             )
+    return flags
+
+
+def _decline_flag(
+    accounts: _Accounts, settings: ForecastSettings, usage_slopes: list[float], reasons: list[dict[str, str]]
+) -> list[bool]:
+    """ent_decline_risk: a customer in its tier whose ARR trends down by min_decline at the horizon,
+    or (usage_decline set) whose active users alone trend down that far. Reasons as the growth flags'."""
     decline = settings.flags.ent_decline_risk
-    usage_slopes = fits["usage"]["slope"].tolist()
-    flags["ent_decline_risk"] = [False] * count
-    for index in range(count):
-        if not (ok_list[index] and tiers[index] == decline.tier):
+    flags = [False] * len(accounts.arr)
+    for index in range(len(accounts.arr)):
+        if not (accounts.ok[index] and accounts.tiers[index] == decline.tier):
             continue
-        arr_ratio = math.exp(growth_list[index] * decline.horizon_months)
+        arr_ratio = math.exp(accounts.growth[index] * decline.horizon_months)
         usage_slope = usage_slopes[index]
         usage_ratio = math.exp(usage_slope * decline.horizon_months) if not math.isnan(usage_slope) else None
         usage_falls = (
             decline.usage_decline is not None and usage_ratio is not None and usage_ratio <= 1 - decline.usage_decline
         )
-        flags["ent_decline_risk"][index] = arr_ratio <= 1 - decline.min_decline or usage_falls
+        flags[index] = arr_ratio <= 1 - decline.min_decline or usage_falls
         reason = (
-            f"{tiers[index]} now (ARR {arr_list[index]:,.0f}); projected ARR at +{decline.horizon_months} months is "
+            f"{accounts.tiers[index]} now (ARR {accounts.arr[index]:,.0f}); projected ARR at "
+            f"+{decline.horizon_months} months is "
             f"{100 * (arr_ratio - 1):+.1f}% (risk at or below {-100 * decline.min_decline:.0f}%)"
         )
         if usage_ratio is not None and decline.usage_decline is not None:
@@ -329,70 +433,62 @@ def project(trajectories: Any, settings: ForecastSettings, bands: Bands, *, expl
                 f"(risk at or below {-100 * decline.usage_decline:.0f}%)"
             )
         reasons[index]["ent_decline_risk"] = reason
+    return flags
+
+
+def _months_to_next_tier(accounts: _Accounts, bands: Bands) -> list[float | None]:
+    """Months until the projected ARR reaches the next tier's minimum; None when not growing or at the top."""
     labels = [band.label for band in bands.bands]
     next_minimum = {label: band_minimum(bands, labels[i + 1]) for i, label in enumerate(labels[:-1])}
-    months_to_next = [
+    return [
         math.log(next_minimum[tier] / arr) / growth if ok and growth > 0 and tier in next_minimum else None
-        for arr, growth, ok, tier in zip(arr_list, growth_list, ok_list, tiers, strict=True)
+        for arr, growth, ok, tier in zip(accounts.arr, accounts.growth, accounts.ok, accounts.tiers, strict=True)
     ]
-    points = {signal: fits[signal]["points"].tolist() for signal in SIGNALS}
-    rates = {signal: _rounded(fits[signal]["slope"].tolist()) for signal in SIGNALS}
-    blended_rates = _rounded(growth_list)
-    r2_list = r2.tolist()
-    columns = {
-        "account_id": list(customers),
-        "forecast_status": status_list,
-        "arr": arr_list,
-        "current_tier": tiers,
-        "arr_points": points["arr"],
-        "arr_growth_monthly": rates["arr"],
-        "seats_growth_monthly": rates["seats"],
-        "usage_growth_monthly": rates["usage"],
-        "blended_growth_monthly": blended_rates,
-        "arr_fit_r2": _rounded(r2_list, 6),
-        **{f"projected_arr_{h}m": projected[h] for h in (6, 9, 12, 15)},
-        **{
-            f"projected_tier_{h}m": [
-                band_label(v, bands) if ok else None for v, ok in zip(projected[h], ok_list, strict=True)
-            ]
-            for h in (6, 9, 12, 15)
-        },
-        "months_to_next_tier": months_to_next,
-        **flags,
-        "explanation": [None] * count,
-        "forecast_version": [settings.version] * count,
-        **{f"_projected_{h}": projected[h] for h in settings.horizons},
-    }
-    if explain:
-        encoder = json.JSONEncoder(sort_keys=True)  # one encoder: json.dumps(sort_keys=...) builds one per call
-        arr_now_explained = _rounded(arr_list, 2)
-        arr_at_start_list = _rounded(arr_at_start.tolist(), 2)
-        r2_explained = _rounded(r2_list, 4)
-        projected_explained = {h: _rounded(projected[h], 2) for h in settings.horizons}
-        explanations = []
-        for index in range(count):
-            account_rates = {signal: rates[signal][index] for signal in SIGNALS}
-            growth_rates = {**account_rates, "blended": blended_rates[index]}
-            explanation = {
-                "forecast_version": settings.version,
-                "status": status_list[index],
-                "method": "theil_sen_log_linear",
-                "lookback_months": lookback,
-                "arr_now": arr_now_explained[index],
-                "arr_at_lookback_start": arr_at_start_list[index],
-                "points_used": {signal: points[signal][index] for signal in SIGNALS},
-                "monthly_log_growth": growth_rates,
-                "monthly_growth_pct": {
-                    k: round(100 * math.expm1(v), 2) if v is not None else None for k, v in growth_rates.items()
-                },
-                "weights": {s: weights[s] for s in SIGNALS if account_rates[s] is not None},
-                "arr_fit_r2": r2_explained[index],
-                "projected_arr": {str(h): projected_explained[h][index] for h in settings.horizons},
-                "flags": reasons[index],
-            }
-            explanations.append(encoder.encode(explanation))
-        columns["explanation"] = explanations
-    return pd.DataFrame(columns)
+
+
+def _explanations(
+    settings: ForecastSettings,
+    *,
+    status: list[str],
+    arr_now: list[float],
+    arr_at_start: list[float],
+    points: dict[str, list[int]],
+    rates: dict[str, list[float | None]],
+    blended_rates: list[float | None],
+    r2: list[float],
+    projected: dict[int, list[float | None]],
+    reasons: list[dict[str, str]],
+) -> list[str]:
+    """Each account's JSON explanation: every number that led to its flags."""
+    weights = settings.growth_weights.model_dump()
+    encoder = json.JSONEncoder(sort_keys=True)  # one encoder: json.dumps(sort_keys=...) builds one per call
+    arr_now_explained = _rounded(arr_now, 2)
+    arr_at_start_list = _rounded(arr_at_start, 2)
+    r2_explained = _rounded(r2, 4)
+    projected_explained = {h: _rounded(projected[h], 2) for h in settings.horizons}
+    explanations = []
+    for index in range(len(status)):
+        account_rates = {signal: rates[signal][index] for signal in SIGNALS}
+        growth_rates = {**account_rates, "blended": blended_rates[index]}
+        explanation = {
+            "forecast_version": settings.version,
+            "status": status[index],
+            "method": "theil_sen_log_linear",
+            "lookback_months": settings.lookback_months,
+            "arr_now": arr_now_explained[index],
+            "arr_at_lookback_start": arr_at_start_list[index],
+            "points_used": {signal: points[signal][index] for signal in SIGNALS},
+            "monthly_log_growth": growth_rates,
+            "monthly_growth_pct": {
+                k: round(100 * math.expm1(v), 2) if v is not None else None for k, v in growth_rates.items()
+            },
+            "weights": {s: weights[s] for s in SIGNALS if account_rates[s] is not None},
+            "arr_fit_r2": r2_explained[index],
+            "projected_arr": {str(h): projected_explained[h][index] for h in settings.horizons},
+            "flags": reasons[index],
+        }
+        explanations.append(encoder.encode(explanation))
+    return explanations
 
 
 # --- running ---------------------------------------------------------------------------

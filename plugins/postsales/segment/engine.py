@@ -462,45 +462,9 @@ def compile_segments(rules: SegmentationRules, dialect: str) -> sa.Select:
     """The select producing mart.account_segments rows for :as_of_date from mart.account_features."""
     gaps = Gaps(rules)
     layer5 = _layers(rules, gaps)
-
-    # Time in Re-evaluate carries over from the previous as-of date's row.
-    previous_date = (
-        sa.select(sa.func.max(account_segments.c.as_of_date))
-        .where(account_segments.c.as_of_date < sa.bindparam("as_of_date"))
-        .scalar_subquery()
-    )
-    previous = (
-        sa.select(account_segments.c.account_id, account_segments.c.quadrant, account_segments.c.reevaluate_since)
-        .where(account_segments.c.as_of_date == previous_date)
-        .subquery("previous")
-    )
+    previous = _previous_segments()
     c = layer5.c
-    reevaluate = REEVALUATE
-    in_reevaluate = c.quadrant == sa.literal(reevaluate)
-    since = sa.case(
-        (
-            in_reevaluate,
-            sa.func.coalesce(
-                sa.case((previous.c.quadrant == sa.literal(reevaluate), previous.c.reevaluate_since)),
-                c.as_of_date,
-            ),
-        )
-    )
-    days = sa.cast(c.as_of_date - since, sa.Integer)
-    recommended = sa.case(
-        (sa.and_(in_reevaluate, days > sa.literal(rules.quadrant.reevaluate.max_days)),
-         sa.literal(rules.quadrant.reevaluate.moves_to)),
-        else_=c.quadrant,
-    )  # fmt: skip
-
-    explanation = json_object(
-        dialect,
-        {
-            "rules_version": sa.literal(rules.version),
-            "as_of_date": sa.cast(c.as_of_date, sa.Text),
-            **_explanations(c, rules, gaps, dialect),
-        },
-    )
+    since, days, recommended = reevaluate_clock(c, previous, rules)
     return sa.select(
         c.as_of_date,
         c.account_id,
@@ -535,10 +499,63 @@ def compile_segments(rules: SegmentationRules, dialect: str) -> sa.Select:
         c.engagement_model,
         c.engagement_rule,
         c.case_study_candidate,
-        sa.cast(explanation, sa.Text).label("explanation"),
+        sa.cast(_row_explanation(c, rules, gaps, dialect), sa.Text).label("explanation"),
         sa.literal(rules.version).label("rules_version"),
         sa.bindparam("computed_at").label("computed_at"),
     ).select_from(layer5.outerjoin(previous, previous.c.account_id == c.account_id))
+
+
+def _previous_segments() -> sa.Subquery:
+    """Each account's row at the latest as-of date before :as_of_date: where its time in Re-evaluate began."""
+    previous_date = (
+        sa.select(sa.func.max(account_segments.c.as_of_date))
+        .where(account_segments.c.as_of_date < sa.bindparam("as_of_date"))
+        .scalar_subquery()
+    )
+    return (
+        sa.select(account_segments.c.account_id, account_segments.c.quadrant, account_segments.c.reevaluate_since)
+        .where(account_segments.c.as_of_date == previous_date)
+        .subquery("previous")
+    )
+
+
+def reevaluate_clock(
+    c: sa.ColumnCollection, previous: sa.Subquery, rules: SegmentationRules
+) -> tuple[sa.ColumnElement, sa.ColumnElement, sa.ColumnElement]:
+    """(since, days, recommended quadrant): when the account entered Re-evaluate, how long it has
+    stayed, and ``reevaluate.moves_to`` once that passes ``max_days`` (docs/metrics.md, "Quadrant").
+
+    The start carries over from ``previous`` while the account stays in Re-evaluate, so the dates
+    must be segmented in order."""
+    in_reevaluate = c.quadrant == sa.literal(REEVALUATE)
+    since = sa.case(
+        (
+            in_reevaluate,
+            sa.func.coalesce(
+                sa.case((previous.c.quadrant == sa.literal(REEVALUATE), previous.c.reevaluate_since)),
+                c.as_of_date,
+            ),
+        )
+    )
+    days = sa.cast(c.as_of_date - since, sa.Integer)
+    recommended = sa.case(
+        (sa.and_(in_reevaluate, days > sa.literal(rules.quadrant.reevaluate.max_days)),
+         sa.literal(rules.quadrant.reevaluate.moves_to)),
+        else_=c.quadrant,
+    )  # fmt: skip
+    return since, days, recommended
+
+
+def _row_explanation(c: sa.ColumnCollection, rules: SegmentationRules, gaps: Gaps, dialect: str) -> sa.ColumnElement:
+    """The row's JSON explanation: the rules version, the date, and why each value is what it is."""
+    return json_object(
+        dialect,
+        {
+            "rules_version": sa.literal(rules.version),
+            "as_of_date": sa.cast(c.as_of_date, sa.Text),
+            **_explanations(c, rules, gaps, dialect),
+        },
+    )
 
 
 def _inputs(columns: sa.ColumnCollection, fields: list[str], dialect: str) -> sa.ColumnElement:

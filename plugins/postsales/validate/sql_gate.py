@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 
 from postsales import warehouse
-from postsales.config import EntityRules, PlausibleDates, Thresholds
+from postsales.config import ColumnRule, EntityRules, PlausibleDates, Thresholds
 from postsales.errors import DataContractError
 from postsales.sources import FILE_DAY, LINEAGE, SOURCE, Interval
 from postsales.tables import SQL_TYPES
@@ -150,92 +150,166 @@ def build_checks(
 ) -> list[Check]:
     """One row-level GX expectation per rule in the YAML, labelled for humans.
 
+    The order is the reasons' order in ops.quarantine: column by column as in the YAML, each
+    column's kinds of check in the order below, then the column pairs, the compound key, the file's day.
+
     ``filed_column``: the batch comes from files named for days and ``FILED`` says which rows
     are on their file's day; the others fail one check and are left out of the uniqueness
     checks, so a row copied into another day's file does not take the original down with it.
     """
-    import great_expectations.expectations as gxe
-
     plausible = plausible or PlausibleDates()
-
     checks: list[Check] = []
     for name, rule in rules.columns.items():
-        if rule.not_null:
-            given = name if rule.type == "string" else name + GIVEN_SUFFIX
-            checks.append(Check(f"{name} is required", (name,), gxe.ExpectColumnValuesToNotBeNull(column=given)))
-        if rule.type != "string":
-            checks.append(
-                Check(
-                    f"{name} must be a valid {rule.type}",
-                    (name,),
-                    gxe.ExpectColumnValuesToBeNull(column=name + UNPARSED_SUFFIX),
-                )
-            )
-        if rule.unique:
-            checks.append(
-                Check(
-                    f"{name} must be unique",
-                    (name,),
-                    gxe.ExpectColumnValuesToBeNull(column=name + DUPLICATE_SUFFIX),
-                )
-            )
-        if rule.min is not None or rule.max is not None:
-            checks.append(
-                Check(
-                    f"{name} must be in {_bounds_text(rule.min, rule.max)}",
-                    (name,),
-                    gxe.ExpectColumnValuesToBeBetween(column=name, min_value=rule.min, max_value=rule.max),
-                )
-            )
-        for other, ranges in (rule.ranges_when or {}).items():
-            for number, (value, (low, high)) in enumerate(ranges.items()):
-                checks.append(
-                    Check(
-                        f"{name} must be in {_bounds_text(low, high)} when {other} is {value}",
-                        (name, other),
-                        gxe.ExpectColumnValuesToBeBetween(
-                            column=when_column(name, other, number), min_value=low, max_value=high
-                        ),
-                    )
-                )
-        if rule.allowed is not None:
-            checks.append(
-                Check(
-                    f"{name} must be one of {rule.allowed}",
-                    (name,),
-                    gxe.ExpectColumnValuesToBeInSet(column=name, value_set=[inert_text(v) for v in rule.allowed]),
-                )
-            )
-        if rule.references is not None:
-            checks.append(
-                Check(
-                    f"{name} must exist in {rule.references}",
-                    (name,),
-                    gxe.ExpectColumnValuesToBeNull(column=name + UNKNOWN_SUFFIX),
-                )
-            )
-        if rule.type in ("date", "timestamp"):
-            checks.append(
-                Check(
-                    f"{name} must be between {plausible.min} and {plausible.max}",
-                    (name,),
-                    gxe.ExpectColumnValuesToBeBetween(
-                        column=name,
-                        min_value=datetime.combine(plausible.min, datetime.min.time()),
-                        max_value=datetime.combine(plausible.max + timedelta(days=1), datetime.min.time()),
-                        strict_max=True,  # any time on the max day is in
-                    ),
-                )
-            )
-        if rule.not_future:
-            checks.append(
-                Check(
-                    # No timestamp in the reason: a rerun a minute later must write the same rows.
-                    f"{name} must not be in the future",
-                    (name,),
-                    gxe.ExpectColumnValuesToBeBetween(column=name, max_value=not_after),
-                )
-            )
+        checks += _required_check(name, rule)
+        checks += _type_check(name, rule)
+        checks += _unique_check(name, rule)
+        checks += _range_check(name, rule)
+        checks += _conditional_range_checks(name, rule)
+        checks += _allowed_check(name, rule)
+        checks += _reference_check(name, rule)
+        checks += _plausible_date_check(name, rule, plausible)
+        checks += _not_future_check(name, rule, not_after)
+    checks += _column_pair_checks(rules)
+    checks += _compound_key_check(rules)
+    checks += _filed_check(filed_column)
+    return checks
+
+
+# Each builder: the checks one kind of rule asks for (none when the rule does not).
+
+
+def _required_check(name: str, rule: ColumnRule) -> list[Check]:
+    import great_expectations.expectations as gxe
+
+    if not rule.not_null:
+        return []
+    given = name if rule.type == "string" else name + GIVEN_SUFFIX
+    return [Check(f"{name} is required", (name,), gxe.ExpectColumnValuesToNotBeNull(column=given))]
+
+
+def _type_check(name: str, rule: ColumnRule) -> list[Check]:
+    import great_expectations.expectations as gxe
+
+    if rule.type == "string":
+        return []
+    return [
+        Check(
+            f"{name} must be a valid {rule.type}",
+            (name,),
+            gxe.ExpectColumnValuesToBeNull(column=name + UNPARSED_SUFFIX),
+        )
+    ]
+
+
+def _unique_check(name: str, rule: ColumnRule) -> list[Check]:
+    import great_expectations.expectations as gxe
+
+    if not rule.unique:
+        return []
+    return [
+        Check(
+            f"{name} must be unique",
+            (name,),
+            gxe.ExpectColumnValuesToBeNull(column=name + DUPLICATE_SUFFIX),
+        )
+    ]
+
+
+def _range_check(name: str, rule: ColumnRule) -> list[Check]:
+    import great_expectations.expectations as gxe
+
+    if rule.min is None and rule.max is None:
+        return []
+    return [
+        Check(
+            f"{name} must be in {_bounds_text(rule.min, rule.max)}",
+            (name,),
+            gxe.ExpectColumnValuesToBeBetween(column=name, min_value=rule.min, max_value=rule.max),
+        )
+    ]
+
+
+def _conditional_range_checks(name: str, rule: ColumnRule) -> list[Check]:
+    """``ranges_when``: a range per value of another column, read from its helper column."""
+    import great_expectations.expectations as gxe
+
+    return [
+        Check(
+            f"{name} must be in {_bounds_text(low, high)} when {other} is {value}",
+            (name, other),
+            gxe.ExpectColumnValuesToBeBetween(column=when_column(name, other, number), min_value=low, max_value=high),
+        )
+        for other, ranges in (rule.ranges_when or {}).items()
+        for number, (value, (low, high)) in enumerate(ranges.items())
+    ]
+
+
+def _allowed_check(name: str, rule: ColumnRule) -> list[Check]:
+    import great_expectations.expectations as gxe
+
+    if rule.allowed is None:
+        return []
+    return [
+        Check(
+            f"{name} must be one of {rule.allowed}",
+            (name,),
+            gxe.ExpectColumnValuesToBeInSet(column=name, value_set=[inert_text(v) for v in rule.allowed]),
+        )
+    ]
+
+
+def _reference_check(name: str, rule: ColumnRule) -> list[Check]:
+    import great_expectations.expectations as gxe
+
+    if rule.references is None:
+        return []
+    return [
+        Check(
+            f"{name} must exist in {rule.references}",
+            (name,),
+            gxe.ExpectColumnValuesToBeNull(column=name + UNKNOWN_SUFFIX),
+        )
+    ]
+
+
+def _plausible_date_check(name: str, rule: ColumnRule, plausible: PlausibleDates) -> list[Check]:
+    import great_expectations.expectations as gxe
+
+    if rule.type not in ("date", "timestamp"):
+        return []
+    return [
+        Check(
+            f"{name} must be between {plausible.min} and {plausible.max}",
+            (name,),
+            gxe.ExpectColumnValuesToBeBetween(
+                column=name,
+                min_value=datetime.combine(plausible.min, datetime.min.time()),
+                max_value=datetime.combine(plausible.max + timedelta(days=1), datetime.min.time()),
+                strict_max=True,  # any time on the max day is in
+            ),
+        )
+    ]
+
+
+def _not_future_check(name: str, rule: ColumnRule, not_after: datetime) -> list[Check]:
+    import great_expectations.expectations as gxe
+
+    if not rule.not_future:
+        return []
+    return [
+        Check(
+            # No timestamp in the reason: a rerun a minute later must write the same rows.
+            f"{name} must not be in the future",
+            (name,),
+            gxe.ExpectColumnValuesToBeBetween(column=name, max_value=not_after),
+        )
+    ]
+
+
+def _column_pair_checks(rules: EntityRules) -> list[Check]:
+    import great_expectations.expectations as gxe
+
+    checks = []
     for pair in rules.column_pairs:
         relation = ">=" if pair.or_equal else ">"
         checks.append(
@@ -250,23 +324,36 @@ def build_checks(
                 ),
             )
         )
-    if rules.unique_key and len(rules.key) > 1:
-        checks.append(
-            Check(
-                f"({', '.join(rules.key)}) must be unique",
-                tuple(rules.key),
-                gxe.ExpectColumnValuesToBeNull(column=KEY + DUPLICATE_SUFFIX),
-            )
-        )
-    if filed_column:
-        checks.append(
-            Check(
-                f"{filed_column} must be the day its file is named for",
-                (filed_column,),
-                gxe.ExpectColumnValuesToBeInSet(column=FILED, value_set=[True]),
-            )
-        )
     return checks
+
+
+def _compound_key_check(rules: EntityRules) -> list[Check]:
+    """A key of several columns, checked as one text (``KEY``: GX names no failing rows for compound uniqueness)."""
+    import great_expectations.expectations as gxe
+
+    if not (rules.unique_key and len(rules.key) > 1):
+        return []
+    return [
+        Check(
+            f"({', '.join(rules.key)}) must be unique",
+            tuple(rules.key),
+            gxe.ExpectColumnValuesToBeNull(column=KEY + DUPLICATE_SUFFIX),
+        )
+    ]
+
+
+def _filed_check(filed_column: str | None) -> list[Check]:
+    import great_expectations.expectations as gxe
+
+    if not filed_column:
+        return []
+    return [
+        Check(
+            f"{filed_column} must be the day its file is named for",
+            (filed_column,),
+            gxe.ExpectColumnValuesToBeInSet(column=FILED, value_set=[True]),
+        )
+    ]
 
 
 # --- typing in SQL ---------------------------------------------------------------------------
