@@ -239,7 +239,7 @@ def segment_and_forecast() -> dict:
 def migration_since(as_of_date: str, months: int) -> dict:
     from dateutil.relativedelta import relativedelta
 
-    from postsales.crm.revision import migration_matrix
+    from postsales.segment.migration import migration_matrix
 
     as_of = date.fromisoformat(as_of_date)
     return migration_matrix(as_of, as_of - relativedelta(months=months))
