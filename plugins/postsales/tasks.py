@@ -164,34 +164,32 @@ def evaluation_as_of() -> date:
 
 
 def backtest_forecast() -> dict:
-    from postsales.forecast import compute_forecast, run_backtest
+    from postsales import evaluation
 
     as_of = evaluation_as_of()
     require_history(as_of)
-    summary = run_backtest(as_of)
-    summary["forecast"] = compute_forecast(as_of)  # the flags the report lists, for the same date
-    return summary
+    return evaluation.backtest_forecast(as_of)
 
 
 def health_outcomes() -> dict:
-    from postsales.outcomes import evaluate_health
+    from postsales import evaluation
 
     as_of = evaluation_as_of()
     require_history(as_of)
-    return evaluate_health(as_of)
+    return evaluation.evaluate_health(as_of)
 
 
 def review_recommendations() -> dict:
-    from postsales.review import recommend
+    from postsales import evaluation
 
-    return recommend(evaluation_as_of())
+    return evaluation.recommend_review(evaluation_as_of())
 
 
 def evaluation_report(*results: dict) -> str:
     """Write the evaluation report for the run's as-of date; returns (and logs) its path."""
-    from postsales.reports.evaluation_report import write_report
+    from postsales import evaluation
 
-    path = write_report(evaluation_as_of())
+    path = evaluation.write_report(evaluation_as_of())
     log.info("evaluation report: %s", path)
     return str(path)
 
