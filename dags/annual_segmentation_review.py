@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, task
 
-from postsales.assets import MART_ACCOUNT_SEGMENTS, MART_EVALUATION
+from postsales.assets import MART_ACCOUNT_FORECASTS, MART_ACCOUNT_SEGMENTS, MART_EVALUATION
 from postsales.dag_defaults import (
     CRM_SYNC_PARAMS,
     MONTH_PARAMS,
@@ -52,31 +52,31 @@ def annual_segmentation_review():
 
         return month_is_due("annual review")
 
-    @task(pool=WAREHOUSE_POOL, outlets=[MART_ACCOUNT_SEGMENTS])
+    @task(pool=WAREHOUSE_POOL, outlets=[MART_ACCOUNT_SEGMENTS, MART_ACCOUNT_FORECASTS])
     def segment_for_review() -> dict:
         from postsales.tasks import segment_and_forecast
 
         return segment_and_forecast()
 
-    @task(pool=WAREHOUSE_POOL)
+    @task(pool=WAREHOUSE_POOL, outlets=[MART_ACCOUNT_SEGMENTS])
     def migration_over_the_year(segments: dict) -> dict:
         from postsales.tasks import migration_since
 
         return migration_since(segments["as_of_date"], 12)
 
-    @task(pool=WAREHOUSE_POOL)
+    @task(pool=WAREHOUSE_POOL, outlets=[MART_ACCOUNT_FORECASTS])
     def backtest_forecast(segments: dict) -> dict:
         from postsales.tasks import backtest_forecast
 
         return backtest_forecast()
 
-    @task(pool=WAREHOUSE_POOL)
+    @task(pool=WAREHOUSE_POOL, outlets=[MART_EVALUATION, MART_ACCOUNT_SEGMENTS])
     def evaluate_health(segments: dict) -> dict:
         from postsales.tasks import health_outcomes
 
         return health_outcomes()
 
-    @task(pool=WAREHOUSE_POOL, outlets=[MART_EVALUATION])
+    @task(pool=WAREHOUSE_POOL, outlets=[MART_EVALUATION, MART_ACCOUNT_SEGMENTS])
     def recommend_review(health: dict) -> dict:
         from postsales.tasks import review_recommendations
 

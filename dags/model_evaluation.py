@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from airflow.sdk import dag, task
 
-from postsales.assets import MART_ACCOUNT_FORECASTS, MART_EVALUATION
+from postsales.assets import MART_ACCOUNT_FORECASTS, MART_ACCOUNT_SEGMENTS, MART_EVALUATION
 from postsales.dag_defaults import MONTH_PARAMS, WAREHOUSE_POOL, add_run_summary, monthly, postsales_dag
 
 
@@ -42,13 +42,13 @@ def model_evaluation():
 
         return backtest_forecast()
 
-    @task(pool=WAREHOUSE_POOL)
+    @task(pool=WAREHOUSE_POOL, outlets=[MART_EVALUATION, MART_ACCOUNT_SEGMENTS])
     def evaluate_health() -> dict:
         from postsales.tasks import health_outcomes
 
         return health_outcomes()
 
-    @task(pool=WAREHOUSE_POOL, outlets=[MART_EVALUATION])
+    @task(pool=WAREHOUSE_POOL, outlets=[MART_EVALUATION, MART_ACCOUNT_SEGMENTS])
     def recommend_review(health: dict) -> dict:
         from postsales.tasks import review_recommendations
 

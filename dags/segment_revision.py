@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, task
 
-from postsales.assets import MART_ACCOUNT_SEGMENTS
+from postsales.assets import MART_ACCOUNT_FORECASTS, MART_ACCOUNT_SEGMENTS
 from postsales.dag_defaults import (
     CRM_SYNC_PARAMS,
     MONTH_PARAMS,
@@ -48,13 +48,13 @@ def segment_revision():
 
         return month_is_due("revision")
 
-    @task(pool=WAREHOUSE_POOL, outlets=[MART_ACCOUNT_SEGMENTS])
+    @task(pool=WAREHOUSE_POOL, outlets=[MART_ACCOUNT_SEGMENTS, MART_ACCOUNT_FORECASTS])
     def segment_for_revision() -> dict:
         from postsales.tasks import segment_and_forecast
 
         return segment_and_forecast()
 
-    @task(pool=WAREHOUSE_POOL)
+    @task(pool=WAREHOUSE_POOL, outlets=[MART_ACCOUNT_SEGMENTS])
     def migration_since_last_revision(segments: dict) -> dict:
         from postsales.tasks import migration_since, revision_months
 
