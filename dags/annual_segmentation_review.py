@@ -44,10 +44,8 @@ def annual_segmentation_review():
     segments = segment_and_forecast.override(task_id="segment_for_review")()
     month_is_due.override(task_id="review_due")("annual review") >> segments
     migration = segment_migration.override(task_id="migration_over_the_year")(segments, 12)
-    evaluation = evaluate_models()
-    segments >> evaluation
     report = write_evaluation_report.override(task_id="write_review_report")(migration)
-    evaluation >> report
+    segments >> evaluate_models() >> report
     approval_gate(report, crm_diff_dry_run(segments)) >> push_tags_to_crm(segments, approved=True)
     add_run_summary()
 
