@@ -5,7 +5,7 @@
 The orchestrator (bench/run.py) starts one process per stage so that each stage's peak
 RSS is its own; the warehouse and source come from POSTSALES_WAREHOUSE_URL and
 POSTSALES_SOURCE_DIR. Each stage calls the same library function, with the same
-arguments, as the task in plugins/postsales/tasks.py. The last stdout line is a JSON
+arguments, as its task in plugins/postsales/tasks/. The last stdout line is a JSON
 object: the stage's summary plus ``seconds`` (the call itself, imports excluded) and,
 for extracts, ``gate_seconds`` (time spent in Great Expectations' validation, ``sql_gate.run_checks``).
 """

@@ -22,10 +22,11 @@ replaced, so reruns are idempotent. Rules: `include/rules/segmentation.yaml` and
 
 from __future__ import annotations
 
-from airflow.sdk import Param, dag, task
+from airflow.sdk import Param, dag
 
-from postsales.assets import MART_ACCOUNT_FORECASTS, MART_ACCOUNT_SEGMENTS, STAGING
-from postsales.dag_defaults import WAREHOUSE_POOL, add_run_summary, postsales_dag
+from postsales.assets import STAGING
+from postsales.dag_defaults import add_run_summary, postsales_dag
+from postsales.tasks.segment import forecast_tier_migration, segment_accounts, write_segmentation_report
 
 
 @dag(
@@ -41,24 +42,6 @@ from postsales.dag_defaults import WAREHOUSE_POOL, add_run_summary, postsales_da
     **postsales_dag("account_segmentation", __doc__, tags=["segmentation"]),
 )
 def account_segmentation():
-    @task(pool=WAREHOUSE_POOL, outlets=[MART_ACCOUNT_SEGMENTS])
-    def segment_accounts() -> dict:
-        from postsales.tasks import segment
-
-        return segment()
-
-    @task(pool=WAREHOUSE_POOL, outlets=[MART_ACCOUNT_FORECASTS])
-    def forecast_tier_migration(segments: dict) -> dict:
-        from postsales.tasks import forecast
-
-        return forecast(segments["as_of_date"])
-
-    @task(pool=WAREHOUSE_POOL)
-    def write_segmentation_report(segments: dict, forecasts: dict) -> str:
-        from postsales.tasks import segmentation_report
-
-        return segmentation_report(segments["as_of_date"])
-
     segments = segment_accounts()
     write_segmentation_report(segments, forecast_tier_migration(segments))
     add_run_summary()

@@ -18,17 +18,12 @@ were approved. Runbook: `docs/crm-sync.md`.
 
 from __future__ import annotations
 
-from airflow.sdk import Param, dag, task
+from airflow.sdk import Param, dag
 
-from postsales.assets import MART_ACCOUNT_SEGMENTS, MART_EVALUATION
-from postsales.dag_defaults import (
-    CRM_SYNC_PARAMS,
-    MONTH_PARAMS,
-    WAREHOUSE_POOL,
-    add_run_summary,
-    monthly,
-    postsales_dag,
-)
+from postsales.dag_defaults import CRM_SYNC_PARAMS, MONTH_PARAMS, add_run_summary, monthly, postsales_dag
+from postsales.tasks.crm import approval_gate, crm_diff_dry_run, month_is_due, push_tags_to_crm
+from postsales.tasks.evaluation import evaluate_models, write_evaluation_report
+from postsales.tasks.segment import segment_and_forecast, segment_migration
 
 
 @dag(
@@ -46,74 +41,12 @@ from postsales.dag_defaults import (
     **postsales_dag("annual_segmentation_review", __doc__, tags=["crm", "evaluation"]),
 )
 def annual_segmentation_review():
-    @task.short_circuit
-    def review_due() -> bool:
-        from postsales.tasks import month_is_due
-
-        return month_is_due("annual review")
-
-    @task(pool=WAREHOUSE_POOL, outlets=[MART_ACCOUNT_SEGMENTS])
-    def segment_for_review() -> dict:
-        from postsales.tasks import segment_and_forecast
-
-        return segment_and_forecast()
-
-    @task(pool=WAREHOUSE_POOL)
-    def migration_over_the_year(segments: dict) -> dict:
-        from postsales.tasks import migration_since
-
-        return migration_since(segments["as_of_date"], 12)
-
-    @task(pool=WAREHOUSE_POOL)
-    def backtest_forecast(segments: dict) -> dict:
-        from postsales.tasks import backtest_forecast
-
-        return backtest_forecast()
-
-    @task(pool=WAREHOUSE_POOL)
-    def evaluate_health(segments: dict) -> dict:
-        from postsales.tasks import health_outcomes
-
-        return health_outcomes()
-
-    @task(pool=WAREHOUSE_POOL, outlets=[MART_EVALUATION])
-    def recommend_review(health: dict) -> dict:
-        from postsales.tasks import review_recommendations
-
-        return review_recommendations()
-
-    @task(pool=WAREHOUSE_POOL)
-    def write_review_report(migration: dict, backtest: dict, review: dict) -> str:
-        from postsales.tasks import evaluation_report
-
-        return evaluation_report(migration, backtest, review)
-
-    @task(pool=WAREHOUSE_POOL)
-    def crm_diff_dry_run(segments: dict) -> dict:
-        from postsales.tasks import crm_dry_run
-
-        return crm_dry_run(segments["as_of_date"])
-
-    @task.short_circuit
-    def approval_gate(report: str, diff: dict) -> bool:
-        from postsales.tasks import rules_version_approved
-
-        return rules_version_approved()
-
-    @task(pool=WAREHOUSE_POOL)
-    def push_tags_to_crm(segments: dict) -> dict:
-        from postsales.tasks import crm_push
-
-        return crm_push(segments["as_of_date"], approved=True)
-
-    segments = segment_for_review()
-    review_due() >> segments
-    report = write_review_report(
-        migration_over_the_year(segments),
-        backtest_forecast(segments),
-        recommend_review(evaluate_health(segments)),
-    )
-    approval_gate(report, crm_diff_dry_run(segments)) >> push_tags_to_crm(segments)
+    segments = segment_and_forecast.override(task_id="segment_for_review")()
+    month_is_due.override(task_id="review_due")("annual review") >> segments
+    migration = segment_migration.override(task_id="migration_over_the_year")(segments, 12)
+    report = write_evaluation_report.override(task_id="write_review_report")(migration)
+    segments >> evaluate_models() >> report
+    approval_gate(report, crm_diff_dry_run(segments)) >> push_tags_to_crm(segments, approved=True)
     add_run_summary()
 
 

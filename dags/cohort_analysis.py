@@ -19,10 +19,10 @@ month gives identical rows. Definitions: `docs/metrics.md`; runbook: `docs/opera
 
 from __future__ import annotations
 
-from airflow.sdk import dag, task
+from airflow.sdk import dag
 
-from postsales.assets import MART_ACCOUNT_SEGMENTS, MART_COHORTS
-from postsales.dag_defaults import MONTH_PARAMS, WAREHOUSE_POOL, add_run_summary, monthly, postsales_dag
+from postsales.dag_defaults import MONTH_PARAMS, add_run_summary, monthly, postsales_dag
+from postsales.tasks.cohorts import compute_cohort_snapshot, write_cohort_report
 
 
 @dag(
@@ -31,19 +31,6 @@ from postsales.dag_defaults import MONTH_PARAMS, WAREHOUSE_POOL, add_run_summary
     **postsales_dag("cohort_analysis", __doc__, tags=["cohorts"]),
 )
 def cohort_analysis():
-    # Segments the month's last day first when no segmentation of that date exists.
-    @task(pool=WAREHOUSE_POOL, outlets=[MART_COHORTS, MART_ACCOUNT_SEGMENTS])
-    def compute_cohort_snapshot() -> dict:
-        from postsales.tasks import cohort_snapshot
-
-        return cohort_snapshot()
-
-    @task(pool=WAREHOUSE_POOL)
-    def write_cohort_report(snapshot: dict) -> str:
-        from postsales.tasks import cohort_report
-
-        return cohort_report(snapshot)
-
     write_cohort_report(compute_cohort_snapshot())
     add_run_summary()
 

@@ -14,35 +14,16 @@ Sources and rules: `include/rules/sources.yaml`, `include/rules/expectations.yam
 
 from __future__ import annotations
 
-from airflow.sdk import dag, task
+from airflow.sdk import dag
 
-from postsales.assets import STAGING
-from postsales.dag_defaults import EXTRACT_PARAMS, WAREHOUSE_POOL, add_run_summary, daily, postsales_dag
+from postsales.dag_defaults import EXTRACT_PARAMS, add_run_summary, daily, postsales_dag
+from postsales.tasks.extract import extract_accounts, extract_contracts, extract_survey_responses
 
 
 @dag(schedule=daily(), params=EXTRACT_PARAMS, **postsales_dag("crm_extract", __doc__, tags=["extract", "crm"]))
 def crm_extract():
-    @task(pool=WAREHOUSE_POOL, outlets=[STAGING["accounts"]])
-    def extract_accounts() -> dict:
-        from postsales.tasks import extract
-
-        return extract("accounts")
-
-    @task(pool=WAREHOUSE_POOL, outlets=[STAGING["contracts"]])
-    def extract_contracts() -> dict:
-        from postsales.tasks import extract
-
-        return extract("contracts")
-
-    @task(pool=WAREHOUSE_POOL, outlets=[STAGING["survey_responses"]])
-    def extract_survey_responses() -> dict:
-        from postsales.tasks import extract
-
-        return extract("survey_responses")
-
     # Contracts and responses are checked against the accounts already loaded.
-    accounts = extract_accounts()
-    accounts >> [extract_contracts(), extract_survey_responses()]
+    extract_accounts() >> [extract_contracts(), extract_survey_responses()]
     add_run_summary()
 
 

@@ -24,10 +24,10 @@ definitions: `docs/metrics.md`.
 
 from __future__ import annotations
 
-from airflow.sdk import dag, task
+from airflow.sdk import dag
 
-from postsales.assets import MART_ACCOUNT_FORECASTS, MART_EVALUATION
-from postsales.dag_defaults import MONTH_PARAMS, WAREHOUSE_POOL, add_run_summary, monthly, postsales_dag
+from postsales.dag_defaults import MONTH_PARAMS, add_run_summary, monthly, postsales_dag
+from postsales.tasks.evaluation import evaluate_models, write_evaluation_report
 
 
 @dag(
@@ -36,31 +36,7 @@ from postsales.dag_defaults import MONTH_PARAMS, WAREHOUSE_POOL, add_run_summary
     **postsales_dag("model_evaluation", __doc__, tags=["evaluation"]),
 )
 def model_evaluation():
-    @task(pool=WAREHOUSE_POOL, outlets=[MART_ACCOUNT_FORECASTS])
-    def backtest_forecast() -> dict:
-        from postsales.tasks import backtest_forecast
-
-        return backtest_forecast()
-
-    @task(pool=WAREHOUSE_POOL)
-    def evaluate_health() -> dict:
-        from postsales.tasks import health_outcomes
-
-        return health_outcomes()
-
-    @task(pool=WAREHOUSE_POOL, outlets=[MART_EVALUATION])
-    def recommend_review(health: dict) -> dict:
-        from postsales.tasks import review_recommendations
-
-        return review_recommendations()
-
-    @task(pool=WAREHOUSE_POOL)
-    def write_evaluation_report(backtest: dict, review: dict) -> str:
-        from postsales.tasks import evaluation_report
-
-        return evaluation_report(backtest, review)
-
-    write_evaluation_report(backtest_forecast(), recommend_review(evaluate_health()))
+    evaluate_models() >> write_evaluation_report()
     add_run_summary()
 
 

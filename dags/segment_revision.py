@@ -19,17 +19,11 @@ revision computes everything but pushes only with `push_backfill`. Runbook:
 
 from __future__ import annotations
 
-from airflow.sdk import Param, dag, task
+from airflow.sdk import Param, dag
 
-from postsales.assets import MART_ACCOUNT_SEGMENTS
-from postsales.dag_defaults import (
-    CRM_SYNC_PARAMS,
-    MONTH_PARAMS,
-    WAREHOUSE_POOL,
-    add_run_summary,
-    monthly,
-    postsales_dag,
-)
+from postsales.dag_defaults import CRM_SYNC_PARAMS, MONTH_PARAMS, add_run_summary, monthly, postsales_dag
+from postsales.tasks.crm import crm_diff_dry_run, month_is_due, push_tags_to_crm
+from postsales.tasks.segment import segment_and_forecast, segment_migration
 
 
 @dag(
@@ -42,39 +36,9 @@ from postsales.dag_defaults import (
     **postsales_dag("segment_revision", __doc__, tags=["crm"]),
 )
 def segment_revision():
-    @task.short_circuit
-    def revision_due() -> bool:
-        from postsales.tasks import month_is_due
-
-        return month_is_due("revision")
-
-    @task(pool=WAREHOUSE_POOL, outlets=[MART_ACCOUNT_SEGMENTS])
-    def segment_for_revision() -> dict:
-        from postsales.tasks import segment_and_forecast
-
-        return segment_and_forecast()
-
-    @task(pool=WAREHOUSE_POOL)
-    def migration_since_last_revision(segments: dict) -> dict:
-        from postsales.tasks import migration_since, revision_months
-
-        return migration_since(segments["as_of_date"], revision_months())
-
-    @task(pool=WAREHOUSE_POOL)
-    def crm_diff_dry_run(segments: dict) -> dict:
-        from postsales.tasks import crm_dry_run
-
-        return crm_dry_run(segments["as_of_date"])
-
-    @task(pool=WAREHOUSE_POOL)
-    def push_tags_to_crm(segments: dict, diff: dict) -> dict:
-        from postsales.tasks import crm_push
-
-        return crm_push(segments["as_of_date"])
-
-    segments = segment_for_revision()
-    revision_due() >> segments
-    migration_since_last_revision(segments)
+    segments = segment_and_forecast.override(task_id="segment_for_revision")()
+    month_is_due.override(task_id="revision_due")("revision") >> segments
+    segment_migration.override(task_id="migration_since_last_revision")(segments)
     push_tags_to_crm(segments, crm_diff_dry_run(segments))
     add_run_summary()
 

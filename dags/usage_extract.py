@@ -13,20 +13,14 @@ empty source empty an interval that already holds rows.
 
 from __future__ import annotations
 
-from airflow.sdk import dag, task
+from airflow.sdk import dag
 
-from postsales.assets import STAGING
-from postsales.dag_defaults import EXTRACT_PARAMS, WAREHOUSE_POOL, add_run_summary, daily, postsales_dag
+from postsales.dag_defaults import EXTRACT_PARAMS, add_run_summary, daily, postsales_dag
+from postsales.tasks.extract import extract_usage_daily
 
 
 @dag(schedule=daily(), params=EXTRACT_PARAMS, **postsales_dag("usage_extract", __doc__, tags=["extract", "usage"]))
 def usage_extract():
-    @task(pool=WAREHOUSE_POOL, outlets=[STAGING["usage_daily"]])
-    def extract_usage_daily() -> dict:
-        from postsales.tasks import extract
-
-        return extract("usage_daily")
-
     extract_usage_daily()
     add_run_summary()
 

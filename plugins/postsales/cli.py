@@ -17,17 +17,15 @@ from datetime import date
 
 
 def run_evaluation(as_of: date) -> None:
-    """What the model_evaluation DAG does for one date, in this process (no Airflow needed)."""
-    from postsales.forecast import compute_forecast, run_backtest
-    from postsales.outcomes import evaluate_health
-    from postsales.reports.evaluation_report import write_report
-    from postsales.review import recommend
+    """What the model_evaluation DAG does for one date, in this process (no Airflow needed): the
+    same steps (postsales.evaluation.STEPS) and report; a date before the data is not refused."""
+    from postsales import evaluation
 
-    for step in (compute_forecast, run_backtest, evaluate_health, recommend):
+    for step in evaluation.STEPS:
         started = time.monotonic()
         step(as_of)
         print(f"{step.__name__} as of {as_of}: {time.monotonic() - started:.1f}s")
-    print(f"report: {write_report(as_of)}")
+    print(f"report: {evaluation.write_report(as_of)}")
 
 
 def main(argv: list[str] | None = None) -> int:

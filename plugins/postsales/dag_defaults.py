@@ -27,7 +27,6 @@ from airflow.sdk import (
     RetryAction,
     RetryRule,
     SyncCallback,
-    task,
 )
 from airflow.timetables.interval import CronDataIntervalTimetable
 
@@ -204,13 +203,9 @@ def add_run_summary():
     circuit does not skip it) and its own state does not decide the run's state.
     """
 
-    @task(task_id=SUMMARY_TASK_ID, pool=WAREHOUSE_POOL)
-    def summarize_run() -> dict:
-        from postsales.tasks import summarize_run as summarize
+    from postsales.tasks.monitoring import summarize_run
 
-        return summarize()
-
-    summary = summarize_run()
+    summary = summarize_run.override(task_id=SUMMARY_TASK_ID)()
     operator = summary.operator
     for other in operator.dag.tasks:
         if other is not operator and not other.downstream_list:
@@ -243,7 +238,7 @@ EXTRACT_PARAMS = {
 }
 
 
-# A calendar month as YYYY-MM (the task parses it again, strictly: tasks.data_interval).
+# A calendar month as YYYY-MM (the task parses it again, strictly: tasks.context.data_interval).
 MONTH_PATTERN = r"^(19|20)[0-9]{2}-(0[1-9]|1[0-2])$"
 
 MONTH_PARAMS = {

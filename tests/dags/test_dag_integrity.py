@@ -153,6 +153,24 @@ def test_every_dag_ends_with_the_run_summary(dagbag):
         assert all(summary.task_id in t.get_flat_relative_ids(upstream=False) for t in others), dag_id
 
 
+def test_the_evaluation_dags_run_the_steps_cli_evaluate_runs(dagbag):
+    """model_evaluation and the annual review run postsales.evaluation.STEPS as the tasks of the
+    evaluate_models group, each after the steps it reads (the order `cli evaluate` runs them
+    in), and their report after all of them."""
+    from postsales.evaluation import STEPS
+
+    steps = [step.__name__ for step in STEPS]
+    for dag_id, report in (
+        ("model_evaluation", "write_evaluation_report"),
+        ("annual_segmentation_review", "write_review_report"),
+    ):
+        dag = dagbag.dags[dag_id]
+        assert sorted(dag.task_group_dict["evaluate_models"].children) == sorted(steps), dag_id
+        for done, step in enumerate(steps):
+            assert dag.get_task(step).upstream_task_ids.isdisjoint(steps[done:]), f"{dag_id}.{step}"
+        assert set(steps) <= dag.get_task(report).get_flat_relative_ids(upstream=True), dag_id
+
+
 # Tasks that never open the warehouse (they read YAML or params only). Every other task opens
 # it and must hold a slot of the pool: DuckDB lets one process open its file at a time.
 # (postsales.warehouse.check_warehouse_pool fails a task that opens DuckDB outside the pool.)

@@ -128,7 +128,7 @@ def test_a_backfilled_revision_pushes_only_when_asked(duckdb_url, crm, monkeypat
     from airflow.utils.types import DagRunType
 
     from postsales.segment.engine import compute_segments
-    from postsales.tasks import crm_push
+    from postsales.tasks.crm import push_tags_to_crm
 
     compute_segments(pendulum.date(2024, 3, 31))
     before = crm_rows(crm)
@@ -139,10 +139,11 @@ def test_a_backfilled_revision_pushes_only_when_asked(duckdb_url, crm, monkeypat
         return lambda: {"params": FLAGS | params, "dag_run": run, "run_id": "backfill__2024-04-01", "ti": ti}
 
     monkeypatch.setattr(airflow.sdk, "get_current_context", context(approve_first_push=True))
-    assert crm_push("2024-03-31") == {"mode": "not_pushed", "reason": "backfill"}
+    segments = {"as_of_date": "2024-03-31"}
+    assert push_tags_to_crm.function(segments) == {"mode": "not_pushed", "reason": "backfill"}
     assert crm_rows(crm) == before
     monkeypatch.setattr(airflow.sdk, "get_current_context", context(approve_first_push=True, push_backfill=True))
-    assert crm_push("2024-03-31")["fields_succeeded"] > 0
+    assert push_tags_to_crm.function(segments)["fields_succeeded"] > 0
     assert crm_rows(crm) != before
 
 
@@ -157,7 +158,7 @@ def test_a_crm_target_without_its_table_fails_at_once_and_says_which(
     import airflow.sdk
 
     from postsales.errors import NotRetryableError
-    from postsales.tasks import crm_dry_run
+    from postsales.tasks.crm import crm_diff_dry_run
 
     if target == "sqlite":
         url = shown = f"sqlite:///{tmp_path / 'crm.sqlite'}"
@@ -168,7 +169,7 @@ def test_a_crm_target_without_its_table_fails_at_once_and_says_which(
     context = {"params": FLAGS, "run_id": "manual__2024-04-01", "ti": SimpleNamespace(try_number=1)}
     monkeypatch.setattr(airflow.sdk, "get_current_context", lambda: context)
     with pytest.raises(NotRetryableError) as info:
-        crm_dry_run("2024-03-31")
+        crm_diff_dry_run.function({"as_of_date": "2024-03-31"})
     assert str(info.value) == (
         f"include/rules/crm_sync.yaml: field 'sql.table': the CRM database {shown} has no table 'crm_account'. "
         "Fix: set sql.table to the CRM's account table, or point $POSTSALES_CRM_SYNC_URL at the CRM database "

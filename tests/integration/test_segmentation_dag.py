@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 import tiny
 from postsales import warehouse
-from postsales.tasks import segmentation_as_of
+from postsales.tasks.context import segmentation_as_of
 from project_home import project_with_rules
 
 

@@ -1,4 +1,4 @@
-"""Task helpers in postsales.tasks: the monthly DAGs' `month` param (what the form accepts is what
+"""Task helpers in postsales.tasks.context: the monthly DAGs' `month` param (what the form accepts is what
 the task computes) and the trigger commands a task logs. (Failing at once on what no retry can fix
 is the DAGs' retry policy: tests/dags/test_dag_integrity.py.)"""
 
@@ -12,7 +12,7 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
 from postsales.dag_defaults import MONTH_PARAMS
-from postsales.tasks import data_interval
+from postsales.tasks.context import data_interval
 
 MONTHLY = SimpleNamespace(params={"month": None})
 DAILY = SimpleNamespace(params={"full_refresh": False})
@@ -60,7 +60,7 @@ def test_a_logged_trigger_command_is_one_shell_word_whatever_the_version():
 
     import pendulum
 
-    from postsales.tasks import trigger_command
+    from postsales.tasks.context import trigger_command
 
     start = pendulum.datetime(2026, 10, 1, tz="UTC")
     context = {"params": {"force": True}, "dag": SimpleNamespace(dag_id="annual_segmentation_review"),

@@ -1,1 +1,1 @@
-"""Pushing segment tags back to the CRM: adapters (sql, Salesforce, HubSpot), the diff-only sync, revisions."""
+"""Pushing segment tags back to the CRM: adapters (sql, Salesforce, HubSpot), the diff-only sync."""

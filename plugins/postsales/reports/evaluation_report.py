@@ -17,7 +17,6 @@ from typing import Any
 import sqlalchemy as sa
 
 from postsales import paths, warehouse
-from postsales.crm.revision import segment_migration_matrix
 from postsales.forecast import FLAG_NAMES, account_forecasts, forecast_backtest, forecast_tier_calibration
 from postsales.outcomes import ALL_BANDS, health_component_signal, health_outcomes
 from postsales.reports.data_gaps import data_gaps
@@ -26,6 +25,7 @@ from postsales.reports.html import Section, money, number, page, pct, table, wri
 from postsales.reports.segmentation_report import sensitivity_section
 from postsales.review import review_migration_matrix, review_recommendations
 from postsales.segment.engine import account_segments
+from postsales.segment.migration import segment_migration_matrix
 from postsales.segment.rules import load_rules
 from postsales.segment.sensitivity import quadrant_sensitivity, stored_differences
 

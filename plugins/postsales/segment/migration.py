@@ -1,8 +1,9 @@
-"""Segment revisions and the annual review: how accounts moved since the last one.
+"""How accounts moved between two segmentation dates: the migration matrix.
 
 ``mart.segment_migration_matrix`` holds, for an as-of date and the date it is compared to,
 the number of accounts per (from, to) pair of each dimension (value tier, quadrant).
-Accounts present on only one side appear as ``(new)`` / ``(gone)``.
+Accounts present on only one side appear as ``(new)`` / ``(gone)``. The segment revision
+compares with the previous revision, the annual review with the year before.
 """
 
 from __future__ import annotations
