@@ -19,9 +19,11 @@ import pytest
 import requests
 import responses
 
-from postsales.crm.base import Change, PermanentError, RetryPolicy, TransientError
+from postsales.crm.base import Change
 from postsales.crm.config import SalesforceCrm
 from postsales.crm.salesforce import SalesforceAdapter, bulk_value, split_bulk_error
+from postsales.errors import PermanentError, TransientError
+from postsales.retry import RetryPolicy
 
 INSTANCE = "https://acme.my.salesforce.com"
 API = f"{INSTANCE}/services/data/v62.0"

@@ -31,17 +31,10 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
-from postsales.crm.base import (
-    Change,
-    CrmRecord,
-    PermanentError,
-    RetryPolicy,
-    TransientError,
-    WriteResult,
-    chunks,
-    retry_after_seconds,
-)
+from postsales.crm.base import Change, CrmRecord, WriteResult, chunks
 from postsales.crm.config import SalesforceCrm
+from postsales.errors import PermanentError, TransientError
+from postsales.retry import RetryPolicy, retry_after_seconds
 
 log = logging.getLogger(__name__)
 

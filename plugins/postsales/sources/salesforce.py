@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from postsales.config import SalesforceSource as SalesforceSourceConfig
-from postsales.errors import DataContractError, SourceUnavailableError
+from postsales.errors import DataContractError, PermanentError, SourceUnavailableError, TransientError
 from postsales.sources import SOURCE, Interval, SourceRead, lineage_error, text_table, with_lineage
 
 if TYPE_CHECKING:
@@ -48,7 +48,6 @@ class SalesforceSource:
     def _client(self, object_name: str):
         if self._adapter is not None:
             return self._adapter
-        from postsales.crm.base import PermanentError
         from postsales.crm.config import SalesforceCrm
         from postsales.crm.salesforce import SalesforceAdapter
 
@@ -113,8 +112,6 @@ class SalesforceSource:
 
     def _records(self, entity: str, mapping, soql: str) -> Iterator[dict]:
         """The query's records as its pages arrive; a failure named as a retry's worth or not."""
-        from postsales.crm.base import PermanentError, TransientError
-
         client = self._client(mapping.object)
         try:
             yield from client.query(soql)
