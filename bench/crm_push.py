@@ -58,10 +58,10 @@ def main() -> int:
     import sqlalchemy as sa
 
     from postsales import warehouse
-    from postsales.crm.base import RetryPolicy
     from postsales.crm.config import CrmSyncConfig, HubSpotCrm, load_crm_sync
     from postsales.crm.hubspot import SEARCH_INTERVAL, HubSpotAdapter
     from postsales.crm.sync import sync
+    from postsales.retry import RetryPolicy
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--as-of", required=True, type=date.fromisoformat)

@@ -4,6 +4,10 @@ Two kinds, and Airflow treats them differently (``postsales.dag_defaults.RETRY_P
 a :class:`NotRetryableError` fails the task at once, whatever its ``retries``; anything
 else (a :class:`SourceUnavailableError`, a lost connection, a timeout) is retried.
 
+A remote API call (a CRM, Salesforce as a source) fails with a :class:`TransientError`
+(worth sending again: ``postsales.retry.RetryPolicy`` does, within the task) or a
+:class:`PermanentError` (a :class:`NotRetryableError`).
+
 This module imports nothing: the DAG files import it, through dag_defaults, at parse time.
 """
 
@@ -35,3 +39,23 @@ class DataContractError(NotRetryableError):
 
 class ConfigError(NotRetryableError, ValueError):
     """A configuration file is missing, unreadable or invalid (postsales.config re-exports it)."""
+
+
+class TransientError(Exception):
+    """A remote call's failure worth retrying (429, 5xx, timeout, lock contention)."""
+
+    def __init__(self, code: str, message: str, retry_after: float | None = None):
+        super().__init__(f"{code}: {message}")
+        self.code, self.message, self.retry_after = code, message, retry_after
+
+
+class PermanentError(NotRetryableError):
+    """A remote call's failure that retrying cannot fix (bad credentials, invalid field, validation rule).
+
+    Raised out of a task (while connecting, or reading the CRM or a source) it fails the task at
+    once; a CRM adapter's write turns it into a ``failed_permanent`` result for the record instead.
+    """
+
+    def __init__(self, code: str, message: str):
+        super().__init__(f"{code}: {message}")
+        self.code, self.message = code, message

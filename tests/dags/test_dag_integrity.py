@@ -58,8 +58,7 @@ def not_retryable_errors() -> list[BaseException]:
     """One of each error the project raises that no retry can fix (by construction, not by list:
     a new subclass of NotRetryableError anywhere in the library is covered too)."""
     from postsales.config import ConfigError
-    from postsales.crm.base import PermanentError
-    from postsales.errors import DataContractError
+    from postsales.errors import DataContractError, PermanentError
     from postsales.history import NoHistoryError
 
     return [
@@ -76,8 +75,7 @@ def retryable_errors() -> list[BaseException]:
     import sqlalchemy as sa
     from airflow.sdk.exceptions import AirflowTaskTimeout
 
-    from postsales.crm.base import TransientError
-    from postsales.errors import SourceUnavailableError
+    from postsales.errors import SourceUnavailableError, TransientError
 
     return [
         SourceUnavailableError("cannot reach the sql source at postgresql://u:***@db/crm"),

@@ -20,9 +20,11 @@ import pytest
 import requests
 import responses
 
-from postsales.crm.base import Change, PermanentError, RetryPolicy
+from postsales.crm.base import Change
 from postsales.crm.config import CrmSyncConfig, HubSpotCrm
 from postsales.crm.hubspot import SEARCH_CAP, HubSpotAdapter, epoch_ms, hubspot_value, parse_timestamp
+from postsales.errors import PermanentError
+from postsales.retry import RetryPolicy
 
 BASE = "https://api.hubapi.com"
 COMPANIES = f"{BASE}/crm/v3/objects/companies"

@@ -1,4 +1,4 @@
-"""The Salesforce adapter against a mocked REST API (``responses``), with the API's real JSON and CSV shapes.
+"""The Salesforce adapter and its client against a mocked REST API (``responses``), with the API's real shapes.
 
 Shapes as documented by Salesforce: query pages (``done``/``nextRecordsUrl``), sObject
 Collections SaveResults (in request order, ``errors[].statusCode``), error bodies
@@ -19,9 +19,12 @@ import pytest
 import requests
 import responses
 
-from postsales.crm.base import Change, PermanentError, RetryPolicy, TransientError
+from postsales.crm.base import Change
 from postsales.crm.config import SalesforceCrm
 from postsales.crm.salesforce import SalesforceAdapter, bulk_value, split_bulk_error
+from postsales.errors import PermanentError, TransientError
+from postsales.retry import RetryPolicy
+from postsales.salesforce_api import SalesforceClient
 
 INSTANCE = "https://acme.my.salesforce.com"
 API = f"{INSTANCE}/services/data/v62.0"
@@ -36,11 +39,14 @@ def sf_id(n: int) -> str:
     return f"001Dn{n:010d}AAA"
 
 
-def make_adapter(key_field="External_Id__c", bulk_threshold=2000, attempts=4, **kwargs):
+def make_adapter(key_field="External_Id__c", bulk_threshold=2000, attempts=4, token_refresher=None, **kwargs):
     sleeps: list[float] = []
     retry = RetryPolicy(attempts=attempts, backoff_seconds=0.5, sleep=sleeps.append)
     config = SalesforceCrm(bulk_threshold=bulk_threshold)
-    adapter = SalesforceAdapter(INSTANCE, TOKEN, config, key_field, retry, poll_interval=3, **kwargs)
+    client = SalesforceClient(
+        INSTANCE, TOKEN, config.conn_id, config.api_version, retry, token_refresher=token_refresher
+    )
+    adapter = SalesforceAdapter(client, config, key_field, poll_interval=3, **kwargs)
     return adapter, sleeps
 
 
@@ -709,7 +715,8 @@ def test_the_access_token_never_reaches_logs_or_errors(caplog):
         adapter.fetch(["ACC-1"], ["Value_Tier__c"])
 
     assert {r.status for r in results} == {"failed_transient"}
-    texts = [caplog.text, str(raised.value), raised.value.message, repr(adapter), adapter.describe()]
+    texts = [caplog.text, str(raised.value), raised.value.message, repr(adapter), repr(adapter.client)]
+    texts += [adapter.describe()]
     texts += [f"{r.error_code} {r.error_message}" for r in results]
     assert "retrying" in caplog.text  # the retry was logged...
     assert all(TOKEN not in text for text in texts)  # ...without the token
@@ -731,10 +738,10 @@ def use_connection(monkeypatch, connection):
 def test_from_connection_with_an_access_token(monkeypatch):
     use_connection(monkeypatch, FakeConnection(host="acme.my.salesforce.com", password=TOKEN))
     adapter = SalesforceAdapter.from_connection(SalesforceCrm(), "External_Id__c", RetryPolicy())
-    assert adapter.instance_url == INSTANCE
+    assert adapter.client.instance_url == INSTANCE
     assert adapter.describe() == "salesforce:acme.my.salesforce.com/Account"
-    assert adapter.token_refresher is None
-    assert TOKEN not in repr(adapter)
+    assert adapter.client.token_refresher is None
+    assert TOKEN not in repr(adapter) and TOKEN not in repr(adapter.client)
 
 
 def test_from_connection_without_credentials_is_permanent(monkeypatch):

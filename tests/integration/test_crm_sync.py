@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from crm_fixtures import crm_rows, crm_table, seed_crm
 from postsales import warehouse
-from postsales.crm.base import Change, RetryPolicy, WriteResult
+from postsales.crm.base import Change, WriteResult
 from postsales.crm.config import load_crm_sync
 from postsales.crm.sql_adapter import SqlCrmAdapter
 from postsales.crm.sync import (
@@ -25,6 +25,7 @@ from postsales.crm.sync import (
     crm_sync_state,
     sync,
 )
+from postsales.retry import RetryPolicy
 from postsales.segment.engine import account_segments
 from postsales.segment.engine import ensure_tables as ensure_segment_tables
 

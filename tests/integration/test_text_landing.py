@@ -551,7 +551,7 @@ def test_a_nul_in_a_sql_source_names_the_table_column_and_row(warehouse_url, tmp
 
 
 class FakeSalesforce:
-    """Salesforce's answer to a query: records as its REST API returns them (the adapter's job)."""
+    """Salesforce's answer to a query: records as its REST API returns them (the client's job)."""
 
     def __init__(self, records):
         self.records = records
@@ -573,7 +573,7 @@ def test_salesforce_records_land_as_read(warehouse_url, monkeypatch):
         for i in range(10)
     ]
     monkeypatch.setattr(text_table, "CHUNK_ROWS", 4)
-    source = SalesforceSource(config, adapter=FakeSalesforce(records))
+    source = SalesforceSource(config, client=FakeSalesforce(records))
     assert assert_lands_as_read(warehouse_url, source, "accounts", interval=FULL).rows == 10
 
 

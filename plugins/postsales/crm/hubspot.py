@@ -33,18 +33,10 @@ from typing import Any
 
 import requests
 
-from postsales.crm.base import (
-    MAX_RETRY_AFTER,
-    Change,
-    CrmRecord,
-    PermanentError,
-    RetryPolicy,
-    TransientError,
-    WriteResult,
-    chunks,
-    retry_after_seconds,
-)
+from postsales.crm.base import Change, CrmRecord, WriteResult, chunks
 from postsales.crm.config import HubSpotCrm
+from postsales.errors import PermanentError, TransientError
+from postsales.retry import MAX_RETRY_AFTER, RetryPolicy, retry_after_seconds
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The ``salesforce`` CRM adapter: the REST API through ``requests``, no Salesforce library.
+"""The ``salesforce`` CRM adapter: write-back through :class:`postsales.salesforce_api.SalesforceClient`.
 
 - **Read**: SOQL ``SELECT Id, <key>, <fields> FROM <object> WHERE <key> IN (...)`` in chunks
   of up to 200 keys (and a bounded URL), following ``nextRecordsUrl``. A key held by several
@@ -9,12 +9,11 @@
   read the successful, failed and unprocessed rows). Every change gets exactly one
   :class:`WriteResult`: lock contention and limits are ``failed_transient`` (the sync sends
   them again), everything else Salesforce rejects is ``failed_permanent``.
-- **Errors of a whole request**: 429, 5xx, timeouts, connection errors and 403
-  ``REQUEST_LIMIT_EXCEEDED`` are retried by :class:`RetryPolicy` (a ``Retry-After`` wins);
-  401 ``INVALID_SESSION_ID`` refreshes the token once (when a refresher is known, i.e. the
-  client-credentials flow) and sends the request again; other 4xx are permanent.
+- **Errors of a whole request** (retries, a 401's token refresh, transient or permanent) and
+  the connection are the client's: see ``postsales.salesforce_api``.
 
-The access token (and the client secret) never reach a log line or an exception message.
+The access token (and the client secret) never reach a log line or an exception message: the
+messages Salesforce sends back for a record or a job go through the client's ``mask`` too.
 """
 
 from __future__ import annotations
@@ -23,25 +22,17 @@ import csv
 import io
 import logging
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-import requests
-
-from postsales.crm.base import (
-    Change,
-    CrmRecord,
-    PermanentError,
-    RetryPolicy,
-    TransientError,
-    WriteResult,
-    chunks,
-    retry_after_seconds,
-)
+from postsales.crm.base import Change, CrmRecord, WriteResult, chunks
 from postsales.crm.config import SalesforceCrm
+from postsales.errors import PermanentError, TransientError
+from postsales.retry import RetryPolicy
+from postsales.salesforce_api import SalesforceClient
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +59,6 @@ NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # an object or field API name
 SALESFORCE_ID = re.compile(r"^[A-Za-z0-9]{15}([A-Za-z0-9]{3})?$")
 SOQL_ESCAPES = str.maketrans({"\\": "\\\\", "'": "\\'", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
 ERROR_CODE = re.compile(r"^[A-Z][A-Z0-9_]*$")
-
-TokenRefresher = Callable[[], str]
 
 
 def is_transient(code: str | None) -> bool:
@@ -129,87 +118,48 @@ class SalesforceAdapter:
 
     def __init__(
         self,
-        instance_url: str,
-        access_token: str,
+        client: SalesforceClient,
         config: SalesforceCrm,
         key_field: str,
-        retry: RetryPolicy | None = None,
-        session: requests.Session | None = None,
-        token_refresher: TokenRefresher | None = None,
         *,
         poll_interval: float = 5.0,
         poll_timeout: float = 3600.0,
-        timeout: tuple[float, float] = (10.0, 120.0),
     ):
-        if not instance_url:
-            raise PermanentError("NO_INSTANCE_URL", "no Salesforce instance URL (the connection's host)")
-        if not access_token:
-            raise PermanentError("NO_CREDENTIALS", "no Salesforce access token")
-        self.instance_url = _base_url(instance_url)
-        self._token = access_token
-        self._secrets: list[str] = [access_token]
+        self.client = client
         self.config = config
         self.key_field = _name(key_field, "key field")
         self.object = _name(config.object, "object")
-        self.retry = retry or RetryPolicy()
-        self.session = session or requests.Session()
-        self.token_refresher = token_refresher
-        self.poll_interval, self.poll_timeout, self.timeout = poll_interval, poll_timeout, timeout
-        self.calls = 0  # write requests sent: Collections PATCHes; per Bulk job its create, upload and close
+        self.poll_interval, self.poll_timeout = poll_interval, poll_timeout
         self.bulk_jobs = 0  # Bulk API 2.0 ingest jobs created
 
     def __repr__(self) -> str:
         return f"SalesforceAdapter({self.describe()!r})"
 
-    # --- construction from an Airflow connection ------------------------------------------
+    @property
+    def calls(self) -> int:
+        """Write requests sent: Collections PATCHes; per Bulk job its create, upload and close."""
+        return self.client.writes
 
     @classmethod
     def from_connection(
-        cls, config: SalesforceCrm, key_field: str, retry: RetryPolicy | None = None, **kwargs: Any
+        cls,
+        config: SalesforceCrm,
+        key_field: str,
+        retry: RetryPolicy | None = None,
+        *,
+        poll_interval: float = 5.0,
+        poll_timeout: float = 3600.0,
+        **kwargs: Any,
     ) -> SalesforceAdapter:
-        """From the Airflow connection ``config.conn_id``.
-
-        Either ``host`` = the instance URL and ``password`` = an access token, or ``extra``
-        ``{"client_id", "client_secret", "domain"}`` for the OAuth 2.0 client-credentials flow
-        (``domain``: the My Domain host; the connection's host when absent). With client
-        credentials an expired token is refreshed by running the flow again.
-        """
-        from airflow.sdk import BaseHook
-
-        conn = BaseHook.get_connection(config.conn_id)
-        extra = conn.extra_dejson or {}
-        retry = retry or RetryPolicy()
-        session = kwargs.pop("session", None) or requests.Session()
-        if extra.get("client_id") and extra.get("client_secret"):
-            domain = extra.get("domain") or conn.host
-            if not domain:
-                raise PermanentError("NO_INSTANCE_URL", f"connection {config.conn_id!r}: no domain nor host")
-            client = ClientCredentials(_login_url(domain), extra["client_id"], extra["client_secret"], session, retry)
-            token, instance_url = client.token()
-            adapter = cls(
-                instance_url or _base_url(conn.host or domain),
-                token,
-                config,
-                key_field,
-                retry,
-                session=session,
-                token_refresher=lambda: client.token()[0],
-                **kwargs,
-            )
-            adapter._secrets.append(client.client_secret)
-            return adapter
-        if not conn.host or not conn.password:
-            raise PermanentError(
-                "NO_CREDENTIALS",
-                f"connection {config.conn_id!r} needs host (instance URL) and password (access token), "
-                "or extra client_id/client_secret/domain",
-            )
-        return cls(conn.host, conn.password, config, key_field, retry, session=session, **kwargs)
+        """From the Airflow connection ``config.conn_id``: see :meth:`SalesforceClient.from_connection`
+        (``kwargs``, e.g. ``session`` or ``timeout``, go to the client)."""
+        client = SalesforceClient.from_connection(config.conn_id, config.api_version, retry, **kwargs)
+        return cls(client, config, key_field, poll_interval=poll_interval, poll_timeout=poll_timeout)
 
     # --- the adapter protocol ---------------------------------------------------------------
 
     def describe(self) -> str:
-        return f"salesforce:{(urlsplit(self.instance_url).hostname or '').lower()}/{self.object}"
+        return f"salesforce:{(urlsplit(self.client.instance_url).hostname or '').lower()}/{self.object}"
 
     def fetch(self, account_ids: Sequence[str], crm_fields: Sequence[str]) -> dict[str, CrmRecord]:
         fields = [_name(f, "field") for f in dict.fromkeys(crm_fields)]
@@ -226,7 +176,7 @@ class SalesforceAdapter:
         prefix = f"SELECT {select} FROM {self.object} WHERE {self.key_field} IN ("
         for part in self._key_chunks(keys, prefix):
             soql = prefix + ",".join(soql_string(k) for k in part) + ")"
-            for record in self._query(soql):
+            for record in self.client.query(soql):
                 key = _key_text(record.get(self.key_field))
                 account_id = exact.get(self._key_of(key)) or folded.get(key.casefold())
                 if account_id is None:
@@ -238,10 +188,6 @@ class SalesforceAdapter:
                     values = {f: record.get(f) for f in fields}
                     found[account_id] = CrmRecord(account_id, str(record["Id"]), values)
         return found
-
-    def query(self, soql: str) -> Iterator[dict[str, Any]]:
-        """Every record a SOQL query returns (pages followed), without the ``attributes`` entry."""
-        return self._query(soql)
 
     def read_accounts_since(self, modstamp: datetime, fields: Sequence[str]) -> Iterator[dict[str, Any]]:
         """Records whose ``SystemModstamp`` is at or after ``modstamp``, oldest first, for incremental extraction.
@@ -255,7 +201,7 @@ class SalesforceAdapter:
             f"SELECT {select} FROM {self.object} WHERE SystemModstamp >= {soql_datetime(modstamp)} "
             "ORDER BY SystemModstamp, Id"
         )
-        yield from self._query(soql)
+        yield from self.client.query(soql)
 
     def update(self, changes: Sequence[Change]) -> list[WriteResult]:
         changes = list(changes)
@@ -306,10 +252,10 @@ class SalesforceAdapter:
         def send() -> Any:
             nonlocal attempts
             attempts += 1
-            return self._json(self._send("PATCH", self._path("composite/sobjects"), json=body, write=True))
+            return self.client.send("PATCH", self.client.path("composite/sobjects"), json=body, write=True, parse=True)
 
         try:
-            saved = self.retry.call("salesforce update", send)
+            saved = self.client.retry.call("salesforce update", send)
         except TransientError as exc:
             return [_failed(c, "failed_transient", exc.code, exc.message, attempts) for c in part]
         except PermanentError as exc:
@@ -326,7 +272,7 @@ class SalesforceAdapter:
             else:
                 error = (outcome.get("errors") or [{}])[0]
                 code = str(error.get("statusCode") or "UNKNOWN_ERROR")
-                message = self._mask(str(error.get("message") or ""))
+                message = self.client.mask(str(error.get("message") or ""))
                 if error.get("fields"):
                     message = f"{message} (fields: {', '.join(map(str, error['fields']))})"
                 status = "failed_transient" if is_transient(code) else "failed_permanent"
@@ -356,10 +302,10 @@ class SalesforceAdapter:
         return results + self._bulk_job(part, header + "".join(lines))
 
     def _bulk_job(self, changes: Sequence[Change], csv_text: str) -> list[WriteResult]:
-        jobs = self._path("jobs/ingest")
+        jobs = self.client.path("jobs/ingest")
         spec = {"object": self.object, "operation": "update", "contentType": "CSV", "lineEnding": "LF"}
         try:
-            job = self._call("salesforce bulk create", "POST", jobs, json=spec, write=True)
+            job = self.client.call("salesforce bulk create", "POST", jobs, json=spec, write=True)
         except (TransientError, PermanentError) as exc:
             return _all_failed(changes, exc)
         job_id = str(job.get("id") or "")
@@ -368,7 +314,7 @@ class SalesforceAdapter:
         self.bulk_jobs += 1
         job_url = f"{jobs}/{job_id}"
         try:
-            self._call(
+            self.client.call(
                 "salesforce bulk upload",
                 "PUT",
                 f"{job_url}/batches",
@@ -377,7 +323,7 @@ class SalesforceAdapter:
                 write=True,
                 parse=False,
             )
-            self._call("salesforce bulk close", "PATCH", job_url, json={"state": "UploadComplete"}, write=True)
+            self.client.call("salesforce bulk close", "PATCH", job_url, json={"state": "UploadComplete"}, write=True)
         except (TransientError, PermanentError) as exc:
             self._abort(job_url)
             return _all_failed(changes, exc)
@@ -388,7 +334,7 @@ class SalesforceAdapter:
             # The job may have written some rows: unknown, so sent again (an update is idempotent).
             return [_failed(c, "failed_transient", exc.code, f"bulk job {job_id}: {exc.message}") for c in changes]
         state = info.get("state")
-        job_error = self._mask(str(info.get("errorMessage") or ""))
+        job_error = self.client.mask(str(info.get("errorMessage") or ""))
         log.info(
             "salesforce bulk job %s %s: %s processed, %s failed",
             job_id,
@@ -414,7 +360,7 @@ class SalesforceAdapter:
                 elif kind == "failedResults":
                     code, message = split_bulk_error(row.get("sf__Error", ""))
                     status = "failed_transient" if is_transient(code) else "failed_permanent"
-                    outcome[change.crm_id] = _failed(change, status, code, self._mask(message))
+                    outcome[change.crm_id] = _failed(change, status, code, self.client.mask(message))
                 else:
                     message = f"bulk job {job_id} {state}" + (f": {job_error}" if job_error else "")
                     outcome[change.crm_id] = _failed(change, "failed_transient", "UNPROCESSED", message)
@@ -427,23 +373,23 @@ class SalesforceAdapter:
         """Poll the job until it is complete, failed or aborted (at most ``poll_timeout`` seconds of waiting)."""
         waited = 0.0
         while True:
-            info = self._call("salesforce bulk poll", "GET", job_url)
+            info = self.client.call("salesforce bulk poll", "GET", job_url)
             if info.get("state") in TERMINAL_JOB_STATES:
                 return info
             if waited >= self.poll_timeout:
                 raise TransientError("BULK_TIMEOUT", f"job still {info.get('state')} after {waited:.0f}s")
-            self.retry.sleep(self.poll_interval)
+            self.client.retry.sleep(self.poll_interval)
             waited += self.poll_interval
 
     def _abort(self, job_url: str) -> None:
         """Best effort: an open or running job we gave up on should not linger."""
         try:
-            self._send("PATCH", job_url, json={"state": "Aborted"}, write=True)
+            self.client.send("PATCH", job_url, json={"state": "Aborted"}, write=True)
         except (TransientError, PermanentError) as exc:
             log.warning("salesforce bulk: could not abort %s: %s", job_url.rsplit("/", 1)[-1], exc.code)
 
     def _result_rows(self, url: str) -> list[dict[str, str]]:
-        response = self.retry.call("salesforce bulk results", lambda: self._send("GET", url))
+        response = self.client.call("salesforce bulk results", "GET", url, parse=False)
         text = response.content.decode("utf-8-sig")
         return list(csv.DictReader(io.StringIO(text))) if text.strip() else []
 
@@ -463,143 +409,9 @@ class SalesforceAdapter:
         if part:
             yield part
 
-    def _query(self, soql: str) -> Iterator[dict[str, Any]]:
-        page = self._call("salesforce query", "GET", self._path("query"), params={"q": soql})
-        while True:
-            for record in page.get("records") or []:
-                yield {k: v for k, v in record.items() if k != "attributes"}
-            next_url = page.get("nextRecordsUrl")
-            if page.get("done", True) or not next_url:
-                return
-            page = self._call("salesforce query", "GET", next_url)
-
-    # --- HTTP -------------------------------------------------------------------------------
-
-    def _path(self, resource: str) -> str:
-        return f"/services/data/v{self.config.api_version}/{resource}"
-
     def _key_of(self, value: str) -> str:
         """How a key is compared: record ids on their 15 characters, other keys as given."""
         return _id15(value) if self.key_field == "Id" else value
-
-    def _call(self, what: str, method: str, url: str, *, parse: bool = True, **kwargs: Any) -> Any:
-        response = self.retry.call(what, lambda: self._send(method, url, **kwargs))
-        return self._json(response) if parse else response
-
-    def _json(self, response: requests.Response) -> Any:
-        if not response.content:
-            return {}
-        try:
-            return response.json()
-        except ValueError as exc:
-            raise TransientError("BAD_RESPONSE", f"not JSON (HTTP {response.status_code})") from exc
-
-    def _send(self, method: str, url: str, *, write: bool = False, **kwargs: Any) -> requests.Response:
-        """One request (and, on an expired session with a refresher, one more with a fresh token)."""
-        refreshed = False
-        while True:
-            response = self._request(method, url, write=write, **kwargs)
-            if response.status_code == 401 and self.token_refresher and not refreshed:
-                log.info("salesforce: session expired, refreshing the access token")
-                self._set_token(self.token_refresher())
-                refreshed = True
-                continue
-            self._raise_for(response)
-            return response
-
-    def _request(self, method: str, url: str, *, write: bool, headers: dict | None = None, **kwargs: Any):
-        full = url if url.startswith("http") else f"{self.instance_url}{url}"
-        all_headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"} | (headers or {})
-        if write:
-            self.calls += 1
-        try:
-            return self.session.request(method, full, headers=all_headers, timeout=self.timeout, **kwargs)
-        except requests.Timeout as exc:
-            raise TransientError("TIMEOUT", self._mask(f"{method} {urlsplit(full).path}: {exc}")) from None
-        except requests.ConnectionError as exc:
-            raise TransientError("CONNECTION_ERROR", self._mask(f"{method} {urlsplit(full).path}: {exc}")) from None
-        except requests.RequestException as exc:
-            raise PermanentError("HTTP_ERROR", self._mask(f"{method} {urlsplit(full).path}: {exc}")) from None
-
-    def _raise_for(self, response: requests.Response) -> None:
-        status = response.status_code
-        if status < 400:
-            return
-        code, message = _error_of(response)
-        code, message = self._mask(code), self._mask(message)
-        retry_after = retry_after_seconds(response.headers.get("Retry-After"))
-        if status == 429 or status >= 500 or (status == 403 and code == "REQUEST_LIMIT_EXCEEDED"):
-            raise TransientError(code, message, retry_after)
-        if status == 401:  # without a token refresher, or the refreshed token was refused too
-            raise PermanentError(
-                code if code != f"HTTP_{status}" else "INVALID_SESSION_ID",
-                f"{message} (Salesforce refused the access token: store a valid one as the password of the "
-                f"Airflow connection {self.config.conn_id!r}, or client credentials in its extra)",
-            )
-        raise PermanentError(code, message)
-
-    def _set_token(self, token: str) -> None:
-        if not token:
-            raise PermanentError("INVALID_SESSION_ID", "the token refresher returned no token")
-        self._token = token
-        self._secrets.append(token)
-
-    def _mask(self, text: str) -> str:
-        for secret in self._secrets:
-            if secret:
-                text = text.replace(secret, "***")
-        return text
-
-
-class ClientCredentials:
-    """The OAuth 2.0 client-credentials flow: ``POST {domain}/services/oauth2/token``."""
-
-    def __init__(
-        self, login_url: str, client_id: str, client_secret: str, session: requests.Session, retry: RetryPolicy
-    ):
-        self.login_url, self.client_id, self.client_secret = login_url, client_id, client_secret
-        self.session, self.retry = session, retry
-
-    def __repr__(self) -> str:
-        return f"ClientCredentials({self.login_url!r})"
-
-    def token(self) -> tuple[str, str | None]:
-        """A fresh access token and the instance URL it is for."""
-        return self.retry.call("salesforce token", self._token)
-
-    def _token(self) -> tuple[str, str | None]:
-        form = {"grant_type": "client_credentials", "client_id": self.client_id, "client_secret": self.client_secret}
-        url = f"{self.login_url}/services/oauth2/token"
-        try:
-            response = self.session.post(url, data=form, headers={"Accept": "application/json"}, timeout=(10, 60))
-        except requests.Timeout:
-            raise TransientError("TIMEOUT", f"POST {url} timed out") from None
-        except requests.RequestException as exc:
-            raise TransientError("CONNECTION_ERROR", f"POST {url}: {type(exc).__name__}") from None
-        try:
-            body = response.json()
-        except ValueError:
-            body = {}
-        if response.status_code == 429 or response.status_code >= 500:
-            raise TransientError(f"HTTP_{response.status_code}", "token endpoint unavailable")
-        if response.status_code >= 400 or not isinstance(body, dict) or not body.get("access_token"):
-            error = body.get("error", f"HTTP_{response.status_code}") if isinstance(body, dict) else "BAD_RESPONSE"
-            description = body.get("error_description", "") if isinstance(body, dict) else ""
-            raise PermanentError("OAUTH_" + str(error).upper(), str(description).replace(self.client_secret, "***"))
-        return body["access_token"], body.get("instance_url")
-
-
-def _base_url(url: str) -> str:
-    url = url.strip().rstrip("/")
-    return url if "://" in url else f"https://{url}"
-
-
-def _login_url(domain: str) -> str:
-    """``acme.my.salesforce.com``, ``https://acme.my.salesforce.com``, or ``login``/``test``."""
-    domain = domain.strip().rstrip("/")
-    if "." not in domain and "://" not in domain:
-        return f"https://{domain}.salesforce.com"
-    return _base_url(domain)
 
 
 def _json_value(value: Any) -> Any:
@@ -617,22 +429,6 @@ def _key_text(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return "" if value is None else str(value)
-
-
-def _error_of(response: requests.Response) -> tuple[str, str]:
-    """(errorCode, message) of a Salesforce error response: ``[{"errorCode": ..., "message": ...}]``."""
-    fallback = f"HTTP_{response.status_code}"
-    try:
-        body = response.json()
-    except ValueError:
-        return fallback, (response.text or "")[:300]
-    if isinstance(body, list) and body and isinstance(body[0], dict):
-        body = body[0]
-    if isinstance(body, dict):
-        code = body.get("errorCode") or body.get("error") or fallback
-        message = body.get("message") or body.get("error_description") or ""
-        return str(code), str(message)[:1000]
-    return fallback, str(body)[:300]
 
 
 def _failed(change: Change, status: str, code: str, message: str, attempts: int = 1) -> WriteResult:

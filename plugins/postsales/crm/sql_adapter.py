@@ -15,8 +15,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from postsales.config import ConfigError
-from postsales.crm.base import Change, CrmRecord, PermanentError, RetryPolicy, TransientError, WriteResult, chunks
+from postsales.crm.base import Change, CrmRecord, WriteResult, chunks
 from postsales.crm.config import SqlCrm
+from postsales.errors import PermanentError, TransientError
+from postsales.retry import RetryPolicy
 
 RULES_FILE = "include/rules/crm_sync.yaml"
 

@@ -35,8 +35,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from postsales import paths, warehouse
-from postsales.crm.base import Change, CrmAdapter, CrmRecord, RetryPolicy, WriteResult
+from postsales.crm.base import Change, CrmAdapter, CrmRecord, WriteResult
 from postsales.crm.config import SYNCABLE_COLUMNS, CrmSyncConfig, load_crm_sync
+from postsales.retry import RetryPolicy
 from postsales.segment.rules import PART_SEPARATOR, UNCLASSIFIED, UNKNOWN
 from postsales.tables import table
 

@@ -5,6 +5,9 @@ incremental column, e.g. ``updated_at: SystemModstamp``), the interval's exact b
 A full refresh reads everything. Field names are mapped in ``include/rules/sources.yaml``;
 the connection and its token come from the Airflow connection, never from YAML. Values
 are returned as text, like every source, so the gate sees what Salesforce held.
+
+Queries go through ``postsales.salesforce_api.SalesforceClient``, the client the CRM write-back
+adapter builds on too; reading does not import the CRM package.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from postsales.config import SalesforceSource as SalesforceSourceConfig
-from postsales.errors import DataContractError, SourceUnavailableError
+from postsales.errors import DataContractError, PermanentError, SourceUnavailableError, TransientError
 from postsales.sources import SOURCE, Interval, SourceRead, lineage_error, text_table, with_lineage
 
 if TYPE_CHECKING:
@@ -41,20 +44,17 @@ def _text(value: Any) -> str | None:
 class SalesforceSource:
     name = "salesforce"
 
-    def __init__(self, config: SalesforceSourceConfig, adapter: Any = None):
+    def __init__(self, config: SalesforceSourceConfig, client: Any = None):
         self.config = config
-        self._adapter = adapter
+        self._given_client = client  # anything with query(soql); else one from the Airflow connection
 
-    def _client(self, object_name: str):
-        if self._adapter is not None:
-            return self._adapter
-        from postsales.crm.base import PermanentError
-        from postsales.crm.config import SalesforceCrm
-        from postsales.crm.salesforce import SalesforceAdapter
+    def _client(self):
+        if self._given_client is not None:
+            return self._given_client
+        from postsales.salesforce_api import SalesforceClient
 
-        crm = SalesforceCrm(conn_id=self.config.conn_id, api_version=self.config.api_version, object=object_name)
         try:
-            return SalesforceAdapter.from_connection(crm, "Id")
+            return SalesforceClient.from_connection(self.config.conn_id, self.config.api_version)
         except PermanentError as exc:  # no credentials, refused client credentials: not a retry's worth
             raise PermanentError(exc.code, f"salesforce source: {exc.message}") from None
 
@@ -113,9 +113,7 @@ class SalesforceSource:
 
     def _records(self, entity: str, mapping, soql: str) -> Iterator[dict]:
         """The query's records as its pages arrive; a failure named as a retry's worth or not."""
-        from postsales.crm.base import PermanentError, TransientError
-
-        client = self._client(mapping.object)
+        client = self._client()
         try:
             yield from client.query(soql)
         except TransientError as exc:

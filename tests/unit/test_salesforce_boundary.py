@@ -1,0 +1,68 @@
+"""Reading from Salesforce does not depend on writing to it.
+
+The extraction source (postsales.sources.salesforce) and the CRM write-back adapter
+(postsales.crm.salesforce) both build on the client in postsales.salesforce_api; the source
+and the client import nothing from the CRM package, and the adapter sends no request but
+through the client.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+LIBRARY = ROOT / "plugins" / "postsales"
+CRM = "postsales.crm"
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module (and ``module.name``) the file imports, at its top or inside a function."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0, f"{path.relative_to(ROOT)}: a relative import could hide the CRM package"
+            found.update([node.module, *(f"{node.module}.{alias.name}" for alias in node.names)])
+    return found
+
+
+def test_the_source_and_the_client_import_nothing_from_the_crm_package():
+    assert "postsales.salesforce_api.SalesforceClient" in imported_modules(LIBRARY / "sources" / "salesforce.py")
+    for path in (LIBRARY / "sources" / "salesforce.py", LIBRARY / "salesforce_api.py"):
+        crm = sorted(m for m in imported_modules(path) if m == CRM or m.startswith(f"{CRM}."))
+        assert not crm, f"{path.relative_to(ROOT)} imports {crm}"
+
+
+def test_the_adapter_talks_to_salesforce_through_the_client():
+    imported = imported_modules(LIBRARY / "crm" / "salesforce.py")
+    assert "postsales.salesforce_api.SalesforceClient" in imported
+    assert "requests" not in imported
+
+
+def test_reading_from_salesforce_loads_no_crm_module(tmp_path):
+    """What the extract runs, lazy imports included: the source builds its client from the connection."""
+    probe = """
+import sys, types
+import airflow.sdk
+conn = types.SimpleNamespace(host="acme.my.salesforce.com", password="00D-token", extra_dejson={})
+airflow.sdk.BaseHook.get_connection = classmethod(lambda cls, conn_id: conn)
+from postsales.config import SalesforceObjectMapping, SalesforceSource as Config
+from postsales.sources.salesforce import SalesforceSource
+mapping = SalesforceObjectMapping(object="Account", columns={"account_id": "Id"})
+client = SalesforceSource(Config(objects={"accounts": mapping}))._client()
+print(type(client).__module__, type(client).__name__)
+print(sorted(m for m in sys.modules if m == "postsales.crm" or m.startswith("postsales.crm.")))
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "POSTSALES"))}
+    env |= {"AIRFLOW_HOME": str(tmp_path), "PYTHONPATH": str(ROOT / "plugins")}
+    out = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert lines[-2:] == ["postsales.salesforce_api SalesforceClient", "[]"], out.stdout
