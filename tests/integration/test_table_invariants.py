@@ -16,11 +16,11 @@ import sqlalchemy as sa
 
 from crm_fixtures import tiny_warehouse_and_crm
 from postsales import cohorts, forecast, monitoring, outcomes, review, tables, warehouse
-from postsales.crm import revision, sync
-from postsales.segment import engine
+from postsales.crm import sync
+from postsales.segment import engine, migration
 
 ROOT = Path(__file__).resolve().parents[2]
-STAGE_MODULES = (cohorts, engine, forecast, outcomes, review, revision, monitoring, sync)
+STAGE_MODULES = (cohorts, engine, forecast, outcomes, review, migration, monitoring, sync)
 AS_OF = date(2024, 3, 1)
 SNAPSHOT = date(2024, 3, 1)
 # Tables the tiny run leaves empty (no run of a DAG, no history to backtest or score, no rule input missing).
@@ -99,7 +99,7 @@ def fill_every_stage(url: str, crm_dir: Path, monkeypatch) -> None:
     engine.compute_segments(AS_OF, warehouse_url=url)
     forecast.compute_forecast(AS_OF, warehouse_url=url)
     cohorts.compute_snapshot(SNAPSHOT, warehouse_url=url)
-    revision.migration_matrix(AS_OF, AS_OF, warehouse_url=url)
+    migration.migration_matrix(AS_OF, AS_OF, warehouse_url=url)
     sync.sync(AS_OF, approve_first_push=True, approve_large_change=True, run_id="invariants", warehouse_url=url)
     warehouse.ensure_schema(warehouse.engine(url))
 
