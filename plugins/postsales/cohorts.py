@@ -75,7 +75,7 @@ def _text_query(name: str, *columns: sa.Column) -> sa.Subquery:
 
 def compile_account_segments(settings: CohortSettings, rules: SegmentationRules) -> sa.Select:
     """Every acquired account's segment per dimension (plus 'all'), as known at the snapshot."""
-    from postsales.segment.engine import band_case, group_case
+    from postsales.segment.bands import band_case, group_case
 
     acquisitions = _text_query(
         "account_acquisitions",

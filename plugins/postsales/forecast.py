@@ -30,6 +30,7 @@ from pydantic import Field, model_validator
 
 from postsales import paths, warehouse
 from postsales.config import ConfigError, StrictModel, Text, load_yaml
+from postsales.segment.bands import band_label, band_minimum
 from postsales.segment.rules import Bands, SegmentationRules, load_rules
 from postsales.tables import table
 from postsales.values import ratio
@@ -144,21 +145,6 @@ forecast_tier_calibration = table("mart.forecast_tier_calibration")
 TABLES = (account_forecasts, forecast_backtest, forecast_tier_calibration)
 
 # --- method ----------------------------------------------------------------------------
-
-
-def band_label(value: float | None, bands: Bands) -> str:
-    """The band of ``value`` as the SQL engine assigns it (min inclusive, max exclusive)."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return bands.missing_label
-    for band in bands.bands:
-        if (band.min is None or value >= band.min) and (band.max is None or value < band.max):
-            return band.label
-    return "Out of range"
-
-
-def band_minimum(bands: Bands, label: str) -> float:
-    band = next(band for band in bands.bands if band.label == label)
-    return float(band.min) if band.min is not None else 0.0
 
 
 def theil_sen(times: Any, values: Any) -> tuple[Any, Any, Any]:

@@ -16,8 +16,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from postsales import warehouse
-from postsales.forecast import band_label
 from postsales.outcomes import EvaluationSettings, load_settings
+from postsales.segment.bands import band_label
 from postsales.segment.rules import Bands, SegmentationRules, load_rules
 from postsales.tables import table
 

@@ -18,7 +18,6 @@ from sklearn.metrics import roc_auc_score
 
 import segment_fixtures as fx
 from postsales import paths, warehouse
-from postsales.forecast import band_label
 from postsales.outcomes import (
     EvaluationSettings,
     evaluate_health,
@@ -26,6 +25,7 @@ from postsales.outcomes import (
     health_outcomes,
 )
 from postsales.review import recommend, rescore, review_migration_matrix, review_recommendations, suggest_weights
+from postsales.segment.bands import band_label
 from postsales.segment.engine import account_segments, compute_segments, ensure_segments, health_components
 from postsales.segment.rules import load_rules
 

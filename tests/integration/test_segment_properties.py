@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 import segment_fixtures as fx
 from postsales import warehouse
 from postsales.segment import engine as seg
+from postsales.segment.bands import OUT_OF_RANGE
 from postsales.segment.rules import (
     FEATURE_SOURCES,
     FEATURES,
@@ -135,7 +136,7 @@ def band(value: Any, bands: Bands) -> str:
     for b in bands.bands:
         if (b.min is None or value >= b.min) and (b.max is None or value < b.max):
             return b.label
-    return seg.OUT_OF_RANGE
+    return OUT_OF_RANGE
 
 
 def group(value: Any, groups: Groups) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from postsales import warehouse
+from postsales.segment.bands import band_case, group_case
 from postsales.segment.rules import (
     FEATURES,
     PART_SEPARATOR,
@@ -25,9 +26,7 @@ from postsales.segment.rules import (
     REEVALUATE,
     UNCLASSIFIED,
     UNKNOWN,
-    Bands,
     Condition,
-    Groups,
     Rule,
     RuleSet,
     SegmentationRules,
@@ -47,7 +46,6 @@ health_components = table("mart.account_health_components")
 account_data_gaps = table("mart.account_data_gaps")
 TABLES = (account_features, account_segments, health_components, account_data_gaps)
 
-OUT_OF_RANGE = "Out of range"
 # The rule name of a value left Unknown: a rule it had to evaluate first read a missing input.
 MISSING_INPUT = "missing_input"
 # The data-gap field of an account with no row known at the date (every row quarantined, say).
@@ -82,24 +80,6 @@ GAP_DIMENSIONS = (
 
 
 # --- expression builders -------------------------------------------------------------
-
-
-def band_case(column: sa.ColumnElement, bands: Bands) -> sa.ColumnElement:
-    whens = [(column.is_(None), sa.literal(bands.missing_label))]
-    for band in bands.bands:
-        conditions = []
-        if band.min is not None:
-            conditions.append(column >= sa.literal(band.min))
-        if band.max is not None:
-            conditions.append(column < sa.literal(band.max))
-        whens.append((sa.and_(*conditions) if conditions else sa.true(), sa.literal(band.label)))
-    return sa.case(*whens, else_=sa.literal(OUT_OF_RANGE))
-
-
-def group_case(column: sa.ColumnElement, groups: Groups) -> sa.ColumnElement:
-    whens = [(column.is_(None), sa.literal(groups.missing_label))]
-    whens += [(column.in_(list(values)), sa.literal(group)) for group, values in groups.groups.items() if values]
-    return sa.case(*whens, else_=sa.literal(groups.default))
 
 
 # field -> "its value is missing (or Unknown) for lack of a rule input", None if it never can be.
