@@ -38,6 +38,17 @@ __all__ = ["WAREHOUSE_POOL"]  # DAG files import the pool name from here
 
 OWNER = "data-engineering"
 COMMON_TAG = "postsales"
+# The tag vocabulary: what a DAG may be tagged with and what each tag means (the Airflow UI
+# filters on them). A tag outside it fails the DAG file's import, naming the file and the tag.
+TAGS = {
+    COMMON_TAG: "every DAG of this project",
+    "extract": "reads a source into raw / staging",
+    "crm": "reads from or writes to the CRM",
+    "usage": "product-usage data",
+    "segmentation": "computes mart.account_segments and the forecast",
+    "cohorts": "cohort and MRR snapshots",
+    "evaluation": "scores the model: backtest, health vs outcome, review recommendations",
+}
 
 # The earliest interval any DAG can run or be backfilled for. History starts where the data
 # starts: a run for a month before the first contract fails and says from when to backfill
@@ -179,6 +190,11 @@ def postsales_dag(dag_id: str, doc_md: str | None, *, tags: Sequence[str] = (), 
     """
     if not doc_md or not doc_md.strip():
         raise ValueError(f"{dag_id}: the DAG file needs a docstring; it becomes the DAG's doc_md")
+    unknown = sorted(set(tags) - TAGS.keys())
+    if unknown:
+        raise ValueError(
+            f"{dag_id}: tags {unknown} are not in the vocabulary (postsales.dag_defaults.TAGS): add them there"
+        )
     durations = RUN_DURATIONS.get(dag_id, DEFAULT_RUN_DURATION)
     return {
         "dag_id": dag_id,

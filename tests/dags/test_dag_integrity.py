@@ -35,6 +35,28 @@ def test_no_import_errors(dagbag):
     assert dagbag.import_errors == {}
 
 
+@pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda path: path.name)
+def test_each_dag_file_imports_alone_with_tags_from_the_vocabulary(dag_file):
+    """One test per DAG file, so a failure names the file."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from postsales.dag_defaults import COMMON_TAG, TAGS
+
+    bag = DagBag(str(dag_file))
+    assert bag.import_errors == {}, bag.import_errors
+    assert len(bag.dags) == 1, f"{dag_file.name}: one DAG per file"
+    dag = next(iter(bag.dags.values()))
+    assert dag.dag_id == dag_file.stem, f"{dag_file.name}: the file is named for its DAG"
+    assert set(dag.tags) <= TAGS.keys() and COMMON_TAG in dag.tags, f"{dag_file.name}: tags {dag.tags}"
+
+
+def test_a_tag_outside_the_vocabulary_fails_naming_it():
+    from postsales.dag_defaults import postsales_dag
+
+    with pytest.raises(ValueError, match=r"demo: tags \['segmentaton'\] are not in the vocabulary"):
+        postsales_dag("demo", "doc", tags=["segmentaton"])
+
+
 def test_expected_dags_present(dagbag):
     assert set(dagbag.dag_ids) >= EXPECTED_DAGS
 
