@@ -15,6 +15,7 @@ import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -440,8 +441,22 @@ def partition_lock_key(conn: sa.Connection, table: sa.Table, where: sa.ColumnEle
         text = f"{table.fullname}|*"
     else:
         compiled = where.compile(dialect=conn.dialect)
-        text = f"{table.fullname}|{compiled.string}|{sorted((k, repr(v)) for k, v in compiled.params.items())}"
+        text = f"{table.fullname}|{compiled.string}|{sorted((k, _lock_text(v)) for k, v in compiled.params.items())}"
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big", signed=True)
+
+
+def _lock_text(value: Any) -> str:
+    """A bound value as the lock key spells it: one spelling per value, whatever its Python type.
+    A task's dates are pendulum Dates (from its data interval), another's datetime.dates: with
+    repr() the same partition had two keys, so two writers did not exclude each other and left
+    duplicate rows (seen in the e2e parallel backfills)."""
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return datetime(*value.timetuple()[:6], value.microsecond).isoformat()
+    if isinstance(value, date):
+        return date(value.year, value.month, value.day).isoformat()
+    return repr(value)
 
 
 def delete_partition(conn: sa.Connection, table: sa.Table, where: sa.ColumnElement[bool] | None) -> int:
