@@ -149,7 +149,32 @@ def dags(airflow_db):
 
     bag = DagBag(str(Path(__file__).resolve().parents[1] / "dags"))
     assert bag.import_errors == {}
-    return without_duration_alerts(bag)  # dag.test() cannot run DAGs with deadlines (Airflow 3.3.2)
+    bag = without_duration_alerts(bag)  # dag.test() cannot run DAGs with deadlines (Airflow 3.3.2)
+    for dag in bag.dags.values():
+        object.__setattr__(dag, "test", _outlets_checked(dag))
+    return bag
+
+
+def _outlets_checked(dag):
+    """``dag.test`` that then fails if a task wrote a warehouse table whose Asset it does not
+    declare as an outlet (so the asset graph and lineage are true: postsales.assets)."""
+    from postsales.assets import asset_table
+    from write_trace import task_writes
+
+    run_test = dag.test
+
+    def test(*args, **kwargs):
+        with task_writes() as written:
+            run = run_test(*args, **kwargs)
+        undeclared = {
+            task_id: sorted(tables - {asset_table(a) for a in dag.get_task(task_id).outlets})
+            for task_id, tables in written.items()
+        }
+        undeclared = {task_id: tables for task_id, tables in undeclared.items() if tables}
+        assert not undeclared, f"{dag.dag_id}: tasks wrote tables their outlets do not declare: {undeclared}"
+        return run
+
+    return test
 
 
 @pytest.fixture

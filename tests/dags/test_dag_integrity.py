@@ -299,3 +299,22 @@ def test_parsing_touches_no_database_variable_connection_or_file():
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report == {"touched": [], "heavy": []}
+
+
+def test_every_table_is_an_outlet_of_exactly_the_dags_its_home_names(dagbag):
+    """The asset graph matches the table homes: a table's Asset is an outlet of a task in every DAG
+    its home's ``filled_by.dags`` names, and of no task in any other DAG. (That a task declares
+    every table it really writes is checked by every dag.test() in the suite: tests/conftest.py.)"""
+    from postsales.assets import asset_table
+    from postsales.tables import homes
+
+    published: dict[str, set[str]] = {}
+    for dag in dagbag.dags.values():
+        for task in dag.tasks:
+            for asset in task.outlets:
+                table = asset_table(asset)
+                assert table is not None, f"{dag.dag_id}.{task.task_id}: outlet {asset} is not a warehouse table"
+                published.setdefault(table, set()).add(dag.dag_id)
+    declared = {name: set(home.filled_by.dags) for name, home in homes().items()}
+    assert published.keys() <= declared.keys(), f"outlets without a table home: {published.keys() - declared.keys()}"
+    assert published == declared

@@ -6,14 +6,14 @@ import logging
 
 from airflow.sdk import task
 
-from postsales.assets import MART_ACCOUNT_SEGMENTS, MART_COHORTS
+from postsales.assets import COHORT_SNAPSHOT
 from postsales.pools import WAREHOUSE_POOL
 
 log = logging.getLogger(__name__)
 
 
 # Segments the month's last day first when no segmentation of that date exists.
-@task(pool=WAREHOUSE_POOL, outlets=[MART_COHORTS, MART_ACCOUNT_SEGMENTS])
+@task(pool=WAREHOUSE_POOL, outlets=COHORT_SNAPSHOT)
 def compute_cohort_snapshot() -> dict:
     """Compute the cohort snapshot of the run's month (its data interval start)."""
     from datetime import timedelta

@@ -12,13 +12,13 @@ import logging
 
 from airflow.sdk import task, task_group
 
-from postsales.assets import MART_ACCOUNT_FORECASTS, MART_ACCOUNT_SEGMENTS, MART_EVALUATION
+from postsales.assets import BACKTEST, HEALTH_EVALUATION, REVIEW
 from postsales.pools import WAREHOUSE_POOL
 
 log = logging.getLogger(__name__)
 
 
-@task(pool=WAREHOUSE_POOL, outlets=[MART_ACCOUNT_FORECASTS])
+@task(pool=WAREHOUSE_POOL, outlets=BACKTEST)
 def backtest_forecast() -> dict:
     """The forecast backtest and the forecast as of the run's month end."""
     from postsales import evaluation
@@ -30,7 +30,7 @@ def backtest_forecast() -> dict:
 
 
 # Segments the past dates it scores first when they have no segmentation (ensure_segments).
-@task(pool=WAREHOUSE_POOL, outlets=[MART_EVALUATION, MART_ACCOUNT_SEGMENTS])
+@task(pool=WAREHOUSE_POOL, outlets=HEALTH_EVALUATION)
 def evaluate_health() -> dict:
     """Health vs outcome as of the run's month end."""
     from postsales import evaluation
@@ -42,7 +42,7 @@ def evaluate_health() -> dict:
 
 
 # Segments the as-of date first when it has no segmentation (ensure_segments).
-@task(pool=WAREHOUSE_POOL, outlets=[MART_EVALUATION, MART_ACCOUNT_SEGMENTS])
+@task(pool=WAREHOUSE_POOL, outlets=REVIEW)
 def recommend_review(health: dict) -> dict:
     """The annual review's recommendations as of the run's month end (reads what evaluate_health wrote)."""
     from postsales import evaluation

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from airflow.sdk import task
 
-from postsales.assets import STAGING
+from postsales.assets import STAGING, extract_writes
 from postsales.pools import WAREHOUSE_POOL
 
 
 def _extract_task(entity: str):
     """The task ``extract_<entity>``: one body for the four entities, each with its own Asset."""
 
-    @task(task_id=f"extract_{entity}", pool=WAREHOUSE_POOL, outlets=[STAGING[entity]])
+    @task(task_id=f"extract_{entity}", pool=WAREHOUSE_POOL, outlets=extract_writes(entity))
     def extract() -> dict:
         """Extract the entity the task is named after for the run's data interval; returns the summary.
 
