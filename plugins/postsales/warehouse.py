@@ -281,14 +281,18 @@ def ensure_schema(eng: sa.Engine, table_set: Tables | None = None, *, staging: b
     from postsales.tables import catalog
 
     table_set = (table_set or tables()) if staging else None
+    wanted = [*catalog().sorted_tables, *(table_set.metadata.sorted_tables if table_set else ())]
     with schema_change(eng) as conn:
+        # One catalog query decides what is missing: on a current warehouse nothing is executed
+        # but it and the views' stamps (each stage calls this, once per date it segments).
+        present = present_columns(conn, {table.schema for table in wanted})
         for schema in SCHEMAS:
-            conn.execute(sa.text(f"create schema if not exists {schema}"))
-        create_missing(conn, catalog().sorted_tables)
-        add_missing_columns(conn, catalog().sorted_tables)
+            if not any(table_schema == schema for table_schema, _ in present):
+                conn.execute(sa.text(f"create schema if not exists {schema}"))
+        create_missing(conn, wanted, present)
+        add_missing_columns(conn, catalog().sorted_tables, present)
         if table_set is None:
             return None
-        create_missing(conn, table_set.metadata.sorted_tables)
         views = {
             f"staging.{view_file.stem}": render_sql(view_file)
             for view_file in sorted((paths.sql_dir() / "staging").glob("*.sql"))
@@ -342,24 +346,45 @@ def _view_stamps(conn: sa.Connection) -> dict[str, str | None]:
     return {name: comment for name, comment in conn.execute(sa.text(query))}
 
 
-def add_missing_columns(conn: sa.Connection, tables: Iterable[sa.Table]) -> list[str]:
+def present_columns(conn: sa.Connection, schemas: Iterable[str]) -> dict[tuple[str, str], set[str]]:
+    """The tables and views of ``schemas`` the warehouse holds, with their columns: one catalog query."""
+    present: dict[tuple[str, str], set[str]] = {}
+    if is_duckdb(conn):  # its information_schema is a view over this, several times slower
+        query = (
+            "select schema_name, table_name, column_name from duckdb_columns()"
+            " where schema_name in :schemas and database_name = current_database()"
+        )
+    else:
+        query = (
+            "select table_schema, table_name, column_name from information_schema.columns"
+            " where table_schema in :schemas"
+        )
+    rows = conn.execute(
+        sa.text(query).bindparams(sa.bindparam("schemas", expanding=True)), {"schemas": sorted(schemas)}
+    )
+    for schema, table, column in rows:
+        present.setdefault((schema, table), set()).add(column)
+    return present
+
+
+def add_missing_columns(
+    conn: sa.Connection,
+    tables: Iterable[sa.Table],
+    present: Mapping[tuple[str, str], set[str]] | None = None,
+) -> list[str]:
     """Add the columns of ``tables`` that the warehouse's tables lack (made by an older release);
     returns them as ``schema.table.column``. A column added to a home later must be nullable:
-    the rows already there get null. One catalog query for all the tables."""
+    the rows already there get null. ``present``: :func:`present_columns`, read if not given."""
     tables = list(tables)
-    present = set(
-        conn.execute(
-            sa.text(
-                "select table_schema, table_name, column_name from information_schema.columns"
-                " where table_schema in :schemas"
-            ).bindparams(sa.bindparam("schemas", expanding=True)),
-            {"schemas": sorted({table.schema for table in tables})},
-        ).all()
-    )
+    if present is None:
+        present = present_columns(conn, {table.schema for table in tables})
     added = []
     for table in tables:
+        columns = present.get((table.schema, table.name))
+        if columns is None:
+            continue  # not there at all: create_missing creates it whole
         for column in table.columns:
-            if (table.schema, table.name, column.name) in present:
+            if column.name in columns:
                 continue
             column_type = column.type.compile(dialect=conn.dialect)
             conn.execute(sa.text(f'alter table {table.schema}."{table.name}" add column "{column.name}" {column_type}'))
@@ -368,11 +393,15 @@ def add_missing_columns(conn: sa.Connection, tables: Iterable[sa.Table]) -> list
     return added
 
 
-def create_missing(conn: sa.Connection, tables: Iterable[sa.Table]) -> None:
-    """``create table if not exists`` for each table: no catalog reflection per table, which on
-    DuckDB (its emulated pg_catalog) costs ~0.8 s the first time in every process."""
+def create_missing(
+    conn: sa.Connection, tables: Iterable[sa.Table], present: Mapping[tuple[str, str], set[str]]
+) -> None:
+    """``create table if not exists`` for each table ``present`` lacks (:func:`present_columns`),
+    and each table's indexes: no catalog reflection per table, which on DuckDB (its emulated
+    pg_catalog) costs ~0.8 s the first time in every process."""
     for table in tables:
-        conn.execute(sa.schema.CreateTable(table, if_not_exists=True))
+        if (table.schema, table.name) not in present:
+            conn.execute(sa.schema.CreateTable(table, if_not_exists=True))
         for index in table.indexes:
             conn.execute(sa.schema.CreateIndex(index, if_not_exists=True))
 

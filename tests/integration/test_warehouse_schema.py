@@ -97,3 +97,34 @@ def test_a_changed_view_definition_is_applied(backend, tmp_path, request):
     with eng.connect() as conn:
         columns = list(conn.execute(sa.text("select * from staging.contracts_current")).keys())
     assert "contract_id" in columns and "stale" not in columns
+
+
+@pytest.mark.parametrize("backend", ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_a_current_warehouse_is_only_read(backend, tmp_path, request):
+    """Every stage calls ensure_schema, once per date it segments: on a warehouse already up to
+    date it reads the catalog and changes nothing; a table dropped since is created again."""
+    if backend == "duckdb":
+        url = f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
+    else:
+        url = request.getfixturevalue("pg_database")
+        _reset_pg(url)
+    eng = warehouse.engine(url)
+    warehouse.ensure_schema(eng)
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        statements.append(statement.lstrip().split(None, 1)[0].lower())
+
+    sa.event.listen(eng, "before_cursor_execute", record)
+    try:
+        warehouse.ensure_schema(eng)
+        assert set(statements) == {"select"}, statements  # the schema lock, the catalog, the views' stamps
+        with eng.begin() as conn:
+            conn.execute(sa.text("drop table mart.mrr_monthly"))
+        statements.clear()
+        warehouse.ensure_schema(eng)
+        assert statements.count("create") == 1
+    finally:
+        sa.event.remove(eng, "before_cursor_execute", record)
+    with eng.connect() as conn:
+        assert conn.execute(sa.text("select count(*) from mart.mrr_monthly")).scalar() == 0
