@@ -116,11 +116,16 @@ def tables_dir() -> Path:
     return paths.include_dir() / "tables"
 
 
-@cache
 def homes() -> dict[str, TableHome]:
-    """Every table home, by qualified name; a home's name must match its path."""
+    """Every table home, by qualified name; a home's name must match its path. Read once per
+    include directory, as the SQL templates are (``warehouse._sql_templates``)."""
+    return _homes(tables_dir())
+
+
+@cache
+def _homes(directory: Path) -> dict[str, TableHome]:
     found: dict[str, TableHome] = {}
-    for path in sorted(tables_dir().glob("*/*.yaml")):
+    for path in sorted(directory.glob("*/*.yaml")):
         home = load_yaml(path, TableHome)
         expected = f"{path.parent.name}.{path.stem}"
         if home.name != expected:
@@ -129,12 +134,16 @@ def homes() -> dict[str, TableHome]:
     return found
 
 
-@cache
 def catalog() -> sa.MetaData:
     """One MetaData holding every table of :func:`homes` but the staging tables, whose columns
     follow expectations.yaml (:func:`staging_table`)."""
+    return _catalog(tables_dir())
+
+
+@cache
+def _catalog(directory: Path) -> sa.MetaData:
     metadata = sa.MetaData()
-    for home in homes().values():
+    for home in _homes(directory).values():
         if home.columns_from is None:
             _build(home, metadata)
     return metadata
