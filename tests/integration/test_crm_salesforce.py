@@ -417,6 +417,21 @@ def test_server_errors_and_timeouts_that_last_fail_every_record_transiently(fail
     assert len(responses.calls) == 3 and len(sleeps) == 2
 
 
+@responses.activate
+def test_an_answer_that_is_not_json_is_transient():
+    """A proxy's page with a 200: the library cannot parse it; sent again, then the record fails transiently."""
+    responses.patch(COLLECTIONS, body="<html>Maintenance</html>", content_type="text/html")
+    adapter, sleeps = make_adapter(attempts=2)
+    [result] = adapter.update(changes(1))
+    assert (result.status, result.error_code, result.error_message, result.attempts) == (
+        "failed_transient",
+        "BAD_RESPONSE",
+        "the answer is not JSON",
+        2,
+    )
+    assert len(sleeps) == 1
+
+
 def test_every_request_has_a_timeout(monkeypatch):
     """simple-salesforce sets none: without ours a request could hang the task."""
     seen = []
