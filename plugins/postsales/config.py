@@ -104,7 +104,8 @@ class SalesforceSource(StrictModel):
     """Entities read from Salesforce with SOQL, incrementally on SystemModstamp."""
 
     conn_id: str = "salesforce_default"
-    api_version: str = Field(default="62.0", pattern=r"^\d+\.\d$")
+    # No longer read (a warning says so): the API version is the connection's extra "version".
+    api_version: str | None = Field(default=None, pattern=r"^\d+\.\d$")
     objects: dict[Entity, SalesforceObjectMapping]
 
 

@@ -1,281 +1,374 @@
-"""The Salesforce REST API client: its connection, its requests, its SOQL queries (``requests``, no Salesforce library).
+"""Salesforce through the Airflow Salesforce provider: ``SalesforceHook``, i.e. simple-salesforce.
 
+The library logs in (any form the provider's ``salesforce`` connection supports: username,
+password and security token; IP filtering; the OAuth 2.0 username-password, JWT bearer and
+client-credentials flows), holds the session, logs in again when a REST call finds it expired,
+and sends the requests: SOQL pages, ``restful`` (sObject Collections), ``bulk2`` (Bulk API 2.0).
 Both sides that talk to Salesforce build on :class:`SalesforceClient`: the extraction source
-(``postsales.sources.salesforce``, SOQL reads) and the CRM write-back adapter
-(``postsales.crm.salesforce``: current values, sObject Collections, Bulk API 2.0). It is one
-module beside both packages rather than inside either, so that reading from Salesforce does
-not import the CRM package, and so that the client can be rebuilt (on the Airflow Salesforce
-provider's hook, say) behind the same small surface: :meth:`~SalesforceClient.from_connection`,
-:meth:`~SalesforceClient.query`, :meth:`~SalesforceClient.call` and :meth:`~SalesforceClient.send`.
+(``postsales.sources.salesforce``) and the write-back adapter (``postsales.crm.salesforce``). It
+sits beside both packages so that reading from Salesforce does not import the CRM package.
 
-- **Connection**: the Airflow connection's host is the instance URL and its password an access
-  token, or its extra holds ``client_id``/``client_secret``/``domain`` for the OAuth 2.0
-  client-credentials flow (:class:`ClientCredentials`), which is run again for a fresh token.
-- **Errors of a whole request**: 429, 5xx, timeouts, connection errors and 403
-  ``REQUEST_LIMIT_EXCEEDED`` are :class:`~postsales.errors.TransientError`, retried by
-  :class:`~postsales.retry.RetryPolicy` (a ``Retry-After`` wins); 401 ``INVALID_SESSION_ID``
-  refreshes the token once (when a refresher is known, i.e. the client-credentials flow) and
-  sends the request again; other 4xx are :class:`~postsales.errors.PermanentError`.
-- **Queries**: every record a SOQL query returns, following ``nextRecordsUrl``.
+What this module adds is what no library does:
 
-The access token (and the client secret) never reach a log line or an exception message.
+- **The connection checked first**: a connection that matches no login form fails naming the
+  conn_id, the missing field and the fix (:func:`connection_problem`), instead of the library's
+  ``TypeError`` or a login sent to the wrong endpoint.
+- **Our error taxonomy** (:meth:`SalesforceClient.error`): 429, 5xx, 403 ``REQUEST_LIMIT_EXCEEDED``,
+  timeouts and connection errors are :class:`~postsales.errors.TransientError`, retried by
+  :class:`~postsales.retry.RetryPolicy` (a ``Retry-After`` wins); a refused login, a 401 that
+  logging in again did not cure, and other 4xx are :class:`~postsales.errors.PermanentError`.
+- **SOQL pages retried one at a time** (:meth:`SalesforceClient.query`): ``query_all_iter`` would
+  restart the whole query on a failed page.
+- **A timeout on every request** (simple-salesforce sets none) and the write requests counted.
+- **No secret** (password, security token, consumer secret, private key, session id) in a log
+  line or an exception message (:meth:`SalesforceClient.mask`).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
-from typing import Any
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import requests
 
 from postsales.errors import PermanentError, TransientError
 from postsales.retry import RetryPolicy, retry_after_seconds
 
+if TYPE_CHECKING:
+    from simple_salesforce import Salesforce
+
 log = logging.getLogger(__name__)
 
-TokenRefresher = Callable[[], str]
+T = TypeVar("T")
+
+# Salesforce status codes worth sending again: lock contention, limits, timeouts, unavailability.
+TRANSIENT_CODES = frozenset(
+    {
+        "UNABLE_TO_LOCK_ROW",
+        "REQUEST_LIMIT_EXCEEDED",
+        "REQUEST_RUNNING_TOO_LONG",
+        "QUERY_TIMEOUT",
+        "SERVER_UNAVAILABLE",
+        "SERVICE_UNAVAILABLE",
+    }
+)
+SECRET_EXTRAS = ("security_token", "consumer_secret", "private_key")
+CONNECTION_DOCS = "docs/crm-sync.md#the-salesforce-connection"
+
+
+def is_transient(code: Any) -> bool:
+    return code in TRANSIENT_CODES
+
+
+def warn_if_api_version(rules_file: str, api_version: str | None, conn_id: str) -> None:
+    """The rules files' ``api_version`` is no longer read: the connection's extra ``version`` sets it."""
+    if api_version:
+        log.warning(
+            "%s: salesforce.api_version %s is no longer read; the API version is the Airflow connection %r's "
+            "extra 'version' (simple-salesforce's default when absent). Fix: move it there and remove it from %s.",
+            rules_file,
+            api_version,
+            conn_id,
+            rules_file,
+        )
 
 
 class SalesforceClient:
-    """Authenticated requests to one Salesforce org's REST API (``/services/data/v<api_version>``)."""
+    """One logged-in simple-salesforce ``Salesforce`` (:attr:`sf`), with our retries, errors and masking."""
 
     def __init__(
         self,
-        instance_url: str,
-        access_token: str,
+        sf: Salesforce | None,
         conn_id: str,
-        api_version: str,
         retry: RetryPolicy | None = None,
-        session: requests.Session | None = None,
-        token_refresher: TokenRefresher | None = None,
-        *,
-        timeout: tuple[float, float] = (10.0, 120.0),
+        secrets: tuple = (),
+        session: _Session | None = None,
     ):
-        if not instance_url:
-            raise PermanentError("NO_INSTANCE_URL", "no Salesforce instance URL (the connection's host)")
-        if not access_token:
-            raise PermanentError("NO_CREDENTIALS", "no Salesforce access token")
-        self.instance_url = _base_url(instance_url)
-        self._token = access_token
-        self._secrets: list[str] = [access_token]
-        self.conn_id, self.api_version = conn_id, api_version  # the connection is named in a 401's message
+        self.sf = sf  # None until logged in
+        self.conn_id = conn_id  # named in the message of a refused login or session
         self.retry = retry or RetryPolicy()
-        self.session = session or requests.Session()
-        self.token_refresher = token_refresher
-        self.timeout = timeout
-        self.writes = 0  # requests sent with write=True (every attempt, a 401's second try too)
+        self.session = session or getattr(sf, "session", None)
+        self._secrets = [s for s in secrets if s]
 
     def __repr__(self) -> str:
         return f"SalesforceClient({self.instance_url!r})"
 
     @classmethod
     def from_connection(
-        cls, conn_id: str, api_version: str, retry: RetryPolicy | None = None, **kwargs: Any
+        cls, conn_id: str, retry: RetryPolicy | None = None, *, timeout: tuple[float, float] = (10.0, 120.0)
     ) -> SalesforceClient:
-        """From the Airflow connection ``conn_id``.
+        """Logged in through ``SalesforceHook(conn_id)``, with the connection as the provider documents it.
 
-        Either ``host`` = the instance URL and ``password`` = an access token, or ``extra``
-        ``{"client_id", "client_secret", "domain"}`` for the OAuth 2.0 client-credentials flow
-        (``domain``: the My Domain host; the connection's host when absent). With client
-        credentials an expired token is refreshed by running the flow again.
+        One addition: a connection without a login whose password is an access token and whose
+        extra holds ``instance_url`` (or ``instance``) is the provider's direct session, the
+        token passed as the hook's ``session_id``. It cannot log in again when the token expires.
         """
-        from airflow.sdk import BaseHook
+        from airflow.providers.salesforce.hooks.salesforce import SalesforceHook
+        from airflow.sdk.exceptions import AirflowNotFoundException
 
-        conn = BaseHook.get_connection(conn_id)
-        extra = conn.extra_dejson or {}
         retry = retry or RetryPolicy()
-        session = kwargs.pop("session", None) or requests.Session()
-        if extra.get("client_id") and extra.get("client_secret"):
-            domain = extra.get("domain") or conn.host
-            if not domain:
-                raise PermanentError("NO_INSTANCE_URL", f"connection {conn_id!r}: no domain nor host")
-            credentials = ClientCredentials(
-                _login_url(domain), extra["client_id"], extra["client_secret"], session, retry
-            )
-            token, instance_url = credentials.token()
-            client = cls(
-                instance_url or _base_url(conn.host or domain),
-                token,
-                conn_id,
-                api_version,
-                retry,
-                session=session,
-                token_refresher=lambda: credentials.token()[0],
-                **kwargs,
-            )
-            client._secrets.append(credentials.client_secret)
-            return client
-        if not conn.host or not conn.password:
+        try:
+            conn = SalesforceHook.get_connection(conn_id)
+        except AirflowNotFoundException:  # a task retry would not create it
             raise PermanentError(
-                "NO_CREDENTIALS",
-                f"connection {conn_id!r} needs host (instance URL) and password (access token), "
-                "or extra client_id/client_secret/domain",
-            )
-        return cls(conn.host, conn.password, conn_id, api_version, retry, session=session, **kwargs)
+                "SALESFORCE_CONNECTION",
+                f"no Airflow connection {conn_id!r}. Fix: create it (conn_type salesforce), {CONNECTION_DOCS}.",
+            ) from None
+        problem = connection_problem(conn)
+        if problem:
+            raise PermanentError("SALESFORCE_CONNECTION", f"Airflow connection {conn_id!r}: {problem}")
+        extra = conn.extra_dejson or {}
+        direct = _is_direct_session(conn)
+        session = _Session(timeout)
+        hook = SalesforceHook(conn_id, session_id=conn.password if direct else None, session=session)
+        secrets = (conn.password, *(_extra(extra, name) for name in SECRET_EXTRAS))
+        client = cls(None, conn_id, retry, secrets, session)
+        client.sf = client.call("salesforce login", hook.get_conn)
+        log.info("salesforce: connection %r, %s, instance %s", conn_id, login_form(conn), client.instance_url)
+        return client
 
     # --- the surface ------------------------------------------------------------------------
 
-    def path(self, resource: str) -> str:
-        """The path of a REST resource of this API version: ``query``, ``composite/sobjects``, ..."""
-        return f"/services/data/v{self.api_version}/{resource}"
+    @property
+    def instance_url(self) -> str:
+        return f"https://{self.sf.sf_instance}" if self.sf is not None else ""
+
+    @property
+    def writes(self) -> int:
+        """Write requests sent to the REST API (POST, PATCH, PUT, DELETE): every attempt, a re-login's too."""
+        return getattr(self.session, "writes", 0)
 
     def query(self, soql: str) -> Iterator[dict[str, Any]]:
         """Every record a SOQL query returns (pages followed), without the ``attributes`` entry.
 
-        A generator: nothing is requested until it is iterated, then one page at a time.
+        A generator: nothing is requested until it is iterated, then one page at a time, each
+        retried on its own.
         """
-        page = self.call("salesforce query", "GET", self.path("query"), params={"q": soql})
+        page = self.call("salesforce query", lambda: self.sf.query(soql))
         while True:
             for record in page.get("records") or []:
                 yield {k: v for k, v in record.items() if k != "attributes"}
             next_url = page.get("nextRecordsUrl")
             if page.get("done", True) or not next_url:
                 return
-            page = self.call("salesforce query", "GET", next_url)
+            page = self.call("salesforce query", lambda url=next_url: self.sf.query_more(url, identifier_is_url=True))
 
-    def call(self, what: str, method: str, url: str, *, parse: bool = True, **kwargs: Any) -> Any:
-        """:meth:`send`, retried by the policy; the JSON body (``{}`` when empty), or the response if not ``parse``."""
-        response = self.retry.call(what, lambda: self.send(method, url, **kwargs))
-        return self._json(response) if parse else response
+    def call(self, what: str, function: Callable[[], T]) -> T:
+        """:meth:`attempt`, retried by the policy while it fails transiently."""
+        return self.retry.call(what, lambda: self.attempt(function))
 
-    def send(
-        self, method: str, url: str, *, write: bool = False, parse: bool = False, **kwargs: Any
-    ) -> requests.Response | Any:
-        """One request (and, on an expired session with a refresher, one more with a fresh token).
+    def attempt(self, function: Callable[[], T]) -> T:
+        """``function()`` (a library call), its failure raised as a ``TransientError`` or ``PermanentError``."""
+        try:
+            return function()
+        except Exception as exc:
+            mapped = self.error(exc)
+            if mapped is None:
+                raise
+            raise mapped from None  # the library's exception may quote what we mask
 
-        ``url``: a path on the instance or a full URL. ``write``: counted in :attr:`writes`.
-        ``parse``: the JSON body instead of the response (a non-JSON body is a ``TransientError``).
-        """
-        refreshed = False
-        while True:
-            response = self._request(method, url, write=write, **kwargs)
-            if response.status_code == 401 and self.token_refresher and not refreshed:
-                log.info("salesforce: session expired, refreshing the access token")
-                self._set_token(self.token_refresher())
-                refreshed = True
-                continue
-            self._raise_for(response)
-            return self._json(response) if parse else response
+    def error(self, exc: Exception) -> TransientError | PermanentError | None:
+        """Our taxonomy for a simple-salesforce or ``requests`` exception; None for anything else."""
+        from simple_salesforce.exceptions import (
+            SalesforceAuthenticationFailed,
+            SalesforceBulkV2LoadError,
+            SalesforceError,
+            SalesforceOperationError,
+        )
+
+        if isinstance(exc, requests.Timeout):
+            return TransientError("TIMEOUT", self.mask(f"no answer in time: {exc}"))
+        if isinstance(exc, requests.ConnectionError):
+            return TransientError("CONNECTION_ERROR", self.mask(str(exc)))
+        if isinstance(exc, requests.JSONDecodeError):
+            return TransientError("BAD_RESPONSE", "the answer is not JSON")
+        if isinstance(exc, SalesforceAuthenticationFailed):
+            return self._login_error(exc)
+        if isinstance(exc, SalesforceError):
+            return self._status_error(exc)
+        if isinstance(exc, SalesforceBulkV2LoadError):
+            return TransientError("BULK_UPLOAD_FAILED", self.mask(str(exc)))
+        if isinstance(exc, SalesforceOperationError):  # a Bulk 2.0 job that failed, was aborted or timed out
+            code = "BULK_TIMEOUT" if str(exc).startswith("Job timeout") else "BULK_JOB_FAILED"
+            return TransientError(code, self.mask(str(exc)))
+        if isinstance(exc, requests.RequestException):
+            return PermanentError("HTTP_ERROR", self.mask(f"{type(exc).__name__}: {exc}"))
+        return None
 
     def mask(self, text: str) -> str:
-        """``text`` with every token and secret this client knows replaced by ``***``."""
-        for secret in self._secrets:
+        """``text`` with every secret of the connection and every session id used replaced by ``***``."""
+        sessions = [getattr(self.sf, "session_id", None), *getattr(self.session, "bearer_tokens", ())]
+        for secret in [*self._secrets, *sessions]:
             if secret:
                 text = text.replace(secret, "***")
         return text
 
-    # --- HTTP -------------------------------------------------------------------------------
+    # --- the taxonomy -----------------------------------------------------------------------
 
-    def _json(self, response: requests.Response) -> Any:
-        if not response.content:
-            return {}
-        try:
-            return response.json()
-        except ValueError as exc:
-            raise TransientError("BAD_RESPONSE", f"not JSON (HTTP {response.status_code})") from exc
+    def _login_error(self, exc: Any) -> TransientError | PermanentError:
+        code, message = exc.code, self.mask(exc.auth_message or "")
+        # The code is Salesforce's (INVALID_LOGIN, invalid_grant: a SOAP fault comes with HTTP 500)
+        # or, for an answer that is no fault (a proxy's error page), the HTTP status or nothing.
+        last = getattr(self.session, "last_response", None)
+        status = code if isinstance(code, int) else getattr(last, "status_code", 0)
+        unavailable = not isinstance(code, str) and (status == 429 or status >= 500)
+        if unavailable or is_transient(code):
+            return TransientError(f"HTTP_{status}" if unavailable else str(code), f"login: {message[:300]}")
+        return PermanentError(
+            str(code or "LOGIN_FAILED").replace(" ", "_").upper(),
+            f"{message} (Salesforce refused the login of the Airflow connection {self.conn_id!r}: fix its "
+            f"credentials, {CONNECTION_DOCS})",
+        )
 
-    def _request(self, method: str, url: str, *, write: bool, headers: dict | None = None, **kwargs: Any):
-        full = url if url.startswith("http") else f"{self.instance_url}{url}"
-        all_headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"} | (headers or {})
-        if write:
-            self.writes += 1
-        try:
-            return self.session.request(method, full, headers=all_headers, timeout=self.timeout, **kwargs)
-        except requests.Timeout as exc:
-            raise TransientError("TIMEOUT", self.mask(f"{method} {urlsplit(full).path}: {exc}")) from None
-        except requests.ConnectionError as exc:
-            raise TransientError("CONNECTION_ERROR", self.mask(f"{method} {urlsplit(full).path}: {exc}")) from None
-        except requests.RequestException as exc:
-            raise PermanentError("HTTP_ERROR", self.mask(f"{method} {urlsplit(full).path}: {exc}")) from None
-
-    def _raise_for(self, response: requests.Response) -> None:
-        status = response.status_code
-        if status < 400:
-            return
-        code, message = _error_of(response)
+    def _status_error(self, exc: Any) -> TransientError | PermanentError:
+        status = exc.status
+        code, message = _error_of(exc.content, status)
         code, message = self.mask(code), self.mask(message)
-        retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+        last = getattr(self.session, "last_response", None)
+        same = last is not None and last.status_code == status
+        retry_after = retry_after_seconds(last.headers.get("Retry-After")) if same else None
         if status == 429 or status >= 500 or (status == 403 and code == "REQUEST_LIMIT_EXCEEDED"):
-            raise TransientError(code, message, retry_after)
-        if status == 401:  # without a token refresher, or the refreshed token was refused too
-            raise PermanentError(
-                code if code != f"HTTP_{status}" else "INVALID_SESSION_ID",
-                f"{message} (Salesforce refused the access token: store a valid one as the password of the "
-                f"Airflow connection {self.conn_id!r}, or client credentials in its extra)",
+            return TransientError(code, message, retry_after)
+        if status == 401:
+            code = code if code != f"HTTP_{status}" else "INVALID_SESSION_ID"
+            if self.sf is not None and getattr(self.sf, "auth_type", None) == "direct":
+                fix = "store a fresh access token as its password, or give it a login"
+            else:
+                fix = "logging in again did not help: check that its user may use the API"
+            return PermanentError(
+                code, f"{message} (Salesforce refused the session of the Airflow connection {self.conn_id!r}: {fix})"
             )
-        raise PermanentError(code, message)
-
-    def _set_token(self, token: str) -> None:
-        if not token:
-            raise PermanentError("INVALID_SESSION_ID", "the token refresher returned no token")
-        self._token = token
-        self._secrets.append(token)
+        return PermanentError(code, message)
 
 
-class ClientCredentials:
-    """The OAuth 2.0 client-credentials flow: ``POST {domain}/services/oauth2/token``."""
+class _Session(requests.Session):
+    """The session simple-salesforce sends through.
 
-    def __init__(
-        self, login_url: str, client_id: str, client_secret: str, session: requests.Session, retry: RetryPolicy
-    ):
-        self.login_url, self.client_id, self.client_secret = login_url, client_id, client_secret
-        self.session, self.retry = session, retry
+    A timeout on every request (the library sets none, and a request could hang the task); the
+    write requests to the REST API counted; every session id sent kept, to be masked even after
+    the library replaced it; the last response kept, because the library's exceptions drop the
+    headers and with them ``Retry-After``.
+    """
 
-    def __repr__(self) -> str:
-        return f"ClientCredentials({self.login_url!r})"
+    def __init__(self, timeout: tuple[float, float]):
+        super().__init__()
+        self.timeout = timeout
+        self.writes = 0
+        self.bearer_tokens: set[str] = set()
+        self.last_response: requests.Response | None = None
 
-    def token(self) -> tuple[str, str | None]:
-        """A fresh access token and the instance URL it is for."""
-        return self.retry.call("salesforce token", self._token)
-
-    def _token(self) -> tuple[str, str | None]:
-        form = {"grant_type": "client_credentials", "client_id": self.client_id, "client_secret": self.client_secret}
-        url = f"{self.login_url}/services/oauth2/token"
-        try:
-            response = self.session.post(url, data=form, headers={"Accept": "application/json"}, timeout=(10, 60))
-        except requests.Timeout:
-            raise TransientError("TIMEOUT", f"POST {url} timed out") from None
-        except requests.RequestException as exc:
-            raise TransientError("CONNECTION_ERROR", f"POST {url}: {type(exc).__name__}") from None
-        try:
-            body = response.json()
-        except ValueError:
-            body = {}
-        if response.status_code == 429 or response.status_code >= 500:
-            raise TransientError(f"HTTP_{response.status_code}", "token endpoint unavailable")
-        if response.status_code >= 400 or not isinstance(body, dict) or not body.get("access_token"):
-            error = body.get("error", f"HTTP_{response.status_code}") if isinstance(body, dict) else "BAD_RESPONSE"
-            description = body.get("error_description", "") if isinstance(body, dict) else ""
-            raise PermanentError("OAUTH_" + str(error).upper(), str(description).replace(self.client_secret, "***"))
-        return body["access_token"], body.get("instance_url")
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        kwargs["timeout"] = kwargs.get("timeout") or self.timeout
+        authorization = (kwargs.get("headers") or {}).get("Authorization") or ""
+        if authorization.startswith("Bearer "):
+            self.bearer_tokens.add(authorization.removeprefix("Bearer "))
+        if str(method).upper() != "GET" and "/services/data/" in str(url):
+            self.writes += 1
+        self.last_response = None
+        self.last_response = super().request(method, url, *args, **kwargs)
+        return self.last_response
 
 
-def _base_url(url: str) -> str:
-    url = url.strip().rstrip("/")
-    return url if "://" in url else f"https://{url}"
+# --- the connection ---------------------------------------------------------------------------
 
 
-def _login_url(domain: str) -> str:
-    """``acme.my.salesforce.com``, ``https://acme.my.salesforce.com``, or ``login``/``test``."""
-    domain = domain.strip().rstrip("/")
-    if "." not in domain and "://" not in domain:
-        return f"https://{domain}.salesforce.com"
-    return _base_url(domain)
+def _extra(extra: dict, name: str) -> Any:
+    """An extra field as the provider reads it: its name, else the older ``extra__salesforce__`` one."""
+    if name in extra:
+        return extra[name] or None
+    return extra.get(f"extra__salesforce__{name}") or None
 
 
-def _error_of(response: requests.Response) -> tuple[str, str]:
-    """(errorCode, message) of a Salesforce error response: ``[{"errorCode": ..., "message": ...}]``."""
-    fallback = f"HTTP_{response.status_code}"
-    try:
-        body = response.json()
-    except ValueError:
-        return fallback, (response.text or "")[:300]
-    if isinstance(body, list) and body and isinstance(body[0], dict):
-        body = body[0]
+def _is_direct_session(conn: Any) -> bool:
+    extra = conn.extra_dejson or {}
+    return bool(not conn.login and conn.password and (_extra(extra, "instance_url") or _extra(extra, "instance")))
+
+
+def login_form(conn: Any) -> str | None:
+    """The login simple-salesforce runs for the connection (its order of preference), or None if none fits."""
+    extra = conn.extra_dejson or {}
+    user, password = conn.login or None, conn.password or None
+    key, secret = _extra(extra, "consumer_key"), _extra(extra, "consumer_secret")
+    if user and password and _extra(extra, "security_token"):
+        return "username, password and security token"
+    if _is_direct_session(conn):
+        return "access token (direct session)"
+    if user and password and _extra(extra, "organization_id"):
+        return "username and password, IP filtering"
+    if user and password and key and secret:
+        return "OAuth 2.0 username-password flow"
+    if user and key and (_extra(extra, "private_key") or _extra(extra, "private_key_file_path")):
+        return "OAuth 2.0 JWT bearer flow"
+    if key and secret and (_extra(extra, "domain") or "login") not in ("login", "test"):
+        return "OAuth 2.0 client-credentials flow"
+    return None
+
+
+def connection_problem(conn: Any) -> str | None:
+    """What the connection lacks to log in, and the fix; None when a login form fits."""
+    extra = conn.extra_dejson or {}
+    if login_form(conn):
+        instance_url = _extra(extra, "instance_url")
+        if _is_direct_session(conn) and instance_url and "://" not in instance_url:
+            return f"extra instance_url {instance_url!r} is not a URL. Fix: write it https://{instance_url}."
+        return None
+    user, password = conn.login or None, conn.password or None
+    key, secret = _extra(extra, "consumer_key"), _extra(extra, "consumer_secret")
+    private = _extra(extra, "private_key") or _extra(extra, "private_key_file_path")
+    if not key and extra.get("client_id") and extra.get("client_secret"):
+        missing, fix = (
+            "extra consumer_key and consumer_secret (client_id/client_secret are this project's former shape)",
+            "rename client_id to consumer_key and client_secret to consumer_secret, and set domain to the org's "
+            "My Domain without .salesforce.com (e.g. acme.my)",
+        )
+    elif not user and password and conn.host:
+        missing, fix = (
+            "a login (host + password as an access token is this project's former shape)",
+            "set login (username), password and extra security_token; or keep the token as the password and "
+            f"move the host to extra instance_url (https://{conn.host.split('://')[-1].strip('/')})",
+        )
+    elif key and private:
+        missing, fix = "login", "set login to the username of the user the JWT bearer flow acts as"
+    elif key and secret:
+        missing, fix = (
+            "extra domain (the org's My Domain)",
+            "set domain to the My Domain without .salesforce.com (e.g. acme.my): the client-credentials flow "
+            "cannot use login or test; or set login and password for the username-password flow",
+        )
+    elif key and user:
+        missing, fix = (
+            "extra private_key (or private_key_file_path)",
+            "set the connected app's private key for the JWT bearer flow, or password and extra consumer_secret "
+            "for the username-password flow",
+        )
+    elif key:
+        missing, fix = "extra consumer_secret", "set the connected app's consumer secret and extra domain (My Domain)"
+    elif user and password:
+        missing, fix = (
+            "extra security_token",
+            "set the user's security token (Salesforce: Settings > Reset My Security Token), or extra "
+            "organization_id if the org trusts this IP",
+        )
+    elif user:
+        missing, fix = "password", "set the user's password and extra security_token"
+    else:
+        missing, fix = (
+            "login",
+            "set login (username), password and extra security_token; or login, extra consumer_key and "
+            "private_key for the JWT bearer flow",
+        )
+    return f"no Salesforce login possible: missing {missing}. Fix: {fix} ({CONNECTION_DOCS})."
+
+
+def _error_of(content: Any, status: int) -> tuple[str, str]:
+    """(errorCode, message) of a Salesforce error body: ``[{"errorCode": ..., "message": ...}]``."""
+    fallback = f"HTTP_{status}"
+    body = content[0] if isinstance(content, list) and content else content
     if isinstance(body, dict):
         code = body.get("errorCode") or body.get("error") or fallback
         message = body.get("message") or body.get("error_description") or ""
         return str(code), str(message)[:1000]
-    return fallback, str(body)[:300]
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    return fallback, str(body or "")[:300]

@@ -13,6 +13,14 @@ from postsales import warehouse
 from postsales.crm.sync import crm_sync_state
 from postsales.segment.rules import load_rules
 from project_home import project_with_rules
+from salesforce_fakes import (
+    PASSWORD,
+    SECURITY_TOKEN,
+    SOAP_LOGIN,
+    password_connection,
+    soap_login_fault,
+    use_connection,
+)
 
 APRIL_RUN = pendulum.datetime(2024, 4, 1, tz="UTC")  # covers March 2024: as of 2024-03-31
 MAY_RUN = pendulum.datetime(2024, 5, 1, tz="UTC")
@@ -178,13 +186,9 @@ def test_a_crm_target_without_its_table_fails_at_once_and_says_which(
     assert "s3cret" not in str(info.value)
 
 
-SALESFORCE_API = "https://acme.my.salesforce.com/services/data/v62.0"
-
-
 def crm_sync_to_salesforce(home, monkeypatch) -> None:
-    """crm_sync.yaml with the salesforce adapter (our account id in External_Id__c), and its connection."""
-    import json
-
+    """crm_sync.yaml with the salesforce adapter (our account id in External_Id__c), and the provider's
+    connection (username, password and security token)."""
     from postsales import paths
 
     shipped = (paths.rules_dir() / "crm_sync.yaml").read_text()
@@ -193,19 +197,19 @@ def crm_sync_to_salesforce(home, monkeypatch) -> None:
         "crm_key_field: Id\n", "crm_key_field: External_Id__c\n"
     )
     project_with_rules(home, monkeypatch, **{"crm_sync.yaml": salesforce})
-    connection = {"conn_type": "http", "host": "acme.my.salesforce.com", "password": "00D-revoked-token"}
-    monkeypatch.setenv("AIRFLOW_CONN_SALESFORCE_DEFAULT", json.dumps(connection))
+    use_connection(monkeypatch, password_connection())
 
 
 @responses.activate
 def test_a_crm_refusing_the_credentials_fails_at_once(dags, duckdb_url, crm, tmp_path, monkeypatch, caplog):
-    """A 401 is not a retry's worth: the dry run fails on its first try (one call to Salesforce),
-    nothing is pushed, and the alert says what to renew."""
+    """A refused login is not a retry's worth: the dry run fails on its first try (one login sent to
+    Salesforce), nothing is pushed, and the alert says what to fix."""
     crm_sync_to_salesforce(tmp_path / "project", monkeypatch)
-    responses.get(
-        f"{SALESFORCE_API}/query",
-        status=401,
-        json=[{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}],
+    responses.post(
+        SOAP_LOGIN,
+        status=500,
+        body=soap_login_fault("INVALID_LOGIN", "Invalid username, password, security token; or user locked out."),
+        content_type="text/xml",
     )
     run = dags.get_dag("segment_revision").test(logical_date=APRIL_RUN, run_conf=APPROVED)
     assert run.state == "failed"
@@ -213,12 +217,12 @@ def test_a_crm_refusing_the_credentials_fails_at_once(dags, duckdb_url, crm, tmp
     assert tries["segment_for_revision"] == ("success", 1)
     assert tries["crm_diff_dry_run"] == ("failed", 1)  # no retry
     assert tries["push_tags_to_crm"][0] == "upstream_failed"
-    assert [call.request.method for call in responses.calls] == ["GET"]  # the one query of the one try
+    assert [(call.request.method, call.request.url) for call in responses.calls] == [("POST", SOAP_LOGIN)]
     [alert] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("postsales alert:")]
     assert "segment_revision.crm_diff_dry_run" in alert and "try: 1 of 3" in alert
     assert (
-        "error: PermanentError: INVALID_SESSION_ID: Session expired or invalid (Salesforce refused the access "
-        "token: store a valid one as the password of the Airflow connection 'salesforce_default', or client "
-        "credentials in its extra)"
+        "error: PermanentError: INVALID_LOGIN: Invalid username, password, security token; or user locked out. "
+        "(Salesforce refused the login of the Airflow connection 'salesforce_default': fix its credentials, "
+        "docs/crm-sync.md#the-salesforce-connection)"
     ) in alert
-    assert "00D-revoked-token" not in caplog.text
+    assert PASSWORD not in caplog.text and SECURITY_TOKEN not in caplog.text

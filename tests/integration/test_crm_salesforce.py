@@ -1,13 +1,16 @@
-"""The Salesforce adapter and its client against a mocked REST API (``responses``), with the API's real shapes.
+"""The Salesforce adapter and its client against a mocked Salesforce (``responses``), with the APIs' real shapes.
 
-Shapes as documented by Salesforce: query pages (``done``/``nextRecordsUrl``), sObject
-Collections SaveResults (in request order, ``errors[].statusCode``), error bodies
-(``[{"message", "errorCode"}]``), Bulk API 2.0 job info and result CSVs (``sf__Id``,
-``sf__Created``, ``sf__Error``, then the uploaded columns) and the OAuth token response.
+The connection is the Airflow Salesforce provider's, as its documentation builds it (an
+``AIRFLOW_CONN_SALESFORCE_DEFAULT`` in JSON); the requests are simple-salesforce's. Shapes as
+documented by Salesforce: the SOAP login and the OAuth 2.0 token endpoint (``salesforce_fakes``),
+query pages (``done``/``nextRecordsUrl``), sObject Collections SaveResults (in request order,
+``errors[].statusCode``), error bodies (``[{"message", "errorCode"}]``), Bulk API 2.0 job info
+and result CSVs (``sf__Id``, ``sf__Created``, ``sf__Error``, then the uploaded columns).
 """
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
@@ -25,13 +28,39 @@ from postsales.crm.salesforce import SalesforceAdapter, bulk_value, split_bulk_e
 from postsales.errors import PermanentError, TransientError
 from postsales.retry import RetryPolicy
 from postsales.salesforce_api import SalesforceClient
+from salesforce_fakes import (
+    API,
+    INSTANCE,
+    PASSWORD,
+    QUERY,
+    SECURITY_TOKEN,
+    SESSION,
+    SOAP_LOGIN,
+    USERNAME,
+    add_soap_login,
+    connection_json,
+    error,
+    password_connection,
+    soap_login_fault,
+    token_response,
+    use_connection,
+)
 
-INSTANCE = "https://acme.my.salesforce.com"
-API = f"{INSTANCE}/services/data/v62.0"
-TOKEN = "00D5g000004XyzE!AQ0AQH8sEcReTtOkEnVaLuE.do_not_log_me"
 COLLECTIONS = f"{API}/composite/sobjects"
 JOBS = f"{API}/jobs/ingest"
 JOB_ID = "7505g00000BulkJobAAA"
+FRESH_SESSION = "00D5g000004XyzE!AQ0AQfreshSESSIONvalue"
+
+
+@pytest.fixture(autouse=True)
+def salesforce_connection(monkeypatch):
+    """The provider's username / password / security token connection; bulk polls recorded, not slept."""
+    import simple_salesforce.bulk2
+
+    use_connection(monkeypatch, password_connection())
+    polls: list[float] = []
+    monkeypatch.setattr(simple_salesforce.bulk2, "sleep", polls.append)
+    return polls
 
 
 def sf_id(n: int) -> str:
@@ -39,14 +68,17 @@ def sf_id(n: int) -> str:
     return f"001Dn{n:010d}AAA"
 
 
-def make_adapter(key_field="External_Id__c", bulk_threshold=2000, attempts=4, token_refresher=None, **kwargs):
+def make_adapter(key_field="External_Id__c", bulk_threshold=2000, attempts=4, login=True, **kwargs):
+    """The adapter from the Airflow connection, logged in (the login's request then forgotten)."""
     sleeps: list[float] = []
     retry = RetryPolicy(attempts=attempts, backoff_seconds=0.5, sleep=sleeps.append)
+    if login:
+        add_soap_login()
     config = SalesforceCrm(bulk_threshold=bulk_threshold)
-    client = SalesforceClient(
-        INSTANCE, TOKEN, config.conn_id, config.api_version, retry, token_refresher=token_refresher
-    )
-    adapter = SalesforceAdapter(client, config, key_field, poll_interval=3, **kwargs)
+    adapter = SalesforceAdapter.from_connection(config, key_field, retry, poll_interval=3, **kwargs)
+    if login:  # a test's next login answers with what it registers
+        responses.remove(responses.POST, SOAP_LOGIN)
+    responses.calls.reset()
     return adapter, sleeps
 
 
@@ -73,10 +105,6 @@ def saved(*outcomes) -> list[dict]:
     return result
 
 
-def error(code: str, message: str) -> list[dict]:
-    return [{"message": message, "errorCode": code}]
-
-
 def changes(n: int, start: int = 0) -> list[Change]:
     return [Change(f"ACC-{i}", sf_id(i), {"Value_Tier__c": "Gold"}) for i in range(start, start + n)]
 
@@ -84,6 +112,10 @@ def changes(n: int, start: int = 0) -> list[Change]:
 def echo_success(request):
     body = json.loads(request.body)
     return 200, {}, json.dumps(saved(*(r["id"] for r in body["records"])))
+
+
+def bearer(call) -> str:
+    return call.request.headers["Authorization"]
 
 
 # --- fetch --------------------------------------------------------------------------------
@@ -108,7 +140,7 @@ def test_fetch_follows_next_records_url_and_counts_duplicate_keys():
             record(4, "o'neil", Value_Tier__c="Bronze", Manual_Segment_Lock__c=False),  # case differs from ours
         ],
     }
-    responses.get(f"{API}/query", json=page_1)
+    responses.get(QUERY, json=page_1)
     responses.get(f"{API}/query/01gD0000002HU6KIAW-2000", json=page_2)
     adapter, _ = make_adapter()
 
@@ -118,7 +150,8 @@ def test_fetch_follows_next_records_url_and_counts_duplicate_keys():
         "SELECT Id, External_Id__c, Value_Tier__c, Manual_Segment_Lock__c FROM Account "
         "WHERE External_Id__c IN ('ACC-1','ACC-2','O\\'Neil','ACC-9')"
     )
-    assert responses.calls[0].request.headers["Authorization"] == f"Bearer {TOKEN}"
+    assert bearer(responses.calls[0]) == f"Bearer {SESSION}"  # the SOAP login's sessionId
+    assert [c.request.url for c in responses.calls][1] == f"{API}/query/01gD0000002HU6KIAW-2000"
     assert len(responses.calls) == 2
     assert set(found) == {"ACC-1", "ACC-2", "O'Neil"}  # ACC-9 is not in the CRM
     assert found["ACC-1"].crm_id == sf_id(1)
@@ -131,7 +164,7 @@ def test_fetch_follows_next_records_url_and_counts_duplicate_keys():
 
 @responses.activate
 def test_fetch_chunks_keys_into_bounded_queries():
-    responses.get(f"{API}/query", json={"totalSize": 0, "done": True, "records": []})
+    responses.get(QUERY, json={"totalSize": 0, "done": True, "records": []})
     adapter, _ = make_adapter()
     ids = [f"ACCOUNT-{i:06d}" for i in range(450)]
 
@@ -156,7 +189,7 @@ def test_fetch_by_record_id_maps_15_character_ids_and_skips_non_ids():
         "done": True,
         "records": [{"attributes": {"type": "Account"}, "Id": sf_id(7), "Quadrant__c": "Q1"}],
     }
-    responses.get(f"{API}/query", json=body)
+    responses.get(QUERY, json=body)
     adapter, _ = make_adapter(key_field="Id")
 
     found = adapter.fetch([id15, "not-an-id"], ["Quadrant__c"])
@@ -167,23 +200,42 @@ def test_fetch_by_record_id_maps_15_character_ids_and_skips_non_ids():
     assert found[id15].values == {"Quadrant__c": "Q1"}
 
 
+@responses.activate
 def test_fetch_rejects_field_names_that_are_not_api_names():
     adapter, _ = make_adapter()
     with pytest.raises(PermanentError, match="INVALID_FIELD"):
         adapter.fetch(["ACC-1"], ["Name FROM User --"])
+    assert len(responses.calls) == 0
 
 
 @responses.activate
 def test_fetch_invalid_field_is_permanent():
-    responses.get(
-        f"{API}/query",
-        status=400,
-        json=error("INVALID_FIELD", "No such column 'Tier__c' on entity 'Account'."),
-    )
+    responses.get(QUERY, status=400, json=error("INVALID_FIELD", "No such column 'Tier__c' on entity 'Account'."))
     adapter, sleeps = make_adapter()
-    with pytest.raises(PermanentError, match="INVALID_FIELD"):
+    with pytest.raises(PermanentError) as raised:
         adapter.fetch(["ACC-1"], ["Tier__c"])
-    assert sleeps == []
+    assert str(raised.value) == "INVALID_FIELD: No such column 'Tier__c' on entity 'Account'."
+    assert sleeps == [] and len(responses.calls) == 1
+
+
+@responses.activate
+def test_a_failed_page_is_retried_alone():
+    page_1 = {"totalSize": 2, "done": False, "nextRecordsUrl": "/services/data/v62.0/query/01gNext-1", "records": []}
+    page_1["records"] = [record(1, "ACC-1")]
+    responses.get(QUERY, json=page_1)
+    responses.get(f"{API}/query/01gNext-1", status=503, json=error("SERVER_UNAVAILABLE", "down"))
+    responses.get(f"{API}/query/01gNext-1", json={"totalSize": 2, "done": True, "records": [record(2, "ACC-2")]})
+    adapter, sleeps = make_adapter()
+
+    found = adapter.fetch(["ACC-1", "ACC-2"], [])
+
+    assert sorted(found) == ["ACC-1", "ACC-2"]
+    assert [urlsplit(c.request.url).path for c in responses.calls] == [
+        "/services/data/v62.0/query/",
+        "/services/data/v62.0/query/01gNext-1",
+        "/services/data/v62.0/query/01gNext-1",
+    ]  # the first page was not asked again
+    assert len(sleeps) == 1
 
 
 @responses.activate
@@ -204,7 +256,7 @@ def test_read_accounts_since_is_incremental_on_system_modstamp():
             {"attributes": {"type": "Account"}, "Id": sf_id(3), "SystemModstamp": "2026-03-02T10:00:00.000+0000"}
         ],
     }
-    responses.get(f"{API}/query", json=page_1)
+    responses.get(QUERY, json=page_1)
     responses.get(f"{API}/query/01gD0000002HU6KIAW-2000", json=page_2)
     adapter, _ = make_adapter()
     since = datetime(2026, 3, 1, 9, 30, 0, 250_000, tzinfo=timezone(timedelta(hours=2)))
@@ -221,7 +273,7 @@ def test_read_accounts_since_is_incremental_on_system_modstamp():
 
 @responses.activate
 def test_read_accounts_since_takes_naive_datetimes_as_utc_and_is_lazy():
-    responses.get(f"{API}/query", json={"totalSize": 0, "done": True, "records": []})
+    responses.get(QUERY, json={"totalSize": 0, "done": True, "records": []})
     adapter, _ = make_adapter()
     rows = adapter.read_accounts_since(datetime(2026, 1, 2, 3, 4, 5), ["Name"])
     assert len(responses.calls) == 0  # a generator: nothing is read until iterated
@@ -256,7 +308,8 @@ def test_collections_partial_failure_maps_each_record():
     results = {r.account_id: r for r in adapter.update(batch)}
 
     request = responses.calls[0].request
-    assert request.headers["Authorization"] == f"Bearer {TOKEN}"
+    assert (request.method, request.url) == ("PATCH", COLLECTIONS)
+    assert request.headers["Authorization"] == f"Bearer {SESSION}"
     assert json.loads(request.body) == {
         "allOrNone": False,
         "records": [
@@ -276,8 +329,7 @@ def test_collections_partial_failure_maps_each_record():
         "failed_permanent",
         "FIELD_CUSTOM_VALIDATION_EXCEPTION",
     )
-    assert "Quadrant is required" in results["ACC-3"].error_message
-    assert "Quadrant__c" in results["ACC-3"].error_message
+    assert results["ACC-3"].error_message == "Quadrant is required for Enterprise accounts (fields: Quadrant__c)"
     assert adapter.calls == 1
     assert sleeps == []  # per-record failures are the sync's to retry, not the request's
 
@@ -339,9 +391,59 @@ def test_server_errors_and_timeouts_are_retried_then_succeed(failure):
 
     [result] = adapter.update(changes(1))
 
-    assert result.status == "success"
+    assert (result.status, result.attempts) == ("success", 2)
     assert len(sleeps) == 1 and 0.25 <= sleeps[0] <= 0.5  # the jittered backoff of attempt 1 (no Retry-After)
     assert len(responses.calls) == 2
+
+
+@pytest.mark.parametrize(
+    ("failure", "code"),
+    [
+        ({"status": 503, "json": error("SERVER_UNAVAILABLE", "Service Unavailable")}, "SERVER_UNAVAILABLE"),
+        ({"status": 500, "body": "<html>Internal Server Error</html>"}, "HTTP_500"),
+        ({"body": requests.exceptions.ReadTimeout("read timed out")}, "TIMEOUT"),
+        ({"body": requests.exceptions.ConnectionError("connection reset by peer")}, "CONNECTION_ERROR"),
+    ],
+    ids=["503", "500-html", "timeout", "connection-error"],
+)
+@responses.activate
+def test_server_errors_and_timeouts_that_last_fail_every_record_transiently(failure, code):
+    responses.patch(COLLECTIONS, **failure)
+    adapter, sleeps = make_adapter(attempts=3)
+
+    results = adapter.update(changes(2))
+
+    assert {(r.status, r.error_code, r.attempts) for r in results} == {("failed_transient", code, 3)}
+    assert len(responses.calls) == 3 and len(sleeps) == 2
+
+
+@responses.activate
+def test_an_answer_that_is_not_json_is_transient():
+    """A proxy's page with a 200: the library cannot parse it; sent again, then the record fails transiently."""
+    responses.patch(COLLECTIONS, body="<html>Maintenance</html>", content_type="text/html")
+    adapter, sleeps = make_adapter(attempts=2)
+    [result] = adapter.update(changes(1))
+    assert (result.status, result.error_code, result.error_message, result.attempts) == (
+        "failed_transient",
+        "BAD_RESPONSE",
+        "the answer is not JSON",
+        2,
+    )
+    assert len(sleeps) == 1
+
+
+def test_every_request_has_a_timeout(monkeypatch):
+    """simple-salesforce sets none: without ours a request could hang the task."""
+    seen = []
+
+    def send(self, request, **kwargs):
+        seen.append((request.method, urlsplit(request.url).path, kwargs.get("timeout")))
+        raise requests.exceptions.ConnectTimeout("no route")
+
+    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", send)
+    with pytest.raises(TransientError, match="TIMEOUT"):
+        SalesforceClient.from_connection("salesforce_default", RetryPolicy(attempts=1), timeout=(4.0, 30.0))
+    assert seen == [("POST", "/services/Soap/u/62.0", (4.0, 30.0))]
 
 
 @responses.activate
@@ -372,61 +474,84 @@ def test_other_403_and_400_are_permanent_without_retry():
     assert {(r.status, r.error_code) for r in results} == {("failed_permanent", "INSUFFICIENT_ACCESS")}
 
 
+# --- expired sessions: the library logs in again -------------------------------------------
+
+
 @responses.activate
-def test_expired_session_refreshes_the_token_once_and_succeeds():
+def test_expired_session_logs_in_again_and_succeeds():
     responses.patch(COLLECTIONS, status=401, json=error("INVALID_SESSION_ID", "Session expired or invalid"))
     responses.patch(COLLECTIONS, json=saved(sf_id(0)))
-    refreshed = []
+    adapter, sleeps = make_adapter()
+    add_soap_login(FRESH_SESSION)
 
-    def refresher() -> str:
-        refreshed.append(True)
-        return "00D5g000004XyzE!fresh-token"
-
-    adapter, sleeps = make_adapter(token_refresher=refresher)
     [result] = adapter.update(changes(1))
 
-    assert result.status == "success"
-    assert refreshed == [True]
-    assert responses.calls[0].request.headers["Authorization"] == f"Bearer {TOKEN}"
-    assert responses.calls[1].request.headers["Authorization"] == "Bearer 00D5g000004XyzE!fresh-token"
-    assert sleeps == []  # a refresh is not a backoff
+    assert (result.status, result.attempts) == ("success", 1)  # one attempt of ours: the library resent it
+    assert [c.request.method for c in responses.calls] == ["PATCH", "POST", "PATCH"]
+    assert responses.calls[1].request.url == SOAP_LOGIN
+    assert bearer(responses.calls[0]) == f"Bearer {SESSION}"
+    assert bearer(responses.calls[2]) == f"Bearer {FRESH_SESSION}"
+    assert sleeps == []  # a new login is not a backoff
+    assert adapter.calls == 2
 
 
 @responses.activate
-def test_expired_session_refreshes_only_once():
-    responses.patch(COLLECTIONS, status=401, json=error("INVALID_SESSION_ID", "Session expired or invalid"))
-    adapter, _ = make_adapter(token_refresher=lambda: "another-token")
-    [result] = adapter.update(changes(1))
-    assert (result.status, result.error_code) == ("failed_permanent", "INVALID_SESSION_ID")
-    assert len(responses.calls) == 2
-
-
-@responses.activate
-def test_expired_session_without_refresher_fails_permanently():
+def test_a_session_refused_after_logging_in_again_is_permanent():
+    """simple-salesforce logs in again up to four times, then gives up: a 401 retrying cannot fix."""
     responses.patch(COLLECTIONS, status=401, json=error("INVALID_SESSION_ID", "Session expired or invalid"))
     adapter, sleeps = make_adapter()
+    add_soap_login(FRESH_SESSION)
 
     results = adapter.update(changes(2))
 
     assert {(r.status, r.error_code) for r in results} == {("failed_permanent", "INVALID_SESSION_ID")}
-    assert len(responses.calls) == 1 and sleeps == []
+    assert results[0].error_message == (
+        "Session expired or invalid (Salesforce refused the session of the Airflow connection "
+        "'salesforce_default': logging in again did not help: check that its user may use the API)"
+    )
+    assert [c.request.method for c in responses.calls] == ["PATCH", "POST"] * 4
+    assert sleeps == []
+
+
+def direct_session_connection(token: str = SESSION) -> str:
+    """The provider's direct session: an access token, and the instance URL in the extra."""
+    return connection_json(password=token, extra={"instance_url": INSTANCE, "version": "62.0"})
 
 
 @responses.activate
-def test_expired_session_on_read_without_refresher_raises_permanent():
-    responses.get(f"{API}/query", status=401, json=error("INVALID_SESSION_ID", "Session expired or invalid"))
-    adapter, _ = make_adapter()
+def test_a_direct_session_sends_the_token_without_logging_in(monkeypatch):
+    use_connection(monkeypatch, direct_session_connection())
+    responses.patch(COLLECTIONS, status=401, json=error("INVALID_SESSION_ID", "Session expired or invalid"))
+    adapter, sleeps = make_adapter(login=False)
+
+    results = adapter.update(changes(2))
+
+    assert {(r.status, r.error_code) for r in results} == {("failed_permanent", "INVALID_SESSION_ID")}
+    assert results[0].error_message == (
+        "Session expired or invalid (Salesforce refused the session of the Airflow connection "
+        "'salesforce_default': store a fresh access token as its password, or give it a login)"
+    )
+    assert [c.request.method for c in responses.calls] == ["PATCH"]  # no login, and no second try
+    assert bearer(responses.calls[0]) == f"Bearer {SESSION}"
+    assert sleeps == []
+
+
+@responses.activate
+def test_a_direct_session_refused_on_read_raises_permanent(monkeypatch):
+    use_connection(monkeypatch, direct_session_connection())
+    responses.get(QUERY, status=401, json=error("INVALID_SESSION_ID", "Session expired or invalid"))
+    adapter, _ = make_adapter(login=False)
     with pytest.raises(PermanentError, match="INVALID_SESSION_ID"):
         adapter.fetch(["ACC-1"], ["Value_Tier__c"])
 
 
 @responses.activate
 def test_read_failing_transiently_after_retries_raises():
-    responses.get(f"{API}/query", status=503, json=error("SERVER_UNAVAILABLE", "down"))
+    responses.get(QUERY, status=503, json=error("SERVER_UNAVAILABLE", "down"))
     adapter, sleeps = make_adapter(attempts=2)
     with pytest.raises(TransientError, match="SERVER_UNAVAILABLE"):
         adapter.fetch(["ACC-1"], ["Value_Tier__c"])
-    assert len(sleeps) == 1
+    assert len(sleeps) == 1 and len(responses.calls) == 2
 
 
 @responses.activate
@@ -440,6 +565,7 @@ def test_short_result_list_never_drops_a_record():
     ]
 
 
+@responses.activate
 def test_two_accounts_on_one_record_are_not_written():
     adapter, _ = make_adapter()
     same = [
@@ -469,6 +595,8 @@ def job_info(state: str, **extra) -> dict:
         "jobType": "V2Ingest",
         "lineEnding": "LF",
         "columnDelimiter": "COMMA",
+        "numberRecordsProcessed": 0,
+        "numberRecordsFailed": 0,
     } | extra
 
 
@@ -480,8 +608,24 @@ def csv_text(header: list[str], rows: list[list[str]]) -> str:
     return out.getvalue()
 
 
+def add_bulk_job(*poll_states: str, uploads: list | None = None, **final) -> None:
+    """Create (Open), upload (201), close, one poll per state, then the job info read after the wait."""
+    responses.post(JOBS, json=job_info("Open", contentUrl=f"services/data/v62.0/jobs/ingest/{JOB_ID}/batches"))
+
+    def upload(request):
+        if uploads is not None:
+            uploads.append((request.headers["Content-Type"], request.body.decode()))
+        return 201, {}, ""
+
+    responses.add_callback(responses.PUT, f"{JOBS}/{JOB_ID}/batches", callback=upload)
+    responses.patch(f"{JOBS}/{JOB_ID}", json=job_info("UploadComplete"))
+    for state in poll_states:
+        responses.get(f"{JOBS}/{JOB_ID}", json=job_info(state, **(final if state == poll_states[-1] else {})))
+
+
 @responses.activate
-def test_bulk_job_lifecycle_maps_every_row():
+def test_bulk_job_lifecycle_maps_every_row(salesforce_connection):
+    polls = salesforce_connection
     batch = [
         Change("ACC-1", sf_id(1), {"Value_Tier__c": "Gold", "Health_Score__c": 71.4, "Case_Study_Candidate__c": True}),
         Change("ACC-2", sf_id(2), {"Value_Tier__c": 'Silver, "Plus"', "Case_Study_Candidate__c": False}),
@@ -490,25 +634,9 @@ def test_bulk_job_lifecycle_maps_every_row():
         Change("ACC-5", sf_id(5), {"Value_Tier__c": "Bronze"}),
     ]
     columns = ["Value_Tier__c", "Health_Score__c", "Case_Study_Candidate__c", "Quadrant__c"]
-    responses.post(JOBS, json=job_info("Open", contentUrl=f"services/data/v62.0/jobs/ingest/{JOB_ID}/batches"))
-    uploads = []
-
-    def upload(request):
-        uploads.append((request.headers["Content-Type"], request.body.decode()))
-        return 201, {}, ""
-
-    responses.add_callback(responses.PUT, f"{JOBS}/{JOB_ID}/batches", callback=upload)
-    responses.patch(f"{JOBS}/{JOB_ID}", json=job_info("UploadComplete"))
-    responses.get(f"{JOBS}/{JOB_ID}", json=job_info("InProgress", numberRecordsProcessed=0))
-    responses.get(f"{JOBS}/{JOB_ID}", json=job_info("InProgress", numberRecordsProcessed=2))
-    responses.get(
-        f"{JOBS}/{JOB_ID}",
-        json=job_info(
-            "Failed",
-            numberRecordsProcessed=3,
-            numberRecordsFailed=2,
-            errorMessage="InternalServerError : processing of the job was interrupted",
-        ),
+    uploads: list = []
+    add_bulk_job(
+        "InProgress", "InProgress", "JobComplete", uploads=uploads, numberRecordsProcessed=3, numberRecordsFailed=2
     )
     responses.get(
         f"{JOBS}/{JOB_ID}/successfulResults",
@@ -545,7 +673,7 @@ def test_bulk_job_lifecycle_maps_every_row():
         content_type="text/csv",
     )
     responses.get(
-        f"{JOBS}/{JOB_ID}/unprocessedrecords",
+        f"{JOBS}/{JOB_ID}/unprocessedRecords",
         body=csv_text(["Id", *columns], [[sf_id(4), "", "0.00001", "", ""]]),
         content_type="text/csv",
     )
@@ -554,20 +682,34 @@ def test_bulk_job_lifecycle_maps_every_row():
     results = {r.account_id: r for r in adapter.update(batch)}
 
     create = json.loads(responses.calls[0].request.body)
-    assert create == {"object": "Account", "operation": "update", "contentType": "CSV", "lineEnding": "LF"}
+    assert create == {
+        "operation": "update",
+        "columnDelimiter": "COMMA",
+        "lineEnding": "LF",
+        "object": "Account",
+        "contentType": "CSV",
+    }
     [(content_type, uploaded)] = uploads
-    assert content_type == "text/csv"
-    assert uploaded == (
-        "Id,Value_Tier__c,Health_Score__c,Case_Study_Candidate__c,Quadrant__c\n"
-        f"{sf_id(1)},Gold,71.4,true,\n"
-        f'{sf_id(2)},"Silver, ""Plus""",,false,\n'
-        f"{sf_id(3)},,,,#N/A\n"
-        f"{sf_id(4)},,0.00001,,\n"
-        f"{sf_id(5)},Bronze,,,\n"
-    )
+    assert content_type == "text/csv; charset=UTF-8"
+    rows = list(csv.DictReader(io.StringIO(uploaded)))
+    assert sorted(rows[0]) == sorted(["Id", *columns])  # the library orders the columns as it likes
+    assert rows == [
+        {"Id": sf_id(1), "Value_Tier__c": "Gold", "Health_Score__c": "71.4", "Case_Study_Candidate__c": "true"}
+        | {"Quadrant__c": ""},
+        {"Id": sf_id(2), "Value_Tier__c": 'Silver, "Plus"', "Health_Score__c": "", "Case_Study_Candidate__c": "false"}
+        | {"Quadrant__c": ""},
+        {"Id": sf_id(3), "Value_Tier__c": "", "Health_Score__c": "", "Case_Study_Candidate__c": ""}
+        | {"Quadrant__c": "#N/A"},  # a null, as Bulk API 2.0 writes it; an empty cell leaves the field alone
+        {"Id": sf_id(4), "Value_Tier__c": "", "Health_Score__c": "0.00001", "Case_Study_Candidate__c": ""}
+        | {"Quadrant__c": ""},
+        {"Id": sf_id(5), "Value_Tier__c": "Bronze", "Health_Score__c": "", "Case_Study_Candidate__c": ""}
+        | {"Quadrant__c": ""},
+    ]
     close = [c for c in responses.calls if c.request.method == "PATCH"]
     assert [json.loads(c.request.body) for c in close] == [{"state": "UploadComplete"}]
-    assert sleeps == [3, 3]  # two polls saw InProgress, at the injected interval
+    # The library's waits: the interval first, then the interval plus e^0/1000 after each InProgress.
+    assert polls == [3, 3.001, 3.001]
+    assert sleeps == []
 
     assert len(results) == 5
     assert results["ACC-1"].status == "success"
@@ -579,8 +721,25 @@ def test_bulk_job_lifecycle_maps_every_row():
     )
     assert (results["ACC-4"].status, results["ACC-4"].error_code) == ("failed_transient", "UNPROCESSED")
     assert (results["ACC-5"].status, results["ACC-5"].error_code) == ("failed_transient", "NO_RESULT")
-    assert "interrupted" in results["ACC-5"].error_message
+    assert results["ACC-5"].error_message == f"no result in bulk job(s) {JOB_ID}"
     assert (adapter.calls, adapter.bulk_jobs) == (3, 1)  # create + upload + close
+
+
+@responses.activate
+def test_a_failed_bulk_job_fails_every_record_transiently():
+    """The library raises on a Failed job without its id: which rows it wrote is unknown, so all are sent again."""
+    add_bulk_job("InProgress", "Failed", errorMessage="InternalServerError : processing of the job was interrupted")
+    responses.get(f"{JOBS}/{JOB_ID}", json=job_info("Failed"))  # the library reads it again before raising
+    adapter, _ = make_adapter(bulk_threshold=1)
+
+    results = adapter.update(changes(3))
+
+    assert {(r.status, r.error_code) for r in results} == {("failed_transient", "BULK_JOB_FAILED")}
+    assert results[0].error_message == (
+        "Job failure. Response content: InternalServerError : processing of the job was interrupted"
+    )
+    assert not any(c.request.url.endswith("Results") for c in responses.calls)
+    assert (adapter.calls, adapter.bulk_jobs) == (3, 0)
 
 
 @responses.activate
@@ -588,7 +747,9 @@ def test_bulk_job_that_cannot_be_created_fails_every_record():
     responses.post(JOBS, status=400, json=error("INVALIDJOB", "Invalid object: Acount"))
     adapter, _ = make_adapter(bulk_threshold=1)
     results = adapter.update(changes(3))
-    assert {(r.status, r.error_code) for r in results} == {("failed_permanent", "INVALIDJOB")}
+    assert {(r.status, r.error_code, r.error_message) for r in results} == {
+        ("failed_permanent", "INVALIDJOB", "Invalid object: Acount")
+    }
     assert (adapter.calls, adapter.bulk_jobs) == (1, 0)
 
 
@@ -596,28 +757,36 @@ def test_bulk_job_that_cannot_be_created_fails_every_record():
 def test_bulk_upload_failing_aborts_the_job_and_fails_transiently():
     responses.post(JOBS, json=job_info("Open"))
     responses.put(f"{JOBS}/{JOB_ID}/batches", status=503, json=error("SERVER_UNAVAILABLE", "down"))
+    responses.get(f"{JOBS}/{JOB_ID}", json=job_info("Open"))
     responses.patch(f"{JOBS}/{JOB_ID}", json=job_info("Aborted"))
-    adapter, _ = make_adapter(bulk_threshold=1, attempts=2)
+    adapter, _ = make_adapter(bulk_threshold=1)
 
     results = adapter.update(changes(3))
 
     assert {(r.status, r.error_code) for r in results} == {("failed_transient", "SERVER_UNAVAILABLE")}
     [abort] = [c for c in responses.calls if c.request.method == "PATCH"]
     assert json.loads(abort.request.body) == {"state": "Aborted"}
+    assert adapter.calls == 3  # create, upload, abort
 
 
 @responses.activate
-def test_bulk_job_still_running_after_the_poll_timeout_is_aborted():
-    responses.post(JOBS, json=job_info("Open"))
-    responses.put(f"{JOBS}/{JOB_ID}/batches", status=201)
-    responses.patch(f"{JOBS}/{JOB_ID}", json=job_info("UploadComplete"))
-    responses.get(f"{JOBS}/{JOB_ID}", json=job_info("InProgress"))
-    adapter, sleeps = make_adapter(bulk_threshold=1, poll_timeout=9)
+def test_bulk_job_still_running_after_the_poll_timeout_is_aborted(monkeypatch):
+    import time
 
+    import simple_salesforce.bulk2
+
+    monkeypatch.setattr(simple_salesforce.bulk2, "sleep", time.sleep)  # the bound is in real time
+    add_bulk_job("InProgress")
+    responses.patch(f"{JOBS}/{JOB_ID}", json=job_info("Aborted"))
+    adapter, _ = make_adapter(bulk_threshold=1, poll_timeout=0.05)
+    adapter.poll_interval = 0.01
+
+    started = time.monotonic()
     results = adapter.update(changes(2))
 
+    assert time.monotonic() - started < 5  # not the library's own 24 hours
     assert {(r.status, r.error_code) for r in results} == {("failed_transient", "BULK_TIMEOUT")}
-    assert sleeps == [3, 3, 3]
+    assert results[0].error_message == "Job timeout. Job status: InProgress"
     patches = [json.loads(c.request.body) for c in responses.calls if c.request.method == "PATCH"]
     assert patches == [{"state": "UploadComplete"}, {"state": "Aborted"}]
 
@@ -660,26 +829,19 @@ def test_ten_thousand_changes_below_the_threshold_are_fifty_collections_calls():
 @responses.activate
 def test_ten_thousand_changes_above_the_threshold_are_one_bulk_job():
     batch = changes(10_000)
-    uploaded = []
-
-    def upload(request):
-        uploaded.append(request.body.decode())
-        return 201, {}, ""
+    uploads: list = []
 
     def successes(request):
-        rows = list(csv.DictReader(io.StringIO(uploaded[0])))
+        rows = list(csv.DictReader(io.StringIO(uploads[0][1])))
         body = csv_text(
             ["sf__Id", "sf__Created", "Id", "Value_Tier__c"], [[r["Id"], "false", r["Id"], "Gold"] for r in rows]
         )
         return 200, {"Content-Type": "text/csv"}, body
 
-    responses.post(JOBS, json=job_info("Open"))
-    responses.add_callback(responses.PUT, f"{JOBS}/{JOB_ID}/batches", callback=upload)
-    responses.patch(f"{JOBS}/{JOB_ID}", json=job_info("UploadComplete"))
-    responses.get(f"{JOBS}/{JOB_ID}", json=job_info("JobComplete", numberRecordsProcessed=10_000))
+    add_bulk_job("JobComplete", uploads=uploads, numberRecordsProcessed=10_000)
     responses.add_callback(responses.GET, f"{JOBS}/{JOB_ID}/successfulResults", callback=successes)
     responses.get(f"{JOBS}/{JOB_ID}/failedResults", body='"sf__Id","sf__Error","Id","Value_Tier__c"\n')
-    responses.get(f"{JOBS}/{JOB_ID}/unprocessedrecords", body='"Id","Value_Tier__c"\n')
+    responses.get(f"{JOBS}/{JOB_ID}/unprocessedRecords", body='"Id","Value_Tier__c"\n')
     adapter, _ = make_adapter(bulk_threshold=2000)
 
     results = adapter.update(batch)
@@ -687,28 +849,31 @@ def test_ten_thousand_changes_above_the_threshold_are_one_bulk_job():
     assert adapter.bulk_jobs == 1
     assert adapter.calls == 3
     assert len([c for c in responses.calls if c.request.method == "POST"]) == 1
-    assert uploaded[0].count("\n") == 10_001
+    assert uploads[0][1].count("\n") == 10_001
     assert len(results) == 10_000 and {r.status for r in results} == {"success"}
 
 
+@responses.activate
 def test_no_changes_no_calls():
     adapter, _ = make_adapter()
-    with responses.RequestsMock():  # any request would fail: none is registered
-        assert adapter.update([]) == []
+    assert adapter.update([]) == []
+    assert len(responses.calls) == 0
     assert (adapter.calls, adapter.bulk_jobs) == (0, 0)
 
 
-# --- secrets and connections -----------------------------------------------------------------
+# --- secrets ---------------------------------------------------------------------------------
 
 
 @responses.activate
-def test_the_access_token_never_reaches_logs_or_errors(caplog):
+def test_no_secret_reaches_logs_or_errors(caplog):
     caplog.set_level(logging.DEBUG)
-    # A server echoing the token back, then a transport error mentioning it: both masked.
-    responses.patch(COLLECTIONS, status=503, json=error("SERVER_UNAVAILABLE", f"bad header Bearer {TOKEN}"))
-    responses.patch(COLLECTIONS, body=requests.exceptions.ConnectionError(f"reset while sending {TOKEN}"))
-    responses.get(f"{API}/query", status=401, json=error("INVALID_SESSION_ID", f"Session {TOKEN} expired"))
+    # A server echoing the session back, a transport error quoting the password, then a 401
+    # quoting the first session while the library logs in again with others: all masked.
+    responses.patch(COLLECTIONS, status=503, json=error("SERVER_UNAVAILABLE", f"bad header Bearer {SESSION}"))
+    responses.patch(COLLECTIONS, body=requests.exceptions.ConnectionError(f"reset while sending {PASSWORD}"))
+    responses.get(QUERY, status=401, json=error("INVALID_SESSION_ID", f"Session {SESSION} expired"))
     adapter, _ = make_adapter(attempts=2)
+    add_soap_login(FRESH_SESSION)
 
     results = adapter.update(changes(2))
     with pytest.raises(PermanentError) as raised:
@@ -719,92 +884,250 @@ def test_the_access_token_never_reaches_logs_or_errors(caplog):
     texts += [adapter.describe()]
     texts += [f"{r.error_code} {r.error_message}" for r in results]
     assert "retrying" in caplog.text  # the retry was logged...
-    assert all(TOKEN not in text for text in texts)  # ...without the token
-    assert "***" in str(raised.value)
+    for secret in (SESSION, FRESH_SESSION, PASSWORD, SECURITY_TOKEN):
+        assert all(secret not in text for text in texts), secret  # ...without a secret
+    assert str(raised.value).startswith("INVALID_SESSION_ID: Session *** expired")
+    assert "reset while sending ***" in results[0].error_message
     assert adapter.describe() == "salesforce:acme.my.salesforce.com/Account"
 
 
-class FakeConnection:
-    def __init__(self, host=None, password=None, extra=None):
-        self.host, self.password, self.extra_dejson = host, password, extra or {}
-
-
-def use_connection(monkeypatch, connection):
-    from airflow.sdk import BaseHook
-
-    monkeypatch.setattr(BaseHook, "get_connection", classmethod(lambda cls, conn_id: connection))
-
-
-def test_from_connection_with_an_access_token(monkeypatch):
-    use_connection(monkeypatch, FakeConnection(host="acme.my.salesforce.com", password=TOKEN))
-    adapter = SalesforceAdapter.from_connection(SalesforceCrm(), "External_Id__c", RetryPolicy())
-    assert adapter.client.instance_url == INSTANCE
-    assert adapter.describe() == "salesforce:acme.my.salesforce.com/Account"
-    assert adapter.client.token_refresher is None
-    assert TOKEN not in repr(adapter) and TOKEN not in repr(adapter.client)
-
-
-def test_from_connection_without_credentials_is_permanent(monkeypatch):
-    use_connection(monkeypatch, FakeConnection(host="acme.my.salesforce.com"))
-    with pytest.raises(PermanentError, match="NO_CREDENTIALS"):
-        SalesforceAdapter.from_connection(SalesforceCrm(), "External_Id__c", RetryPolicy())
+# --- the provider's connection: every login form ----------------------------------------------
 
 
 @responses.activate
-def test_from_connection_with_client_credentials_gets_and_refreshes_tokens(monkeypatch, caplog):
-    caplog.set_level(logging.DEBUG)
-    secret = "S3cr3tClientValue"
-    use_connection(
-        monkeypatch,
-        FakeConnection(
-            extra={"client_id": "3MVG9-client", "client_secret": secret, "domain": "acme.my.salesforce.com"}
+def test_username_password_and_security_token_log_in_with_soap():
+    responses.get(QUERY, json={"totalSize": 0, "done": True, "records": []})
+    add_soap_login()
+
+    client = SalesforceClient.from_connection("salesforce_default", RetryPolicy())
+    assert list(client.query("SELECT Id FROM Account")) == []
+
+    login, query = responses.calls
+    assert (login.request.method, login.request.url) == ("POST", SOAP_LOGIN)
+    assert login.request.headers["SOAPAction"] == "login"
+    body = login.request.body.decode() if isinstance(login.request.body, bytes) else login.request.body
+    assert f"<n1:username>{USERNAME}</n1:username>" in body
+    assert f"<n1:password>{PASSWORD}{SECURITY_TOKEN}</n1:password>" in body  # Salesforce's rule: password + token
+    assert query.request.url.startswith(f"{API}/query/?q=")  # the instance from serverUrl, the extra's version
+    assert bearer(query) == f"Bearer {SESSION}"
+    assert client.instance_url == INSTANCE
+
+
+@responses.activate
+def test_a_refused_login_is_permanent_names_the_connection_and_is_masked(monkeypatch):
+    responses.post(
+        SOAP_LOGIN,
+        status=500,
+        body=soap_login_fault(
+            "INVALID_LOGIN", f"Invalid username, password, security token; or user locked out. {PASSWORD}"
         ),
+        content_type="text/xml",
     )
-    token_url = f"{INSTANCE}/services/oauth2/token"
-    issued = {
-        "instance_url": INSTANCE,
-        "id": "https://login.salesforce.com/id/00D5g000004XyzEEAS/0055g00000AbCdEAAV",
-        "token_type": "Bearer",
-        "issued_at": "1793505600000",
-        "signature": "c2lnbmF0dXJl",
-    }
-    responses.post(token_url, json=issued | {"access_token": "first-token-value"})
-    responses.post(token_url, json=issued | {"access_token": "second-token-value"})
-    responses.patch(COLLECTIONS, status=401, json=error("INVALID_SESSION_ID", "Session expired or invalid"))
-    responses.patch(COLLECTIONS, json=saved(sf_id(0)))
+    sleeps: list[float] = []
+    with pytest.raises(PermanentError) as raised:
+        SalesforceClient.from_connection("salesforce_default", RetryPolicy(sleep=sleeps.append))
+    assert str(raised.value) == (
+        "INVALID_LOGIN: Invalid username, password, security token; or user locked out. *** (Salesforce refused "
+        "the login of the Airflow connection 'salesforce_default': fix its credentials, "
+        "docs/crm-sync.md#the-salesforce-connection)"
+    )
+    assert len(responses.calls) == 1 and sleeps == []
+
+
+@responses.activate
+def test_a_login_endpoint_that_is_down_is_retried():
+    responses.post(SOAP_LOGIN, status=503, body="<html>Service Unavailable</html>", content_type="text/html")
+    add_soap_login()
+    sleeps: list[float] = []
+    client = SalesforceClient.from_connection("salesforce_default", RetryPolicy(sleep=sleeps.append))
+    assert client.sf.session_id == SESSION
+    assert len(responses.calls) == 2 and len(sleeps) == 1
+
+
+def rsa_key_pair() -> tuple[str, str]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    return private, public
+
+
+@responses.activate
+def test_a_connected_app_with_jwt_bearer_logs_in_and_again_when_the_session_expires(monkeypatch, caplog):
+    import jwt
+
+    caplog.set_level(logging.DEBUG)
+    private_key, public_key = rsa_key_pair()
+    consumer_key = "3MVG9fTLmJ60pJ5J.consumer.key"
+    # No "version" extra: simple-salesforce's default API version (59.0).
+    use_connection(
+        monkeypatch, connection_json(login=USERNAME, extra={"consumer_key": consumer_key, "private_key": private_key})
+    )
+    token_url = "https://login.salesforce.com/services/oauth2/token"
+    responses.post(token_url, json=token_response("jwt-session-one"))
+    responses.post(token_url, json=token_response("jwt-session-two"))
+    collections = f"{INSTANCE}/services/data/v59.0/composite/sobjects"
+    responses.patch(collections, status=401, json=error("INVALID_SESSION_ID", "Session expired or invalid"))
+    responses.patch(collections, json=saved(sf_id(0)))
 
     adapter = SalesforceAdapter.from_connection(SalesforceCrm(), "External_Id__c", RetryPolicy(sleep=lambda s: None))
     [result] = adapter.update(changes(1))
 
     assert result.status == "success"
-    token_calls = [c for c in responses.calls if c.request.url == token_url]
-    assert len(token_calls) == 2
-    assert parse_qs(token_calls[0].request.body) == {
-        "grant_type": ["client_credentials"],
-        "client_id": ["3MVG9-client"],
-        "client_secret": [secret],
-    }
+    tokens = [c for c in responses.calls if c.request.url == token_url]
+    assert len(tokens) == 2
+    form = parse_qs(tokens[0].request.body)
+    assert form["grant_type"] == ["urn:ietf:params:oauth:grant-type:jwt-bearer"]
+    claims = jwt.decode(form["assertion"][0], public_key, algorithms=["RS256"], audience="https://login.salesforce.com")
+    assert (claims["iss"], claims["sub"]) == (consumer_key, USERNAME)
+    assert 170 < int(claims["exp"]) - datetime.now(UTC).timestamp() <= 181  # 3 minutes, rounded to the second
     patches = [c for c in responses.calls if c.request.method == "PATCH"]
-    assert [c.request.headers["Authorization"] for c in patches] == [
-        "Bearer first-token-value",
-        "Bearer second-token-value",
-    ]
-    assert adapter.calls == 2
-    assert all(s not in caplog.text for s in (secret, "first-token-value", "second-token-value"))
+    assert [bearer(c) for c in patches] == ["Bearer jwt-session-one", "Bearer jwt-session-two"]
+    assert adapter.describe() == "salesforce:acme.my.salesforce.com/Account"
+    assert "BEGIN PRIVATE KEY" not in caplog.text and private_key.splitlines()[1] not in caplog.text
 
 
 @responses.activate
-def test_client_credentials_rejected_is_permanent_and_masked(monkeypatch):
-    secret = "S3cr3tClientValue"
-    use_connection(monkeypatch, FakeConnection(extra={"client_id": "x", "client_secret": secret, "domain": "test"}))
-    responses.post(
-        "https://test.salesforce.com/services/oauth2/token",
-        status=400,
-        json={"error": "invalid_client", "error_description": f"invalid client credentials {secret}"},
+def test_a_refused_jwt_is_permanent_and_masked(monkeypatch):
+    private_key, _ = rsa_key_pair()
+    use_connection(
+        monkeypatch, connection_json(login=USERNAME, extra={"consumer_key": "3MVG9-key", "private_key": private_key})
     )
-    with pytest.raises(PermanentError, match="OAUTH_INVALID_CLIENT") as raised:
+    responses.post(
+        "https://login.salesforce.com/services/oauth2/token",
+        status=400,
+        json={"error": "invalid_grant", "error_description": "user hasn't approved this consumer"},
+    )
+    # simple-salesforce warns with the URL that authorizes the app, for this error.
+    with pytest.warns(UserWarning, match="authorize this"), pytest.raises(PermanentError) as raised:
+        SalesforceClient.from_connection("salesforce_default", RetryPolicy())
+    assert raised.value.code == "INVALID_GRANT"
+    assert raised.value.message.startswith("user hasn't approved this consumer (Salesforce refused the login")
+    assert private_key.splitlines()[1] not in str(raised.value)
+
+
+@responses.activate
+def test_client_credentials_log_in_at_the_my_domain(monkeypatch):
+    secret = "S3cr3tConsumerValue"
+    extra = {"consumer_key": "3MVG9-client", "consumer_secret": secret, "domain": "acme.my"}
+    use_connection(monkeypatch, connection_json(extra=extra))
+    token_url = f"{INSTANCE}/services/oauth2/token"
+    responses.post(token_url, json=token_response("cc-session"))
+    responses.get(f"{INSTANCE}/services/data/v59.0/query/", json={"totalSize": 0, "done": True, "records": []})
+
+    client = SalesforceClient.from_connection("salesforce_default", RetryPolicy())
+    assert list(client.query("SELECT Id FROM Account")) == []
+
+    login, query = responses.calls
+    assert parse_qs(login.request.body) == {"grant_type": ["client_credentials"]}
+    assert (
+        login.request.headers["Authorization"]
+        == "Basic " + base64.b64encode(f"3MVG9-client:{secret}".encode()).decode()
+    )
+    assert bearer(query) == "Bearer cc-session"
+    assert secret not in repr(client)
+
+
+# --- a connection that cannot log in fails at once, saying what to fix ------------------------
+
+FIX = "docs/crm-sync.md#the-salesforce-connection"
+
+
+@pytest.mark.parametrize(
+    ("fields", "problem"),
+    [
+        (
+            {"login": USERNAME, "password": PASSWORD, "extra": {"domain": "acme.my"}},
+            "missing extra security_token. Fix: set the user's security token (Salesforce: Settings > Reset My "
+            "Security Token), or extra organization_id if the org trusts this IP",
+        ),
+        ({"login": USERNAME}, "missing password. Fix: set the user's password and extra security_token"),
+        (
+            {"extra": {"security_token": SECURITY_TOKEN}},
+            "missing login. Fix: set login (username), password and extra security_token; or login, extra "
+            "consumer_key and private_key for the JWT bearer flow",
+        ),
+        (
+            {"extra": {"consumer_key": "3MVG9-key", "private_key_file_path": "/keys/salesforce.pem"}},
+            "missing login. Fix: set login to the username of the user the JWT bearer flow acts as",
+        ),
+        (
+            {"login": USERNAME, "extra": {"consumer_key": "3MVG9-key"}},
+            "missing extra private_key (or private_key_file_path). Fix: set the connected app's private key for "
+            "the JWT bearer flow, or password and extra consumer_secret for the username-password flow",
+        ),
+        (
+            {"extra": {"consumer_key": "3MVG9-key", "consumer_secret": "s3cret", "domain": "login"}},
+            "missing extra domain (the org's My Domain). Fix: set domain to the My Domain without .salesforce.com "
+            "(e.g. acme.my): the client-credentials flow cannot use login or test; or set login and password for "
+            "the username-password flow",
+        ),
+        (
+            {"host": "https://acme.my.salesforce.com", "password": "00D-token"},
+            "missing a login (host + password as an access token is this project's former shape). Fix: set login "
+            "(username), password and extra security_token; or keep the token as the password and move the host "
+            "to extra instance_url (https://acme.my.salesforce.com)",
+        ),
+        (
+            {"extra": {"client_id": "3MVG9-client", "client_secret": "s3cret", "domain": "acme.my.salesforce.com"}},
+            "missing extra consumer_key and consumer_secret (client_id/client_secret are this project's former "
+            "shape). Fix: rename client_id to consumer_key and client_secret to consumer_secret, and set domain to "
+            "the org's My Domain without .salesforce.com (e.g. acme.my)",
+        ),
+    ],
+    ids=["no-token", "no-password", "no-login", "jwt-no-login", "jwt-no-key", "cc-login-domain", "old-token", "old-cc"],
+)
+@responses.activate
+def test_a_connection_missing_a_field_names_it_and_the_fix(monkeypatch, fields, problem):
+    use_connection(monkeypatch, connection_json(**fields))
+    with pytest.raises(PermanentError) as raised:
         SalesforceAdapter.from_connection(SalesforceCrm(), "External_Id__c", RetryPolicy())
-    assert secret not in str(raised.value)
+    assert str(raised.value) == (
+        f"SALESFORCE_CONNECTION: Airflow connection 'salesforce_default': no Salesforce login possible: {problem} "
+        f"({FIX})."
+    )
+    assert len(responses.calls) == 0  # nothing sent
+
+
+def test_a_missing_connection_is_permanent_and_says_how_to_create_it(monkeypatch):
+    monkeypatch.delenv("AIRFLOW_CONN_SALESFORCE_DEFAULT")
+    with pytest.raises(PermanentError) as raised:
+        SalesforceAdapter.from_connection(SalesforceCrm(), "External_Id__c", RetryPolicy())
+    assert str(raised.value) == (
+        "SALESFORCE_CONNECTION: no Airflow connection 'salesforce_default'. Fix: create it (conn_type salesforce), "
+        f"{FIX}."
+    )
+
+
+@responses.activate
+def test_a_direct_session_needs_a_url(monkeypatch):
+    use_connection(monkeypatch, connection_json(password="00D-token", extra={"instance_url": "acme.my.salesforce.com"}))
+    with pytest.raises(PermanentError) as raised:
+        SalesforceClient.from_connection("salesforce_default")
+    assert str(raised.value) == (
+        "SALESFORCE_CONNECTION: Airflow connection 'salesforce_default': extra instance_url "
+        "'acme.my.salesforce.com' is not a URL. Fix: write it https://acme.my.salesforce.com."
+    )
+
+
+@responses.activate
+def test_api_version_in_the_rules_is_no_longer_read_and_says_where_it_went(caplog):
+    add_soap_login()
+    adapter = SalesforceAdapter.from_connection(SalesforceCrm(api_version="62.0"), "External_Id__c", RetryPolicy())
+    assert adapter.client.sf.sf_version == "62.0"  # the connection's "version" extra
+    assert (
+        "include/rules/crm_sync.yaml: salesforce.api_version 62.0 is no longer read; the API version is the Airflow "
+        "connection 'salesforce_default''s extra 'version' (simple-salesforce's default when absent). Fix: move it "
+        "there and remove it from include/rules/crm_sync.yaml."
+    ) in caplog.text
 
 
 def test_modstamp_literal_uses_utc():

@@ -1,9 +1,12 @@
-"""Salesforce as the CRM source for extraction: SOQL on SystemModstamp, through the real gate and load."""
+"""Salesforce as the CRM source for extraction: SOQL on SystemModstamp, through the real gate and load.
+
+The connection is the Airflow Salesforce provider's (username, password and security token, in
+``AIRFLOW_CONN_SALESFORCE_DEFAULT``); simple-salesforce logs in with SOAP, then queries.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
-from types import SimpleNamespace
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -14,9 +17,19 @@ from postsales import warehouse
 from postsales.config import SalesforceObjectMapping, SalesforceSource, load_sources
 from postsales.extract import extract_entity
 from postsales.sources import Interval
+from salesforce_fakes import (
+    INSTANCE,
+    PASSWORD,
+    QUERY,
+    SECURITY_TOKEN,
+    SESSION,
+    SOAP_LOGIN,
+    add_soap_login,
+    connection_json,
+    password_connection,
+    use_connection,
+)
 
-INSTANCE = "https://acme.my.salesforce.com"
-QUERY_URL = f"{INSTANCE}/services/data/v62.0/query"
 COLUMNS = {
     "account_id": "Id",
     "name": "Name",
@@ -56,11 +69,8 @@ def record(account_id, name, **overrides):
 
 @pytest.fixture
 def salesforce_accounts(monkeypatch):
-    """sources.yaml with accounts from Salesforce; the Airflow connection holds the token."""
-    import airflow.sdk
-
-    connection = SimpleNamespace(host=INSTANCE, password="00Dxx!secret-token", extra_dejson={})
-    monkeypatch.setattr(airflow.sdk.BaseHook, "get_connection", classmethod(lambda cls, conn_id: connection))
+    """sources.yaml with accounts from Salesforce; the Airflow connection holds the credentials."""
+    use_connection(monkeypatch, password_connection())
     config = load_sources()
     entities = dict(config.entities)
     entities["accounts"] = entities["accounts"].model_copy(update={"source": "salesforce"})
@@ -86,7 +96,8 @@ def test_incremental_accounts_from_salesforce(warehouse_url, salesforce_accounts
         # Bad: a lifecycle stage outside the list — quarantined with its reason, not dropped.
         "records": [record("001000000000003AAA", "Initech", Lifecycle_Stage__c="Onboarding")],
     }
-    responses.get(QUERY_URL, json=first_page)
+    add_soap_login()
+    responses.get(QUERY, json=first_page)
     responses.get(f"{INSTANCE}/services/data/v62.0/query/01gxx-2000", json=second_page)
 
     summary = extract_entity(
@@ -96,12 +107,16 @@ def test_incremental_accounts_from_salesforce(warehouse_url, salesforce_accounts
         sources=salesforce_accounts,
         build_data_docs=False,
     )
-    soql = parse_qs(urlsplit(responses.calls[0].request.url).query)["q"][0]
-    assert soql.startswith("SELECT Id, Name, Industry, NumberOfEmployees")
-    assert soql.endswith(
+    login, first, second = responses.calls
+    assert (login.request.method, login.request.url) == ("POST", SOAP_LOGIN)
+    soql = parse_qs(urlsplit(first.request.url).query)["q"][0]
+    assert soql == (
+        "SELECT Id, Name, Industry, NumberOfEmployees, AnnualRevenue, BillingCountry, CreatedDate, SystemModstamp, "
+        "Wallet_Potential_ARR__c, Go_Live_Date__c, Lifecycle_Stage__c, Referenceable__c, Segment_Override__c "
         "FROM Account WHERE SystemModstamp >= 2024-03-01T00:00:00Z AND SystemModstamp < 2024-03-02T00:00:00Z"
     )
-    assert responses.calls[0].request.headers["Authorization"] == "Bearer 00Dxx!secret-token"
+    assert first.request.headers["Authorization"] == f"Bearer {SESSION}"
+    assert second.request.url == f"{INSTANCE}/services/data/v62.0/query/01gxx-2000"
     assert (summary.rows_read, summary.rows_loaded, summary.rows_quarantined) == (3, 2, 1)
     with warehouse.engine(warehouse_url).connect() as conn:
         staged = conn.execute(
@@ -119,8 +134,9 @@ def test_incremental_accounts_from_salesforce(warehouse_url, salesforce_accounts
 def test_an_unknown_field_names_the_mapping_to_fix(salesforce_accounts, warehouse_url):
     from postsales.errors import DataContractError
 
+    add_soap_login()
     responses.get(
-        QUERY_URL,
+        QUERY,
         status=400,
         json=[
             {"message": "No such column 'Wallet_Potential_ARR__c' on entity 'Account'.", "errorCode": "INVALID_FIELD"}
@@ -134,18 +150,22 @@ def test_an_unknown_field_names_the_mapping_to_fix(salesforce_accounts, warehous
             sources=salesforce_accounts,
             build_data_docs=False,
         )
-    assert "secret-token" not in str(error.value)
-    assert "WHERE" not in parse_qs(urlsplit(responses.calls[0].request.url).query)["q"][0]  # full refresh
+    assert str(error.value) == (
+        "accounts: salesforce rejected the query on Account: INVALID_FIELD: No such column 'Wallet_Potential_ARR__c' "
+        "on entity 'Account'.. Fix: check salesforce.objects.accounts.columns in include/rules/sources.yaml."
+    )
+    assert all(secret not in str(error.value) for secret in (PASSWORD, SECURITY_TOKEN, SESSION))
+    assert "WHERE" not in parse_qs(urlsplit(responses.calls[1].request.url).query)["q"][0]  # full refresh
 
 
+@responses.activate
 def test_a_connection_without_credentials_is_not_retried(salesforce_accounts, warehouse_url, monkeypatch):
-    """Retrying cannot supply a token: the extract fails at once (NotRetryableError), naming the connection."""
-    import airflow.sdk
-
+    """Retrying cannot supply a security token: the extract fails at once (NotRetryableError), naming the
+    connection, the missing field and the fix, before any request."""
     from postsales.errors import NotRetryableError
 
-    no_token = SimpleNamespace(host=INSTANCE, password=None, extra_dejson={})
-    monkeypatch.setattr(airflow.sdk.BaseHook, "get_connection", classmethod(lambda cls, conn_id: no_token))
+    no_token = connection_json(login="integration@acme.example", password=PASSWORD, extra={"domain": "acme.my"})
+    use_connection(monkeypatch, no_token)
     with pytest.raises(NotRetryableError) as error:
         extract_entity(
             "accounts",
@@ -155,6 +175,27 @@ def test_a_connection_without_credentials_is_not_retried(salesforce_accounts, wa
             build_data_docs=False,
         )
     assert str(error.value) == (
-        "NO_CREDENTIALS: salesforce source: connection 'salesforce_default' needs host (instance URL) and "
-        "password (access token), or extra client_id/client_secret/domain"
+        "SALESFORCE_CONNECTION: salesforce source: Airflow connection 'salesforce_default': no Salesforce login "
+        "possible: missing extra security_token. Fix: set the user's security token (Salesforce: Settings > Reset "
+        "My Security Token), or extra organization_id if the org trusts this IP "
+        "(docs/crm-sync.md#the-salesforce-connection)."
+    )
+    assert len(responses.calls) == 0
+
+
+@responses.activate
+def test_a_login_endpoint_that_stays_down_is_worth_a_task_retry(salesforce_accounts, warehouse_url):
+    from postsales.errors import SourceUnavailableError
+
+    responses.post(SOAP_LOGIN, status=503, body="<html>Service Unavailable</html>", content_type="text/html")
+    with pytest.raises(SourceUnavailableError) as error:
+        extract_entity(
+            "accounts",
+            interval=Interval(datetime(2024, 3, 1), datetime(2024, 3, 2)),
+            run_id="sf",
+            sources=salesforce_accounts,
+            build_data_docs=False,
+        )
+    assert str(error.value) == (
+        "accounts: salesforce did not answer the login: HTTP_503: login: <html>Service Unavailable</html>"
     )

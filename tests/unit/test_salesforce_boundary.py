@@ -1,14 +1,16 @@
-"""Reading from Salesforce does not depend on writing to it.
+"""Reading from Salesforce does not depend on writing to it, and both go through the provider's hook.
 
 The extraction source (postsales.sources.salesforce) and the CRM write-back adapter
-(postsales.crm.salesforce) both build on the client in postsales.salesforce_api; the source
-and the client import nothing from the CRM package, and the adapter sends no request but
-through the client.
+(postsales.crm.salesforce) both build on the client in postsales.salesforce_api, which logs in
+through the Airflow Salesforce provider's SalesforceHook (simple-salesforce); the source and the
+client import nothing from the CRM package, and the adapter sends no request but through the
+client's library object.
 """
 
 from __future__ import annotations
 
 import ast
+import json
 import os
 import subprocess
 import sys
@@ -41,16 +43,19 @@ def test_the_source_and_the_client_import_nothing_from_the_crm_package():
 def test_the_adapter_talks_to_salesforce_through_the_client():
     imported = imported_modules(LIBRARY / "crm" / "salesforce.py")
     assert "postsales.salesforce_api.SalesforceClient" in imported
-    assert "requests" not in imported
+    assert not {m for m in imported if m.split(".")[0] in ("requests", "simple_salesforce", "airflow")}
+
+
+def test_the_client_logs_in_through_the_providers_hook():
+    imported = imported_modules(LIBRARY / "salesforce_api.py")
+    assert "airflow.providers.salesforce.hooks.salesforce.SalesforceHook" in imported
 
 
 def test_reading_from_salesforce_loads_no_crm_module(tmp_path):
-    """What the extract runs, lazy imports included: the source builds its client from the connection."""
+    """What the extract runs, lazy imports included: the source builds its client from the connection
+    (a direct session, which sends no request)."""
     probe = """
-import sys, types
-import airflow.sdk
-conn = types.SimpleNamespace(host="acme.my.salesforce.com", password="00D-token", extra_dejson={})
-airflow.sdk.BaseHook.get_connection = classmethod(lambda cls, conn_id: conn)
+import sys
 from postsales.config import SalesforceObjectMapping, SalesforceSource as Config
 from postsales.sources.salesforce import SalesforceSource
 mapping = SalesforceObjectMapping(object="Account", columns={"account_id": "Id"})
@@ -60,6 +65,8 @@ print(sorted(m for m in sys.modules if m == "postsales.crm" or m.startswith("pos
 """
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "POSTSALES"))}
     env |= {"AIRFLOW_HOME": str(tmp_path), "PYTHONPATH": str(ROOT / "plugins")}
+    connection = {"conn_type": "salesforce", "password": "00D-token", "extra": {"instance_url": "https://acme.my"}}
+    env["AIRFLOW_CONN_SALESFORCE_DEFAULT"] = json.dumps(connection)
     out = subprocess.run(
         [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120, check=False
     )

@@ -44,7 +44,8 @@ class SqlCrm(StrictModel):
 
 class SalesforceCrm(StrictModel):
     conn_id: str = "salesforce_default"
-    api_version: str = Field(default="62.0", pattern=r"^\d+\.\d$")
+    # No longer read (a warning says so): the API version is the connection's extra "version".
+    api_version: str | None = Field(default=None, pattern=r"^\d+\.\d$")
     object: Identifier = "Account"
     bulk_threshold: int = Field(default=2000, ge=1)
 

@@ -1,19 +1,23 @@
 """The ``salesforce`` CRM adapter: write-back through :class:`postsales.salesforce_api.SalesforceClient`.
 
-- **Read**: SOQL ``SELECT Id, <key>, <fields> FROM <object> WHERE <key> IN (...)`` in chunks
-  of up to 200 keys (and a bounded URL), following ``nextRecordsUrl``. A key held by several
-  records is reported with ``matches`` > 1 and never written.
-- **Write**: up to ``bulk_threshold`` changes go through sObject Collections
-  (``PATCH composite/sobjects``, 200 records a call, ``allOrNone: false``), one result per
-  record; above it, one Bulk API 2.0 ingest job (create, upload the CSV, close, poll, then
-  read the successful, failed and unprocessed rows). Every change gets exactly one
-  :class:`WriteResult`: lock contention and limits are ``failed_transient`` (the sync sends
-  them again), everything else Salesforce rejects is ``failed_permanent``.
-- **Errors of a whole request** (retries, a 401's token refresh, transient or permanent) and
-  the connection are the client's: see ``postsales.salesforce_api``.
+The requests are simple-salesforce's (the client's ``sf``); what is built here is what no
+library does: which records to read and write, and one result per change.
 
-The access token (and the client secret) never reach a log line or an exception message: the
-messages Salesforce sends back for a record or a job go through the client's ``mask`` too.
+- **Read**: SOQL ``SELECT Id, <key>, <fields> FROM <object> WHERE <key> IN (...)`` in chunks
+  of up to 200 keys (and a bounded URL). A key held by several records is reported with
+  ``matches`` > 1 and never written.
+- **Write**: up to ``bulk_threshold`` changes go through sObject Collections
+  (``PATCH composite/sobjects`` through ``sf.restful``, 200 records a call, ``allOrNone:
+  false``), one result per record; above it, one Bulk API 2.0 ingest job (``sf.bulk2.<object>
+  .update``: create, upload, close, poll), whose successful, failed and unprocessed rows are
+  read back. Every change gets exactly one :class:`WriteResult`: lock contention and limits are
+  ``failed_transient`` (the sync sends them again), everything else Salesforce rejects is
+  ``failed_permanent``.
+- **Errors of a whole request** (retries, transient or permanent) and the connection are the
+  client's: see ``postsales.salesforce_api``.
+
+No secret reaches a log line or an exception message: the messages Salesforce sends back for a
+record or a job go through the client's ``mask`` too.
 """
 
 from __future__ import annotations
@@ -32,37 +36,19 @@ from postsales.crm.base import Change, CrmRecord, WriteResult, chunks
 from postsales.crm.config import SalesforceCrm
 from postsales.errors import PermanentError, TransientError
 from postsales.retry import RetryPolicy
-from postsales.salesforce_api import SalesforceClient
+from postsales.salesforce_api import SalesforceClient, is_transient, warn_if_api_version
 
 log = logging.getLogger(__name__)
 
 COLLECTION_SIZE = 200  # sObject Collections: at most 200 records a request
 QUERY_KEYS = 200  # keys per SOQL query
 MAX_QUERY_CHARS = 12_000  # the encoded SOQL per GET: keeps the URL well under Salesforce's 16,384
-MAX_UPLOAD_BYTES = 100_000_000  # Bulk API 2.0 takes 150 MB base64-encoded per job: ~100 MB of CSV
 BULK_NULL = "#N/A"
-TERMINAL_JOB_STATES = ("JobComplete", "Failed", "Aborted")
-
-# Salesforce status codes worth sending again: lock contention, limits, timeouts, unavailability.
-TRANSIENT_CODES = frozenset(
-    {
-        "UNABLE_TO_LOCK_ROW",
-        "REQUEST_LIMIT_EXCEEDED",
-        "REQUEST_RUNNING_TOO_LONG",
-        "QUERY_TIMEOUT",
-        "SERVER_UNAVAILABLE",
-        "SERVICE_UNAVAILABLE",
-    }
-)
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # an object or field API name
 SALESFORCE_ID = re.compile(r"^[A-Za-z0-9]{15}([A-Za-z0-9]{3})?$")
 SOQL_ESCAPES = str.maketrans({"\\": "\\\\", "'": "\\'", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
 ERROR_CODE = re.compile(r"^[A-Z][A-Z0-9_]*$")
-
-
-def is_transient(code: str | None) -> bool:
-    return code in TRANSIENT_CODES
 
 
 def soql_string(value: str) -> str:
@@ -130,14 +116,14 @@ class SalesforceAdapter:
         self.key_field = _name(key_field, "key field")
         self.object = _name(config.object, "object")
         self.poll_interval, self.poll_timeout = poll_interval, poll_timeout
-        self.bulk_jobs = 0  # Bulk API 2.0 ingest jobs created
+        self.bulk_jobs = 0  # Bulk API 2.0 ingest jobs run to the end (their results read)
 
     def __repr__(self) -> str:
         return f"SalesforceAdapter({self.describe()!r})"
 
     @property
     def calls(self) -> int:
-        """Write requests sent: Collections PATCHes; per Bulk job its create, upload and close."""
+        """Write requests sent: Collections PATCHes; per Bulk job its create, upload and close (and an abort)."""
         return self.client.writes
 
     @classmethod
@@ -152,8 +138,9 @@ class SalesforceAdapter:
         **kwargs: Any,
     ) -> SalesforceAdapter:
         """From the Airflow connection ``config.conn_id``: see :meth:`SalesforceClient.from_connection`
-        (``kwargs``, e.g. ``session`` or ``timeout``, go to the client)."""
-        client = SalesforceClient.from_connection(config.conn_id, config.api_version, retry, **kwargs)
+        (``kwargs``, e.g. ``timeout``, go to the client)."""
+        warn_if_api_version("include/rules/crm_sync.yaml", config.api_version, config.conn_id)
+        client = SalesforceClient.from_connection(config.conn_id, retry, **kwargs)
         return cls(client, config, key_field, poll_interval=poll_interval, poll_timeout=poll_timeout)
 
     # --- the adapter protocol ---------------------------------------------------------------
@@ -252,10 +239,10 @@ class SalesforceAdapter:
         def send() -> Any:
             nonlocal attempts
             attempts += 1
-            return self.client.send("PATCH", self.client.path("composite/sobjects"), json=body, write=True, parse=True)
+            return self.client.sf.restful("composite/sobjects", method="PATCH", json=body)
 
         try:
-            saved = self.client.retry.call("salesforce update", send)
+            saved = self.client.call("salesforce update", send)
         except TransientError as exc:
             return [_failed(c, "failed_transient", exc.code, exc.message, attempts) for c in part]
         except PermanentError as exc:
@@ -282,116 +269,61 @@ class SalesforceAdapter:
     # --- Bulk API 2.0 -----------------------------------------------------------------------
 
     def _bulk(self, changes: Sequence[Change]) -> list[WriteResult]:
-        columns = list(dict.fromkeys(f for c in changes for f in c.fields))
-        header = _csv_line(["Id", *columns])
-        results: list[WriteResult] = []
-        part: list[Change] = []
-        lines: list[str] = []
-        size = len(header.encode())
-        for change in changes:
-            # A field this change does not set is an empty cell: Salesforce leaves it unchanged.
-            line = _csv_line(
-                [change.crm_id, *(bulk_value(change.fields[f]) if f in change.fields else "" for f in columns)]
-            )
-            if part and size + len(line.encode()) > MAX_UPLOAD_BYTES:  # one job normally; more past the size limit
-                results += self._bulk_job(part, header + "".join(lines))
-                part, lines, size = [], [], len(header.encode())
-            part.append(change)
-            lines.append(line)
-            size += len(line.encode())
-        return results + self._bulk_job(part, header + "".join(lines))
-
-    def _bulk_job(self, changes: Sequence[Change], csv_text: str) -> list[WriteResult]:
-        jobs = self.client.path("jobs/ingest")
-        spec = {"object": self.object, "operation": "update", "contentType": "CSV", "lineEnding": "LF"}
+        """One ingest job (more only past the library's 100 MB a job), then its rows read back."""
+        bulk = getattr(self.client.sf.bulk2, self.object)
+        # The library waits up to 24 hours for a job, a class constant with no argument: our bound,
+        # after which it aborts the job. (Renamed in a later version, this fails loudly.)
+        bulk._client.DEFAULT_WAIT_TIMEOUT_SECONDS = self.poll_timeout
+        # A field a change does not set is an empty cell: Salesforce leaves it unchanged.
+        records = [{"Id": c.crm_id} | {f: bulk_value(v) for f, v in c.fields.items()} for c in changes]
         try:
-            job = self.client.call("salesforce bulk create", "POST", jobs, json=spec, write=True)
+            jobs = self.client.attempt(lambda: bulk.update(records=records, wait=self.poll_interval))
         except (TransientError, PermanentError) as exc:
+            # Not created or not uploaded: nothing written. Failed or timed out afterwards: some rows
+            # may be, but the library keeps the job id to itself, so every record gets the (transient)
+            # error and is sent again: an update is idempotent.
             return _all_failed(changes, exc)
-        job_id = str(job.get("id") or "")
-        if not job_id:
-            return [_failed(c, "failed_transient", "NO_RESULT", "Salesforce returned no job id") for c in changes]
-        self.bulk_jobs += 1
-        job_url = f"{jobs}/{job_id}"
-        try:
-            self.client.call(
-                "salesforce bulk upload",
-                "PUT",
-                f"{job_url}/batches",
-                data=csv_text.encode("utf-8"),
-                headers={"Content-Type": "text/csv"},
-                write=True,
-                parse=False,
-            )
-            self.client.call("salesforce bulk close", "PATCH", job_url, json={"state": "UploadComplete"}, write=True)
-        except (TransientError, PermanentError) as exc:
-            self._abort(job_url)
-            return _all_failed(changes, exc)
-        try:
-            info = self._wait(job_url)
-        except (TransientError, PermanentError) as exc:
-            self._abort(job_url)
-            # The job may have written some rows: unknown, so sent again (an update is idempotent).
-            return [_failed(c, "failed_transient", exc.code, f"bulk job {job_id}: {exc.message}") for c in changes]
-        state = info.get("state")
-        job_error = self.client.mask(str(info.get("errorMessage") or ""))
-        log.info(
-            "salesforce bulk job %s %s: %s processed, %s failed",
-            job_id,
-            state,
-            info.get("numberRecordsProcessed"),
-            info.get("numberRecordsFailed"),
-        )
         by_id = {_id15(c.crm_id): c for c in changes}
         outcome: dict[str, WriteResult] = {}
         problems = []
-        for kind in ("successfulResults", "failedResults", "unprocessedrecords"):
-            try:
-                rows = self._result_rows(f"{job_url}/{kind}")
-            except (TransientError, PermanentError) as exc:
-                problems.append(f"{kind}: {exc.code}")
-                continue
-            for row in rows:
-                change = by_id.get(_id15(row.get("Id") or row.get("sf__Id") or ""))
-                if change is None or change.crm_id in outcome:
+        for job in jobs:
+            job_id = str(job["job_id"])
+            self.bulk_jobs += 1
+            log.info(
+                "salesforce bulk job %s: %s of %s processed, %s failed",
+                job_id,
+                job.get("numberRecordsProcessed"),
+                job.get("numberRecordsTotal"),
+                job.get("numberRecordsFailed"),
+            )
+            for kind, read in (
+                ("successful", bulk.get_successful_records),
+                ("failed", bulk.get_failed_records),
+                ("unprocessed", bulk.get_unprocessed_records),
+            ):
+                try:
+                    text = self.client.call(f"salesforce bulk {kind} results", lambda r=read, j=job_id: r(j))
+                except (TransientError, PermanentError) as exc:
+                    problems.append(f"{job_id} {kind}: {exc.code}")
                     continue
-                if kind == "successfulResults":
-                    outcome[change.crm_id] = WriteResult(change.account_id, change.crm_id, "success")
-                elif kind == "failedResults":
-                    code, message = split_bulk_error(row.get("sf__Error", ""))
-                    status = "failed_transient" if is_transient(code) else "failed_permanent"
-                    outcome[change.crm_id] = _failed(change, status, code, self.client.mask(message))
-                else:
-                    message = f"bulk job {job_id} {state}" + (f": {job_error}" if job_error else "")
-                    outcome[change.crm_id] = _failed(change, "failed_transient", "UNPROCESSED", message)
-        missing = f"no result in bulk job {job_id} ({state}{': ' + job_error if job_error else ''})"
+                for row in csv.DictReader(io.StringIO(text.lstrip("\ufeff"))):
+                    change = by_id.get(_id15(row.get("Id") or row.get("sf__Id") or ""))
+                    if change is None or change.crm_id in outcome:
+                        continue
+                    outcome[change.crm_id] = self._bulk_result(change, kind, row, job_id)
+        missing = f"no result in bulk job(s) {', '.join(str(j['job_id']) for j in jobs) or '(none)'}"
         if problems:
             missing += f"; results unreadable: {', '.join(problems)}"
         return [outcome.get(c.crm_id) or _failed(c, "failed_transient", "NO_RESULT", missing) for c in changes]
 
-    def _wait(self, job_url: str) -> dict[str, Any]:
-        """Poll the job until it is complete, failed or aborted (at most ``poll_timeout`` seconds of waiting)."""
-        waited = 0.0
-        while True:
-            info = self.client.call("salesforce bulk poll", "GET", job_url)
-            if info.get("state") in TERMINAL_JOB_STATES:
-                return info
-            if waited >= self.poll_timeout:
-                raise TransientError("BULK_TIMEOUT", f"job still {info.get('state')} after {waited:.0f}s")
-            self.client.retry.sleep(self.poll_interval)
-            waited += self.poll_interval
-
-    def _abort(self, job_url: str) -> None:
-        """Best effort: an open or running job we gave up on should not linger."""
-        try:
-            self.client.send("PATCH", job_url, json={"state": "Aborted"}, write=True)
-        except (TransientError, PermanentError) as exc:
-            log.warning("salesforce bulk: could not abort %s: %s", job_url.rsplit("/", 1)[-1], exc.code)
-
-    def _result_rows(self, url: str) -> list[dict[str, str]]:
-        response = self.client.call("salesforce bulk results", "GET", url, parse=False)
-        text = response.content.decode("utf-8-sig")
-        return list(csv.DictReader(io.StringIO(text))) if text.strip() else []
+    def _bulk_result(self, change: Change, kind: str, row: dict[str, str], job_id: str) -> WriteResult:
+        if kind == "successful":
+            return WriteResult(change.account_id, change.crm_id, "success")
+        if kind == "failed":
+            code, message = split_bulk_error(row.get("sf__Error", ""))
+            status = "failed_transient" if is_transient(code) else "failed_permanent"
+            return _failed(change, status, code, self.client.mask(message))
+        return _failed(change, "failed_transient", "UNPROCESSED", f"bulk job {job_id} did not process it")
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -416,12 +348,6 @@ class SalesforceAdapter:
 
 def _json_value(value: Any) -> Any:
     return value.isoformat() if isinstance(value, (date, datetime)) else value
-
-
-def _csv_line(cells: Sequence[str]) -> str:
-    out = io.StringIO()
-    csv.writer(out, lineterminator="\n").writerow(cells)
-    return out.getvalue()
 
 
 def _key_text(value: Any) -> str:

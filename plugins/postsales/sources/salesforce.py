@@ -6,8 +6,9 @@ A full refresh reads everything. Field names are mapped in ``include/rules/sourc
 the connection and its token come from the Airflow connection, never from YAML. Values
 are returned as text, like every source, so the gate sees what Salesforce held.
 
-Queries go through ``postsales.salesforce_api.SalesforceClient``, the client the CRM write-back
-adapter builds on too; reading does not import the CRM package.
+Queries go through ``postsales.salesforce_api.SalesforceClient`` (the Airflow Salesforce
+provider's hook, simple-salesforce underneath), the client the CRM write-back adapter builds on
+too; reading does not import the CRM package.
 """
 
 from __future__ import annotations
@@ -51,11 +52,12 @@ class SalesforceSource:
     def _client(self):
         if self._given_client is not None:
             return self._given_client
-        from postsales.salesforce_api import SalesforceClient
+        from postsales.salesforce_api import SalesforceClient, warn_if_api_version
 
+        warn_if_api_version("include/rules/sources.yaml", self.config.api_version, self.config.conn_id)
         try:
-            return SalesforceClient.from_connection(self.config.conn_id, self.config.api_version)
-        except PermanentError as exc:  # no credentials, refused client credentials: not a retry's worth
+            return SalesforceClient.from_connection(self.config.conn_id)
+        except PermanentError as exc:  # a connection missing a field, a refused login: not a retry's worth
             raise PermanentError(exc.code, f"salesforce source: {exc.message}") from None
 
     def read(self, entity: str, incremental_column: str, interval: Interval) -> SourceRead:
@@ -113,7 +115,10 @@ class SalesforceSource:
 
     def _records(self, entity: str, mapping, soql: str) -> Iterator[dict]:
         """The query's records as its pages arrive; a failure named as a retry's worth or not."""
-        client = self._client()
+        try:  # a connection missing a field or a refused login stays a PermanentError, naming the connection
+            client = self._client()
+        except TransientError as exc:
+            raise SourceUnavailableError(f"{entity}: salesforce did not answer the login: {exc}") from None
         try:
             yield from client.query(soql)
         except TransientError as exc:
