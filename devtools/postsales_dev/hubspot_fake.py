@@ -149,7 +149,7 @@ class HubSpotServer:
 
     def _answer(self, request: Request) -> Reply:
         with self._lock:
-            for method, pattern, answers in [*self._routes, *self._defaults]:
+            for method, pattern, answers in [*reversed(self._routes), *self._defaults]:  # the latest route wins
                 if method == request.method and pattern.match(request.path) and answers:
                     # As responses does: an unused first answer is popped; a used one gives way to the next.
                     if len(answers) > 1 and answers[0][1]:
@@ -249,8 +249,8 @@ def iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _comparable(name: str, value: Any) -> Any:
-    if name in DATETIME_PROPERTIES:
+def _comparable(name: str, value: Any, datetimes: frozenset[str] | set[str] = DATETIME_PROPERTIES) -> Any:
+    if name in datetimes:
         return epoch_ms(value)
     try:
         return float(value)
@@ -258,9 +258,9 @@ def _comparable(name: str, value: Any) -> Any:
         return None if value is None else str(value).lower()
 
 
-def _sort_key(name: str, value: Any) -> tuple[bool, Any]:
+def _sort_key(name: str, value: Any, datetimes: set[str]) -> tuple[bool, Any]:
     """Records without the value last (ascending)."""
-    found = _comparable(name, value)
+    found = _comparable(name, value, datetimes)
     return (found is None, 0 if found is None else found)
 
 
@@ -273,6 +273,7 @@ class FakePortal:
         self.records: dict[str, dict[str, dict[str, str | None]]] = {}
         self.associations: dict[tuple[str, str], dict[str, list[tuple[str, bool]]]] = {}
         self.defined: dict[str, set[str]] = {}  # property definitions beyond the values held
+        self.datetimes: set[str] = set(DATETIME_PROPERTIES)  # compared as instants
         self._index: dict[tuple[str, str], dict[str, list[str]]] = {}  # (type, property) -> value -> ids
 
     # --- content ------------------------------------------------------------------------------
@@ -292,8 +293,11 @@ class FakePortal:
             (str(to_id), primary)
         )
 
-    def define(self, object_type: str, *names: str) -> None:
+    def define(self, object_type: str, *names: str, kind: str = "string") -> None:
+        """Property definitions (``kind="datetime"``: filtered and sorted as instants)."""
         self.defined.setdefault(object_type, set()).update(names)
+        if kind == "datetime":
+            self.datetimes.update(names)
 
     def property_names(self, object_type: str) -> set[str]:
         held = {name for values in self.records.get(object_type, {}).values() for name in values}
@@ -331,8 +335,8 @@ class FakePortal:
             {
                 "name": name,
                 "label": name.replace("_", " ").title(),
-                "type": "datetime" if name in DATETIME_PROPERTIES else "string",
-                "fieldType": "date" if name in DATETIME_PROPERTIES else "text",
+                "type": "datetime" if name in self.datetimes else "string",
+                "fieldType": "date" if name in self.datetimes else "text",
                 "groupName": f"{objectType.rstrip('s')}information",
                 "hidden": False,
                 "calculated": False,
@@ -357,7 +361,7 @@ class FakePortal:
         if operator in ("IN", "NOT_IN"):
             found = str(value).lower() in {str(v).lower() for v in flt["values"]} if value is not None else False
             return found if operator == "IN" else not found
-        have, want = _comparable(name, value), _comparable(name, flt.get("value"))
+        have, want = _comparable(name, value, self.datetimes), _comparable(name, flt.get("value"), self.datetimes)
         if operator == "EQ":
             return have == want
         if operator == "NEQ":
@@ -398,7 +402,7 @@ class FakePortal:
         for sort in reversed(body.get("sorts") or []):
             name = sort["propertyName"] if isinstance(sort, dict) else sort.lstrip("-")
             descending = (sort.get("direction") == "DESCENDING") if isinstance(sort, dict) else sort.startswith("-")
-            hits.sort(key=lambda i, n=name: _sort_key(n, records[i].get(n)), reverse=descending)
+            hits.sort(key=lambda i, n=name: _sort_key(n, records[i].get(n), self.datetimes), reverse=descending)
         offset, limit = int(body.get("after") or 0), int(body.get("limit") or 10)
         if offset + limit > SEARCH_CAP:
             message = f"The search API returns at most {SEARCH_CAP} results per query."

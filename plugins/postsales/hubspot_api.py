@@ -397,11 +397,15 @@ class HubSpotClient:
         until: datetime | None = None,
         filters: Sequence[dict[str, Any]] = (),
         modified: str = MODIFIED,
+        restart_each_page: bool = False,
     ) -> Iterator[dict[str, Any]]:
         """Records with ``modified`` at or after ``since`` (and before ``until``), oldest first.
 
         The search API stops at 10,000 results a query: the search then starts again from the
         last ``modified`` value seen (inclusive), skipping the records already yielded at it.
+        With ``restart_each_page`` it starts again after every page whose last record is newer
+        than the bound: a record modified while the pages are read leaves the results (or moves
+        to their end) without shifting an unread record past the next page's offset.
         """
         names = list(dict.fromkeys([RECORD_ID, modified, *(property_name(p) for p in properties)]))
         window = [{"propertyName": modified, "operator": "LT", "value": str(epoch_ms(until))}] if until else []
@@ -437,13 +441,14 @@ class HubSpotClient:
                         last_ids.add(record["id"])
                 if after is None:
                     return
-                if int(after) + SEARCH_PAGE > SEARCH_CAP:
+                if int(after) + SEARCH_PAGE > SEARCH_CAP or (restart_each_page and last_ms > bound):
                     break
             if last_ms == bound:
                 raise PermanentError(
                     "SEARCH_CAP", f"more than {SEARCH_CAP} {object_type} modified at {bound} ms: cannot page past them"
                 )
-            log.info("hubspot search: %s results reached, searching again from %s ms", SEARCH_CAP, last_ms)
+            if not restart_each_page:
+                log.info("hubspot search: %s results reached, searching again from %s ms", SEARCH_CAP, last_ms)
             bound, yielded_at_bound = last_ms, last_ids
 
     def _throttle_search(self) -> None:
