@@ -51,6 +51,7 @@ RETRIED_STATUSES = frozenset({408, 423, 429, *range(500, 600)})
 RECORD_ID = "hs_object_id"
 MODIFIED = "hs_lastmodifieddate"
 NAME = re.compile(r"^[A-Za-z0-9_]+$")  # a property's internal name
+WRITE_SCOPES = "the crm.objects.companies.read and crm.objects.companies.write scopes"
 # Error categories of a batch (207) worth sending again; anything else a record fails with is permanent.
 TRANSIENT_CATEGORIES = frozenset({"RATE_LIMITS", "RATE_LIMIT", "INTERNAL_ERROR", "TIMEOUT", "LOCKED"})
 
@@ -193,6 +194,12 @@ def _quiet_library_logs() -> None:
         library.setLevel(logging.INFO)
 
 
+def _read(object_type: str) -> str:
+    """The read scope of an object type (a custom object's is crm.objects.custom.read)."""
+    kind = "custom" if object_type.startswith("p_") or object_type[:1].isdigit() else object_type
+    return f"the crm.objects.{kind}.read scope"
+
+
 def base_url(url: str) -> str:
     url = url.strip().rstrip("/")
     return url if "://" in url else f"https://{url}"
@@ -282,14 +289,15 @@ class HubSpotClient:
 
     # --- calls --------------------------------------------------------------------------------
 
-    def call(self, what: str, function: Callable[..., Any], *args: Any, object_type: str = "companies", **kwargs):
+    def call(self, what: str, function: Callable[..., Any], *args: Any, scopes: str = WRITE_SCOPES, **kwargs):
         """``function(*args, **kwargs)`` of the library, its errors as ours; ``last_attempts`` says
-        how many requests it took (urllib3's retries included)."""
+        how many requests it took (urllib3's retries included). ``scopes``: what a 403 says the
+        private app needs."""
         before = self._state.retries
         try:
             return function(*args, _request_timeout=self.timeout, **kwargs)
         except _api_errors() as exc:
-            raise self._error(exc, object_type) from None
+            raise self._error(exc, scopes) from None
         except HTTPError as exc:  # retries exhausted on a timeout or a dropped connection
             reason = exc.reason if isinstance(exc, MaxRetryError) and exc.reason else exc
             code = "TIMEOUT" if "timeout" in type(reason).__name__.lower() else "CONNECTION_ERROR"
@@ -297,7 +305,7 @@ class HubSpotClient:
         finally:
             self.last_attempts = self._state.retries - before + 1
 
-    def _error(self, exc: Any, object_type: str) -> Exception:
+    def _error(self, exc: Any, scopes: str) -> Exception:
         status = int(exc.status or 0)
         text = exc.body if isinstance(exc.body, str) else (exc.body or b"").decode("utf-8", "replace")
         body = _json_object(text)
@@ -318,9 +326,7 @@ class HubSpotClient:
                 f"and store it as the password of the Airflow connection {self.conn_id!r}",
             )
         if status == 403:
-            return PermanentError(
-                category, f"{message} (the private app needs the crm.objects.{object_type}.read and .write scopes)"
-            )
+            return PermanentError(category, f"{message} (the private app needs {scopes})")
         return PermanentError(category, message)
 
     @functools.cached_property
@@ -334,7 +340,7 @@ class HubSpotClient:
             auth_settings=["oauth2"],
             response_types_map={200: "object"},
             _return_http_data_only=True,
-            object_type="companies",
+            scopes="the oauth scope, which HubSpot lists for the account-info API",
         )
         portal = (details or {}).get("portalId") if isinstance(details, dict) else None
         if portal is None or not str(portal).isdigit():
@@ -343,7 +349,7 @@ class HubSpotClient:
 
     def property_names(self, object_type: str) -> set[str]:
         """Every property the account defines on ``object_type`` (internal names)."""
-        found = self.call("hubspot properties", self.properties.get_all, object_type, object_type=object_type)
+        found = self.call("hubspot properties", self.properties.get_all, object_type, scopes=_read(object_type))
         return {str(p.name) for p in found.results or []}
 
     # --- search -------------------------------------------------------------------------------
@@ -354,7 +360,12 @@ class HubSpotClient:
         if object_type == "companies":
             from hubspot.crm.companies import PublicObjectSearchRequest
 
-            page = self.call("hubspot search", self.company_search.do_search, PublicObjectSearchRequest(**request))
+            page = self.call(
+                "hubspot search",
+                self.company_search.do_search,
+                PublicObjectSearchRequest(**request),
+                scopes=_read("companies"),
+            )
         else:
             from hubspot.crm.objects import PublicObjectSearchRequest
 
@@ -363,7 +374,7 @@ class HubSpotClient:
                 self.object_search.do_search,
                 object_type,
                 PublicObjectSearchRequest(**request),
-                object_type=object_type,
+                scopes=_read(object_type),
             )
         records = [{"id": str(r.id), "properties": dict(r.properties or {})} for r in page.results or []]
         after = page.paging.next.after if page.paging and page.paging.next else None
@@ -470,7 +481,7 @@ class HubSpotClient:
         body = BatchReadInputSimplePublicObjectId(
             properties=list(properties), inputs=[SimplePublicObjectId(id=i) for i in ids]
         )
-        page = self.call("hubspot read", self.companies.read, body, archived="false")
+        page = self.call("hubspot read", self.companies.read, body, archived="false", scopes=_read("companies"))
         for error in getattr(page, "errors", None) or []:
             category = str(error.category or "")
             if category in TRANSIENT_CATEGORIES:
@@ -487,7 +498,12 @@ class HubSpotClient:
 
         body = BatchInputPublicFetchAssociationsBatchRequest(inputs=[{"id": i} for i in ids])
         page = self.call(
-            "hubspot associations", self.associations.get_page, object_type, "companies", body, object_type=object_type
+            "hubspot associations",
+            self.associations.get_page,
+            object_type,
+            "companies",
+            body,
+            scopes=f"{_read(object_type)} and {_read('companies')}",
         )
         found: dict[str, str] = {}
         for result in page.results or []:
