@@ -10,8 +10,9 @@ are tiny.py's, derived there by hand.
 
 from __future__ import annotations
 
+import csv
 import json
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 import sqlalchemy as sa
@@ -97,22 +98,27 @@ def sources_yaml(shipped: str, entities=("accounts", "contracts")) -> str:
 
 
 def hubspot_value(column: str, value: str) -> str | None:
-    """A tiny.py cell as HubSpot would hold it: empty is unset, datetimes in UTC with a Z."""
+    """A file-source cell as HubSpot would hold it: empty is unset, datetimes in UTC with a Z."""
     if value == "":
         return None
-    return f"{value}Z" if column in ("created_at", "updated_at") else value
+    if column not in ("created_at", "updated_at"):
+        return value
+    moment = datetime.fromisoformat(value)
+    moment = moment.astimezone(UTC) if moment.tzinfo else moment
+    return moment.replace(tzinfo=None).isoformat() + "Z"
 
 
-def tiny_portal() -> FakePortal:
-    """tiny.py's accounts as companies and its contracts as closed-won deals, each deal associated
-    with its account's company (primary), as a HubSpot admin would have them."""
+def portal_from(accounts, contracts) -> tuple[FakePortal, dict[str, str]]:
+    """File-source rows in HubSpot: each account a company, each contract a closed-won deal
+    associated with its account's company (primary), as a HubSpot admin would have them.
+    Returns the portal and the company of each account id."""
     portal = FakePortal(PORTAL, TOKEN)
     company_of: dict[str, str] = {}
-    for n, row in enumerate(tiny.ACCOUNTS):
+    for n, row in enumerate(accounts):
         properties = {COMPANY_PROPERTIES[c]: hubspot_value(c, v) for c, v in row.items() if c in COMPANY_PROPERTIES}
-        company = portal.add("companies", 9000 + n, properties)  # the blank account id: no property at all
+        company = portal.add("companies", 9000 + n, properties)  # a blank account id: no property at all
         company_of.setdefault(row["account_id"], company)
-    for n, row in enumerate(tiny.CONTRACTS):
+    for n, row in enumerate(contracts):
         deal = portal.add(
             "deals",
             7000 + n,
@@ -122,12 +128,18 @@ def tiny_portal() -> FakePortal:
                 "contract_start_date": row["start_date"],
                 "contract_end_date": row["end_date"] or None,
                 "contract_arr": row["arr"],
-                "plan": row["plan"],
-                "hs_lastmodifieddate": f"{row['updated_at']}Z",
+                "plan": row["plan"] or None,
+                "hs_lastmodifieddate": hubspot_value("updated_at", row["updated_at"]),
             },
         )
-        if row["account_id"] in company_of:  # C3's account A9 is no company: its deal has none
+        if row["account_id"] in company_of:  # an account that is no company: its deal has none
             portal.associate("deals", deal, "companies", company_of[row["account_id"]])
+    return portal, company_of
+
+
+def tiny_portal() -> FakePortal:
+    """tiny.py's accounts and contracts (C3's account A9 is no company), plus two deals to tell apart."""
+    portal, company_of = portal_from(tiny.ACCOUNTS, tiny.CONTRACTS)
     # A deal that also names a second company, not primary: the primary one is the account.
     portal.associate("deals", "7000", "companies", company_of["F002"], primary=False)
     # A lost deal is no contract: the filter leaves it out.
@@ -502,3 +514,55 @@ def test_careless_admin_values_are_quarantined_with_their_reasons(duckdb_url, hu
         "G3": ["employee_count must be a valid integer"],
         "G4": ["annual_revenue must be a valid number"],
     }
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory):
+    from postsales_dev import demo
+
+    out = tmp_path_factory.mktemp("demo")
+    demo.generate(out, accounts=60, seed=7)
+    return out
+
+
+def read_csv(path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_the_demo_from_hubspot_gives_the_marts_of_the_demo_from_files(
+    duckdb_url, demo_dir, hubspot_server, tmp_path, monkeypatch
+):
+    """Three years of the demo (renewals, expansions, churn, its bad rows), full refresh: the same marts."""
+    monkeypatch.setenv("POSTSALES_SOURCE_DIR", str(demo_dir))
+    portal, _ = portal_from(read_csv(demo_dir / "accounts.csv"), read_csv(demo_dir / "contracts.csv"))
+    portal.install(hubspot_server)
+    path = tmp_path / "sources.yaml"
+    path.write_text(sources_yaml(_shipped_sources()))
+    everything = Interval(datetime(2020, 1, 1), datetime(2026, 11, 1), full_refresh=True)
+    as_of = date(2026, 10, 31)
+
+    def chain(sources) -> dict:
+        read = {}
+        for entity in ENTITIES:
+            summary = extract_entity(
+                entity, interval=everything, run_id="full", sources=sources, warehouse_url=duckdb_url,
+                build_data_docs=False,
+            )  # fmt: skip
+            read[entity] = (summary.rows_read, summary.rows_loaded, summary.rows_quarantined)
+        engine.compute_segments(as_of, warehouse_url=duckdb_url)
+        cohorts.compute_snapshot(date(2026, 10, 1), warehouse_url=duckdb_url)
+        return read
+
+    files_counts = chain(None)
+    files_marts = marts(duckdb_url)
+    reset(duckdb_url)
+    hubspot_counts = chain(load_sources(path))
+
+    assert hubspot_counts == files_counts
+    # The demo's bad rows (its _bad_rows.json): 60 accounts + a duplicate + one without id, 4 rows bad
+    # (a stage off the list, the duplicate's two rows, the missing id); 4 of 125 contracts bad.
+    assert hubspot_counts["accounts"] == (62, 58, 4) and hubspot_counts["contracts"] == (125, 121, 4)
+    hubspot_marts = marts(duckdb_url)
+    assert hubspot_marts == files_marts
+    assert len(hubspot_marts["mart.mrr_movements"]) > 30 and len(hubspot_marts["mart.cohort_retention"]) > 30
