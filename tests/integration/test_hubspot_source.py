@@ -175,7 +175,7 @@ def hubspot(hubspot_server):
 
 
 @pytest.fixture
-def hubspot_sources(tmp_path, tiny_source):
+def hubspot_sources(tmp_path):
     path = tmp_path / "sources.yaml"
     path.write_text(sources_yaml(_shipped_sources()))
     return load_sources(path)
