@@ -1,14 +1,14 @@
-"""CRM push cost: API calls and time for 0, 100 and 10,000 changed accounts, HubSpot behind `responses`.
+"""CRM push cost: API calls and time for 0, 100 and 10,000 changed accounts, HubSpot behind an HTTP-level fake.
 
     python bench/crm_push.py --as-of YYYY-MM-DD
 
-The fake answers the search and batch-update endpoints with HubSpot's JSON shapes (like
-tests/integration/test_crm_hubspot.py's FakeHubSpot, indexed by key so the fake itself is
-not the bottleneck at 100k companies). The real ``sync`` runs against the bench warehouse:
-a first approved push, then runs where 0, 100 and 10,000 accounts changed (their
-``mart.account_segments`` quadrant rewritten). The adapter's search pacing
-(SEARCH_INTERVAL, 0.25 s between searches in production) is set to 0 here; the result
-reports the pacing a real HubSpot would add (search calls x interval).
+The fake (``postsales_dev.hubspot_fake``: a real HTTP server on 127.0.0.1, HubSpot's JSON
+shapes, the search indexed by key so the fake itself is not the bottleneck at 100k companies)
+answers the official client the adapter is built on. The real ``sync`` runs against the bench
+warehouse: a first approved push, then runs where 0, 100 and 10,000 accounts changed (their
+``mart.account_segments`` quadrant rewritten). The client's search pacing (SEARCH_INTERVAL,
+0.25 s between searches in production) is set to 0 here; the result reports the pacing a real
+HubSpot would add (search calls x interval).
 """
 
 from __future__ import annotations
@@ -21,47 +21,22 @@ from collections import Counter
 from datetime import date
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins"))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "plugins"), str(ROOT / "devtools")]
 
-BASE = "https://api.hubapi.com"
-COMPANIES = f"{BASE}/crm/v3/objects/companies"
 KEY = "postsales_account_id"
 
 
-class FakeHubSpot:
-    def __init__(self, account_ids: list[str]):
-        self.companies = {str(5000 + i): {KEY: account_id} for i, account_id in enumerate(account_ids)}
-        self.by_key = {key.lower(): crm_id for crm_id, key in zip(self.companies, account_ids, strict=True)}
-
-    def search(self, request):
-        body = json.loads(request.body)
-        [flt] = body["filterGroups"][0]["filters"]
-        # Each matching company once, however many of the IN values (key, lowercase key) match it.
-        matched = dict.fromkeys(self.by_key[v.lower()] for v in flt["values"] if v.lower() in self.by_key)
-        hits = [
-            {"id": crm_id, "properties": {p: self.companies[crm_id].get(p) for p in body["properties"]}}
-            for crm_id in matched
-        ]
-        return 200, {}, json.dumps({"total": len(hits), "results": hits})
-
-    def update(self, request):
-        results = []
-        for item in json.loads(request.body)["inputs"]:
-            for name, value in item["properties"].items():
-                self.companies[item["id"]][name] = value or None
-            results.append({"id": item["id"], "properties": self.companies[item["id"]]})
-        return 200, {}, json.dumps({"status": "COMPLETE", "results": results})
-
-
 def main() -> int:
-    import responses
     import sqlalchemy as sa
 
     from postsales import warehouse
     from postsales.crm.config import CrmSyncConfig, HubSpotCrm, load_crm_sync
-    from postsales.crm.hubspot import SEARCH_INTERVAL, HubSpotAdapter
+    from postsales.crm.hubspot import HubSpotAdapter
     from postsales.crm.sync import sync
+    from postsales.hubspot_api import SEARCH_INTERVAL, HubSpotClient
     from postsales.retry import RetryPolicy
+    from postsales_dev.hubspot_fake import FakePortal, HubSpotServer
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--as-of", required=True, type=date.fromisoformat)
@@ -86,23 +61,27 @@ def main() -> int:
                 {"d": as_of},
             )
         ]
-        # A fresh fake CRM: forget what an earlier bench run pushed to it.
-        conn.execute(sa.text("delete from ops.crm_sync_state where target = 'hubspot:companies'"))
-        conn.commit()
-    fake = FakeHubSpot(ids)
-    adapter = HubSpotAdapter("pat-bench-token", HubSpotCrm(), KEY, RetryPolicy(sleep=lambda s: None), search_interval=0)
+    server = HubSpotServer()
+    portal = FakePortal()
+    for i, account_id in enumerate(ids):
+        portal.add("companies", 5000 + i, {KEY: account_id})
+    portal.install(server)
+    client = HubSpotClient(
+        "pat-bench-token", host=server.url, retry=RetryPolicy(sleep=lambda s: None), search_interval=0
+    )
+    adapter = HubSpotAdapter(client, HubSpotCrm(), KEY)
+    with eng.begin() as conn:  # a fresh fake CRM: forget what an earlier bench run pushed to it
+        conn.execute(sa.text("delete from ops.crm_sync_state where target = :t"), {"t": adapter.describe()})
     runs = {}
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        mock.add_callback(responses.POST, f"{COMPANIES}/search", callback=fake.search)
-        mock.add_callback(responses.POST, f"{COMPANIES}/batch/update", callback=fake.update)
+    try:
 
         def measured(label: str, **kwargs) -> None:
-            mock.calls.reset()
+            server.reset()
             adapter.calls = 0
             started = time.perf_counter()
             result = sync(as_of, config=config, adapter=adapter, run_id=f"bench_{label}", **kwargs)
             seconds = time.perf_counter() - started
-            by_endpoint = Counter(call.request.url.rsplit("/", 1)[-1] for call in mock.calls)
+            by_endpoint = Counter(call.request.path.rsplit("/", 1)[-1] for call in server.calls)
             runs[label] = {
                 "seconds": seconds,
                 "accounts_considered": result["accounts_considered"],
@@ -110,7 +89,7 @@ def main() -> int:
                 "fields_changed": result["fields_changed"],
                 "write_calls": result["write_calls"],
                 "read_calls": by_endpoint.get("search", 0),
-                "api_calls": len(mock.calls),
+                "api_calls": len(server.calls),
                 "search_pacing_seconds": by_endpoint.get("search", 0) * SEARCH_INTERVAL,
             }
             print(f"{label}: {runs[label]}", file=sys.stderr)
@@ -138,6 +117,8 @@ def main() -> int:
                 ),
                 {"d": as_of},
             )
+    finally:
+        server.close()
     print(json.dumps({"accounts": len(ids), "search_interval_seconds": SEARCH_INTERVAL, "runs": runs}))
     return 0
 

@@ -109,10 +109,40 @@ class SalesforceSource(StrictModel):
     objects: dict[Entity, SalesforceObjectMapping]
 
 
+# A HubSpot property's internal name, and an object type: a standard one (companies, deals,
+# line_items, feedback_submissions), a custom object's name (p_...) or its type id (2-1234567).
+HubSpotName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_]+$")]
+HubSpotObjectType = Annotated[str, Field(pattern=r"^([a-z_]+|p_[A-Za-z0-9_]+|[0-9]+-[0-9]+)$")]
+
+
+class HubSpotObjectMapping(StrictModel):
+    object: HubSpotObjectType
+    # our column name -> the HubSpot property (internal name)
+    properties: dict[Identifier, HubSpotName] = Field(min_length=1)
+    # Only records whose property equals the value are read (e.g. hs_is_closed_won: "true").
+    filters: dict[HubSpotName, str] = Field(default_factory=dict)
+    # account_id is this property of the record's primary associated company (hs_object_id: the
+    # company's record id), rather than a property of the record itself.
+    account_from_company: HubSpotName | None = None
+
+    @model_validator(mode="after")
+    def _one_account_id(self) -> HubSpotObjectMapping:
+        if self.account_from_company and "account_id" in self.properties:
+            raise ValueError("account_id is both mapped in properties and taken from account_from_company: keep one")
+        return self
+
+
+class HubSpotSource(StrictModel):
+    """Entities read from HubSpot with the CRM search API, incrementally on hs_lastmodifieddate."""
+
+    conn_id: str = "hubspot_default"
+    objects: dict[Entity, HubSpotObjectMapping]
+
+
 class EntitySource(StrictModel):
     """Where one entity comes from and which column drives incremental reads."""
 
-    source: Literal["files", "sql", "salesforce"] = "files"
+    source: Literal["files", "sql", "salesforce", "hubspot"] = "files"
     incremental_column: Identifier
 
 
@@ -121,6 +151,7 @@ class SourcesConfig(StrictModel):
     files: FilesSource = FilesSource()
     sql: SqlSource | None = None
     salesforce: SalesforceSource | None = None
+    hubspot: HubSpotSource | None = None
     entities: dict[Entity, EntitySource]
 
     @model_validator(mode="after")
@@ -128,10 +159,24 @@ class SourcesConfig(StrictModel):
         missing = [e for e in ENTITIES if e not in self.entities]
         if missing:
             raise ValueError(f"entities is missing {missing}")
-        for kind in ("sql", "salesforce"):
+        for kind in ("sql", "salesforce", "hubspot"):
             if any(e.source == kind for e in self.entities.values()) and getattr(self, kind) is None:
                 raise ValueError(f"an entity uses source '{kind}' but no '{kind}' section is configured")
+        for entity, chosen in self.entities.items():
+            if chosen.source == "hubspot":
+                _check_hubspot_mapping(entity, chosen.incremental_column, self.hubspot)
         return self
+
+
+def _check_hubspot_mapping(entity: str, incremental_column: str, hubspot: HubSpotSource) -> None:
+    mapping = hubspot.objects.get(entity)
+    if mapping is None:
+        raise ValueError(f"entities.{entity}.source is 'hubspot' but hubspot.objects has no {entity} mapping")
+    if incremental_column not in mapping.properties:
+        raise ValueError(
+            f"hubspot.objects.{entity}.properties must map {incremental_column} (entities.{entity}.incremental_column) "
+            "to the property the interval is read on, e.g. hs_lastmodifieddate"
+        )
 
 
 # --- expectations.yaml ----------------------------------------------------------

@@ -1,12 +1,15 @@
-"""The HubSpot adapter against a mocked CRM v3 API (``responses``), with the API's real JSON shapes.
+"""The HubSpot adapter on HubSpot's official client, against a real local HTTP server.
 
-Shapes as HubSpot documents them: search requests (``filterGroups``/``filters`` with ``IN``
+hubspot-api-client talks through urllib3, which ``responses`` never sees: the fakes
+(``postsales_dev.hubspot_fake``) answer HTTP requests on 127.0.0.1 with the API's real JSON
+shapes, as HubSpot documents them: search requests (``filterGroups``/``filters`` with ``IN``
 ``values``, ``properties``, ``limit``, ``after``, ``sorts``) and pages (``total``,
 ``results[].id/properties``, ``paging.next.after``); batch read/update (``inputs``) answered
 by 200 ``{"status": "COMPLETE", "results"}`` or 207 with ``errors[]`` (``status``,
 ``category``, ``message``, ``context.ids``); error bodies (``status``, ``message``,
 ``correlationId``, ``category``) and the 429 body (``errorType: RATE_LIMIT``, ``policyName``)
-with the ``X-HubSpot-RateLimit-*`` headers.
+with the ``X-HubSpot-RateLimit-*`` headers. The connection is an Airflow connection in an
+``AIRFLOW_CONN_<ID>`` environment variable (JSON), as a user sets it.
 """
 
 from __future__ import annotations
@@ -17,30 +20,43 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
-import requests
-import responses
+import sqlalchemy as sa
 
 from postsales.crm.base import Change
 from postsales.crm.config import CrmSyncConfig, HubSpotCrm
-from postsales.crm.hubspot import SEARCH_CAP, HubSpotAdapter, epoch_ms, hubspot_value, parse_timestamp
+from postsales.crm.hubspot import HubSpotAdapter, hubspot_value
 from postsales.errors import PermanentError
+from postsales.hubspot_api import SEARCH_CAP, HubSpotClient, epoch_ms, parse_timestamp
 from postsales.retry import RetryPolicy
+from postsales_dev.hubspot_fake import CORRELATION, FakePortal, HubSpotServer
 
 BASE = "https://api.hubapi.com"
-COMPANIES = f"{BASE}/crm/v3/objects/companies"
+COMPANIES = "/crm/v3/objects/companies"
 SEARCH = f"{COMPANIES}/search"
 BATCH_READ = f"{COMPANIES}/batch/read"
 BATCH_UPDATE = f"{COMPANIES}/batch/update"
 TOKEN = "pat-eu1-7f3c2a1b-0d4e-4c5f-9a8b-do-not-log-me"
 KEY = "postsales_account_id"
-CORRELATION = "aeb5f871-7f07-4993-9211-075dc63e7cbf"
+PORTAL = 1234567  # the fake server's account id (GET /account-info/v3/details)
 
 
-def make_adapter(key_field=KEY, attempts=4, **kwargs):
+@pytest.fixture
+def server():
+    with HubSpotServer(portal_id=PORTAL) as fake:
+        yield fake
+
+
+def sent(server: HubSpotServer, path: str) -> list:
+    """The requests ``server`` received on ``path``."""
+    return [call for call in server.calls if call.request.path == path]
+
+
+def make_adapter(server, key_field=KEY, attempts=4, **kwargs):
     sleeps: list[float] = []
     retry = RetryPolicy(attempts=attempts, backoff_seconds=0.5, sleep=sleeps.append)
     kwargs.setdefault("search_interval", 0)
-    return HubSpotAdapter(TOKEN, HubSpotCrm(), key_field, retry, **kwargs), sleeps
+    client = HubSpotClient(TOKEN, host=server.url, retry=retry, **kwargs)
+    return HubSpotAdapter(client, HubSpotCrm(), key_field), sleeps
 
 
 def company(crm_id: str | int, **properties) -> dict:
@@ -58,7 +74,7 @@ def company(crm_id: str | int, **properties) -> dict:
 def page(results: list[dict], after: str | None = None, total: int | None = None) -> dict:
     body: dict = {"total": len(results) if total is None else total, "results": results}
     if after is not None:
-        body["paging"] = {"next": {"after": after, "link": f"{SEARCH}?after={after}"}}
+        body["paging"] = {"next": {"after": after, "link": f"{BASE}{SEARCH}?after={after}"}}
     return body
 
 
@@ -76,6 +92,11 @@ def changes(n: int, start: int = 1) -> list[Change]:
 
 def body_of(call) -> dict:
     return json.loads(call.request.body)
+
+
+def connection(monkeypatch, conn_id: str = "hubspot_default", **fields) -> None:
+    """The Airflow connection ``conn_id`` as a user sets it: ``AIRFLOW_CONN_<ID>``, JSON."""
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({"conn_type": "http"} | fields))
 
 
 def echo_success(request):
@@ -110,9 +131,9 @@ def rate_limited(policy: str = "TEN_SECONDLY_ROLLING") -> dict:
 # --- fetch --------------------------------------------------------------------------------
 
 
-@responses.activate
-def test_fetch_searches_by_key_follows_paging_and_counts_duplicate_keys():
-    responses.post(
+def test_fetch_searches_by_key_follows_paging_and_counts_duplicate_keys(server):
+    server.add(
+        "POST",
         SEARCH,
         json=page(
             [
@@ -123,7 +144,8 @@ def test_fetch_searches_by_key_follows_paging_and_counts_duplicate_keys():
             total=4,
         ),
     )
-    responses.post(
+    server.add(
+        "POST",
         SEARCH,
         json=page(
             [
@@ -133,11 +155,11 @@ def test_fetch_searches_by_key_follows_paging_and_counts_duplicate_keys():
             total=4,
         ),
     )
-    adapter, _ = make_adapter()
+    adapter, _ = make_adapter(server)
 
     found = adapter.fetch(["ACC-1", "ACC-2", "ACC-3", "ACC-9"], ["value_tier", "manual_segment_lock"])
 
-    first, second = (body_of(call) for call in responses.calls)
+    first, second = (body_of(call) for call in server.calls)
     assert first == {
         "filterGroups": [
             {
@@ -154,7 +176,7 @@ def test_fetch_searches_by_key_follows_paging_and_counts_duplicate_keys():
         "limit": 100,
     }
     assert second == first | {"after": "2"}
-    assert responses.calls[0].request.headers["Authorization"] == f"Bearer {TOKEN}"
+    assert server.calls[0].request.headers["Authorization"] == f"Bearer {TOKEN}"
     assert set(found) == {"ACC-1", "ACC-2", "ACC-3"}  # ACC-9 is not in the CRM
     assert found["ACC-1"].crm_id == "101"
     assert found["ACC-1"].values == {"value_tier": "Gold", "manual_segment_lock": "false"}
@@ -164,26 +186,25 @@ def test_fetch_searches_by_key_follows_paging_and_counts_duplicate_keys():
     assert adapter.calls == 0  # reads are not write calls
 
 
-@responses.activate
-def test_fetch_chunks_keys_into_in_filters_of_at_most_100_values():
-    responses.post(SEARCH, json=page([]))
-    adapter, _ = make_adapter()
+def test_fetch_chunks_keys_into_in_filters_of_at_most_100_values(server):
+    server.add("POST", SEARCH, json=page([]))
+    adapter, _ = make_adapter(server)
 
     assert adapter.fetch([str(n) for n in range(250)], ["value_tier"]) == {}
-    values = [body_of(c)["filterGroups"][0]["filters"][0]["values"] for c in responses.calls]
+    values = [body_of(c)["filterGroups"][0]["filters"][0]["values"] for c in server.calls]
     assert [len(v) for v in values] == [100, 100, 50]
     assert [v for chunk in values for v in chunk] == [str(n) for n in range(250)]
 
-    responses.calls.reset()
+    server.reset()
     adapter.fetch([f"ACC-{n}" for n in range(120)], ["value_tier"])  # each key and its lowercase form
-    values = [body_of(c)["filterGroups"][0]["filters"][0]["values"] for c in responses.calls]
+    values = [body_of(c)["filterGroups"][0]["filters"][0]["values"] for c in server.calls]
     assert [len(v) for v in values] == [100, 100, 40]
     assert all(len(v) <= 100 for v in values)
 
 
-@responses.activate
-def test_fetch_by_record_id_reads_the_batch_and_ignores_missing_ids():
-    responses.post(
+def test_fetch_by_record_id_reads_the_batch_and_ignores_missing_ids(server):
+    server.add(
+        "POST",
         BATCH_READ,
         status=207,
         json={
@@ -201,26 +222,26 @@ def test_fetch_by_record_id_reads_the_batch_and_ignores_missing_ids():
             "completedAt": "2026-03-01T08:00:01Z",
         },
     )
-    adapter, _ = make_adapter(key_field="hs_object_id")
+    adapter, _ = make_adapter(server, key_field="hs_object_id")
 
     found = adapter.fetch(["2001", "2002", "not-an-id"], ["value_tier"])
 
-    assert len(responses.calls) == 1
-    assert responses.calls[0].request.url == f"{BATCH_READ}?archived=false"
-    assert body_of(responses.calls[0]) == {"properties": ["value_tier"], "inputs": [{"id": "2001"}, {"id": "2002"}]}
+    assert len(server.calls) == 1
+    assert server.calls[0].request.url == f"{server.url}{BATCH_READ}?archived=false"
+    assert body_of(server.calls[0]) == {"properties": ["value_tier"], "inputs": [{"id": "2001"}, {"id": "2002"}]}
     assert list(found) == ["2001"]
     assert (found["2001"].crm_id, found["2001"].values) == ("2001", {"value_tier": "Gold"})
 
 
-@responses.activate
-def test_fetch_bad_filter_is_permanent_and_rate_limits_are_retried():
-    responses.post(SEARCH, status=429, json=rate_limited("SECONDLY"))  # search 429s carry no rate-limit headers
-    responses.post(SEARCH, json=page([company(7, **{KEY: "ACC-7"})]))
-    adapter, sleeps = make_adapter()
+def test_fetch_bad_filter_is_permanent_and_rate_limits_are_retried(server):
+    server.add("POST", SEARCH, status=429, json=rate_limited("SECONDLY"))  # search 429s carry no rate-limit headers
+    server.add("POST", SEARCH, json=page([company(7, **{KEY: "ACC-7"})]))
+    adapter, sleeps = make_adapter(server)
     assert list(adapter.fetch(["ACC-7"], [])) == ["ACC-7"]
     assert len(sleeps) == 1  # backoff
 
-    responses.post(
+    server.add(
+        "POST",
         SEARCH,
         status=400,
         json=error_body("VALIDATION_ERROR", "There was a problem with the request.")
@@ -231,18 +252,17 @@ def test_fetch_bad_filter_is_permanent_and_rate_limits_are_retried():
     assert len(sleeps) == 1  # not retried
 
 
-def test_fetch_rejects_property_names_that_are_not_internal_names():
-    adapter, _ = make_adapter()
+def test_fetch_rejects_property_names_that_are_not_internal_names(server):
+    adapter, _ = make_adapter(server)
     with pytest.raises(PermanentError, match="INVALID_FIELD"):
         adapter.fetch(["ACC-1"], ["value tier"])
 
 
-def test_search_waits_between_requests():
-    adapter, sleeps = make_adapter(search_interval=0.25)  # HubSpot takes 5 searches a second
-    with responses.RequestsMock() as mock:
-        mock.post(SEARCH, json=page([]))
-        adapter.fetch([f"K{n}" for n in range(150)], [])  # 2 values a key (K0, k0): 3 searches
-        assert len(mock.calls) == 3
+def test_search_waits_between_requests(server):
+    adapter, sleeps = make_adapter(server, search_interval=0.25)  # HubSpot takes 5 searches a second
+    server.add("POST", SEARCH, json=page([]))
+    adapter.fetch([f"K{n}" for n in range(150)], [])  # 2 values a key (K0, k0): 3 searches
+    assert len(server.calls) == 3
     assert len(sleeps) == 2 and all(0 < s <= 0.25 for s in sleeps)
 
 
@@ -275,14 +295,13 @@ def iso_ms(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-@responses.activate
-def test_read_companies_since_pages_and_restarts_past_the_10000_cap():
+def test_read_companies_since_pages_and_restarts_past_the_10000_cap(server):
     start = epoch_ms(datetime(2026, 3, 1, tzinfo=UTC))
     # 10,250 companies, three modified in each millisecond: the restart lands inside a millisecond.
     store = [company(n, hs_lastmodifieddate=iso_ms(start + n // 3), value_tier="Gold") for n in range(10_250)]
     calls: list[dict] = []
-    responses.add_callback(responses.POST, SEARCH, callback=fake_search_index(store, calls))
-    adapter, _ = make_adapter()
+    server.add_callback("POST", SEARCH, fake_search_index(store, calls))
+    adapter, _ = make_adapter(server)
 
     read = list(adapter.read_companies_since(datetime(2026, 3, 1), ["value_tier"]))
 
@@ -295,12 +314,11 @@ def test_read_companies_since_pages_and_restarts_past_the_10000_cap():
     assert adapter.calls == 0
 
 
-@responses.activate
-def test_read_companies_since_stops_when_one_millisecond_holds_more_than_the_cap():
+def test_read_companies_since_stops_when_one_millisecond_holds_more_than_the_cap(server):
     stamp = iso_ms(epoch_ms(datetime(2026, 3, 1, tzinfo=UTC)))
     store = [company(n, hs_lastmodifieddate=stamp) for n in range(SEARCH_CAP + 1)]
-    responses.add_callback(responses.POST, SEARCH, callback=fake_search_index(store, []))
-    adapter, _ = make_adapter()
+    server.add_callback("POST", SEARCH, fake_search_index(store, []))
+    adapter, _ = make_adapter(server)
     with pytest.raises(PermanentError, match="SEARCH_CAP"):
         list(adapter.read_companies_since(datetime(2026, 3, 1, tzinfo=UTC), []))
 
@@ -315,10 +333,9 @@ def test_timestamps():
 # --- update ---------------------------------------------------------------------------------
 
 
-@responses.activate
-def test_batch_update_success_sends_strings_and_succeeds_every_input():
-    responses.add_callback(responses.POST, BATCH_UPDATE, callback=echo_success)
-    adapter, _ = make_adapter()
+def test_batch_update_success_sends_strings_and_succeeds_every_input(server):
+    server.add_callback("POST", BATCH_UPDATE, echo_success)
+    adapter, _ = make_adapter(server)
     batch = [
         Change("ACC-1", "1001", {"value_tier": "Gold", "case_study_candidate": True, "health_score": 71.23}),
         Change("ACC-2", "1002", {"case_study_candidate": False, "health_score": 64.0, "quadrant": None}),
@@ -332,7 +349,7 @@ def test_batch_update_success_sends_strings_and_succeeds_every_input():
         ("ACC-2", "1002", "success", 1),
         ("ACC-3", "1003", "success", 1),
     ]
-    assert body_of(responses.calls[0]) == {
+    assert body_of(server.calls[0]) == {
         "inputs": [
             {
                 "id": "1001",
@@ -342,8 +359,8 @@ def test_batch_update_success_sends_strings_and_succeeds_every_input():
             {"id": "1003", "properties": {"segment_updated_at": "2026-10-31", "seats": "12", "arr": "1200.50"}},
         ]
     }
-    assert responses.calls[0].request.headers["Authorization"] == f"Bearer {TOKEN}"
-    assert responses.calls[0].request.headers["Content-Type"] == "application/json"
+    assert server.calls[0].request.headers["Authorization"] == f"Bearer {TOKEN}"
+    assert server.calls[0].request.headers["Content-Type"] == "application/json"
     assert adapter.calls == 1
 
 
@@ -359,9 +376,9 @@ def test_property_values_are_serialised_as_hubspot_strings():
     assert hubspot_value("Mid-Market") == "Mid-Market"
 
 
-@responses.activate
-def test_multi_status_maps_each_failed_id_and_succeeds_the_others():
-    responses.post(
+def test_multi_status_maps_each_failed_id_and_succeeds_the_others(server):
+    server.add(
+        "POST",
         BATCH_UPDATE,
         status=207,
         json={
@@ -383,7 +400,7 @@ def test_multi_status_maps_each_failed_id_and_succeeds_the_others():
             "completedAt": "2026-03-01T08:00:01Z",
         },
     )
-    adapter, sleeps = make_adapter()
+    adapter, sleeps = make_adapter(server)
 
     results = {r.crm_id: r for r in adapter.update(changes(5))}
 
@@ -400,9 +417,9 @@ def test_multi_status_maps_each_failed_id_and_succeeds_the_others():
     assert adapter.calls == 1 and sleeps == []
 
 
-@responses.activate
-def test_multi_status_error_without_ids_fails_the_inputs_without_a_result():
-    responses.post(
+def test_multi_status_error_without_ids_fails_the_inputs_without_a_result(server):
+    server.add(
+        "POST",
         BATCH_UPDATE,
         status=207,
         json={
@@ -412,16 +429,15 @@ def test_multi_status_error_without_ids_fails_the_inputs_without_a_result():
             "errors": [{"status": "error", "category": "INTERNAL_ERROR", "message": "Something went wrong"}],
         },
     )
-    adapter, _ = make_adapter()
+    adapter, _ = make_adapter(server)
     results = {r.crm_id: r.status for r in adapter.update(changes(2))}
     assert results == {"1001": "success", "1002": "failed_transient"}
 
 
-@responses.activate
-def test_429_waits_the_retry_after_then_succeeds():
-    responses.post(BATCH_UPDATE, status=429, json=rate_limited(), headers={"Retry-After": "7"} | RATE_LIMIT_HEADERS)
-    responses.add_callback(responses.POST, BATCH_UPDATE, callback=echo_success)
-    adapter, sleeps = make_adapter()
+def test_429_waits_the_retry_after_then_succeeds(server):
+    server.add("POST", BATCH_UPDATE, status=429, json=rate_limited(), headers={"Retry-After": "7"} | RATE_LIMIT_HEADERS)
+    server.add_callback("POST", BATCH_UPDATE, echo_success)
+    adapter, sleeps = make_adapter(server)
 
     results = adapter.update(changes(3))
 
@@ -430,11 +446,10 @@ def test_429_waits_the_retry_after_then_succeeds():
     assert adapter.calls == 2
 
 
-@responses.activate
-def test_429_with_only_rate_limit_headers_waits_the_window():
-    responses.post(BATCH_UPDATE, status=429, json=rate_limited(), headers=RATE_LIMIT_HEADERS)
-    responses.add_callback(responses.POST, BATCH_UPDATE, callback=echo_success)
-    adapter, sleeps = make_adapter()
+def test_429_with_only_rate_limit_headers_waits_the_window(server):
+    server.add("POST", BATCH_UPDATE, status=429, json=rate_limited(), headers=RATE_LIMIT_HEADERS)
+    server.add_callback("POST", BATCH_UPDATE, echo_success)
+    adapter, sleeps = make_adapter(server)
 
     results = adapter.update(changes(2))
 
@@ -442,17 +457,16 @@ def test_429_with_only_rate_limit_headers_waits_the_window():
     assert [r.status for r in results] == ["success", "success"]
 
 
-@responses.activate
-def test_daily_limit_is_not_retried_and_spares_the_other_batches():
-    responses.post(
-        BATCH_UPDATE, status=429, json=rate_limited("DAILY") | {"message": "You have reached your daily limit."}
+def test_daily_limit_is_not_retried_and_spares_the_other_batches(server):
+    server.add(
+        "POST", BATCH_UPDATE, status=429, json=rate_limited("DAILY") | {"message": "You have reached your daily limit."}
     )
-    adapter, sleeps = make_adapter()
+    adapter, sleeps = make_adapter(server)
 
     results = adapter.update(changes(250))
 
     assert len(results) == 250 and {(r.status, r.error_code) for r in results} == {("failed_transient", "DAILY_LIMIT")}
-    assert adapter.calls == 1 and len(responses.calls) == 1 and sleeps == []
+    assert adapter.calls == 1 and len(server.calls) == 1 and sleeps == []
 
 
 @pytest.mark.parametrize(
@@ -461,15 +475,15 @@ def test_daily_limit_is_not_retried_and_spares_the_other_batches():
         {"status": 502, "body": "<html><body>502 Bad Gateway</body></html>"},
         {"status": 503, "json": error_body("INTERNAL_ERROR", "Service unavailable")},
         {"status": 423, "json": error_body("LOCKED", "The resource is locked")},
-        {"body": requests.exceptions.ReadTimeout("read timed out")},
-        {"body": requests.exceptions.ConnectionError("connection reset by peer")},
+        {"action": "stall", "stall": 2.0},  # an answer later than the read timeout
+        {"action": "drop"},  # the connection closed without an answer
     ],
+    ids=["502", "503", "423", "read-timeout", "connection-dropped"],
 )
-@responses.activate
-def test_server_errors_and_timeouts_are_retried_then_succeed(failure):
-    responses.post(BATCH_UPDATE, **failure)
-    responses.add_callback(responses.POST, BATCH_UPDATE, callback=echo_success)
-    adapter, sleeps = make_adapter()
+def test_server_errors_and_timeouts_are_retried_then_succeed(server, failure):
+    server.add("POST", BATCH_UPDATE, **failure)
+    server.add_callback("POST", BATCH_UPDATE, echo_success)
+    adapter, sleeps = make_adapter(server, timeout=(5.0, 0.5))
 
     results = adapter.update(changes(2))
 
@@ -477,12 +491,11 @@ def test_server_errors_and_timeouts_are_retried_then_succeed(failure):
     assert len(sleeps) == 1 and adapter.calls == 2
 
 
-@responses.activate
-def test_retries_exhausted_fail_the_chunk_transiently_and_the_next_chunk_still_goes():
+def test_retries_exhausted_fail_the_chunk_transiently_and_the_next_chunk_still_goes(server):
     for _ in range(4):
-        responses.post(BATCH_UPDATE, status=503, json=error_body("INTERNAL_ERROR", "Service unavailable"))
-    responses.add_callback(responses.POST, BATCH_UPDATE, callback=echo_success)
-    adapter, sleeps = make_adapter(attempts=4)
+        server.add("POST", BATCH_UPDATE, status=503, json=error_body("INTERNAL_ERROR", "Service unavailable"))
+    server.add_callback("POST", BATCH_UPDATE, echo_success)
+    adapter, sleeps = make_adapter(server, attempts=4)
 
     results = adapter.update(changes(150))
 
@@ -494,15 +507,14 @@ def test_retries_exhausted_fail_the_chunk_transiently_and_the_next_chunk_still_g
     assert len(sleeps) == 3 and adapter.calls == 5
 
 
-@responses.activate
-def test_expired_token_is_permanent_with_a_renewal_hint_and_never_logged(caplog):
+def test_expired_token_is_permanent_with_a_renewal_hint_and_never_logged(server, caplog):
     caplog.set_level(logging.DEBUG)
     expired = error_body(
         "EXPIRED_AUTHENTICATION", f"The OAuth token used to make this call expired 2 hour(s) ago. Bearer {TOKEN}"
     )
-    responses.post(BATCH_UPDATE, status=401, json=expired)
-    responses.post(SEARCH, status=401, json=expired)
-    adapter, sleeps = make_adapter()
+    server.add("POST", BATCH_UPDATE, status=401, json=expired)
+    server.add("POST", SEARCH, status=401, json=expired)
+    adapter, sleeps = make_adapter(server)
 
     results = adapter.update(changes(2))
     with pytest.raises(PermanentError) as raised:
@@ -517,12 +529,11 @@ def test_expired_token_is_permanent_with_a_renewal_hint_and_never_logged(caplog)
     assert "***" in raised.value.message
 
 
-@responses.activate
-def test_the_token_never_reaches_logs_on_retries(caplog):
+def test_the_token_never_reaches_logs_on_retries(server, caplog):
     caplog.set_level(logging.DEBUG)
-    responses.post(BATCH_UPDATE, status=503, json=error_body("INTERNAL_ERROR", f"bad header Bearer {TOKEN}"))
-    responses.post(BATCH_UPDATE, body=requests.exceptions.ConnectionError(f"reset while sending {TOKEN}"))
-    adapter, _ = make_adapter(attempts=2)
+    server.add("POST", BATCH_UPDATE, status=503, json=error_body("INTERNAL_ERROR", f"bad header Bearer {TOKEN}"))
+    server.add("POST", BATCH_UPDATE, action="drop")
+    adapter, _ = make_adapter(server, attempts=2)
 
     results = adapter.update(changes(2))
 
@@ -532,14 +543,14 @@ def test_the_token_never_reaches_logs_on_retries(caplog):
     assert all(TOKEN not in f"{r.error_code} {r.error_message}" for r in results)
 
 
-@responses.activate
-def test_other_4xx_are_permanent_without_retry():
-    responses.post(
+def test_other_4xx_are_permanent_without_retry(server):
+    server.add(
+        "POST",
         BATCH_UPDATE,
         status=403,
         json=error_body("MISSING_SCOPES", "This app hasn't been granted all required scopes to make this call."),
     )
-    adapter, sleeps = make_adapter()
+    adapter, sleeps = make_adapter(server)
     results = adapter.update(changes(2))
     assert {(r.status, r.error_code) for r in results} == {("failed_permanent", "MISSING_SCOPES")}
     assert "crm.objects.companies" in results[0].error_message
@@ -559,10 +570,9 @@ def refuse_invalid(bad_ids: set[str]):
     return callback
 
 
-@responses.activate
-def test_a_batch_refused_as_invalid_is_split_to_find_the_record_at_fault():
-    responses.add_callback(responses.POST, BATCH_UPDATE, callback=refuse_invalid({"1037"}))
-    adapter, sleeps = make_adapter()
+def test_a_batch_refused_as_invalid_is_split_to_find_the_record_at_fault(server):
+    server.add_callback("POST", BATCH_UPDATE, refuse_invalid({"1037"}))
+    adapter, sleeps = make_adapter(server)
 
     results = {r.crm_id: r for r in adapter.update(changes(100))}
 
@@ -572,12 +582,9 @@ def test_a_batch_refused_as_invalid_is_split_to_find_the_record_at_fault():
     assert adapter.calls <= 1 + 2 * 7 and sleeps == []  # a halving search, not 100 calls
 
 
-@responses.activate
-def test_a_batch_refused_for_every_record_is_not_split_further():
-    responses.add_callback(
-        responses.POST, BATCH_UPDATE, callback=refuse_invalid({str(1000 + i) for i in range(1, 101)})
-    )
-    adapter, _ = make_adapter()
+def test_a_batch_refused_for_every_record_is_not_split_further(server):
+    server.add_callback("POST", BATCH_UPDATE, refuse_invalid({str(1000 + i) for i in range(1, 101)}))
+    adapter, _ = make_adapter(server)
 
     results = adapter.update(changes(100))
 
@@ -585,83 +592,77 @@ def test_a_batch_refused_for_every_record_is_not_split_further():
     assert adapter.calls == 3  # the batch and its two halves
 
 
-def test_duplicate_and_invalid_targets_fail_without_a_call():
-    adapter, _ = make_adapter()
+def test_duplicate_and_invalid_targets_fail_without_a_call(server):
+    adapter, _ = make_adapter(server)
     batch = [
         Change("ACC-1", "1001", {"value_tier": "Gold"}),
         Change("ACC-2", "1001", {"value_tier": "Gold"}),  # two of our accounts on one company
         Change("ACC-3", "not-a-record-id", {"value_tier": "Gold"}),
         Change("ACC-4", "1004", {"value tier": "Gold"}),
     ]
-    with responses.RequestsMock():  # any request would fail: none is registered
-        results = {r.account_id: (r.status, r.error_code) for r in adapter.update(batch)}
+    results = {r.account_id: (r.status, r.error_code) for r in adapter.update(batch)}
     assert results == {
         "ACC-1": ("failed_permanent", "DUPLICATE_ID"),
         "ACC-2": ("failed_permanent", "DUPLICATE_ID"),
         "ACC-3": ("failed_permanent", "INVALID_ID"),
         "ACC-4": ("failed_permanent", "INVALID_FIELD"),
     }
-    assert adapter.calls == 0
+    assert adapter.calls == 0 and server.calls == []
 
 
 # --- call counting --------------------------------------------------------------------------
 
 
-@responses.activate
-def test_ten_thousand_changes_are_a_hundred_batch_calls():
-    responses.add_callback(responses.POST, BATCH_UPDATE, callback=echo_success)
-    adapter, _ = make_adapter()
+def test_ten_thousand_changes_are_a_hundred_batch_calls(server):
+    server.add_callback("POST", BATCH_UPDATE, echo_success)
+    adapter, _ = make_adapter(server)
 
     results = adapter.update(changes(10_000))
 
-    assert adapter.calls == 100 == len(responses.calls)
-    assert all(len(body_of(call)["inputs"]) == 100 for call in responses.calls)
+    assert adapter.calls == 100 == len(server.calls)
+    assert all(len(body_of(call)["inputs"]) == 100 for call in server.calls)
     assert len(results) == 10_000 and {r.status for r in results} == {"success"}
 
 
-def test_no_changes_no_calls():
-    adapter, _ = make_adapter()
-    with responses.RequestsMock():
-        assert adapter.update([]) == []
-        assert adapter.fetch([], ["value_tier"]) == {}
-    assert adapter.calls == 0
+def test_no_changes_no_calls(server):
+    adapter, _ = make_adapter(server)
+    assert adapter.update([]) == []
+    assert adapter.fetch([], ["value_tier"]) == {}
+    assert adapter.calls == 0 and server.calls == []
 
 
 # --- connections and the sync ----------------------------------------------------------------
 
 
-class FakeConnection:
-    def __init__(self, host=None, password=None, extra=None):
-        self.host, self.password, self.extra_dejson = host, password, extra or {}
-
-
-def use_connection(monkeypatch, connection):
-    from airflow.sdk import BaseHook
-
-    monkeypatch.setattr(BaseHook, "get_connection", classmethod(lambda cls, conn_id: connection))
-
-
-def test_from_connection_reads_the_private_app_token(monkeypatch):
-    use_connection(monkeypatch, FakeConnection(password=TOKEN))
+def test_from_connection_reads_the_private_app_token(server, monkeypatch):
+    connection(monkeypatch, password=TOKEN)
     adapter = HubSpotAdapter.from_connection(HubSpotCrm(), KEY, RetryPolicy())
-    assert adapter.base_url == BASE and adapter.describe() == "hubspot:companies"
-    assert TOKEN not in repr(adapter)
+    assert adapter.client.host == BASE and adapter.client.conn_id == "hubspot_default"
+    assert TOKEN not in repr(adapter) and TOKEN not in repr(adapter.client)
 
-    use_connection(monkeypatch, FakeConnection(host="hubspot-proxy.internal:8443", password=TOKEN))
-    assert HubSpotAdapter.from_connection(HubSpotCrm(), KEY).base_url == "https://hubspot-proxy.internal:8443"
+    connection(monkeypatch, host="hubspot-proxy.internal:8443", password=TOKEN)
+    assert HubSpotAdapter.from_connection(HubSpotCrm(), KEY).client.host == "https://hubspot-proxy.internal:8443"
+
+    # The sync state's key names the portal the token belongs to (the account-info API).
+    connection(monkeypatch, host=server.url, password=TOKEN)
+    assert HubSpotAdapter.from_connection(HubSpotCrm(), KEY).describe() == f"hubspot:{PORTAL}/companies"
+    [details] = server.calls
+    assert (details.request.method, details.request.path) == ("GET", "/account-info/v3/details")
+    assert details.request.headers["Authorization"] == f"Bearer {TOKEN}"
 
 
 def test_from_connection_without_a_token_is_permanent(monkeypatch):
-    use_connection(monkeypatch, FakeConnection())
-    with pytest.raises(PermanentError, match="NO_CREDENTIALS"):
+    connection(monkeypatch, "hubspot_prod", host="https://api.hubapi.com")
+    with pytest.raises(PermanentError, match="NO_CREDENTIALS") as raised:
         HubSpotAdapter.from_connection(HubSpotCrm(conn_id="hubspot_prod"), KEY, RetryPolicy())
+    assert "connection 'hubspot_prod' needs the HubSpot private-app access token as its password" in str(raised.value)
 
 
-def hubspot_sync_config() -> CrmSyncConfig:
+def hubspot_sync_config(conn_id: str = "hubspot_default") -> CrmSyncConfig:
     return CrmSyncConfig(
         version="test",
         adapter="hubspot",
-        hubspot=HubSpotCrm(),
+        hubspot=HubSpotCrm(conn_id=conn_id),
         key={"crm_key_field": KEY},
         fields={
             "value_tier": {"crm_field": "value_tier"},
@@ -674,53 +675,27 @@ def hubspot_sync_config() -> CrmSyncConfig:
     )
 
 
-def test_make_adapter_builds_the_hubspot_adapter(monkeypatch):
+def test_make_adapter_builds_the_hubspot_adapter(server, monkeypatch):
     from postsales.crm.sync import make_adapter as sync_make_adapter
 
-    use_connection(monkeypatch, FakeConnection(password=TOKEN))
+    connection(monkeypatch, host=server.url, password=TOKEN)
     retry = RetryPolicy()
     adapter = sync_make_adapter(hubspot_sync_config(), retry)
     assert isinstance(adapter, HubSpotAdapter)
-    assert (adapter.key_field, adapter.retry, adapter.describe()) == (KEY, retry, "hubspot:companies")
+    assert (adapter.key_field, adapter.retry, adapter.describe()) == (KEY, retry, f"hubspot:{PORTAL}/companies")
 
 
-class FakeHubSpot:
-    """Companies in memory behind the search and batch-update endpoints, values as HubSpot keeps them (text)."""
-
-    def __init__(self, companies: dict[str, dict[str, str | None]]):
-        self.companies = companies
-
-    def search(self, request):
-        body = json.loads(request.body)
-        [flt] = body["filterGroups"][0]["filters"]
-        wanted = {v.lower() for v in flt["values"]}
-        hits = [
-            {"id": crm_id, "properties": {p: props.get(p) for p in body["properties"]}}
-            for crm_id, props in sorted(self.companies.items())
-            if (props.get(flt["propertyName"]) or "").lower() in wanted
-        ]
-        return 200, {}, json.dumps(page(hits))
-
-    def update(self, request):
-        results, missing = [], []
-        for item in json.loads(request.body)["inputs"]:
-            if item["id"] not in self.companies:
-                missing.append(item["id"])
-                continue
-            for name, value in item["properties"].items():
-                self.companies[item["id"]][name] = value or None
-            results.append({"id": item["id"], "properties": self.companies[item["id"]]})
-        if not missing:
-            return 200, {}, json.dumps({"status": "COMPLETE", "results": results})
-        error = batch_error("OBJECT_NOT_FOUND", "Could not get some COMPANY objects", missing)
-        return 207, {}, json.dumps({"status": "COMPLETE", "results": results, "numErrors": 1, "errors": [error]})
+def portal_with_companies(portal_id: int = PORTAL, token: str | None = None) -> FakePortal:
+    """A1, A2 (key in lower case, already holding our quadrant), A3 locked; A4 is not in HubSpot."""
+    portal = FakePortal(portal_id, token)
+    portal.add("companies", 5001, {KEY: "A1", "quadrant": None, "manual_segment_lock": None})
+    portal.add("companies", 5002, {KEY: "a2", "quadrant": "Grow", "manual_segment_lock": "false"})
+    portal.add("companies", 5003, {KEY: "A3", "value_tier": "Enterprise", "manual_segment_lock": "true"})
+    return portal
 
 
-@responses.activate
-def test_sync_pushes_through_hubspot_and_then_has_nothing_to_write(warehouse_url):
-    from test_crm_sync import AS_OF, segment_row, write_segments
-
-    from postsales.crm.sync import sync
+def four_accounts(warehouse_url: str) -> None:
+    from test_crm_sync import segment_row, write_segments
 
     write_segments(
         warehouse_url,
@@ -731,28 +706,67 @@ def test_sync_pushes_through_hubspot_and_then_has_nothing_to_write(warehouse_url
             segment_row("A4"),  # not in HubSpot
         ],
     )
-    hubspot = FakeHubSpot(
-        {
-            "5001": {KEY: "A1", "quadrant": None, "manual_segment_lock": None},
-            "5002": {KEY: "a2", "quadrant": "Grow", "manual_segment_lock": "false"},  # already holds our quadrant
-            "5003": {KEY: "A3", "value_tier": "Enterprise", "manual_segment_lock": "true"},
-        }
-    )
-    responses.add_callback(responses.POST, SEARCH, callback=hubspot.search)
-    responses.add_callback(responses.POST, BATCH_UPDATE, callback=hubspot.update)
+
+
+def test_sync_pushes_through_hubspot_and_then_has_nothing_to_write(server, warehouse_url):
+    from test_crm_sync import AS_OF
+
+    from postsales.crm.sync import sync
+
+    four_accounts(warehouse_url)
+    companies = portal_with_companies().install(server).records["companies"]
     config = hubspot_sync_config()
-    adapter, _ = make_adapter()
+    adapter, _ = make_adapter(server)
 
     pushed = sync(AS_OF, config=config, adapter=adapter, approve_first_push=True, approve_large_change=True)
 
     assert pushed["mode"] == "push" and pushed["fields_failed"] == 0
     assert pushed["skipped"] == {"manual_override_set_in_crm": 1, "not_in_crm": 1}
     assert pushed["write_calls"] == 1
-    a1, a2 = hubspot.companies["5001"], hubspot.companies["5002"]
+    a1, a2 = companies["5001"], companies["5002"]
     assert (a1["value_tier"], a1["case_study_candidate"], a1["health_score"]) == ("Mid-Market", "true", "71.23")
     assert (a2["case_study_candidate"], a2["segment_updated_at"]) == ("false", AS_OF.isoformat())
-    assert "case_study_candidate" not in hubspot.companies["5003"]  # locked: untouched
+    assert "case_study_candidate" not in companies["5003"]  # locked: untouched
 
     adapter.calls = 0
     again = sync(AS_OF, config=config, adapter=adapter)
     assert (again["fields_changed"], again["write_calls"]) == (0, 0)
+
+
+def test_two_portals_never_share_sync_state(warehouse_url, monkeypatch):
+    """Two HubSpot accounts behind two connections: what was pushed to one is no diff for the other."""
+    from test_crm_sync import AS_OF
+
+    from postsales import warehouse
+    from postsales.crm.sync import crm_sync_state, sync
+
+    four_accounts(warehouse_url)
+    with HubSpotServer() as first, HubSpotServer() as second:
+        portals = {
+            "hubspot_eu": portal_with_companies(11111, "pat-eu1-first").install(first),
+            "hubspot_us": portal_with_companies(22222, "pat-na1-second").install(second),
+        }
+        connection(monkeypatch, "hubspot_eu", host=first.url, password="pat-eu1-first")
+        connection(monkeypatch, "hubspot_us", host=second.url, password="pat-na1-second")
+
+        eu = sync(AS_OF, config=hubspot_sync_config("hubspot_eu"), approve_first_push=True, approve_large_change=True)
+        us = sync(AS_OF, config=hubspot_sync_config("hubspot_us"))  # the second portal: its own first push
+
+        assert (eu["target"], eu["mode"], eu["fields_succeeded"]) == ("hubspot:11111/companies", "push", 9)
+        assert (us["target"], us["mode"]) == ("hubspot:22222/companies", "dry_run")
+        assert us["reason"] == "first push to this CRM: dry run until approved (approve_first_push)"
+        assert us["fields_changed"] == eu["fields_changed"] == 9  # the same diff: nothing pushed there yet
+        assert portals["hubspot_us"].records["companies"]["5001"].get("value_tier") is None
+        assert portals["hubspot_eu"].records["companies"]["5001"]["value_tier"] == "Mid-Market"
+
+        us = sync(AS_OF, config=hubspot_sync_config("hubspot_us"), approve_first_push=True, approve_large_change=True)
+        again = sync(AS_OF, config=hubspot_sync_config("hubspot_eu"))
+    assert (us["mode"], us["fields_succeeded"]) == ("push", 9)
+    assert (again["fields_changed"], again["write_calls"]) == (0, 0)
+    with warehouse.engine(warehouse_url).connect() as conn:
+        rows = conn.execute(
+            sa.select(crm_sync_state.c.target, sa.func.count())
+            .group_by(crm_sync_state.c.target)
+            .order_by(crm_sync_state.c.target)
+        ).all()
+    assert [tuple(r) for r in rows] == [("hubspot:11111/companies", 9), ("hubspot:22222/companies", 9)]

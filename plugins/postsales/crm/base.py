@@ -51,7 +51,8 @@ class CrmAdapter(Protocol):
     calls: int  # write calls made so far (HTTP requests or transactions)
 
     def describe(self) -> str:
-        """The CRM and object written to, without secrets: the key of the sync state."""
+        """The CRM instance and object written to, without secrets: the key of the sync state, so it
+        names the instance (database, Salesforce host, HubSpot portal) and two never share state."""
 
     def fetch(self, account_ids: Sequence[str], crm_fields: Sequence[str]) -> dict[str, CrmRecord]:
         """Current values of ``crm_fields`` for the accounts found, keyed by our account id."""

@@ -125,4 +125,9 @@ def make_source(kind: str, config: SourcesConfig) -> Source:
 
         assert config.salesforce is not None  # guaranteed by SourcesConfig validation
         return SalesforceSource(config.salesforce)
+    if kind == "hubspot":
+        from postsales.sources.hubspot import HubSpotSource
+
+        assert config.hubspot is not None  # guaranteed by SourcesConfig validation
+        return HubSpotSource(config.hubspot)
     raise ValueError(f"unknown source kind {kind!r}")
