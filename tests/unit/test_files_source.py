@@ -243,3 +243,25 @@ def test_a_day_not_written_yyyy_mm_dd_fails_rather_than_pass_for_another_day_or_
     assert str(info.value).startswith(
         f"usage_daily: {path} looks named for a day but {path.stem!r} is not a date written YYYY-MM-DD"
     )
+
+
+@pytest.mark.parametrize(
+    ("section", "holds"),
+    [
+        ("sql.tables", "its table and column names"),
+        ("salesforce.objects", "its object and field names"),
+        ("hubspot.objects", "its object type and property names"),
+    ],
+)
+def test_an_entity_without_a_mapping_fails_naming_the_section_and_the_fix(section, holds):
+    from postsales.errors import DataContractError
+    from postsales.sources import entity_mapping
+
+    assert entity_mapping({"accounts": "the mapping"}, "accounts", section, holds) == "the mapping"
+    kind = {"sql.tables": "table"}.get(section, "object")
+    with pytest.raises(DataContractError) as failure:
+        entity_mapping({"accounts": "the mapping"}, "contracts", section, holds)
+    assert str(failure.value) == (
+        f"contracts: no {kind} mapping under {section} in include/rules/sources.yaml. "
+        f"Fix: add {section}.contracts with {holds}."
+    )

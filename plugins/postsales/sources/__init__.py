@@ -7,9 +7,11 @@ value that does not parse instead of losing it.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from postsales.errors import DataContractError
 
@@ -19,6 +21,8 @@ if TYPE_CHECKING:
 
     from postsales.config import SourcesConfig
     from postsales.sources.text_table import TextTable
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,30 @@ class SourceRead:
     origin: str  # the file(s) or table, for messages
     # Each file's own columns, when the frame joins several files (FileSource).
     file_columns: dict[str, list[str]] = field(default_factory=dict)
+
+
+def source_read(frame: pd.DataFrame, entity: str, origin: str, fix: str) -> SourceRead:
+    """A source's rows of ``entity`` (all text) read from ``origin``, with the lineage columns
+    (:func:`with_lineage`, ``fix`` for a clash), logged."""
+    frame = with_lineage(frame, f"{entity} ({origin})", fix, **{SOURCE: origin})
+    log.info("read %s rows of %s from %s", len(frame), entity, origin)
+    return SourceRead(frame=frame, origin=origin)
+
+
+SOURCES_RULES = "include/rules/sources.yaml"
+M = TypeVar("M")
+
+
+def entity_mapping(mappings: Mapping[str, M], entity: str, section: str, holds: str) -> M:
+    """The entity's mapping under ``section`` of sources.yaml (``sql.tables``, ``salesforce.objects``,
+    ``hubspot.objects``); none fails naming the section and what to add (``holds``)."""
+    mapping = mappings.get(entity)
+    if mapping is None:
+        kind = section.split(".")[-1].removesuffix("s")
+        raise DataContractError(
+            f"{entity}: no {kind} mapping under {section} in {SOURCES_RULES}. Fix: add {section}.{entity} with {holds}."
+        )
+    return mapping
 
 
 class Source(Protocol):

@@ -38,7 +38,14 @@ import pandas as pd
 from postsales.config import HubSpotObjectMapping
 from postsales.config import HubSpotSource as HubSpotSourceConfig
 from postsales.errors import DataContractError, PermanentError, SourceUnavailableError, TransientError
-from postsales.sources import SOURCE, Interval, SourceRead, lineage_error, text_table, with_lineage
+from postsales.sources import (
+    Interval,
+    SourceRead,
+    entity_mapping,
+    lineage_error,
+    source_read,
+    text_table,
+)
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -87,10 +94,7 @@ class HubSpotSource:
             columns=columns,
             dtype="object",
         )
-        origin = f"hubspot:{mapping.object}"
-        frame = with_lineage(frame, f"{entity} ({origin})", _lineage_fix(entity), **{SOURCE: origin})
-        log.info("read %s rows of %s from %s", len(frame), entity, origin)
-        return SourceRead(frame=frame, origin=origin)
+        return source_read(frame, entity, f"hubspot:{mapping.object}", _lineage_fix(entity))
 
     def load_text(
         self, eng: sa.Engine, entity: str, incremental_column: str, interval: Interval, table_name: str
@@ -117,13 +121,7 @@ class HubSpotSource:
         return landed
 
     def _mapping(self, entity: str) -> HubSpotObjectMapping:
-        mapping = self.config.objects.get(entity)
-        if mapping is None:
-            raise DataContractError(
-                f"{entity}: no object mapping under hubspot.objects in {RULES}. "
-                f"Fix: add hubspot.objects.{entity} with its object type and property names."
-            )
-        return mapping
+        return entity_mapping(self.config.objects, entity, "hubspot.objects", "its object type and property names")
 
     def _rows(
         self, entity: str, mapping: HubSpotObjectMapping, incremental_column: str, interval: Interval

@@ -22,7 +22,14 @@ import pandas as pd
 
 from postsales.config import SalesforceSource as SalesforceSourceConfig
 from postsales.errors import DataContractError, PermanentError, SourceUnavailableError, TransientError
-from postsales.sources import SOURCE, Interval, SourceRead, lineage_error, text_table, with_lineage
+from postsales.sources import (
+    Interval,
+    SourceRead,
+    entity_mapping,
+    lineage_error,
+    source_read,
+    text_table,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -66,10 +73,7 @@ class SalesforceSource:
         ours = {source: column for column, source in mapping.columns.items()}
         rows = [{ours.get(k, k): _text(v) for k, v in record.items() if k in ours} for record in records]
         frame = pd.DataFrame(rows, columns=list(mapping.columns), dtype="object")
-        origin = f"salesforce:{mapping.object}"
-        frame = with_lineage(frame, f"{entity} ({origin})", _lineage_fix(entity), **{SOURCE: origin})
-        log.info("read %s rows of %s from %s", len(frame), entity, origin)
-        return SourceRead(frame=frame, origin=origin)
+        return source_read(frame, entity, f"salesforce:{mapping.object}", _lineage_fix(entity))
 
     def load_text(
         self, eng: sa.Engine, entity: str, incremental_column: str, interval: Interval, table_name: str
@@ -100,12 +104,7 @@ class SalesforceSource:
 
     def _query(self, entity: str, incremental_column: str, interval: Interval):
         """The entity's mapping and its SOQL for the interval."""
-        mapping = self.config.objects.get(entity)
-        if mapping is None:
-            raise DataContractError(
-                f"{entity}: no object mapping under salesforce.objects in include/rules/sources.yaml. "
-                f"Fix: add salesforce.objects.{entity} with its object and field names."
-            )
+        mapping = entity_mapping(self.config.objects, entity, "salesforce.objects", "its object and field names")
         fields = list(dict.fromkeys(mapping.columns.values()))
         soql = f"SELECT {', '.join(fields)} FROM {mapping.object}"
         modstamp = mapping.columns.get(incremental_column)

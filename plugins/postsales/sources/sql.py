@@ -18,7 +18,14 @@ from postsales import warehouse
 from postsales.config import SqlEntityMapping
 from postsales.config import SqlSource as SqlSourceConfig
 from postsales.errors import ConfigError, DataContractError, SourceUnavailableError
-from postsales.sources import SOURCE, Interval, SourceRead, lineage_error, text_table, with_lineage
+from postsales.sources import (
+    Interval,
+    SourceRead,
+    entity_mapping,
+    lineage_error,
+    source_read,
+    text_table,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -69,10 +76,7 @@ class SqlSource:
                 frame = warehouse.result_frame(rows, dtype="object")
         finally:
             engine.dispose()
-        frame = frame.map(_text)
-        frame = with_lineage(frame, f"{entity} ({origin})", _lineage_fix(entity), **{SOURCE: origin})
-        log.info("read %s rows of %s from %s", len(frame), entity, origin)
-        return SourceRead(frame=frame, origin=origin)
+        return source_read(frame.map(_text), entity, origin, _lineage_fix(entity))
 
     def load_text(
         self, eng: sa.Engine, entity: str, incremental_column: str, interval: Interval, table_name: str
@@ -111,13 +115,7 @@ class SqlSource:
         return landed
 
     def _mapping(self, entity: str) -> SqlEntityMapping:
-        mapping = self.config.tables.get(entity)
-        if mapping is None:
-            raise DataContractError(
-                f"{entity}: no table mapping under sql.tables in include/rules/sources.yaml. "
-                f"Fix: add sql.tables.{entity} with its table and column names."
-            )
-        return mapping
+        return entity_mapping(self.config.tables, entity, "sql.tables", "its table and column names")
 
     @contextmanager
     def _source_errors(self, entity: str, engine: sa.Engine, origin: str) -> Iterator[None]:
