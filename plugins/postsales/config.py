@@ -338,7 +338,12 @@ class DuplicateKeyError(yaml.constructor.ConstructorError):
         self.key, self.line, self.first_line = key, line, first_line
 
 
-class RulesLoader(yaml.SafeLoader):
+# libyaml's parser under the same safe constructor when PyYAML has it (PyPI's wheels do): the
+# 33 table homes and the rules files parse in ~1/8 of the time, in every task's process.
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class RulesLoader(_SafeLoader):
     """``yaml.SafeLoader`` that rejects a key written twice in one mapping.
 
     Plain YAML keeps the last copy: a second ``account_id: {type: string}`` silently dropped
