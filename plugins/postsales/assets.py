@@ -2,7 +2,8 @@
 
 Every task declares as outlets the Assets of the tables it writes, and as inlets those of the
 tables it reads (but for tables it also writes), grouped here by the step that writes or reads
-them, so the Airflow UI's asset graph shows each table with its producing and consuming tasks. ``tests/dags`` checks the outlet groups
+them, so the Airflow UI's asset graph and the OpenLineage events (``postsales.lineage``) show
+each table with its producing and consuming tasks. ``tests/dags`` checks the outlet groups
 against the table homes' ``filled_by``, and every ``dag.test()`` in the suite checks both
 against the tables the task's SQL really wrote and read.
 
