@@ -30,4 +30,5 @@ ENV POSTSALES_HOME=/opt/postsales \
     AIRFLOW__CORE__DAGS_FOLDER=/opt/postsales/dags \
     AIRFLOW__CORE__PLUGINS_FOLDER=/opt/postsales/plugins \
     PYTHONPATH=/opt/postsales/plugins \
-    GX_ANALYTICS_ENABLED=false
+    GX_ANALYTICS_ENABLED=false \
+    AIRFLOW__OPENLINEAGE__EXTRACTORS=postsales.lineage.extractor.PostsalesExtractor

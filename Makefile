@@ -19,6 +19,12 @@ export GX_ANALYTICS_ENABLED := false
 # SQLite metadata (the default): writers take the lock first and wait for it, so the CLI does not
 # fail with "database is locked" while the scheduler runs (empty for any other metadata database).
 export AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS ?= postsales.airflow_metadata.METADATA_CONNECT_ARGS
+# OpenLineage (docs/lineage.md) is off until a transport is configured: OPENLINEAGE_URL=http://localhost:5000
+# (Marquez) or AIRFLOW__OPENLINEAGE__TRANSPORT='{"type": "file", "log_file_path": "...", "append": true}' in the
+# environment of `make run` / `make airflow`. The extractor naming the pipeline's datasets is always registered;
+# it does nothing while OpenLineage is off.
+export AIRFLOW__OPENLINEAGE__EXTRACTORS := postsales.lineage.extractor.PostsalesExtractor
+export AIRFLOW__OPENLINEAGE__NAMESPACE ?= postsales
 
 DEMO_ACCOUNTS ?= 500
 DEMO_SEED ?= 42
@@ -99,7 +105,8 @@ airflow: airflow-db
 # The environment `make airflow` runs in, for the airflow CLI in another terminal (the runbook
 # in docs/operations.md):  eval "$$(make -s airflow-env)"; airflow backfill create ...
 AIRFLOW_ENV_VARS := AIRFLOW_HOME AIRFLOW__CORE__DAGS_FOLDER AIRFLOW__CORE__PLUGINS_FOLDER \
-	AIRFLOW__CORE__LOAD_EXAMPLES AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS PYTHONPATH GX_ANALYTICS_ENABLED
+	AIRFLOW__CORE__LOAD_EXAMPLES AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS PYTHONPATH GX_ANALYTICS_ENABLED \
+	AIRFLOW__OPENLINEAGE__EXTRACTORS AIRFLOW__OPENLINEAGE__NAMESPACE
 airflow-env:
 	@$(foreach name,$(AIRFLOW_ENV_VARS),$(if $($(name)),echo "export $(name)='$($(name))'";))
 	@echo "export PATH='$(CURDIR)/$(VENV)/bin':\"\$$PATH\""

@@ -157,21 +157,30 @@ def dags(airflow_db):
 
 def _outlets_checked(dag):
     """``dag.test`` that then fails if a task wrote a warehouse table whose Asset it does not
-    declare as an outlet (so the asset graph and lineage are true: postsales.assets)."""
+    declare as an outlet, or read one (but for the tables it wrote) whose Asset it does not declare
+    as an inlet (so the asset graph and lineage are true: postsales.assets)."""
     from postsales.assets import asset_table
-    from write_trace import task_writes
+    from write_trace import task_trace
 
     run_test = dag.test
 
     def test(*args, **kwargs):
-        with task_writes() as written:
+        with task_trace() as trace:
             run = run_test(*args, **kwargs)
         undeclared = {
             task_id: sorted(tables - {asset_table(a) for a in dag.get_task(task_id).outlets})
-            for task_id, tables in written.items()
+            for (dag_id, _, task_id), tables in trace.writes.items()
+            if dag_id == dag.dag_id
         }
         undeclared = {task_id: tables for task_id, tables in undeclared.items() if tables}
         assert not undeclared, f"{dag.dag_id}: tasks wrote tables their outlets do not declare: {undeclared}"
+        unread = {
+            task_id: sorted(tables - {asset_table(a) for a in dag.get_task(task_id).inlets})
+            for (dag_id, _, task_id), tables in trace.reads.items()
+            if dag_id == dag.dag_id
+        }
+        unread = {task_id: tables for task_id, tables in unread.items() if tables}
+        assert not unread, f"{dag.dag_id}: tasks read tables their inlets do not declare: {unread}"
         return run
 
     return test

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from postsales import warehouse
+from postsales import lineage, warehouse
 from postsales.config import (
     ConfigError,
     EntityRules,
@@ -236,6 +236,7 @@ def _land(
     with _timed(phases, "land"):
         text = source.load_text(eng, run.entity, run.incremental[0], run.interval, f"_load_text_{tag}")
         work.append(text.table)
+    lineage.read_source(source, run.entity, list(text.file_columns))
     warehouse.fit_extract_memory(eng, text.rows)  # for the typing and validation that follow
     for path, columns in text.file_columns.items():
         require_columns(run.entity, path, columns, run.rules)

@@ -22,7 +22,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from postsales import paths
+from postsales import lineage, paths
 from postsales.config import ENTITIES, ExpectationsConfig, load_expectations, warehouse_url
 from postsales.values import is_missing
 
@@ -506,6 +506,7 @@ def delete_partition(conn: sa.Connection, table: sa.Table, where: sa.ColumnEleme
         else:
             conn.execute(sa.text("select pg_advisory_xact_lock_shared(:key)"), {"key": whole})
             conn.execute(sa.text("select pg_advisory_xact_lock(:key)"), {"key": partition_lock_key(conn, table, where)})
+    lineage.wrote(conn, table)
     return conn.execute(table.delete() if where is None else table.delete().where(where)).rowcount
 
 
@@ -567,6 +568,7 @@ def insert_frame(conn: sa.Connection, table: sa.Table, frame: Any) -> int:
     if unknown:
         raise ValueError(f"{table.fullname}: frame has columns the table lacks: {unknown}")
     frame = frame[columns]
+    lineage.wrote(conn, table)
     if conn.dialect.name == "duckdb":
         _insert_duckdb(conn, table, frame)
     elif conn.dialect.name == "postgresql":

@@ -284,7 +284,10 @@ def test_segmentation_runs_on_all_four_staging_assets(dagbag):
     assert condition.agg_func is all  # every staging table, not any
     assert {asset.uri for asset in condition.objects} == {asset.uri for asset in STAGING.values()}
     producers = {task.task_id: task.outlets for task in dagbag.dags["crm_extract"].tasks}
-    assert STAGING["accounts"].uri in [a.uri for a in producers["extract_accounts"]]
+    # extract_accounts publishes the staging Asset (with the interval in its event), beside the
+    # Assets of the other tables it writes.
+    assert producers["extract_accounts"][0].uri == STAGING["accounts"].uri
+    assert [task for task, outlets in producers.items() if STAGING["accounts"] in outlets] == ["extract_accounts"]
 
 
 def test_parsing_touches_no_database_variable_connection_or_file():
@@ -318,3 +321,38 @@ def test_every_table_is_an_outlet_of_exactly_the_dags_its_home_names(dagbag):
     declared = {name: set(home.filled_by.dags) for name, home in homes().items()}
     assert published.keys() <= declared.keys(), f"outlets without a table home: {published.keys() - declared.keys()}"
     assert published == declared
+
+
+def test_every_inlet_is_a_warehouse_table_some_dag_writes(dagbag):
+    """A task's inlets name warehouse tables with a home that a task of the pipeline writes (that a
+    task declares every table it reads is checked by every dag.test(): tests/conftest.py)."""
+    from postsales.assets import asset_table
+
+    written = {asset_table(asset) for dag in dagbag.dags.values() for task in dag.tasks for asset in task.outlets}
+    read = {}
+    for dag in dagbag.dags.values():
+        for task in dag.tasks:
+            for asset in task.inlets:
+                table = asset_table(asset)
+                assert table is not None, f"{dag.dag_id}.{task.task_id}: inlet {asset} is not a warehouse table"
+                read.setdefault(table, set()).add(f"{dag.dag_id}.{task.task_id}")
+    assert read.keys() <= written
+    # Every stage reads staging; the report and sync steps read what the others wrote.
+    assert {"staging.accounts", "mart.account_segments", "ops.crm_sync_state"} <= read.keys()
+
+
+def test_extract_inlets_are_the_tables_its_references_read():
+    """An entity whose rows reference another's keys (``references`` in expectations.yaml) reads that
+    entity's raw and staging tables; postsales.assets.REFERENCES must say the same."""
+    from postsales.assets import REFERENCES, asset_table, extract_reads
+    from postsales.config import load_expectations
+
+    referenced = {
+        entity: rule.references.partition(".")[0]
+        for entity, rules in load_expectations().entities.items()
+        for rule in rules.columns.values()
+        if rule.references
+    }
+    assert referenced == REFERENCES
+    assert {asset_table(a) for a in extract_reads("usage_daily")} == {"raw.accounts", "staging.accounts"}
+    assert extract_reads("accounts") == ()

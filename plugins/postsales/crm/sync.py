@@ -34,7 +34,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from postsales import paths, warehouse
+from postsales import lineage, paths, warehouse
 from postsales.crm.base import Change, CrmAdapter, CrmRecord, WriteResult
 from postsales.crm.config import SYNCABLE_COLUMNS, CrmSyncConfig, load_crm_sync
 from postsales.retry import RetryPolicy
@@ -272,6 +272,7 @@ def sync(
     if config.manual_override_field:
         crm_fields.append(config.manual_override_field)
     current = adapter.fetch(sorted(desired), crm_fields)
+    lineage.read_crm(config, adapter)
     plan = plan_changes(desired, current, state, config, as_of)
     report = diff_report(plan, config)
 
@@ -293,6 +294,8 @@ def sync(
     succeeded = failed = calls = 0
     if mode == "push" and plan.changes:
         succeeded, failed, calls = _push(eng, adapter, plan, target, run_id, retry, config.retries.attempts)
+        if succeeded:
+            lineage.wrote_crm(config, adapter)
     finished = datetime.now(UTC).replace(tzinfo=None)
     summary = {
         "run_id": run_id,

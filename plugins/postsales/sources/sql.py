@@ -65,9 +65,13 @@ class SqlSource:
         self.config = config
         self._url = url
 
+    def url(self) -> str:
+        """The database's URL: the one given, else from the connection or environment (a secret: never log it)."""
+        return self._url or resolve_url(self.config)
+
     def read(self, entity: str, incremental_column: str, interval: Interval) -> SourceRead:
         mapping = self._mapping(entity)
-        engine = sa.create_engine(self._url or resolve_url(self.config))
+        engine = sa.create_engine(self.url())
         origin = _origin(mapping)
         try:
             with self._source_errors(entity, engine, origin), engine.connect() as conn:
@@ -84,7 +88,7 @@ class SqlSource:
         """The rows :meth:`read` returns, landed as text in ``raw.<table_name>``: fetched from a
         server-side cursor (where the driver has one) in chunks of ``text_table.CHUNK_ROWS``."""
         mapping = self._mapping(entity)
-        engine = sa.create_engine(self._url or resolve_url(self.config))
+        engine = sa.create_engine(self.url())
         origin = _origin(mapping)
         where = f"{entity} ({origin})"
         errors = self._source_errors(entity, engine, origin)

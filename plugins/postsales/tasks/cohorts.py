@@ -6,14 +6,14 @@ import logging
 
 from airflow.sdk import task
 
-from postsales.assets import COHORT_SNAPSHOT
+from postsales.assets import COHORT_READS, COHORT_REPORT_READS, COHORT_SNAPSHOT
 from postsales.pools import WAREHOUSE_POOL
 
 log = logging.getLogger(__name__)
 
 
 # Segments the month's last day first when no segmentation of that date exists.
-@task(pool=WAREHOUSE_POOL, outlets=COHORT_SNAPSHOT)
+@task(pool=WAREHOUSE_POOL, inlets=COHORT_READS, outlets=COHORT_SNAPSHOT)
 def compute_cohort_snapshot() -> dict:
     """Compute the cohort snapshot of the run's month (its data interval start)."""
     from datetime import timedelta
@@ -29,7 +29,7 @@ def compute_cohort_snapshot() -> dict:
     return compute_snapshot(start.date().replace(day=1))
 
 
-@task(pool=WAREHOUSE_POOL)
+@task(pool=WAREHOUSE_POOL, inlets=COHORT_REPORT_READS)
 def write_cohort_report(snapshot: dict) -> str:
     """Write the snapshot's HTML report; returns (and logs) its path."""
     from datetime import date

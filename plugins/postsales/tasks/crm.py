@@ -7,7 +7,7 @@ import logging
 
 from airflow.sdk import task
 
-from postsales.assets import CRM_SYNC
+from postsales.assets import CRM_SYNC, CRM_SYNC_READS
 from postsales.pools import WAREHOUSE_POOL
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ def month_is_due(kind: str) -> bool:
     return due
 
 
-@task(pool=WAREHOUSE_POOL, outlets=CRM_SYNC)
+@task(pool=WAREHOUSE_POOL, inlets=CRM_SYNC_READS, outlets=CRM_SYNC)
 def crm_diff_dry_run(segments: dict) -> dict:
     """The diff report of the segments' as-of date, without any write call."""
     from datetime import date
@@ -78,7 +78,7 @@ def approval_gate(report: str, diff: dict) -> bool:
     return False
 
 
-@task(pool=WAREHOUSE_POOL, outlets=CRM_SYNC)
+@task(pool=WAREHOUSE_POOL, inlets=CRM_SYNC_READS, outlets=CRM_SYNC)
 def push_tags_to_crm(segments: dict, diff: dict | None = None, *, approved: bool = False) -> dict:
     """Push the tags of the segments' as-of date; ``approved`` (the annual review, after its gate)
     approves the first push and a large change. A backfilled run pushes only when its

@@ -12,13 +12,21 @@ import logging
 
 from airflow.sdk import task, task_group
 
-from postsales.assets import BACKTEST, HEALTH_EVALUATION, REVIEW
+from postsales.assets import (
+    BACKTEST,
+    EVALUATION_REPORT_READS,
+    FORECAST_READS,
+    HEALTH_EVALUATION,
+    HEALTH_READS,
+    REVIEW,
+    REVIEW_READS,
+)
 from postsales.pools import WAREHOUSE_POOL
 
 log = logging.getLogger(__name__)
 
 
-@task(pool=WAREHOUSE_POOL, outlets=BACKTEST)
+@task(pool=WAREHOUSE_POOL, inlets=FORECAST_READS, outlets=BACKTEST)
 def backtest_forecast() -> dict:
     """The forecast backtest and the forecast as of the run's month end."""
     from postsales import evaluation
@@ -30,7 +38,7 @@ def backtest_forecast() -> dict:
 
 
 # Segments the past dates it scores first when they have no segmentation (ensure_segments).
-@task(pool=WAREHOUSE_POOL, outlets=HEALTH_EVALUATION)
+@task(pool=WAREHOUSE_POOL, inlets=HEALTH_READS, outlets=HEALTH_EVALUATION)
 def evaluate_health() -> dict:
     """Health vs outcome as of the run's month end."""
     from postsales import evaluation
@@ -42,7 +50,7 @@ def evaluate_health() -> dict:
 
 
 # Segments the as-of date first when it has no segmentation (ensure_segments).
-@task(pool=WAREHOUSE_POOL, outlets=REVIEW)
+@task(pool=WAREHOUSE_POOL, inlets=REVIEW_READS, outlets=REVIEW)
 def recommend_review(health: dict) -> dict:
     """The annual review's recommendations as of the run's month end (reads what evaluate_health wrote)."""
     from postsales import evaluation
@@ -58,7 +66,7 @@ def evaluate_models() -> None:
     recommend_review(evaluate_health())
 
 
-@task(pool=WAREHOUSE_POOL)
+@task(pool=WAREHOUSE_POOL, inlets=EVALUATION_REPORT_READS)
 def write_evaluation_report(*upstream: dict) -> str:
     """Write the evaluation report for the run's as-of date; returns (and logs) its path.
 

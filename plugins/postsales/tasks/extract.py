@@ -5,14 +5,16 @@ from __future__ import annotations
 
 from airflow.sdk import task
 
-from postsales.assets import STAGING, extract_writes
+from postsales.assets import STAGING, extract_reads, extract_writes
 from postsales.pools import WAREHOUSE_POOL
 
 
 def _extract_task(entity: str):
     """The task ``extract_<entity>``: one body for the four entities, each with its own Asset."""
 
-    @task(task_id=f"extract_{entity}", pool=WAREHOUSE_POOL, outlets=extract_writes(entity))
+    @task(
+        task_id=f"extract_{entity}", pool=WAREHOUSE_POOL, inlets=extract_reads(entity), outlets=extract_writes(entity)
+    )
     def extract() -> dict:
         """Extract the entity the task is named after for the run's data interval; returns the summary.
 

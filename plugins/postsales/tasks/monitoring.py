@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from airflow.sdk import task
 
-from postsales.assets import RUN_SUMMARY
+from postsales.assets import RUN_SUMMARY, RUN_SUMMARY_READS
 from postsales.pools import WAREHOUSE_POOL
 
 
-@task(pool=WAREHOUSE_POOL, outlets=RUN_SUMMARY)
+@task(pool=WAREHOUSE_POOL, inlets=RUN_SUMMARY_READS, outlets=RUN_SUMMARY)
 def summarize_run() -> dict:
     """Write the run's row of ops.run_summary from the upstream tasks' XCom summaries and states."""
     from airflow.sdk import get_current_context

@@ -8,13 +8,22 @@ import logging
 
 from airflow.sdk import task
 
-from postsales.assets import FORECASTS, MIGRATION, SEGMENTS
+from postsales.assets import (
+    FORECAST_READS,
+    FORECASTS,
+    MIGRATION,
+    MIGRATION_READS,
+    SEGMENT_READS,
+    SEGMENTATION_REPORT_READS,
+    SEGMENTS,
+    combined,
+)
 from postsales.pools import WAREHOUSE_POOL
 
 log = logging.getLogger(__name__)
 
 
-@task(pool=WAREHOUSE_POOL, outlets=SEGMENTS)
+@task(pool=WAREHOUSE_POOL, inlets=SEGMENT_READS, outlets=SEGMENTS)
 def segment_accounts() -> dict:
     """Compute segments for the run's as-of date (``tasks.context.segmentation_as_of``); returns counts for the log."""
     from airflow.sdk import get_current_context
@@ -33,7 +42,7 @@ def segment_accounts() -> dict:
     return summary
 
 
-@task(pool=WAREHOUSE_POOL, outlets=FORECASTS)
+@task(pool=WAREHOUSE_POOL, inlets=FORECAST_READS, outlets=FORECASTS)
 def forecast_tier_migration(segments: dict) -> dict:
     """Tier-migration forecast as of the segmentation run's date (joins mart.account_segments)."""
     from datetime import date
@@ -43,7 +52,7 @@ def forecast_tier_migration(segments: dict) -> dict:
     return compute_forecast(date.fromisoformat(segments["as_of_date"]))
 
 
-@task(pool=WAREHOUSE_POOL)
+@task(pool=WAREHOUSE_POOL, inlets=SEGMENTATION_REPORT_READS)
 def write_segmentation_report(segments: dict, forecasts: dict) -> str:
     """Write the as-of date's segmentation report (the 2x2); returns (and logs) its path."""
     from datetime import date
@@ -55,7 +64,7 @@ def write_segmentation_report(segments: dict, forecasts: dict) -> str:
     return str(path)
 
 
-@task(pool=WAREHOUSE_POOL, outlets=SEGMENTS + FORECASTS)
+@task(pool=WAREHOUSE_POOL, inlets=combined(SEGMENT_READS, FORECAST_READS), outlets=SEGMENTS + FORECASTS)
 def segment_and_forecast() -> dict:
     """Segments and the forecast as of the run's interval end (the date tags are pushed for)."""
     from postsales.forecast import compute_forecast
@@ -70,7 +79,7 @@ def segment_and_forecast() -> dict:
 
 
 # Segments the compared date first when it has no segmentation (ensure_segments).
-@task(pool=WAREHOUSE_POOL, outlets=MIGRATION)
+@task(pool=WAREHOUSE_POOL, inlets=MIGRATION_READS, outlets=MIGRATION)
 def segment_migration(segments: dict, months: int | None = None) -> dict:
     """The migration matrix from ``months`` before the segments' as-of date to it; without
     ``months``, since the previous revision (``revision_interval_months`` of crm_sync.yaml)."""
