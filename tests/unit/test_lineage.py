@@ -84,39 +84,62 @@ def test_files_are_datasets_and_day_files_are_their_folder(tmp_path):
     ]
 
 
-def test_salesforce_and_hubspot_are_named_by_their_connection_without_the_token(monkeypatch):
+def test_salesforce_and_hubspot_are_named_by_the_org_or_portal_the_token_reaches(monkeypatch):
+    """As the push's sync state names them (the Salesforce instance, the HubSpot portal); with no
+    session or portal, by the connection, never with its secrets."""
+    from types import SimpleNamespace
+
+    def source(conn_id, client=None):
+        def connect():
+            if client is None:
+                raise RuntimeError(f"cannot log in with {SECRET}")
+            return client
+
+        return SimpleNamespace(config=SimpleNamespace(conn_id=conn_id), _client=connect)
+
     monkeypatch.setenv(
-        "AIRFLOW_CONN_SF_TOKEN",
-        json.dumps({"conn_type": "http", "host": "https://Acme.my.salesforce.com", "password": SECRET}),
-    )
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_SF_CLIENT",
-        json.dumps({"conn_type": "http", "extra": {"client_id": "id", "client_secret": SECRET,
-                                                  "domain": "acme--uat.sandbox.my.salesforce.com"}}),
+        "AIRFLOW_CONN_SF_LOGIN",
+        json.dumps({"conn_type": "salesforce", "login": "u@acme.com", "password": SECRET,
+                    "extra": {"security_token": SECRET, "domain": "acme--uat.sandbox.my.salesforce.com"}}),
     )  # fmt: skip
-    monkeypatch.setenv("AIRFLOW_CONN_HS_PORTAL", json.dumps({"conn_type": "http", "password": SECRET,
-                                                            "extra": {"portal_id": 4711}}))  # fmt: skip
     monkeypatch.setenv("AIRFLOW_CONN_HS_PLAIN", json.dumps({"conn_type": "http", "password": SECRET}))
+    session = SimpleNamespace(instance_url="https://Acme.my.salesforce.com")
     found = [
-        lineage.salesforce_dataset("sf_token", "Account"),
-        lineage.salesforce_dataset("sf_client", "Account"),
-        lineage.salesforce_dataset("no_such_connection", "Contract"),
-        lineage.hubspot_dataset("hs_portal", "companies"),
-        lineage.hubspot_dataset("hs_plain", "companies"),
-    ]
+        lineage.salesforce_dataset(source("sf_login", session), "Account"),
+        lineage.salesforce_dataset(source("sf_login"), "Account"),
+        lineage.salesforce_dataset(source("no_such_connection"), "Contract"),
+        lineage.hubspot_dataset(source("hs_plain", SimpleNamespace(portal_id="4711")), "companies"),
+        lineage.hubspot_dataset(source("hs_plain"), "deals"),
+    ]  # fmt: skip
     assert [(d.namespace, d.name) for d in found] == [
         ("salesforce://acme.my.salesforce.com", "Account"),
         ("salesforce://acme--uat.sandbox.my.salesforce.com", "Account"),
         ("salesforce", "Contract"),
         ("hubspot://4711", "companies"),
-        ("hubspot://api.hubapi.com", "companies"),
+        ("hubspot://api.hubapi.com", "deals"),
     ]
     assert SECRET not in repr(found)
 
 
+def test_the_crm_object_is_named_by_the_sync_states_target():
+    from types import SimpleNamespace
+
+    config = SimpleNamespace(adapter="hubspot")
+    hubspot = SimpleNamespace(describe=lambda: "hubspot:4711/companies")
+    salesforce = SimpleNamespace(describe=lambda: "salesforce:acme.my.salesforce.com/Account")
+    assert lineage.crm_dataset(config, hubspot) == lineage.DatasetRef("hubspot://4711", "companies")
+    config.adapter = "salesforce"
+    assert lineage.crm_dataset(config, salesforce) == lineage.DatasetRef(
+        "salesforce://acme.my.salesforce.com", "Account"
+    )
+
+
 def test_the_sources_an_extract_reads(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
     from postsales.config import load_sources
     from postsales.sources.files import FileSource
+    from postsales.sources.hubspot import HubSpotSource
     from postsales.sources.salesforce import SalesforceSource
     from postsales.sources.sql import SqlSource
 
@@ -127,10 +150,14 @@ def test_the_sources_an_extract_reads(tmp_path, monkeypatch):
     ]
     objects = {"accounts": {"object": "Account", "columns": {"account_id": "Id"}}}
     salesforce = config.model_validate(config.model_dump(by_alias=True) | {"salesforce": {"objects": objects}})
-    connection = {"host": "acme.my.salesforce.com", "password": SECRET, "conn_type": "http"}
-    monkeypatch.setenv("AIRFLOW_CONN_SALESFORCE_DEFAULT", json.dumps(connection))
-    found = lineage.source_datasets(SalesforceSource(salesforce.salesforce), "accounts", [])
+    session = SimpleNamespace(instance_url="https://acme.my.salesforce.com")  # a logged-in client
+    found = lineage.source_datasets(SalesforceSource(salesforce.salesforce, client=session), "accounts", [])
     assert [(d.namespace, d.name) for d in found] == [("salesforce://acme.my.salesforce.com", "Account")]
+    deals = {"contracts": {"object": "deals", "properties": {"contract_id": "hs_object_id"}}}
+    hubspot = config.model_validate(config.model_dump(by_alias=True) | {"hubspot": {"objects": deals}})
+    portal = SimpleNamespace(portal_id="4711")
+    found = lineage.source_datasets(HubSpotSource(hubspot.hubspot, client=portal), "contracts", [])
+    assert [(d.namespace, d.name) for d in found] == [("hubspot://4711", "deals")]
     files = lineage.source_datasets(FileSource(tmp_path), "accounts", [str(tmp_path / "accounts.csv")])
     assert [(d.namespace, d.name) for d in files] == [("file", str(tmp_path.resolve() / "accounts.csv"))]
 

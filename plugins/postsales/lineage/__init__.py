@@ -121,23 +121,29 @@ def service_host(conn_id: str, extra_key: str | None = None, default: str | None
     return (urlsplit(value if "//" in value else f"//{value}").hostname or "").lower() or default
 
 
-def salesforce_dataset(conn_id: str, sobject: str) -> DatasetRef:
-    """A Salesforce object: ``salesforce://<instance host>`` + the object's API name."""
-    host = service_host(conn_id, "domain")
+def salesforce_dataset(source: Any, sobject: str) -> DatasetRef:
+    """A Salesforce object read by the Salesforce source: ``salesforce://<instance host>`` (the
+    org its login landed on, as the push names it) + the object's API name; without a session,
+    the connection's host or login domain."""
+    try:
+        host = (urlsplit(source._client().instance_url).hostname or "").lower()
+    except Exception as exc:
+        log.info("lineage: Salesforce instance unknown (%s): naming the connection", type(exc).__name__)
+        host = ""
+    host = host or service_host(source.config.conn_id, "domain")
     return DatasetRef(f"salesforce://{host}" if host else "salesforce", sobject)
 
 
-def hubspot_dataset(conn_id: str, object_type: str) -> DatasetRef:
-    """A HubSpot object type: ``hubspot://<portal id>`` when the connection's extra names its
-    ``portal_id``, else the API host it calls; the name is the object type (``companies``)."""
-    portal = None
+def hubspot_dataset(source: Any, object_type: str) -> DatasetRef:
+    """A HubSpot object type read by the HubSpot source: ``hubspot://<portal id>`` (the portal
+    of the source's token, as the push names it), else the API host; the name is the object
+    type (``companies``, ``deals``). Lineage never fails an extract: a portal HubSpot does not
+    name (no ``oauth`` scope, a limit) leaves the host."""
     try:
-        from airflow.sdk import BaseHook
-
-        portal = (BaseHook.get_connection(conn_id).extra_dejson or {}).get("portal_id")
-    except Exception:
-        pass
-    where = str(portal) if portal else service_host(conn_id, default="api.hubapi.com")
+        where = source._client().portal_id
+    except Exception as exc:
+        log.info("lineage: HubSpot portal unknown (%s): naming the API host", type(exc).__name__)
+        where = service_host(source.config.conn_id, default="api.hubapi.com")
     return DatasetRef(f"hubspot://{where}", object_type)
 
 
@@ -263,7 +269,9 @@ def source_datasets(source: Any, entity: str, files: list[str]) -> list[DatasetR
         mapping = source.config.tables[entity]
         return [database_dataset(source.url(), mapping.schema_name, mapping.table)]
     if source.name == "salesforce":
-        return [salesforce_dataset(source.config.conn_id, source.config.objects[entity].object)]
+        return [salesforce_dataset(source, source.config.objects[entity].object)]
+    if source.name == "hubspot":
+        return [hubspot_dataset(source, source.config.objects[entity].object)]
     return []
 
 
@@ -287,12 +295,15 @@ def file_datasets(files: list[str]) -> list[DatasetRef]:
 
 
 def crm_dataset(config: Any, adapter: Any) -> DatasetRef:
-    """The CRM object a sync reads and writes (``include/rules/crm_sync.yaml``)."""
+    """The CRM object a sync reads and writes (``include/rules/crm_sync.yaml``). Salesforce and
+    HubSpot are named by the target the adapter already resolved for the sync state
+    (``describe()``: ``salesforce:<instance host>/<object>``, ``hubspot:<portal id>/companies``),
+    so lineage and state agree on which org or portal was written."""
     if config.adapter == "sql":
         return database_dataset(adapter.engine.url, None, config.sql.table)
-    if config.adapter == "salesforce":
-        return salesforce_dataset(config.salesforce.conn_id, config.salesforce.object)
-    return hubspot_dataset(config.hubspot.conn_id, config.hubspot.object)
+    kind, _, target = adapter.describe().partition(":")
+    where, _, name = target.rpartition("/")
+    return DatasetRef(f"{kind}://{where}" if where else kind, name)
 
 
 def read_crm(config: Any, adapter: Any) -> None:
