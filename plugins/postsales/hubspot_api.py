@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 from urllib3.exceptions import HTTPError, InvalidHeader, MaxRetryError, ResponseError
 from urllib3.util.retry import Retry
 
-from postsales.errors import PermanentError, TransientError
+from postsales.errors import PermanentError, TransientError, mask_secrets
 from postsales.retry import MAX_RETRY_AFTER, RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -261,7 +261,7 @@ class HubSpotClient:
         return cls(conn.password, conn_id=conn_id, retry=retry, **kwargs)
 
     def mask(self, text: str) -> str:
-        return text.replace(self._token, "***") if self._token else text
+        return mask_secrets(text, [self._token])
 
     # --- the library's API objects (each owns a connection pool: built once) -------------------
 
@@ -310,7 +310,9 @@ class HubSpotClient:
         text = exc.body if isinstance(exc.body, str) else (exc.body or b"").decode("utf-8", "replace")
         body = _json_object(text)
         category = str(body.get("category") or body.get("errorType") or f"HTTP_{status}")
-        message = self.mask(str(body.get("message") or text[:300] or exc.reason or ""))
+        # Masked before a body that is not HubSpot's JSON is cut short: a cut could leave part of the token.
+        message = self.mask(str(body.get("message") or "")) or self.mask(text)[:300]
+        message = message or self.mask(str(exc.reason or ""))
         if status == 429:
             if str(body.get("policyName") or "").upper() == "DAILY":
                 return DailyLimitReached(message or "the daily API limit is reached")

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import requests
 
-from postsales.errors import PermanentError, TransientError
+from postsales.errors import PermanentError, TransientError, mask_secrets
 from postsales.retry import RetryPolicy, retry_after_seconds
 
 if TYPE_CHECKING:
@@ -199,10 +199,7 @@ class SalesforceClient:
     def mask(self, text: str) -> str:
         """``text`` with every secret of the connection and every session id used replaced by ``***``."""
         sessions = [getattr(self.sf, "session_id", None), *getattr(self.session, "bearer_tokens", ())]
-        for secret in [*self._secrets, *sessions]:
-            if secret:
-                text = text.replace(secret, "***")
-        return text
+        return mask_secrets(text, [*self._secrets, *sessions])
 
     # --- the taxonomy -----------------------------------------------------------------------
 
@@ -223,8 +220,7 @@ class SalesforceClient:
 
     def _status_error(self, exc: Any) -> TransientError | PermanentError:
         status = exc.status
-        code, message = _error_of(exc.content, status)
-        code, message = self.mask(code), self.mask(message)
+        code, message = _error_of(exc.content, status, self.mask)
         last = getattr(self.session, "last_response", None)
         same = last is not None and last.status_code == status
         retry_after = retry_after_seconds(last.headers.get("Retry-After")) if same else None
@@ -361,14 +357,15 @@ def connection_problem(conn: Any) -> str | None:
     return f"no Salesforce login possible: missing {missing}. Fix: {fix} ({CONNECTION_DOCS})."
 
 
-def _error_of(content: Any, status: int) -> tuple[str, str]:
-    """(errorCode, message) of a Salesforce error body: ``[{"errorCode": ..., "message": ...}]``."""
+def _error_of(content: Any, status: int, mask: Callable[[str], str]) -> tuple[str, str]:
+    """(errorCode, message) of a Salesforce error body: ``[{"errorCode": ..., "message": ...}]``,
+    masked before it is cut short (a cut could leave part of a secret that masking would not know)."""
     fallback = f"HTTP_{status}"
     body = content[0] if isinstance(content, list) and content else content
     if isinstance(body, dict):
         code = body.get("errorCode") or body.get("error") or fallback
         message = body.get("message") or body.get("error_description") or ""
-        return str(code), str(message)[:1000]
+        return mask(str(code)), mask(str(message))[:1000]
     if isinstance(body, bytes):
         body = body.decode("utf-8", "replace")
-    return fallback, str(body or "")[:300]
+    return fallback, mask(str(body or ""))[:300]

@@ -543,6 +543,17 @@ def test_the_token_never_reaches_logs_on_retries(server, caplog):
     assert all(TOKEN not in f"{r.error_code} {r.error_message}" for r in results)
 
 
+def test_the_token_is_masked_before_a_long_error_body_is_cut(server):
+    """A body that is not HubSpot's JSON (a proxy's page) is cut to 300 characters: after masking."""
+    server.add("POST", BATCH_UPDATE, status=400, body="<html>" + "z" * 270 + f"Authorization: Bearer {TOKEN}</html>")
+    adapter, _ = make_adapter(server)
+
+    [result] = adapter.update(changes(1))
+
+    assert len(result.error_message) == 300 and result.error_message.endswith("Authorization: Bearer **")
+    assert TOKEN[:6] not in result.error_message
+
+
 def test_other_4xx_are_permanent_without_retry(server):
     server.add(
         "POST",

@@ -891,6 +891,35 @@ def test_no_secret_reaches_logs_or_errors(caplog):
     assert adapter.describe() == "salesforce:acme.my.salesforce.com/Account"
 
 
+@responses.activate
+def test_a_secret_is_masked_before_a_long_message_is_cut():
+    """Cutting first would leave the secret's first characters, which masking no longer recognises."""
+    responses.patch(COLLECTIONS, status=400, json=error("MALFORMED_ID", "x" * 980 + f" password={PASSWORD}"))
+    responses.patch(COLLECTIONS, status=502, body="<html>" + "y" * 262 + f"Authorization: Bearer {SESSION}</html>")
+    adapter, _ = make_adapter(attempts=1)
+
+    [first] = adapter.update(changes(1))
+    [second] = adapter.update(changes(1, start=1))
+
+    assert first.error_message.endswith("x password=***")
+    assert "Authorization: Bearer ***" in second.error_message
+    assert PASSWORD[:4] not in first.error_message and SESSION[:10] not in second.error_message
+
+
+@responses.activate
+def test_a_token_pasted_with_its_newline_is_masked_where_a_library_quotes_it_escaped():
+    """requests refuses the header and quotes it with repr(): the token's "\\n" is two characters there."""
+    token = "00D5g000004XyzE!AQ0AQdirect.token.do_not_log"
+    responses.get(QUERY, json={"totalSize": 0, "done": True, "records": []})
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        use_connection(monkeypatch, direct_session_connection(token + "\n"))
+        client = SalesforceClient.from_connection("salesforce_default", RetryPolicy(attempts=1))
+    with pytest.raises(PermanentError) as raised:
+        list(client.query("SELECT Id FROM Account"))
+    assert "direct.token.do_not_log" not in str(raised.value)
+    assert "Bearer ***" in str(raised.value)
+
+
 # --- the provider's connection: every login form ----------------------------------------------
 
 
