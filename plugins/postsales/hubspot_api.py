@@ -220,6 +220,12 @@ class HubSpotClient:
     ):
         if not access_token:
             raise PermanentError("NO_CREDENTIALS", f"no HubSpot access token (connection {conn_id!r})")
+        if access_token != access_token.strip():  # http.client would refuse the header, quoting the token
+            raise PermanentError(
+                "BAD_CREDENTIALS",
+                f"the access token of the Airflow connection {conn_id!r} (its password) begins or ends with "
+                "whitespace, such as a newline pasted with it. Fix: store the token alone as the password",
+            )
         from hubspot import HubSpot
 
         _quiet_library_logs()

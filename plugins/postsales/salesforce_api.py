@@ -308,6 +308,11 @@ def connection_problem(conn: Any) -> str | None:
         instance_url = _extra(extra, "instance_url")
         if _is_direct_session(conn) and instance_url and "://" not in instance_url:
             return f"extra instance_url {instance_url!r} is not a URL. Fix: write it https://{instance_url}."
+        if _is_direct_session(conn) and conn.password != conn.password.strip():  # a header cannot hold it
+            return (
+                "its password (the access token) begins or ends with whitespace, such as a newline pasted with "
+                "it. Fix: store the token alone as the password."
+            )
         return None
     user, password = conn.login or None, conn.password or None
     key, secret = _extra(extra, "consumer_key"), _extra(extra, "consumer_secret")

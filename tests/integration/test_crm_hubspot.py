@@ -662,6 +662,16 @@ def test_from_connection_reads_the_private_app_token(server, monkeypatch):
     assert details.request.headers["Authorization"] == f"Bearer {TOKEN}"
 
 
+def test_a_token_pasted_with_its_newline_fails_at_once_without_quoting_it(server, monkeypatch):
+    """http.client would refuse the header with a ValueError quoting the token, out of every write."""
+    connection(monkeypatch, password=TOKEN + "\n", host=server.url)
+    with pytest.raises(PermanentError) as raised:
+        HubSpotAdapter.from_connection(HubSpotCrm(), KEY, RetryPolicy())
+    assert raised.value.code == "BAD_CREDENTIALS"
+    assert "'hubspot_default'" in str(raised.value) and "Fix: store the token alone" in str(raised.value)
+    assert TOKEN not in str(raised.value) and server.calls == []
+
+
 def test_from_connection_without_a_token_is_permanent(monkeypatch):
     connection(monkeypatch, "hubspot_prod", host="https://api.hubapi.com")
     with pytest.raises(PermanentError, match="NO_CREDENTIALS") as raised:

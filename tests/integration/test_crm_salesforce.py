@@ -911,13 +911,25 @@ def test_a_token_pasted_with_its_newline_is_masked_where_a_library_quotes_it_esc
     """requests refuses the header and quotes it with repr(): the token's "\\n" is two characters there."""
     token = "00D5g000004XyzE!AQ0AQdirect.token.do_not_log"
     responses.get(QUERY, json={"totalSize": 0, "done": True, "records": []})
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        use_connection(monkeypatch, direct_session_connection(token + "\n"))
-        client = SalesforceClient.from_connection("salesforce_default", RetryPolicy(attempts=1))
+    adapter, _ = make_adapter(attempts=1)
+    adapter.client.sf.session_id = token + "\n"  # the library builds its headers from it
+    adapter.client.sf._generate_headers()
     with pytest.raises(PermanentError) as raised:
-        list(client.query("SELECT Id FROM Account"))
+        adapter.fetch(["ACC-1"], ["Value_Tier__c"])
     assert "direct.token.do_not_log" not in str(raised.value)
     assert "Bearer ***" in str(raised.value)
+
+
+@responses.activate
+def test_a_direct_session_token_with_a_pasted_newline_fails_at_once(monkeypatch):
+    use_connection(monkeypatch, direct_session_connection(SESSION + "\n"))
+    with pytest.raises(PermanentError) as raised:
+        SalesforceClient.from_connection("salesforce_default")
+    assert str(raised.value) == (
+        "SALESFORCE_CONNECTION: Airflow connection 'salesforce_default': its password (the access token) begins "
+        "or ends with whitespace, such as a newline pasted with it. Fix: store the token alone as the password."
+    )
+    assert len(responses.calls) == 0
 
 
 # --- the provider's connection: every login form ----------------------------------------------
