@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 
 import requests
 
@@ -104,12 +105,12 @@ class SalesforceClient:
         extra holds ``instance_url`` (or ``instance``) is the provider's direct session, the
         token passed as the hook's ``session_id``. It cannot log in again when the token expires.
         """
-        from airflow.providers.salesforce.hooks.salesforce import SalesforceHook
         from airflow.sdk.exceptions import AirflowNotFoundException
 
         retry = retry or RetryPolicy()
+        hook_class = _hook_class()
         try:
-            conn = SalesforceHook.get_connection(conn_id)
+            conn = hook_class.get_connection(conn_id)
         except AirflowNotFoundException:  # a task retry would not create it
             raise PermanentError(
                 "SALESFORCE_CONNECTION",
@@ -121,8 +122,13 @@ class SalesforceClient:
         extra = conn.extra_dejson or {}
         direct = _is_direct_session(conn)
         session = _Session(timeout)
-        hook = SalesforceHook(conn_id, session_id=conn.password if direct else None, session=session)
-        secrets = (conn.password, *(_extra(extra, name) for name in SECRET_EXTRAS))
+        proxies = _extra(extra, "proxies") or {}
+        # simple-salesforce ignores proxies given with a session, logging them (credentials and all):
+        # they go on the session instead, and the hook passes none.
+        session.proxies.update(proxies)
+        hook = hook_class(conn_id, session_id=conn.password if direct else None, session=session)
+        proxy_passwords = [urlsplit(str(url)).password for url in proxies.values()]
+        secrets = (conn.password, *(_extra(extra, name) for name in SECRET_EXTRAS), *proxy_passwords)
         client = cls(None, conn_id, retry, secrets, session)
         client.sf = client.call("salesforce login", hook.get_conn)
         log.info("salesforce: connection %r, %s, instance %s", conn_id, login_form(conn), client.instance_url)
@@ -238,6 +244,18 @@ class SalesforceClient:
         return PermanentError(code, message)
 
 
+def _hook_class() -> type:
+    from airflow.providers.salesforce.hooks.salesforce import SalesforceHook
+
+    class Hook(SalesforceHook):
+        """The provider's hook, but the extra ``proxies`` left to the session (see ``from_connection``)."""
+
+        def _get_field(self, extras: dict, field_name: str) -> Any:
+            return None if field_name == "proxies" else super()._get_field(extras, field_name)
+
+    return Hook
+
+
 class _Session(requests.Session):
     """The session simple-salesforce sends through.
 
@@ -304,6 +322,12 @@ def login_form(conn: Any) -> str | None:
 def connection_problem(conn: Any) -> str | None:
     """What the connection lacks to log in, and the fix; None when a login form fits."""
     extra = conn.extra_dejson or {}
+    proxies = _extra(extra, "proxies")
+    if proxies and not (isinstance(proxies, dict) and all(isinstance(url, str) for url in proxies.values())):
+        return (  # not quoted: a proxy URL may hold a password
+            'extra proxies is not a mapping of scheme to proxy URL. Fix: write it {"https": '
+            '"http://proxy.example.com:3128"}, as requests takes it.'
+        )
     if login_form(conn):
         instance_url = _extra(extra, "instance_url")
         if _is_direct_session(conn) and instance_url and "://" not in instance_url:

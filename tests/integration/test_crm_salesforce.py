@@ -1149,6 +1149,38 @@ def test_a_missing_connection_is_permanent_and_says_how_to_create_it(monkeypatch
 
 
 @responses.activate
+def test_the_connections_proxies_are_used_and_their_credentials_never_logged(monkeypatch, caplog):
+    """simple-salesforce ignores proxies given with a session (ours), logging them as they are."""
+    caplog.set_level(logging.DEBUG)
+    proxy = "http://proxy-user:Pr0xy-pa55-do-not-log@proxy.acme.example:3128"
+    use_connection(monkeypatch, password_connection(proxies={"https": proxy}))
+    add_soap_login()
+    sent_through: list = []
+    real_send = requests.adapters.HTTPAdapter.send
+
+    def send(self, request, **kwargs):
+        sent_through.append(kwargs.get("proxies"))
+        return real_send(self, request, **kwargs)
+
+    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", send)
+    client = SalesforceClient.from_connection("salesforce_default")
+
+    assert client.session.proxies == {"https": proxy}
+    assert sent_through and all(p.get("https") == proxy for p in sent_through)  # the login went through it
+    assert "Pr0xy-pa55-do-not-log" not in caplog.text
+    assert client.mask(f"ProxyError: {proxy}") == "ProxyError: http://proxy-user:***@proxy.acme.example:3128"
+
+
+@responses.activate
+def test_proxies_that_are_not_a_mapping_fail_at_once_without_quoting_them(monkeypatch):
+    use_connection(monkeypatch, password_connection(proxies="http://proxy-user:secret@proxy:3128"))
+    with pytest.raises(PermanentError) as raised:
+        SalesforceClient.from_connection("salesforce_default")
+    assert "extra proxies is not a mapping of scheme to proxy URL" in str(raised.value)
+    assert "secret" not in str(raised.value) and len(responses.calls) == 0
+
+
+@responses.activate
 def test_a_direct_session_needs_a_url(monkeypatch):
     use_connection(monkeypatch, connection_json(password="00D-token", extra={"instance_url": "acme.my.salesforce.com"}))
     with pytest.raises(PermanentError) as raised:
