@@ -202,6 +202,16 @@ class SalesforceClient:
             return PermanentError("HTTP_ERROR", self.mask(f"{type(exc).__name__}: {exc}"))
         return None
 
+    def log_in_again(self) -> bool:
+        """A new session, for the requests the library does not renew one for itself (Bulk API 2.0's).
+
+        False when the connection cannot log in (a direct session); a failed login raises.
+        """
+        if getattr(self.sf, "_salesforce_login_partial", None) is None:
+            return False
+        self.call("salesforce login", self.sf._refresh_session)
+        return True
+
     def mask(self, text: str) -> str:
         """``text`` with every secret of the connection and every session id used replaced by ``***``."""
         sessions = [getattr(self.sf, "session_id", None), *getattr(self.session, "bearer_tokens", ())]

@@ -743,6 +743,53 @@ def test_a_failed_bulk_job_fails_every_record_transiently():
 
 
 @responses.activate
+def test_a_session_expiring_during_a_bulk_job_logs_in_again_and_the_records_go_again():
+    """simple-salesforce renews an expired session on a REST call, never on a Bulk API 2.0 request:
+    a poll refused with 401 is a login away from working, not a permanent failure of every record."""
+    add_bulk_job()
+    responses.get(f"{JOBS}/{JOB_ID}", status=401, json=error("INVALID_SESSION_ID", "Session expired or invalid"))
+    adapter, _ = make_adapter(bulk_threshold=1)
+    add_soap_login(FRESH_SESSION)
+
+    results = adapter.update(changes(3))
+
+    assert {(r.status, r.error_code) for r in results} == {("failed_transient", "INVALID_SESSION_ID")}
+    assert "logged in again" in results[0].error_message
+    assert [c.request.url for c in responses.calls if c.request.method == "POST"][-1] == SOAP_LOGIN
+
+    # The sync's next round: a new job, on the new session.
+    responses.calls.reset()
+    responses.replace(responses.GET, f"{JOBS}/{JOB_ID}", json=job_info("JobComplete"))
+    for kind in ("successfulResults", "failedResults", "unprocessedRecords"):
+        rows = [[sf_id(i), "false", sf_id(i), "Gold"] for i in range(3)] if kind == "successfulResults" else []
+        responses.get(f"{JOBS}/{JOB_ID}/{kind}", body=csv_text(["sf__Id", "sf__Created", "Id", "Value_Tier__c"], rows))
+
+    again = adapter.update(changes(3))
+
+    assert {r.status for r in again} == {"success"}
+    assert {bearer(c) for c in responses.calls} == {f"Bearer {FRESH_SESSION}"}
+
+
+@responses.activate
+def test_a_session_expiring_before_the_results_are_read_is_renewed_for_them():
+    add_bulk_job("JobComplete", numberRecordsProcessed=2)
+    expired = error("INVALID_SESSION_ID", "Session expired or invalid")
+    header = ["sf__Id", "sf__Created", "Id", "Value_Tier__c"]
+    responses.get(f"{JOBS}/{JOB_ID}/successfulResults", status=401, json=expired)
+    responses.get(f"{JOBS}/{JOB_ID}/successfulResults", body=csv_text(header, [[sf_id(0), "false", sf_id(0), "Gold"]]))
+    responses.get(f"{JOBS}/{JOB_ID}/failedResults", body=csv_text(["sf__Id", "sf__Error", "Id", "Value_Tier__c"], []))
+    responses.get(f"{JOBS}/{JOB_ID}/unprocessedRecords", body=csv_text(["Id", "Value_Tier__c"], []))
+    adapter, _ = make_adapter(bulk_threshold=1)
+    add_soap_login(FRESH_SESSION)
+
+    results = {r.account_id: (r.status, r.error_code) for r in adapter.update(changes(2))}
+
+    assert results == {"ACC-0": ("success", None), "ACC-1": ("failed_transient", "NO_RESULT")}
+    reads = [c for c in responses.calls if "Results" in c.request.url or "Records" in c.request.url]
+    assert [bearer(c) for c in reads] == [f"Bearer {SESSION}", *[f"Bearer {FRESH_SESSION}"] * 3]
+
+
+@responses.activate
 def test_bulk_job_that_cannot_be_created_fails_every_record():
     responses.post(JOBS, status=400, json=error("INVALIDJOB", "Invalid object: Acount"))
     adapter, _ = make_adapter(bulk_threshold=1)

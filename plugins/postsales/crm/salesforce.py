@@ -282,6 +282,8 @@ class SalesforceAdapter:
             # Not created or not uploaded: nothing written. Failed or timed out afterwards: some rows
             # may be, but the library keeps the job id to itself, so every record gets the (transient)
             # error and is sent again: an update is idempotent.
+            if isinstance(exc, PermanentError) and exc.code == "INVALID_SESSION_ID":
+                exc = self._session_expired(exc)
             return _all_failed(changes, exc)
         by_id = {_id15(c.crm_id): c for c in changes}
         outcome: dict[str, WriteResult] = {}
@@ -296,13 +298,9 @@ class SalesforceAdapter:
                 job.get("numberRecordsTotal"),
                 job.get("numberRecordsFailed"),
             )
-            for kind, read in (
-                ("successful", bulk.get_successful_records),
-                ("failed", bulk.get_failed_records),
-                ("unprocessed", bulk.get_unprocessed_records),
-            ):
+            for kind in ("successful", "failed", "unprocessed"):
                 try:
-                    text = self.client.call(f"salesforce bulk {kind} results", lambda r=read, j=job_id: r(j))
+                    text = self._bulk_results(kind, job_id)
                 except (TransientError, PermanentError) as exc:
                     problems.append(f"{job_id} {kind}: {exc.code}")
                     continue
@@ -315,6 +313,35 @@ class SalesforceAdapter:
         if problems:
             missing += f"; results unreadable: {', '.join(problems)}"
         return [outcome.get(c.crm_id) or _failed(c, "failed_transient", "NO_RESULT", missing) for c in changes]
+
+    def _bulk_results(self, kind: str, job_id: str) -> str:
+        """A job's ``successful``, ``failed`` or ``unprocessed`` rows (CSV); an expired session renewed once."""
+
+        def read() -> str:
+            handler = getattr(self.client.sf.bulk2, self.object)  # holds the session id it is built with
+            return getattr(handler, f"get_{kind}_records")(job_id)
+
+        try:
+            return self.client.call(f"salesforce bulk {kind} results", read)
+        except PermanentError as exc:
+            if exc.code != "INVALID_SESSION_ID" or not self.client.log_in_again():
+                raise
+        return self.client.call(f"salesforce bulk {kind} results", read)
+
+    def _session_expired(self, exc: PermanentError) -> TransientError | PermanentError:
+        """A Bulk API 2.0 request refused the session: the library's Bulk requests do not log in again
+        as its REST calls do. Logged in again here, the records are worth sending again."""
+        try:
+            renewed = self.client.log_in_again()
+        except (TransientError, PermanentError) as refused:
+            return refused
+        if not renewed:  # a direct session: its message says to store a fresh token
+            return exc
+        return TransientError(
+            "INVALID_SESSION_ID",
+            "the session expired during the Bulk API 2.0 job, whose requests do not log in again; logged in "
+            "again for the records to be sent again",
+        )
 
     def _bulk_result(self, change: Change, kind: str, row: dict[str, str], job_id: str) -> WriteResult:
         if kind == "successful":
