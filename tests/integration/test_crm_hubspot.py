@@ -434,6 +434,30 @@ def test_multi_status_error_without_ids_fails_the_inputs_without_a_result(server
     assert results == {"1001": "success", "1002": "failed_transient"}
 
 
+@pytest.mark.parametrize(
+    "body",
+    ["<html><body>Request accepted by the gateway</body></html>", '{"status": "PENDING"}', ""],
+    ids=["a-proxy-page", "no-results", "empty"],
+)
+def test_an_answer_without_results_succeeds_no_record(server, body):
+    """The library turns any 200 into a response model, results None: nothing says a record was written.
+    Counted a success, its state would advance and the diff-only push never send it again."""
+    server.add("POST", BATCH_UPDATE, status=200, body=body, headers={"Content-Type": "text/html"})
+    adapter, _ = make_adapter(server)
+
+    results = adapter.update(changes(2))
+
+    assert {(r.status, r.error_code) for r in results} == {("failed_transient", "NO_RESULT")}
+
+
+def test_results_are_matched_to_ids_as_numbers(server):
+    """HubSpot answers a record id as its number: 01001 comes back 1001."""
+    server.add("POST", BATCH_UPDATE, json={"status": "COMPLETE", "results": [company(1001, value_tier="Gold")]})
+    adapter, _ = make_adapter(server)
+    results = adapter.update([Change("ACC-1", "01001", {"value_tier": "Gold"})])
+    assert [(r.crm_id, r.status) for r in results] == [("01001", "success")]
+
+
 def test_429_waits_the_retry_after_then_succeeds(server):
     server.add("POST", BATCH_UPDATE, status=429, json=rate_limited(), headers={"Retry-After": "7"} | RATE_LIMIT_HEADERS)
     server.add_callback("POST", BATCH_UPDATE, echo_success)
