@@ -256,8 +256,16 @@ class HubSpotClient:
         The connection's ``host``, when set, replaces ``https://api.hubapi.com`` (a proxy, a test server).
         """
         from airflow.sdk import BaseHook
+        from airflow.sdk.exceptions import AirflowNotFoundException
 
-        conn = BaseHook.get_connection(conn_id)
+        try:
+            conn = BaseHook.get_connection(conn_id)
+        except AirflowNotFoundException:  # a task retry would not create it
+            raise PermanentError(
+                "NO_CREDENTIALS",
+                f"no Airflow connection {conn_id!r}. Fix: create it with the HubSpot private-app access token as "
+                "its password (docs/crm-sync.md)",
+            ) from None
         if not conn.password:
             raise PermanentError(
                 "NO_CREDENTIALS", f"connection {conn_id!r} needs the HubSpot private-app access token as its password"

@@ -703,6 +703,17 @@ def test_from_connection_without_a_token_is_permanent(monkeypatch):
     assert "connection 'hubspot_prod' needs the HubSpot private-app access token as its password" in str(raised.value)
 
 
+def test_a_missing_connection_is_permanent_and_says_how_to_create_it(monkeypatch):
+    """Not Airflow's AirflowNotFoundException, which the task's retries would try twice more."""
+    monkeypatch.delenv("AIRFLOW_CONN_HUBSPOT_NOWHERE", raising=False)
+    with pytest.raises(PermanentError) as raised:
+        HubSpotAdapter.from_connection(HubSpotCrm(conn_id="hubspot_nowhere"), KEY, RetryPolicy())
+    assert str(raised.value) == (
+        "NO_CREDENTIALS: no Airflow connection 'hubspot_nowhere'. Fix: create it with the HubSpot private-app "
+        "access token as its password (docs/crm-sync.md)"
+    )
+
+
 def hubspot_sync_config(conn_id: str = "hubspot_default") -> CrmSyncConfig:
     return CrmSyncConfig(
         version="test",
