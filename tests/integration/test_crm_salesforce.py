@@ -182,6 +182,20 @@ def test_fetch_chunks_keys_into_bounded_queries():
 
 
 @responses.activate
+def test_fetch_skips_a_key_no_salesforce_text_field_can_hold():
+    """A careless 20,000-character account id would make a URL Salesforce refuses (414): the whole sync
+    failed, naming no account. No text field holds more than 255 characters: it is simply not in the CRM."""
+    responses.get(QUERY, json={"totalSize": 0, "done": True, "records": []})
+    adapter, _ = make_adapter()
+
+    assert adapter.fetch(["ACC-1", "Z" * 20_000, "Y" * 255], ["Value_Tier__c"]) == {}
+
+    [query] = responses.calls
+    assert soql_of(query).endswith(f"IN ('ACC-1','{'Y' * 255}')")
+    assert len(query.request.url) < 16_000
+
+
+@responses.activate
 def test_fetch_by_record_id_maps_15_character_ids_and_skips_non_ids():
     id15 = sf_id(7)[:15]
     body = {

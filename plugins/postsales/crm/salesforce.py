@@ -4,8 +4,8 @@ The requests are simple-salesforce's (the client's ``sf``); what is built here i
 library does: which records to read and write, and one result per change.
 
 - **Read**: SOQL ``SELECT Id, <key>, <fields> FROM <object> WHERE <key> IN (...)`` in chunks
-  of up to 200 keys (and a bounded URL). A key held by several records is reported with
-  ``matches`` > 1 and never written.
+  of up to 200 keys (and a bounded URL); a key longer than any text field holds (255) is in no
+  record. A key held by several records is reported with ``matches`` > 1 and never written.
 - **Write**: up to ``bulk_threshold`` changes go through sObject Collections
   (``PATCH composite/sobjects`` through ``sf.restful``, 200 records a call, ``allOrNone:
   false``), one result per record; above it, one Bulk API 2.0 ingest job (``sf.bulk2.<object>
@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 COLLECTION_SIZE = 200  # sObject Collections: at most 200 records a request
 QUERY_KEYS = 200  # keys per SOQL query
 MAX_QUERY_CHARS = 12_000  # the encoded SOQL per GET: keeps the URL well under Salesforce's 16,384
+MAX_KEY_CHARS = 255  # a Salesforce text field (an external id) holds at most 255 characters
 BULK_NULL = "#N/A"
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # an object or field API name
@@ -154,6 +155,8 @@ class SalesforceAdapter:
         keys = list(dict.fromkeys(map(str, account_ids)))
         if self.key_field == "Id":  # what cannot be a record id is not in the CRM (and would fail the whole query)
             keys = [k for k in keys if SALESFORCE_ID.match(k)]
+        # Longer is in no record, and one key past the URL's bound would fail the whole sync (414).
+        keys = [k for k in keys if len(k) <= MAX_KEY_CHARS]
         exact = {self._key_of(k): k for k in keys}
         # Text comparisons in SOQL ignore case: 'acc-1' answers a query for 'ACC-1'.
         folded: dict[str, str | None] = {}
