@@ -399,6 +399,8 @@ class HubSpotClient:
         after = str(after)
         if not after.isdigit():
             raise TransientError("BAD_RESPONSE", f"unexpected search cursor {after[:50]!r}")
+        if int(after) <= int(request.get("after") or 0):  # the same page again and again, forever
+            raise TransientError("BAD_RESPONSE", f"the search cursor {after} does not move past {request.get('after')}")
         return records, after
 
     def search(self, object_type: str, filters: list[dict[str, Any]], properties: Sequence[str]) -> Iterator[dict]:

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from postsales.crm.base import Change
 from postsales.crm.config import CrmSyncConfig, HubSpotCrm
 from postsales.crm.hubspot import HubSpotAdapter, hubspot_value
-from postsales.errors import PermanentError
+from postsales.errors import PermanentError, TransientError
 from postsales.hubspot_api import SEARCH_CAP, HubSpotClient, epoch_ms, parse_timestamp
 from postsales.retry import RetryPolicy
 from postsales_dev.hubspot_fake import CORRELATION, FakePortal, HubSpotServer
@@ -293,6 +293,16 @@ def fake_search_index(store: list[dict], calls: list[dict]):
 
 def iso_ms(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def test_a_search_cursor_that_does_not_move_fails_instead_of_paging_forever(server):
+    """A cursor answered again and again (a caching proxy, a bug) made the page loop endless."""
+    server.add("POST", SEARCH, json=page([company(101, **{KEY: "ACC-1"})], after="100", total=250))
+    adapter, _ = make_adapter(server)
+
+    with pytest.raises(TransientError, match="the search cursor 100 does not move past 100"):
+        adapter.fetch(["ACC-1"], ["value_tier"])
+    assert len(sent(server, SEARCH)) == 2
 
 
 def test_read_companies_since_pages_and_restarts_past_the_10000_cap(server):
