@@ -152,12 +152,16 @@ class SalesforceClient:
         retried on its own.
         """
         page = self.call("salesforce query", lambda: self.sf.query(soql))
+        followed: set[str] = set()
         while True:
             for record in page.get("records") or []:
                 yield {k: v for k, v in record.items() if k != "attributes"}
             next_url = page.get("nextRecordsUrl")
             if page.get("done", True) or not next_url:
                 return
+            if next_url in followed:  # the same page again and again, forever
+                raise TransientError("BAD_RESPONSE", f"the query's next page {next_url} was already read")
+            followed.add(next_url)
             page = self.call("salesforce query", lambda url=next_url: self.sf.query_more(url, identifier_is_url=True))
 
     def call(self, what: str, function: Callable[[], T]) -> T:

@@ -163,6 +163,19 @@ def test_fetch_follows_next_records_url_and_counts_duplicate_keys():
 
 
 @responses.activate
+def test_a_next_page_answered_again_fails_instead_of_paging_forever():
+    locator = "/services/data/v62.0/query/01gD0000002HU6KIAW-2000"
+    looping = {"totalSize": 4000, "done": False, "nextRecordsUrl": locator, "records": [record(1, "ACC-1")]}
+    responses.get(QUERY, json=looping)
+    responses.get(f"{INSTANCE}{locator}", json=looping)
+    adapter, _ = make_adapter(attempts=1)
+
+    with pytest.raises(TransientError, match="was already read"):
+        adapter.fetch(["ACC-1"], ["Value_Tier__c"])
+    assert len(responses.calls) == 2  # the query, its next page once
+
+
+@responses.activate
 def test_fetch_chunks_keys_into_bounded_queries():
     responses.get(QUERY, json={"totalSize": 0, "done": True, "records": []})
     adapter, _ = make_adapter()
