@@ -200,6 +200,16 @@ def _read(object_type: str) -> str:
     return f"the crm.objects.{kind}.read scope"
 
 
+def _connection_url(conn: Any) -> str:
+    """The connection's host as a URL, as Airflow's HTTP connections read it: a host with its scheme
+    as it is; else the schema field's scheme (https without one), and the port field (a connection
+    given as a URI, ``http://:token@proxy.example:8080``, or in the UI keeps its port there)."""
+    host = str(conn.host).strip().rstrip("/")
+    if "://" not in host:
+        host = f"{conn.schema or 'https'}://{host}"
+    return f"{host}:{conn.port}" if conn.port and urlsplit(host).port is None else host
+
+
 def base_url(url: str) -> str:
     url = url.strip().rstrip("/")
     return url if "://" in url else f"https://{url}"
@@ -271,7 +281,7 @@ class HubSpotClient:
                 "NO_CREDENTIALS", f"connection {conn_id!r} needs the HubSpot private-app access token as its password"
             )
         if conn.host and "host" not in kwargs:
-            kwargs["host"] = conn.host
+            kwargs["host"] = _connection_url(conn)
         return cls(conn.password, conn_id=conn_id, retry=retry, **kwargs)
 
     def mask(self, text: str) -> str:

@@ -18,6 +18,7 @@ import json
 import logging
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from urllib.parse import quote
 
 import pytest
 import sqlalchemy as sa
@@ -704,6 +705,19 @@ def test_a_token_pasted_with_its_newline_fails_at_once_without_quoting_it(server
     assert raised.value.code == "BAD_CREDENTIALS"
     assert "'hubspot_default'" in str(raised.value) and "Fix: store the token alone" in str(raised.value)
     assert TOKEN not in str(raised.value) and server.calls == []
+
+
+def test_from_connection_given_as_a_uri_keeps_the_hosts_port(server, monkeypatch):
+    """A URI (or the UI) puts the port in its own field: it was dropped, the requests going to port 443."""
+    port = server.url.rsplit(":", 1)[1]
+    token = quote(TOKEN, safe="")
+    monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", f"hubspot://:{token}@127.0.0.1:{port}/http")
+    adapter = HubSpotAdapter.from_connection(HubSpotCrm(), KEY, RetryPolicy())
+    assert adapter.client.host == server.url
+    assert adapter.describe() == f"hubspot:{PORTAL}/companies"
+
+    monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", f"hubspot://:{token}@proxy.acme.example:8443")
+    assert HubSpotClient.from_connection("hubspot_default").host == "https://proxy.acme.example:8443"
 
 
 def test_from_connection_without_a_token_is_permanent(monkeypatch):
