@@ -343,6 +343,16 @@ def connection_problem(conn: Any) -> str | None:
             '"http://proxy.example.com:3128"}, as requests takes it.'
         )
     if login_form(conn):
+        domain = _extra(extra, "domain")
+        if domain and not _is_direct_session(conn) and ("/" in domain or domain.lower().endswith(".salesforce.com")):
+            # simple-salesforce logs in at https://<domain>.salesforce.com: a host or URL here is a
+            # host that does not exist, a connection error retried as if Salesforce were down.
+            host = urlsplit(domain if "://" in domain else f"//{domain}").hostname or ""
+            return (
+                f"extra domain {domain!r} is a host or URL, but the login goes to https://<domain>.salesforce.com. "
+                f"Fix: write {host.removesuffix('.salesforce.com')!r} (the My Domain without .salesforce.com, "
+                f"or login, or test) ({CONNECTION_DOCS})."
+            )
         instance_url = _extra(extra, "instance_url")
         if _is_direct_session(conn) and instance_url and "://" not in instance_url:
             return f"extra instance_url {instance_url!r} is not a URL. Fix: write it https://{instance_url}."

@@ -1254,6 +1254,27 @@ def test_proxies_that_are_not_a_mapping_fail_at_once_without_quoting_them(monkey
     assert "secret" not in str(raised.value) and len(responses.calls) == 0
 
 
+@pytest.mark.parametrize(
+    ("domain", "fix"),
+    [
+        ("acme.my.salesforce.com", "acme.my"),
+        ("https://acme.my.salesforce.com/", "acme.my"),
+        ("https://test.salesforce.com", "test"),
+    ],
+)
+@responses.activate
+def test_a_domain_written_as_a_host_fails_at_once_naming_the_fix(monkeypatch, domain, fix):
+    """The login would go to acme.my.salesforce.com.salesforce.com: no such host, a connection error
+    retried as if Salesforce were down, in the task and again by Airflow."""
+    use_connection(monkeypatch, password_connection(domain=domain))
+    with pytest.raises(PermanentError) as raised:
+        SalesforceClient.from_connection("salesforce_default")
+    assert str(raised.value).startswith(
+        f"SALESFORCE_CONNECTION: Airflow connection 'salesforce_default': extra domain {domain!r} is a host or URL"
+    )
+    assert f"Fix: write {fix!r}" in str(raised.value) and len(responses.calls) == 0
+
+
 @responses.activate
 def test_a_direct_session_needs_a_url(monkeypatch):
     use_connection(monkeypatch, connection_json(password="00D-token", extra={"instance_url": "acme.my.salesforce.com"}))
