@@ -342,17 +342,24 @@ def connection_problem(conn: Any) -> str | None:
             'extra proxies is not a mapping of scheme to proxy URL. Fix: write it {"https": '
             '"http://proxy.example.com:3128"}, as requests takes it.'
         )
-    if login_form(conn):
-        domain = _extra(extra, "domain")
-        if domain and not _is_direct_session(conn) and ("/" in domain or domain.lower().endswith(".salesforce.com")):
-            # simple-salesforce logs in at https://<domain>.salesforce.com: a host or URL here is a
-            # host that does not exist, a connection error retried as if Salesforce were down.
-            host = urlsplit(domain if "://" in domain else f"//{domain}").hostname or ""
-            return (
-                f"extra domain {domain!r} is a host or URL, but the login goes to https://<domain>.salesforce.com. "
-                f"Fix: write {host.removesuffix('.salesforce.com')!r} (the My Domain without .salesforce.com, "
-                f"or login, or test) ({CONNECTION_DOCS})."
-            )
+    form = login_form(conn)
+    if form:
+        # simple-salesforce logs in at https://<domain>.salesforce.com (the JWT bearer flow at
+        # https://<instance_url>.salesforce.com when instance_url is set): a host or URL there is a
+        # host that does not exist, a connection error retried as if Salesforce were down.
+        used = {"domain": _extra(extra, "domain")} if form != "access token (direct session)" else {}
+        if form == "OAuth 2.0 JWT bearer flow" and _extra(extra, "instance_url"):
+            used["instance_url"] = _extra(extra, "instance_url")
+        for field, value in used.items():
+            if value and ("/" in value or value.lower().endswith(".salesforce.com")):
+                host = urlsplit(value if "://" in value else f"//{value}").hostname or ""
+                return (
+                    f"extra {field} {value!r} is a host or URL, but the login goes to https://<{field}>"
+                    f".salesforce.com. Fix: write {host.removesuffix('.salesforce.com')!r} (the My Domain without "
+                    f".salesforce.com, or login, or test)"
+                    + (", or remove it: the JWT bearer flow needs no instance_url" if field == "instance_url" else "")
+                    + f" ({CONNECTION_DOCS})."
+                )
         instance_url = _extra(extra, "instance_url")
         if _is_direct_session(conn) and instance_url and "://" not in instance_url:
             return f"extra instance_url {instance_url!r} is not a URL. Fix: write it https://{instance_url}."

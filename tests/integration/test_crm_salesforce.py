@@ -1276,6 +1276,20 @@ def test_a_domain_written_as_a_host_fails_at_once_naming_the_fix(monkeypatch, do
 
 
 @responses.activate
+def test_a_jwt_connection_with_an_instance_url_fails_at_once_naming_the_fix(monkeypatch):
+    """The JWT bearer flow logs in at https://<instance_url>.salesforce.com: with the URL a migrated
+    connection keeps there, https://https//acme.my.salesforce.com.salesforce.com/services/oauth2/token."""
+    private_key, _ = rsa_key_pair()
+    extra = {"consumer_key": "3MVG9.key", "private_key": private_key, "instance_url": INSTANCE}
+    use_connection(monkeypatch, connection_json(login=USERNAME, extra=extra))
+    with pytest.raises(PermanentError) as raised:
+        SalesforceClient.from_connection("salesforce_default")
+    assert f"extra instance_url {INSTANCE!r} is a host or URL" in str(raised.value)
+    assert "Fix: write 'acme.my'" in str(raised.value) and "or remove it" in str(raised.value)
+    assert len(responses.calls) == 0
+
+
+@responses.activate
 def test_a_direct_session_needs_a_url(monkeypatch):
     use_connection(monkeypatch, connection_json(password="00D-token", extra={"instance_url": "acme.my.salesforce.com"}))
     with pytest.raises(PermanentError) as raised:
