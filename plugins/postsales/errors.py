@@ -59,3 +59,20 @@ class PermanentError(NotRetryableError):
     def __init__(self, code: str, message: str):
         super().__init__(f"{code}: {message}")
         self.code, self.message = code, message
+
+
+def mask_secrets(text: str, secrets) -> str:
+    """``text`` with every secret replaced by ``***``, in each form a message may quote it.
+
+    As given; stripped of surrounding whitespace (a token pasted with its newline); and escaped
+    as ``repr`` escapes it (``'Bearer tok\\n'`` in a library's "invalid header" message). The
+    longest forms go first, so a secret that holds another leaves no part of itself behind.
+    """
+    forms: set[str] = set()
+    for secret in secrets:
+        if secret:
+            for form in (secret, secret.strip()):
+                forms |= {form, repr(form)[1:-1]}
+    for form in sorted(filter(None, forms), key=len, reverse=True):
+        text = text.replace(form, "***")
+    return text

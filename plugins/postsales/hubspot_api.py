@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 from urllib3.exceptions import HTTPError, InvalidHeader, MaxRetryError, ResponseError
 from urllib3.util.retry import Retry
 
-from postsales.errors import PermanentError, TransientError
+from postsales.errors import PermanentError, TransientError, mask_secrets
 from postsales.retry import MAX_RETRY_AFTER, RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -200,6 +200,16 @@ def _read(object_type: str) -> str:
     return f"the crm.objects.{kind}.read scope"
 
 
+def _connection_url(conn: Any) -> str:
+    """The connection's host as a URL, as Airflow's HTTP connections read it: a host with its scheme
+    as it is; else the schema field's scheme (https without one), and the port field (a connection
+    given as a URI, ``http://:token@proxy.example:8080``, or in the UI keeps its port there)."""
+    host = str(conn.host).strip().rstrip("/")
+    if "://" not in host:
+        host = f"{conn.schema or 'https'}://{host}"
+    return f"{host}:{conn.port}" if conn.port and urlsplit(host).port is None else host
+
+
 def base_url(url: str) -> str:
     url = url.strip().rstrip("/")
     return url if "://" in url else f"https://{url}"
@@ -220,6 +230,12 @@ class HubSpotClient:
     ):
         if not access_token:
             raise PermanentError("NO_CREDENTIALS", f"no HubSpot access token (connection {conn_id!r})")
+        if access_token != access_token.strip():  # http.client would refuse the header, quoting the token
+            raise PermanentError(
+                "BAD_CREDENTIALS",
+                f"the access token of the Airflow connection {conn_id!r} (its password) begins or ends with "
+                "whitespace, such as a newline pasted with it. Fix: store the token alone as the password",
+            )
         from hubspot import HubSpot
 
         _quiet_library_logs()
@@ -250,18 +266,26 @@ class HubSpotClient:
         The connection's ``host``, when set, replaces ``https://api.hubapi.com`` (a proxy, a test server).
         """
         from airflow.sdk import BaseHook
+        from airflow.sdk.exceptions import AirflowNotFoundException
 
-        conn = BaseHook.get_connection(conn_id)
+        try:
+            conn = BaseHook.get_connection(conn_id)
+        except AirflowNotFoundException:  # a task retry would not create it
+            raise PermanentError(
+                "NO_CREDENTIALS",
+                f"no Airflow connection {conn_id!r}. Fix: create it with the HubSpot private-app access token as "
+                "its password (docs/crm-sync.md)",
+            ) from None
         if not conn.password:
             raise PermanentError(
                 "NO_CREDENTIALS", f"connection {conn_id!r} needs the HubSpot private-app access token as its password"
             )
         if conn.host and "host" not in kwargs:
-            kwargs["host"] = conn.host
+            kwargs["host"] = _connection_url(conn)
         return cls(conn.password, conn_id=conn_id, retry=retry, **kwargs)
 
     def mask(self, text: str) -> str:
-        return text.replace(self._token, "***") if self._token else text
+        return mask_secrets(text, [self._token])
 
     # --- the library's API objects (each owns a connection pool: built once) -------------------
 
@@ -310,7 +334,9 @@ class HubSpotClient:
         text = exc.body if isinstance(exc.body, str) else (exc.body or b"").decode("utf-8", "replace")
         body = _json_object(text)
         category = str(body.get("category") or body.get("errorType") or f"HTTP_{status}")
-        message = self.mask(str(body.get("message") or text[:300] or exc.reason or ""))
+        # Masked before a body that is not HubSpot's JSON is cut short: a cut could leave part of the token.
+        message = self.mask(str(body.get("message") or "")) or self.mask(text)[:300]
+        message = message or self.mask(str(exc.reason or ""))
         if status == 429:
             if str(body.get("policyName") or "").upper() == "DAILY":
                 return DailyLimitReached(message or "the daily API limit is reached")
@@ -383,6 +409,8 @@ class HubSpotClient:
         after = str(after)
         if not after.isdigit():
             raise TransientError("BAD_RESPONSE", f"unexpected search cursor {after[:50]!r}")
+        if int(after) <= int(request.get("after") or 0):  # the same page again and again, forever
+            raise TransientError("BAD_RESPONSE", f"the search cursor {after} does not move past {request.get('after')}")
         return records, after
 
     def search(self, object_type: str, filters: list[dict[str, Any]], properties: Sequence[str]) -> Iterator[dict]:

@@ -29,10 +29,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 
 import requests
 
-from postsales.errors import PermanentError, TransientError
+from postsales.errors import PermanentError, TransientError, mask_secrets
 from postsales.retry import RetryPolicy, retry_after_seconds
 
 if TYPE_CHECKING:
@@ -104,12 +105,12 @@ class SalesforceClient:
         extra holds ``instance_url`` (or ``instance``) is the provider's direct session, the
         token passed as the hook's ``session_id``. It cannot log in again when the token expires.
         """
-        from airflow.providers.salesforce.hooks.salesforce import SalesforceHook
         from airflow.sdk.exceptions import AirflowNotFoundException
 
         retry = retry or RetryPolicy()
+        hook_class = _hook_class()
         try:
-            conn = SalesforceHook.get_connection(conn_id)
+            conn = hook_class.get_connection(conn_id)
         except AirflowNotFoundException:  # a task retry would not create it
             raise PermanentError(
                 "SALESFORCE_CONNECTION",
@@ -121,8 +122,13 @@ class SalesforceClient:
         extra = conn.extra_dejson or {}
         direct = _is_direct_session(conn)
         session = _Session(timeout)
-        hook = SalesforceHook(conn_id, session_id=conn.password if direct else None, session=session)
-        secrets = (conn.password, *(_extra(extra, name) for name in SECRET_EXTRAS))
+        proxies = _extra(extra, "proxies") or {}
+        # simple-salesforce ignores proxies given with a session, logging them (credentials and all):
+        # they go on the session instead, and the hook passes none.
+        session.proxies.update(proxies)
+        hook = hook_class(conn_id, session_id=conn.password if direct else None, session=session)
+        proxy_passwords = [urlsplit(str(url)).password for url in proxies.values()]
+        secrets = (conn.password, *(_extra(extra, name) for name in SECRET_EXTRAS), *proxy_passwords)
         client = cls(None, conn_id, retry, secrets, session)
         client.sf = client.call("salesforce login", hook.get_conn)
         log.info("salesforce: connection %r, %s, instance %s", conn_id, login_form(conn), client.instance_url)
@@ -146,12 +152,16 @@ class SalesforceClient:
         retried on its own.
         """
         page = self.call("salesforce query", lambda: self.sf.query(soql))
+        followed: set[str] = set()
         while True:
             for record in page.get("records") or []:
                 yield {k: v for k, v in record.items() if k != "attributes"}
             next_url = page.get("nextRecordsUrl")
             if page.get("done", True) or not next_url:
                 return
+            if next_url in followed:  # the same page again and again, forever
+                raise TransientError("BAD_RESPONSE", f"the query's next page {next_url} was already read")
+            followed.add(next_url)
             page = self.call("salesforce query", lambda url=next_url: self.sf.query_more(url, identifier_is_url=True))
 
     def call(self, what: str, function: Callable[[], T]) -> T:
@@ -196,13 +206,20 @@ class SalesforceClient:
             return PermanentError("HTTP_ERROR", self.mask(f"{type(exc).__name__}: {exc}"))
         return None
 
+    def log_in_again(self) -> bool:
+        """A new session, for the requests the library does not renew one for itself (Bulk API 2.0's).
+
+        False when the connection cannot log in (a direct session); a failed login raises.
+        """
+        if getattr(self.sf, "_salesforce_login_partial", None) is None:
+            return False
+        self.call("salesforce login", self.sf._refresh_session)
+        return True
+
     def mask(self, text: str) -> str:
         """``text`` with every secret of the connection and every session id used replaced by ``***``."""
         sessions = [getattr(self.sf, "session_id", None), *getattr(self.session, "bearer_tokens", ())]
-        for secret in [*self._secrets, *sessions]:
-            if secret:
-                text = text.replace(secret, "***")
-        return text
+        return mask_secrets(text, [*self._secrets, *sessions])
 
     # --- the taxonomy -----------------------------------------------------------------------
 
@@ -223,8 +240,7 @@ class SalesforceClient:
 
     def _status_error(self, exc: Any) -> TransientError | PermanentError:
         status = exc.status
-        code, message = _error_of(exc.content, status)
-        code, message = self.mask(code), self.mask(message)
+        code, message = _error_of(exc.content, status, self.mask)
         last = getattr(self.session, "last_response", None)
         same = last is not None and last.status_code == status
         retry_after = retry_after_seconds(last.headers.get("Retry-After")) if same else None
@@ -240,6 +256,18 @@ class SalesforceClient:
                 code, f"{message} (Salesforce refused the session of the Airflow connection {self.conn_id!r}: {fix})"
             )
         return PermanentError(code, message)
+
+
+def _hook_class() -> type:
+    from airflow.providers.salesforce.hooks.salesforce import SalesforceHook
+
+    class Hook(SalesforceHook):
+        """The provider's hook, but the extra ``proxies`` left to the session (see ``from_connection``)."""
+
+        def _get_field(self, extras: dict, field_name: str) -> Any:
+            return None if field_name == "proxies" else super()._get_field(extras, field_name)
+
+    return Hook
 
 
 class _Session(requests.Session):
@@ -308,10 +336,38 @@ def login_form(conn: Any) -> str | None:
 def connection_problem(conn: Any) -> str | None:
     """What the connection lacks to log in, and the fix; None when a login form fits."""
     extra = conn.extra_dejson or {}
-    if login_form(conn):
+    proxies = _extra(extra, "proxies")
+    if proxies and not (isinstance(proxies, dict) and all(isinstance(url, str) for url in proxies.values())):
+        return (  # not quoted: a proxy URL may hold a password
+            'extra proxies is not a mapping of scheme to proxy URL. Fix: write it {"https": '
+            '"http://proxy.example.com:3128"}, as requests takes it.'
+        )
+    form = login_form(conn)
+    if form:
+        # simple-salesforce logs in at https://<domain>.salesforce.com (the JWT bearer flow at
+        # https://<instance_url>.salesforce.com when instance_url is set): a host or URL there is a
+        # host that does not exist, a connection error retried as if Salesforce were down.
+        used = {"domain": _extra(extra, "domain")} if form != "access token (direct session)" else {}
+        if form == "OAuth 2.0 JWT bearer flow" and _extra(extra, "instance_url"):
+            used["instance_url"] = _extra(extra, "instance_url")
+        for field, value in used.items():
+            if value and ("/" in value or value.lower().endswith(".salesforce.com")):
+                host = urlsplit(value if "://" in value else f"//{value}").hostname or ""
+                return (
+                    f"extra {field} {value!r} is a host or URL, but the login goes to https://<{field}>"
+                    f".salesforce.com. Fix: write {host.removesuffix('.salesforce.com')!r} (the My Domain without "
+                    f".salesforce.com, or login, or test)"
+                    + (", or remove it: the JWT bearer flow needs no instance_url" if field == "instance_url" else "")
+                    + f" ({CONNECTION_DOCS})."
+                )
         instance_url = _extra(extra, "instance_url")
         if _is_direct_session(conn) and instance_url and "://" not in instance_url:
             return f"extra instance_url {instance_url!r} is not a URL. Fix: write it https://{instance_url}."
+        if _is_direct_session(conn) and conn.password != conn.password.strip():  # a header cannot hold it
+            return (
+                "its password (the access token) begins or ends with whitespace, such as a newline pasted with "
+                "it. Fix: store the token alone as the password."
+            )
         return None
     user, password = conn.login or None, conn.password or None
     key, secret = _extra(extra, "consumer_key"), _extra(extra, "consumer_secret")
@@ -361,14 +417,15 @@ def connection_problem(conn: Any) -> str | None:
     return f"no Salesforce login possible: missing {missing}. Fix: {fix} ({CONNECTION_DOCS})."
 
 
-def _error_of(content: Any, status: int) -> tuple[str, str]:
-    """(errorCode, message) of a Salesforce error body: ``[{"errorCode": ..., "message": ...}]``."""
+def _error_of(content: Any, status: int, mask: Callable[[str], str]) -> tuple[str, str]:
+    """(errorCode, message) of a Salesforce error body: ``[{"errorCode": ..., "message": ...}]``,
+    masked before it is cut short (a cut could leave part of a secret that masking would not know)."""
     fallback = f"HTTP_{status}"
     body = content[0] if isinstance(content, list) and content else content
     if isinstance(body, dict):
         code = body.get("errorCode") or body.get("error") or fallback
         message = body.get("message") or body.get("error_description") or ""
-        return str(code), str(message)[:1000]
+        return mask(str(code)), mask(str(message))[:1000]
     if isinstance(body, bytes):
         body = body.decode("utf-8", "replace")
-    return fallback, str(body or "")[:300]
+    return fallback, mask(str(body or ""))[:300]

@@ -18,6 +18,7 @@ import json
 import logging
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from urllib.parse import quote
 
 import pytest
 import sqlalchemy as sa
@@ -25,7 +26,7 @@ import sqlalchemy as sa
 from postsales.crm.base import Change
 from postsales.crm.config import CrmSyncConfig, HubSpotCrm
 from postsales.crm.hubspot import HubSpotAdapter, hubspot_value
-from postsales.errors import PermanentError
+from postsales.errors import PermanentError, TransientError
 from postsales.hubspot_api import SEARCH_CAP, HubSpotClient, epoch_ms, parse_timestamp
 from postsales.retry import RetryPolicy
 from postsales_dev.hubspot_fake import CORRELATION, FakePortal, HubSpotServer
@@ -295,6 +296,16 @@ def iso_ms(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def test_a_search_cursor_that_does_not_move_fails_instead_of_paging_forever(server):
+    """A cursor answered again and again (a caching proxy, a bug) made the page loop endless."""
+    server.add("POST", SEARCH, json=page([company(101, **{KEY: "ACC-1"})], after="100", total=250))
+    adapter, _ = make_adapter(server)
+
+    with pytest.raises(TransientError, match="the search cursor 100 does not move past 100"):
+        adapter.fetch(["ACC-1"], ["value_tier"])
+    assert len(sent(server, SEARCH)) == 2
+
+
 def test_read_companies_since_pages_and_restarts_past_the_10000_cap(server):
     start = epoch_ms(datetime(2026, 3, 1, tzinfo=UTC))
     # 10,250 companies, three modified in each millisecond: the restart lands inside a millisecond.
@@ -434,6 +445,30 @@ def test_multi_status_error_without_ids_fails_the_inputs_without_a_result(server
     assert results == {"1001": "success", "1002": "failed_transient"}
 
 
+@pytest.mark.parametrize(
+    "body",
+    ["<html><body>Request accepted by the gateway</body></html>", '{"status": "PENDING"}', ""],
+    ids=["a-proxy-page", "no-results", "empty"],
+)
+def test_an_answer_without_results_succeeds_no_record(server, body):
+    """The library turns any 200 into a response model, results None: nothing says a record was written.
+    Counted a success, its state would advance and the diff-only push never send it again."""
+    server.add("POST", BATCH_UPDATE, status=200, body=body, headers={"Content-Type": "text/html"})
+    adapter, _ = make_adapter(server)
+
+    results = adapter.update(changes(2))
+
+    assert {(r.status, r.error_code) for r in results} == {("failed_transient", "NO_RESULT")}
+
+
+def test_results_are_matched_to_ids_as_numbers(server):
+    """HubSpot answers a record id as its number: 01001 comes back 1001."""
+    server.add("POST", BATCH_UPDATE, json={"status": "COMPLETE", "results": [company(1001, value_tier="Gold")]})
+    adapter, _ = make_adapter(server)
+    results = adapter.update([Change("ACC-1", "01001", {"value_tier": "Gold"})])
+    assert [(r.crm_id, r.status) for r in results] == [("01001", "success")]
+
+
 def test_429_waits_the_retry_after_then_succeeds(server):
     server.add("POST", BATCH_UPDATE, status=429, json=rate_limited(), headers={"Retry-After": "7"} | RATE_LIMIT_HEADERS)
     server.add_callback("POST", BATCH_UPDATE, echo_success)
@@ -541,6 +576,17 @@ def test_the_token_never_reaches_logs_on_retries(server, caplog):
     assert "retrying" in caplog.text  # the retry was logged...
     assert TOKEN not in caplog.text  # ...without the token
     assert all(TOKEN not in f"{r.error_code} {r.error_message}" for r in results)
+
+
+def test_the_token_is_masked_before_a_long_error_body_is_cut(server):
+    """A body that is not HubSpot's JSON (a proxy's page) is cut to 300 characters: after masking."""
+    server.add("POST", BATCH_UPDATE, status=400, body="<html>" + "z" * 270 + f"Authorization: Bearer {TOKEN}</html>")
+    adapter, _ = make_adapter(server)
+
+    [result] = adapter.update(changes(1))
+
+    assert len(result.error_message) == 300 and result.error_message.endswith("Authorization: Bearer **")
+    assert TOKEN[:6] not in result.error_message
 
 
 def test_other_4xx_are_permanent_without_retry(server):
@@ -651,11 +697,45 @@ def test_from_connection_reads_the_private_app_token(server, monkeypatch):
     assert details.request.headers["Authorization"] == f"Bearer {TOKEN}"
 
 
+def test_a_token_pasted_with_its_newline_fails_at_once_without_quoting_it(server, monkeypatch):
+    """http.client would refuse the header with a ValueError quoting the token, out of every write."""
+    connection(monkeypatch, password=TOKEN + "\n", host=server.url)
+    with pytest.raises(PermanentError) as raised:
+        HubSpotAdapter.from_connection(HubSpotCrm(), KEY, RetryPolicy())
+    assert raised.value.code == "BAD_CREDENTIALS"
+    assert "'hubspot_default'" in str(raised.value) and "Fix: store the token alone" in str(raised.value)
+    assert TOKEN not in str(raised.value) and server.calls == []
+
+
+def test_from_connection_given_as_a_uri_keeps_the_hosts_port(server, monkeypatch):
+    """A URI (or the UI) puts the port in its own field: it was dropped, the requests going to port 443."""
+    port = server.url.rsplit(":", 1)[1]
+    token = quote(TOKEN, safe="")
+    monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", f"hubspot://:{token}@127.0.0.1:{port}/http")
+    adapter = HubSpotAdapter.from_connection(HubSpotCrm(), KEY, RetryPolicy())
+    assert adapter.client.host == server.url
+    assert adapter.describe() == f"hubspot:{PORTAL}/companies"
+
+    monkeypatch.setenv("AIRFLOW_CONN_HUBSPOT_DEFAULT", f"hubspot://:{token}@proxy.acme.example:8443")
+    assert HubSpotClient.from_connection("hubspot_default").host == "https://proxy.acme.example:8443"
+
+
 def test_from_connection_without_a_token_is_permanent(monkeypatch):
     connection(monkeypatch, "hubspot_prod", host="https://api.hubapi.com")
     with pytest.raises(PermanentError, match="NO_CREDENTIALS") as raised:
         HubSpotAdapter.from_connection(HubSpotCrm(conn_id="hubspot_prod"), KEY, RetryPolicy())
     assert "connection 'hubspot_prod' needs the HubSpot private-app access token as its password" in str(raised.value)
+
+
+def test_a_missing_connection_is_permanent_and_says_how_to_create_it(monkeypatch):
+    """Not Airflow's AirflowNotFoundException, which the task's retries would try twice more."""
+    monkeypatch.delenv("AIRFLOW_CONN_HUBSPOT_NOWHERE", raising=False)
+    with pytest.raises(PermanentError) as raised:
+        HubSpotAdapter.from_connection(HubSpotCrm(conn_id="hubspot_nowhere"), KEY, RetryPolicy())
+    assert str(raised.value) == (
+        "NO_CREDENTIALS: no Airflow connection 'hubspot_nowhere'. Fix: create it with the HubSpot private-app "
+        "access token as its password (docs/crm-sync.md)"
+    )
 
 
 def hubspot_sync_config(conn_id: str = "hubspot_default") -> CrmSyncConfig:

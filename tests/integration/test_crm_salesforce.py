@@ -163,6 +163,19 @@ def test_fetch_follows_next_records_url_and_counts_duplicate_keys():
 
 
 @responses.activate
+def test_a_next_page_answered_again_fails_instead_of_paging_forever():
+    locator = "/services/data/v62.0/query/01gD0000002HU6KIAW-2000"
+    looping = {"totalSize": 4000, "done": False, "nextRecordsUrl": locator, "records": [record(1, "ACC-1")]}
+    responses.get(QUERY, json=looping)
+    responses.get(f"{INSTANCE}{locator}", json=looping)
+    adapter, _ = make_adapter(attempts=1)
+
+    with pytest.raises(TransientError, match="was already read"):
+        adapter.fetch(["ACC-1"], ["Value_Tier__c"])
+    assert len(responses.calls) == 2  # the query, its next page once
+
+
+@responses.activate
 def test_fetch_chunks_keys_into_bounded_queries():
     responses.get(QUERY, json={"totalSize": 0, "done": True, "records": []})
     adapter, _ = make_adapter()
@@ -179,6 +192,20 @@ def test_fetch_chunks_keys_into_bounded_queries():
     adapter.fetch([f"{'X' * 200}-{i}" for i in range(200)], ["Value_Tier__c"])
     assert len(responses.calls) > 1
     assert all(len(call.request.url) < 16_000 for call in responses.calls)
+
+
+@responses.activate
+def test_fetch_skips_a_key_no_salesforce_text_field_can_hold():
+    """A careless 20,000-character account id would make a URL Salesforce refuses (414): the whole sync
+    failed, naming no account. No text field holds more than 255 characters: it is simply not in the CRM."""
+    responses.get(QUERY, json={"totalSize": 0, "done": True, "records": []})
+    adapter, _ = make_adapter()
+
+    assert adapter.fetch(["ACC-1", "Z" * 20_000, "Y" * 255], ["Value_Tier__c"]) == {}
+
+    [query] = responses.calls
+    assert soql_of(query).endswith(f"IN ('ACC-1','{'Y' * 255}')")
+    assert len(query.request.url) < 16_000
 
 
 @responses.activate
@@ -743,6 +770,53 @@ def test_a_failed_bulk_job_fails_every_record_transiently():
 
 
 @responses.activate
+def test_a_session_expiring_during_a_bulk_job_logs_in_again_and_the_records_go_again():
+    """simple-salesforce renews an expired session on a REST call, never on a Bulk API 2.0 request:
+    a poll refused with 401 is a login away from working, not a permanent failure of every record."""
+    add_bulk_job()
+    responses.get(f"{JOBS}/{JOB_ID}", status=401, json=error("INVALID_SESSION_ID", "Session expired or invalid"))
+    adapter, _ = make_adapter(bulk_threshold=1)
+    add_soap_login(FRESH_SESSION)
+
+    results = adapter.update(changes(3))
+
+    assert {(r.status, r.error_code) for r in results} == {("failed_transient", "INVALID_SESSION_ID")}
+    assert "logged in again" in results[0].error_message
+    assert [c.request.url for c in responses.calls if c.request.method == "POST"][-1] == SOAP_LOGIN
+
+    # The sync's next round: a new job, on the new session.
+    responses.calls.reset()
+    responses.replace(responses.GET, f"{JOBS}/{JOB_ID}", json=job_info("JobComplete"))
+    for kind in ("successfulResults", "failedResults", "unprocessedRecords"):
+        rows = [[sf_id(i), "false", sf_id(i), "Gold"] for i in range(3)] if kind == "successfulResults" else []
+        responses.get(f"{JOBS}/{JOB_ID}/{kind}", body=csv_text(["sf__Id", "sf__Created", "Id", "Value_Tier__c"], rows))
+
+    again = adapter.update(changes(3))
+
+    assert {r.status for r in again} == {"success"}
+    assert {bearer(c) for c in responses.calls} == {f"Bearer {FRESH_SESSION}"}
+
+
+@responses.activate
+def test_a_session_expiring_before_the_results_are_read_is_renewed_for_them():
+    add_bulk_job("JobComplete", numberRecordsProcessed=2)
+    expired = error("INVALID_SESSION_ID", "Session expired or invalid")
+    header = ["sf__Id", "sf__Created", "Id", "Value_Tier__c"]
+    responses.get(f"{JOBS}/{JOB_ID}/successfulResults", status=401, json=expired)
+    responses.get(f"{JOBS}/{JOB_ID}/successfulResults", body=csv_text(header, [[sf_id(0), "false", sf_id(0), "Gold"]]))
+    responses.get(f"{JOBS}/{JOB_ID}/failedResults", body=csv_text(["sf__Id", "sf__Error", "Id", "Value_Tier__c"], []))
+    responses.get(f"{JOBS}/{JOB_ID}/unprocessedRecords", body=csv_text(["Id", "Value_Tier__c"], []))
+    adapter, _ = make_adapter(bulk_threshold=1)
+    add_soap_login(FRESH_SESSION)
+
+    results = {r.account_id: (r.status, r.error_code) for r in adapter.update(changes(2))}
+
+    assert results == {"ACC-0": ("success", None), "ACC-1": ("failed_transient", "NO_RESULT")}
+    reads = [c for c in responses.calls if "Results" in c.request.url or "Records" in c.request.url]
+    assert [bearer(c) for c in reads] == [f"Bearer {SESSION}", *[f"Bearer {FRESH_SESSION}"] * 3]
+
+
+@responses.activate
 def test_bulk_job_that_cannot_be_created_fails_every_record():
     responses.post(JOBS, status=400, json=error("INVALIDJOB", "Invalid object: Acount"))
     adapter, _ = make_adapter(bulk_threshold=1)
@@ -889,6 +963,47 @@ def test_no_secret_reaches_logs_or_errors(caplog):
     assert str(raised.value).startswith("INVALID_SESSION_ID: Session *** expired")
     assert "reset while sending ***" in results[0].error_message
     assert adapter.describe() == "salesforce:acme.my.salesforce.com/Account"
+
+
+@responses.activate
+def test_a_secret_is_masked_before_a_long_message_is_cut():
+    """Cutting first would leave the secret's first characters, which masking no longer recognises."""
+    responses.patch(COLLECTIONS, status=400, json=error("MALFORMED_ID", "x" * 980 + f" password={PASSWORD}"))
+    responses.patch(COLLECTIONS, status=502, body="<html>" + "y" * 262 + f"Authorization: Bearer {SESSION}</html>")
+    adapter, _ = make_adapter(attempts=1)
+
+    [first] = adapter.update(changes(1))
+    [second] = adapter.update(changes(1, start=1))
+
+    assert first.error_message.endswith("x password=***")
+    assert "Authorization: Bearer ***" in second.error_message
+    assert PASSWORD[:4] not in first.error_message and SESSION[:10] not in second.error_message
+
+
+@responses.activate
+def test_a_token_pasted_with_its_newline_is_masked_where_a_library_quotes_it_escaped():
+    """requests refuses the header and quotes it with repr(): the token's "\\n" is two characters there."""
+    token = "00D5g000004XyzE!AQ0AQdirect.token.do_not_log"
+    responses.get(QUERY, json={"totalSize": 0, "done": True, "records": []})
+    adapter, _ = make_adapter(attempts=1)
+    adapter.client.sf.session_id = token + "\n"  # the library builds its headers from it
+    adapter.client.sf._generate_headers()
+    with pytest.raises(PermanentError) as raised:
+        adapter.fetch(["ACC-1"], ["Value_Tier__c"])
+    assert "direct.token.do_not_log" not in str(raised.value)
+    assert "Bearer ***" in str(raised.value)
+
+
+@responses.activate
+def test_a_direct_session_token_with_a_pasted_newline_fails_at_once(monkeypatch):
+    use_connection(monkeypatch, direct_session_connection(SESSION + "\n"))
+    with pytest.raises(PermanentError) as raised:
+        SalesforceClient.from_connection("salesforce_default")
+    assert str(raised.value) == (
+        "SALESFORCE_CONNECTION: Airflow connection 'salesforce_default': its password (the access token) begins "
+        "or ends with whitespace, such as a newline pasted with it. Fix: store the token alone as the password."
+    )
+    assert len(responses.calls) == 0
 
 
 # --- the provider's connection: every login form ----------------------------------------------
@@ -1105,6 +1220,73 @@ def test_a_missing_connection_is_permanent_and_says_how_to_create_it(monkeypatch
         "SALESFORCE_CONNECTION: no Airflow connection 'salesforce_default'. Fix: create it (conn_type salesforce), "
         f"{FIX}."
     )
+
+
+@responses.activate
+def test_the_connections_proxies_are_used_and_their_credentials_never_logged(monkeypatch, caplog):
+    """simple-salesforce ignores proxies given with a session (ours), logging them as they are."""
+    caplog.set_level(logging.DEBUG)
+    proxy = "http://proxy-user:Pr0xy-pa55-do-not-log@proxy.acme.example:3128"
+    use_connection(monkeypatch, password_connection(proxies={"https": proxy}))
+    add_soap_login()
+    sent_through: list = []
+    real_send = requests.adapters.HTTPAdapter.send
+
+    def send(self, request, **kwargs):
+        sent_through.append(kwargs.get("proxies"))
+        return real_send(self, request, **kwargs)
+
+    monkeypatch.setattr(requests.adapters.HTTPAdapter, "send", send)
+    client = SalesforceClient.from_connection("salesforce_default")
+
+    assert client.session.proxies == {"https": proxy}
+    assert sent_through and all(p.get("https") == proxy for p in sent_through)  # the login went through it
+    assert "Pr0xy-pa55-do-not-log" not in caplog.text
+    assert client.mask(f"ProxyError: {proxy}") == "ProxyError: http://proxy-user:***@proxy.acme.example:3128"
+
+
+@responses.activate
+def test_proxies_that_are_not_a_mapping_fail_at_once_without_quoting_them(monkeypatch):
+    use_connection(monkeypatch, password_connection(proxies="http://proxy-user:secret@proxy:3128"))
+    with pytest.raises(PermanentError) as raised:
+        SalesforceClient.from_connection("salesforce_default")
+    assert "extra proxies is not a mapping of scheme to proxy URL" in str(raised.value)
+    assert "secret" not in str(raised.value) and len(responses.calls) == 0
+
+
+@pytest.mark.parametrize(
+    ("domain", "fix"),
+    [
+        ("acme.my.salesforce.com", "acme.my"),
+        ("https://acme.my.salesforce.com/", "acme.my"),
+        ("https://test.salesforce.com", "test"),
+    ],
+)
+@responses.activate
+def test_a_domain_written_as_a_host_fails_at_once_naming_the_fix(monkeypatch, domain, fix):
+    """The login would go to acme.my.salesforce.com.salesforce.com: no such host, a connection error
+    retried as if Salesforce were down, in the task and again by Airflow."""
+    use_connection(monkeypatch, password_connection(domain=domain))
+    with pytest.raises(PermanentError) as raised:
+        SalesforceClient.from_connection("salesforce_default")
+    assert str(raised.value).startswith(
+        f"SALESFORCE_CONNECTION: Airflow connection 'salesforce_default': extra domain {domain!r} is a host or URL"
+    )
+    assert f"Fix: write {fix!r}" in str(raised.value) and len(responses.calls) == 0
+
+
+@responses.activate
+def test_a_jwt_connection_with_an_instance_url_fails_at_once_naming_the_fix(monkeypatch):
+    """The JWT bearer flow logs in at https://<instance_url>.salesforce.com: with the URL a migrated
+    connection keeps there, https://https//acme.my.salesforce.com.salesforce.com/services/oauth2/token."""
+    private_key, _ = rsa_key_pair()
+    extra = {"consumer_key": "3MVG9.key", "private_key": private_key, "instance_url": INSTANCE}
+    use_connection(monkeypatch, connection_json(login=USERNAME, extra=extra))
+    with pytest.raises(PermanentError) as raised:
+        SalesforceClient.from_connection("salesforce_default")
+    assert f"extra instance_url {INSTANCE!r} is a host or URL" in str(raised.value)
+    assert "Fix: write 'acme.my'" in str(raised.value) and "or remove it" in str(raised.value)
+    assert len(responses.calls) == 0
 
 
 @responses.activate

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from crm_fixtures import crm_rows, crm_table, seed_crm
 from postsales import warehouse
-from postsales.crm.base import Change, WriteResult
+from postsales.crm.base import Change, CrmRecord, WriteResult
 from postsales.crm.config import load_crm_sync
 from postsales.crm.sql_adapter import SqlCrmAdapter
 from postsales.crm.sync import (
@@ -23,6 +23,7 @@ from postsales.crm.sync import (
     crm_sync_log,
     crm_sync_runs,
     crm_sync_state,
+    plan_changes,
     sync,
 )
 from postsales.retry import RetryPolicy
@@ -333,3 +334,17 @@ def test_an_unknown_never_replaces_a_value_in_the_crm(warehouse_url, crm_url):
     crm = crm_rows(crm_url)
     assert [crm[a]["Quadrant__c"] for a in ("A1", "A2", "A3")] == ["Manage", "Grow", "Grow"]
     engine.dispose()
+
+
+@pytest.mark.parametrize("held", ["n/a", "71,4", "", None, [71.23]])
+def test_a_crm_value_that_is_no_number_is_replaced_not_a_crash(held):
+    """A CRM admin typed text into the (text) field a number is synced to: one such record made the
+    whole sync fail with "could not convert string to float", naming neither the record nor the field."""
+    config = load_crm_sync()
+    desired = {"A1": {"health_score": 71.234, "value_tier": "SMB"}}
+    crm = {"A1": CrmRecord("A1", "001A1", {"Health_Score__c": held, "Value_Tier__c": "SMB"})}
+
+    plan = plan_changes(desired, crm, {}, config, AS_OF)
+
+    assert [c.fields for c in plan.changes] == [{"Health_Score__c": 71.23, "Segment_Updated_At__c": "2026-10-31"}]
+    assert plan.old_values[("A1", "Health_Score__c")] == (None if held in ("", None) else str(held))

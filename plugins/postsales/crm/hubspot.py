@@ -10,12 +10,13 @@ answer means for each record:
   most 100 values, pages followed). A key held by several companies is reported with
   ``matches`` > 1 and never written.
 - **Write**: ``crm.companies.batch_api.update``, 100 companies a call, every value sent as the
-  string HubSpot expects (``"true"``/``"false"``, numbers as text, ``""`` clears). A 200 is a
-  success for every input; a 207 names the failed ids per error (``errors[].context.ids``):
-  ``OBJECT_NOT_FOUND``/``VALIDATION_ERROR`` are ``failed_permanent``, rate limits and internal
-  errors ``failed_transient``. When HubSpot refuses a whole batch as invalid (400
-  ``VALIDATION_ERROR``) the batch is split in halves to find the record at fault, so one bad
-  value does not hold back the other 99.
+  string HubSpot expects (``"true"``/``"false"``, numbers as text, ``""`` clears). An input is
+  a success when the answer's ``results`` hold it (a 200's hold every one); a 207 names the
+  failed ids per error (``errors[].context.ids``): ``OBJECT_NOT_FOUND``/``VALIDATION_ERROR``
+  are ``failed_permanent``, rate limits and internal errors ``failed_transient``; an input in
+  neither (an answer that is not HubSpot's) is ``failed_transient`` ``NO_RESULT``. When
+  HubSpot refuses a whole batch as invalid (400 ``VALIDATION_ERROR``) the batch is split in
+  halves to find the record at fault, so one bad value does not hold back the other 99.
 - **Errors of a whole request**: the client retries 429, 5xx, 423, timeouts and dropped
   connections; what is left fails the batch transiently. The *daily* limit is not retried:
   the remaining batches fail transiently at once, and the next run sends them again. 401 is
@@ -236,7 +237,8 @@ class HubSpotAdapter:
         return self.client.last_attempts
 
     def _outcomes(self, part: Sequence[Change], answer: Any, attempts: int) -> list[WriteResult]:
-        """Per record: failed if an error names its id, else a success (a 200, or a 207's other ids)."""
+        """Per record: failed if an error names its id, a success if a result does; else the error naming
+        no id, or (no result at all: an answer that is not HubSpot's, a proxy's page) ``NO_RESULT``."""
         failed: dict[str, tuple[str, str, str]] = {}  # id -> (status, code, message)
         unattributed: tuple[str, str, str] | None = None
         for error in getattr(answer, "errors", None) or []:
@@ -244,7 +246,7 @@ class HubSpotAdapter:
             status = "failed_transient" if category in TRANSIENT_CATEGORIES else "failed_permanent"
             message = self.client.mask(str(error.message or ""))
             context = error.context if isinstance(error.context, dict) else {}
-            ids = [str(i) for i in context.get("ids") or []]
+            ids = [_record_id(i) for i in context.get("ids") or []]
             named = context.get("propertyName")
             if named:
                 names = ", ".join(map(str, named)) if isinstance(named, list) else str(named)
@@ -255,11 +257,12 @@ class HubSpotAdapter:
                     failed[crm_id] = outcome
             if not ids and unattributed is None:
                 unattributed = outcome
-        updated = {str(r.id) for r in getattr(answer, "results", None) or []}
+        updated = {_record_id(r.id) for r in getattr(answer, "results", None) or []}
+        no_result = ("failed_transient", "NO_RESULT", "HubSpot's answer holds no result for the company")
         results = []
         for change in part:
-            crm_id = str(change.crm_id)
-            outcome = failed.get(crm_id) or (unattributed if unattributed and crm_id not in updated else None)
+            crm_id = _record_id(change.crm_id)
+            outcome = failed.get(crm_id) or (None if crm_id in updated else unattributed or no_result)
             if outcome is None:
                 results.append(WriteResult(change.account_id, change.crm_id, "success", attempts=max(attempts, 1)))
             else:
@@ -282,6 +285,12 @@ class HubSpotAdapter:
         for half, (half_results, refused) in zip(halves, outcomes, strict=True):
             results += self._isolate(half) if refused and len(half) > 1 else half_results
         return results
+
+
+def _record_id(value: Any) -> str:
+    """A record id as compared: HubSpot's ids are numbers, which a leading zero does not change."""
+    text = str(value)
+    return str(int(text)) if text.isdigit() else text
 
 
 def _failed(change: Change, status: str, code: str, message: str, attempts: int = 1) -> WriteResult:

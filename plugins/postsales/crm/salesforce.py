@@ -4,8 +4,8 @@ The requests are simple-salesforce's (the client's ``sf``); what is built here i
 library does: which records to read and write, and one result per change.
 
 - **Read**: SOQL ``SELECT Id, <key>, <fields> FROM <object> WHERE <key> IN (...)`` in chunks
-  of up to 200 keys (and a bounded URL). A key held by several records is reported with
-  ``matches`` > 1 and never written.
+  of up to 200 keys (and a bounded URL); a key longer than any text field holds (255) is in no
+  record. A key held by several records is reported with ``matches`` > 1 and never written.
 - **Write**: up to ``bulk_threshold`` changes go through sObject Collections
   (``PATCH composite/sobjects`` through ``sf.restful``, 200 records a call, ``allOrNone:
   false``), one result per record; above it, one Bulk API 2.0 ingest job (``sf.bulk2.<object>
@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 COLLECTION_SIZE = 200  # sObject Collections: at most 200 records a request
 QUERY_KEYS = 200  # keys per SOQL query
 MAX_QUERY_CHARS = 12_000  # the encoded SOQL per GET: keeps the URL well under Salesforce's 16,384
+MAX_KEY_CHARS = 255  # a Salesforce text field (an external id) holds at most 255 characters
 BULK_NULL = "#N/A"
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # an object or field API name
@@ -154,6 +155,8 @@ class SalesforceAdapter:
         keys = list(dict.fromkeys(map(str, account_ids)))
         if self.key_field == "Id":  # what cannot be a record id is not in the CRM (and would fail the whole query)
             keys = [k for k in keys if SALESFORCE_ID.match(k)]
+        # Longer is in no record, and one key past the URL's bound would fail the whole sync (414).
+        keys = [k for k in keys if len(k) <= MAX_KEY_CHARS]
         exact = {self._key_of(k): k for k in keys}
         # Text comparisons in SOQL ignore case: 'acc-1' answers a query for 'ACC-1'.
         folded: dict[str, str | None] = {}
@@ -282,6 +285,8 @@ class SalesforceAdapter:
             # Not created or not uploaded: nothing written. Failed or timed out afterwards: some rows
             # may be, but the library keeps the job id to itself, so every record gets the (transient)
             # error and is sent again: an update is idempotent.
+            if isinstance(exc, PermanentError) and exc.code == "INVALID_SESSION_ID":
+                exc = self._session_expired(exc)
             return _all_failed(changes, exc)
         by_id = {_id15(c.crm_id): c for c in changes}
         outcome: dict[str, WriteResult] = {}
@@ -296,13 +301,9 @@ class SalesforceAdapter:
                 job.get("numberRecordsTotal"),
                 job.get("numberRecordsFailed"),
             )
-            for kind, read in (
-                ("successful", bulk.get_successful_records),
-                ("failed", bulk.get_failed_records),
-                ("unprocessed", bulk.get_unprocessed_records),
-            ):
+            for kind in ("successful", "failed", "unprocessed"):
                 try:
-                    text = self.client.call(f"salesforce bulk {kind} results", lambda r=read, j=job_id: r(j))
+                    text = self._bulk_results(kind, job_id)
                 except (TransientError, PermanentError) as exc:
                     problems.append(f"{job_id} {kind}: {exc.code}")
                     continue
@@ -315,6 +316,35 @@ class SalesforceAdapter:
         if problems:
             missing += f"; results unreadable: {', '.join(problems)}"
         return [outcome.get(c.crm_id) or _failed(c, "failed_transient", "NO_RESULT", missing) for c in changes]
+
+    def _bulk_results(self, kind: str, job_id: str) -> str:
+        """A job's ``successful``, ``failed`` or ``unprocessed`` rows (CSV); an expired session renewed once."""
+
+        def read() -> str:
+            handler = getattr(self.client.sf.bulk2, self.object)  # holds the session id it is built with
+            return getattr(handler, f"get_{kind}_records")(job_id)
+
+        try:
+            return self.client.call(f"salesforce bulk {kind} results", read)
+        except PermanentError as exc:
+            if exc.code != "INVALID_SESSION_ID" or not self.client.log_in_again():
+                raise
+        return self.client.call(f"salesforce bulk {kind} results", read)
+
+    def _session_expired(self, exc: PermanentError) -> TransientError | PermanentError:
+        """A Bulk API 2.0 request refused the session: the library's Bulk requests do not log in again
+        as its REST calls do. Logged in again here, the records are worth sending again."""
+        try:
+            renewed = self.client.log_in_again()
+        except (TransientError, PermanentError) as refused:
+            return refused
+        if not renewed:  # a direct session: its message says to store a fresh token
+            return exc
+        return TransientError(
+            "INVALID_SESSION_ID",
+            "the session expired during the Bulk API 2.0 job, whose requests do not log in again; logged in "
+            "again for the records to be sent again",
+        )
 
     def _bulk_result(self, change: Change, kind: str, row: dict[str, str], job_id: str) -> WriteResult:
         if kind == "successful":

@@ -66,7 +66,10 @@ def canonical(value: Any, kind: str) -> str | None:
     if kind == "boolean":
         return "true" if str(value).strip().lower() in ("1", "true", "t", "yes", "1.0") else "false"
     if kind == "number":
-        return f"{round(float(value), 2):.2f}"
+        try:
+            return f"{round(float(value), 2):.2f}"
+        except (TypeError, ValueError):  # typed into a text field of the CRM ("n/a", "71,4"): no number of ours
+            return str(value)
     if kind == "date":
         return str(value)[:10]
     return str(value)
