@@ -76,3 +76,22 @@ def mask_secrets(text: str, secrets) -> str:
     for form in sorted(filter(None, forms), key=len, reverse=True):
         text = text.replace(form, "***")
     return text
+
+
+# Query parameters of a database URL that carry a secret (psycopg's password, an ODBC string
+# with PWD=, Snowflake's private_key_file_pwd, a token or API key).
+SECRET_QUERY_KEYS = ("pass", "pwd", "secret", "token", "key", "odbc_connect", "credential")
+
+
+def safe_url(url) -> str:
+    """A database URL as messages, logs and state keys may show it: no password, and ``***`` for
+    every query value whose name says it is a secret (``render_as_string(hide_password=True)``
+    hides only the password field)."""
+    import sqlalchemy as sa  # only when called: this module imports nothing at parse time
+
+    url = sa.engine.make_url(url)
+    query = {
+        name: "***" if any(part in name.lower() for part in SECRET_QUERY_KEYS) else value
+        for name, value in url.query.items()
+    }
+    return url.set(query=query).render_as_string(hide_password=True).replace("%2A%2A%2A", "***")

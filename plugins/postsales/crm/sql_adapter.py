@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from postsales.config import ConfigError
 from postsales.crm.base import Change, CrmRecord, WriteResult, chunks
 from postsales.crm.config import SqlCrm
-from postsales.errors import PermanentError, TransientError
+from postsales.errors import PermanentError, TransientError, safe_url
 from postsales.retry import RetryPolicy
 
 RULES_FILE = "include/rules/crm_sync.yaml"
@@ -61,7 +61,7 @@ class SqlCrmAdapter:
         self.retry = retry or RetryPolicy()
         self.calls = 0  # write calls (one transaction per chunk)
         self.engine = sa.create_engine(url or resolve_url(config))
-        shown = self.engine.url.render_as_string(hide_password=True)
+        shown = safe_url(self.engine.url)
         try:
             self.table = sa.Table(config.table, sa.MetaData(), autoload_with=self.engine)
         except sa.exc.NoSuchTableError:
@@ -79,7 +79,7 @@ class SqlCrmAdapter:
             )
 
     def describe(self) -> str:
-        return f"sql:{self.engine.url.render_as_string(hide_password=True)}/{self.config.table}"
+        return f"sql:{safe_url(self.engine.url)}/{self.config.table}"
 
     def _columns(self, crm_fields: Sequence[str]) -> list[sa.Column]:
         missing = [f for f in crm_fields if f not in self.table.c]

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from postsales import warehouse
 from postsales.config import SqlEntityMapping
 from postsales.config import SqlSource as SqlSourceConfig
-from postsales.errors import ConfigError, DataContractError, SourceUnavailableError
+from postsales.errors import ConfigError, DataContractError, SourceUnavailableError, safe_url
 from postsales.sources import (
     Interval,
     SourceRead,
@@ -124,19 +124,19 @@ class SqlSource:
     @contextmanager
     def _source_errors(self, entity: str, engine: sa.Engine, origin: str) -> Iterator[None]:
         """A missing table fails at once; an unreachable database is retried (the URL without password)."""
-        safe_url = engine.url.render_as_string(hide_password=True)
+        shown = safe_url(engine.url)
         try:
             yield
         except sa.exc.NoSuchTableError:
             # The database answered: a wrong table, schema or database is not fixed by a retry.
             raise DataContractError(
-                f"{entity}: the sql source {safe_url} has no table {origin.removeprefix('sql:')!r}. Fix: set "
+                f"{entity}: the sql source {shown} has no table {origin.removeprefix('sql:')!r}. Fix: set "
                 f"sql.tables.{entity}.table (and schema) in include/rules/sources.yaml to the table holding "
                 f"{entity}, or point {_url_source(self.config, self._url)} at the database that holds it."
             ) from None
         except sa.exc.OperationalError as exc:
             raise SourceUnavailableError(
-                f"{entity}: cannot reach the sql source at {safe_url}: {type(exc.orig).__name__}"
+                f"{entity}: cannot reach the sql source at {shown}: {type(exc.orig).__name__}"
             ) from None
 
 
