@@ -173,6 +173,10 @@ def test_a_crm_target_without_its_table_fails_at_once_and_says_which(
     else:
         database = request.getfixturevalue("pg_database")  # trust authentication: any password connects
         url, shown = database.replace("postgres@", "postgres:s3cret@"), database.replace("postgres@", "postgres:***@")
+        import sqlalchemy as sa
+
+        with sa.create_engine(database).begin() as conn:  # the session's database: another test's CRM may be there
+            conn.execute(sa.text("drop table if exists crm_account"))
     monkeypatch.setenv("POSTSALES_CRM_SYNC_URL", url)
     context = {"params": FLAGS, "run_id": "manual__2024-04-01", "ti": SimpleNamespace(try_number=1)}
     monkeypatch.setattr(airflow.sdk, "get_current_context", lambda: context)
