@@ -75,9 +75,9 @@ test: install
 
 # Two real Airflows, one after the other (docs/operations.md): `local` is make run then make airflow
 # (LocalExecutor, SQLite, DuckDB), every DAG's latest interval and a 12-month cohort plus 6-month
-# evaluation backfill with no task retried; `celery` is api-server, scheduler, dag-processor,
-# triggerer and a Celery worker on this machine's PostgreSQL and Redis: the Asset chain, both
-# backfills side by side checked against a direct computation, and their reprocessing unchanged.
+# evaluation backfill with no task retried, with OpenLineage on (every table holding rows must be a
+# task's output); `celery` is api-server, scheduler, dag-processor, triggerer and a Celery worker
+# on this machine's PostgreSQL and Redis: the Asset chain, both backfills side by side checked against a direct computation, and their reprocessing unchanged.
 # Options: make e2e E2E_ARGS="--stack local --accounts 500 --months 12 --keep"
 e2e: install
 	$(PY) scripts/e2e.py $(E2E_ARGS)

@@ -567,6 +567,10 @@ def local_body(session: Session) -> None:
     api_port = free_port()
     warehouse_path = session.run_dir / "data" / "warehouse.duckdb"
     env = session.base_env(api_port) | {"POSTSALES_WAREHOUSE_URL": f"duckdb:///{warehouse_path}"}
+    # OpenLineage on, to a file (docs/lineage.md): phase 5 checks that its events name every table written.
+    env["AIRFLOW__OPENLINEAGE__TRANSPORT"] = json.dumps(
+        {"type": "file", "log_file_path": str(session.run_dir / "lineage.jsonl"), "append": True}
+    )
     # As `make` sets it for SQLite metadata: the CLI waits for the scheduler's write lock.
     env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"] = "postsales.airflow_metadata.METADATA_CONNECT_ARGS"
     session.meta = Metadata(f"sqlite:///{session.run_dir / 'airflow' / 'airflow.db'}")
@@ -673,6 +677,33 @@ def _check_runs_recorded(
         stack.stop()
         runs = {dag_id: meta.runs(dag_id) for dag_id in (*TIME_SCHEDULED_DAGS, "account_segmentation")}
         _check_local_warehouse(env["POSTSALES_WAREHOUSE_URL"], runs, cohort_months, evaluation_months)
+        _check_lineage(session.run_dir / "lineage.jsonl", env["POSTSALES_WAREHOUSE_URL"])
+
+
+def _check_lineage(events_file: Path, url: str) -> None:
+    """Every warehouse table holding rows is an output of a task's OpenLineage COMPLETE event."""
+    import sqlalchemy as sa
+
+    from postsales import warehouse
+
+    if not events_file.is_file():
+        raise E2EFailure(f"no OpenLineage events in {events_file}: is the transport set for every component?")
+    producers: dict[str, set[str]] = {}
+    events = 0
+    for line in events_file.read_text().splitlines():
+        event = json.loads(line)
+        events += 1
+        if event.get("eventType") == "COMPLETE":
+            for output in event.get("outputs", []):
+                producers.setdefault(output["name"].split(".", 1)[-1], set()).add(event["job"]["name"])
+    with warehouse.engine(url).connect() as conn:
+        catalog = "select schema_name, table_name from duckdb_tables() where schema_name in ('raw', 'mart', 'ops')"
+        tables = [f"{schema}.{table}" for schema, table in conn.execute(sa.text(catalog)) if not table.startswith("_")]
+        written = [t for t in tables if conn.execute(sa.text(f"select count(*) from {t}")).scalar()]
+    missing = sorted(set(written) - producers.keys())
+    if missing:
+        raise E2EFailure(f"OpenLineage: tables with rows that no task's COMPLETE event names as output: {missing}")
+    log(f"OpenLineage: {events} events; all {len(written)} tables with rows have producing tasks")
 
 
 def _check_local_warehouse(url: str, runs: dict[str, list[dict]], cohort_months: list[date],
