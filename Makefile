@@ -77,7 +77,8 @@ test: install
 # (LocalExecutor, SQLite, DuckDB), every DAG's latest interval and a 12-month cohort plus 6-month
 # evaluation backfill with no task retried, with OpenLineage on (every table holding rows must be a
 # task's output); `celery` is api-server, scheduler, dag-processor, triggerer and a Celery worker
-# on this machine's PostgreSQL and Redis: the Asset chain, both backfills side by side checked against a direct computation, and their reprocessing unchanged.
+# on this machine's PostgreSQL and Redis: the Asset chain, both backfills side by side checked
+# against a direct computation, and their reprocessing unchanged.
 # Options: make e2e E2E_ARGS="--stack local --accounts 500 --months 12 --keep"
 e2e: install
 	$(PY) scripts/e2e.py $(E2E_ARGS)
