@@ -79,18 +79,13 @@ def test_setting_up_the_schema_again_does_not_wait_for_readers_of_the_views(pg_d
     assert finished_while_read, "ensure_schema waited for a reader of an unchanged view"
 
 
-@pytest.mark.parametrize("backend", ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
-def test_a_changed_view_definition_is_applied(backend, tmp_path, request):
+def test_a_changed_view_definition_is_applied(warehouse_url):
     """A view whose recorded definition differs (an upgrade) is replaced; an unchanged one is not."""
-    if backend == "duckdb":
-        url = f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
-    else:
-        url = request.getfixturevalue("pg_database")
-        _reset_pg(url)
+    url = warehouse_url
     eng = warehouse.engine(url)
     warehouse.ensure_schema(eng)
     with eng.begin() as conn:
-        conn.execute(sa.text(f"drop view staging.contracts_current{' cascade' if backend == 'postgres' else ''}"))
+        conn.execute(sa.text(f"drop view staging.contracts_current{'' if warehouse.is_duckdb(eng) else ' cascade'}"))
         conn.execute(sa.text("create view staging.contracts_current as select 1 as stale"))
         conn.execute(sa.text("comment on view staging.contracts_current is 'postsales:older-release'"))
     warehouse.ensure_schema(eng)
@@ -99,15 +94,10 @@ def test_a_changed_view_definition_is_applied(backend, tmp_path, request):
     assert "contract_id" in columns and "stale" not in columns
 
 
-@pytest.mark.parametrize("backend", ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
-def test_a_current_warehouse_is_only_read(backend, tmp_path, request):
+def test_a_current_warehouse_is_only_read(warehouse_url):
     """Every stage calls ensure_schema, once per date it segments: on a warehouse already up to
     date it reads the catalog and changes nothing; a table dropped since is created again."""
-    if backend == "duckdb":
-        url = f"duckdb:///{tmp_path / 'warehouse.duckdb'}"
-    else:
-        url = request.getfixturevalue("pg_database")
-        _reset_pg(url)
+    url = warehouse_url
     eng = warehouse.engine(url)
     warehouse.ensure_schema(eng)
     statements: list[str] = []
