@@ -164,22 +164,21 @@ def _outlets_checked(dag):
 
     run_test = dag.test
 
+    def undeclared(traced: dict, declared: str) -> dict[str, list[str]]:
+        """Per task of this DAG, the traced tables its ``declared`` Assets (outlets or inlets) lack."""
+        missing = {
+            task_id: sorted(tables - {asset_table(a) for a in getattr(dag.get_task(task_id), declared)})
+            for (dag_id, _, task_id), tables in traced.items()
+            if dag_id == dag.dag_id
+        }
+        return {task_id: tables for task_id, tables in missing.items() if tables}
+
     def test(*args, **kwargs):
         with task_trace() as trace:
             run = run_test(*args, **kwargs)
-        undeclared = {
-            task_id: sorted(tables - {asset_table(a) for a in dag.get_task(task_id).outlets})
-            for (dag_id, _, task_id), tables in trace.writes.items()
-            if dag_id == dag.dag_id
-        }
-        undeclared = {task_id: tables for task_id, tables in undeclared.items() if tables}
-        assert not undeclared, f"{dag.dag_id}: tasks wrote tables their outlets do not declare: {undeclared}"
-        unread = {
-            task_id: sorted(tables - {asset_table(a) for a in dag.get_task(task_id).inlets})
-            for (dag_id, _, task_id), tables in trace.reads.items()
-            if dag_id == dag.dag_id
-        }
-        unread = {task_id: tables for task_id, tables in unread.items() if tables}
+        unwritten = undeclared(trace.writes, "outlets")
+        assert not unwritten, f"{dag.dag_id}: tasks wrote tables their outlets do not declare: {unwritten}"
+        unread = undeclared(trace.reads, "inlets")
         assert not unread, f"{dag.dag_id}: tasks read tables their inlets do not declare: {unread}"
         return run
 
