@@ -78,6 +78,17 @@ def salesforce_accounts(monkeypatch):
     return config.model_copy(update={"entities": entities, "salesforce": salesforce})
 
 
+def extract_accounts(sources, full_refresh: bool = False):
+    """The accounts extract of 2024-03-01 (its day, or everything) from the Salesforce source."""
+    return extract_entity(
+        "accounts",
+        interval=Interval(datetime(2024, 3, 1), datetime(2024, 3, 2), full_refresh=full_refresh),
+        run_id="sf",
+        sources=sources,
+        build_data_docs=False,
+    )
+
+
 @responses.activate
 def test_incremental_accounts_from_salesforce(warehouse_url, salesforce_accounts):
     first_page = {
@@ -100,13 +111,7 @@ def test_incremental_accounts_from_salesforce(warehouse_url, salesforce_accounts
     responses.get(QUERY, json=first_page)
     responses.get(f"{INSTANCE}/services/data/v62.0/query/01gxx-2000", json=second_page)
 
-    summary = extract_entity(
-        "accounts",
-        interval=Interval(datetime(2024, 3, 1), datetime(2024, 3, 2)),
-        run_id="sf",
-        sources=salesforce_accounts,
-        build_data_docs=False,
-    )
+    summary = extract_accounts(salesforce_accounts)
     login, first, second = responses.calls
     assert (login.request.method, login.request.url) == ("POST", SOAP_LOGIN)
     soql = parse_qs(urlsplit(first.request.url).query)["q"][0]
@@ -143,13 +148,7 @@ def test_an_unknown_field_names_the_mapping_to_fix(salesforce_accounts, warehous
         ],
     )
     with pytest.raises(DataContractError, match=r"salesforce.objects.accounts.columns") as error:
-        extract_entity(
-            "accounts",
-            interval=Interval(datetime(2024, 3, 1), datetime(2024, 3, 2), full_refresh=True),
-            run_id="sf",
-            sources=salesforce_accounts,
-            build_data_docs=False,
-        )
+        extract_accounts(salesforce_accounts, full_refresh=True)
     assert str(error.value) == (
         "accounts: salesforce rejected the query on Account: INVALID_FIELD: No such column 'Wallet_Potential_ARR__c' "
         "on entity 'Account'.. Fix: check salesforce.objects.accounts.columns in include/rules/sources.yaml."
@@ -167,13 +166,7 @@ def test_a_connection_without_credentials_is_not_retried(salesforce_accounts, wa
     no_token = connection_json(login="integration@acme.example", password=PASSWORD, extra={"domain": "acme.my"})
     use_connection(monkeypatch, no_token)
     with pytest.raises(NotRetryableError) as error:
-        extract_entity(
-            "accounts",
-            interval=Interval(datetime(2024, 3, 1), datetime(2024, 3, 2)),
-            run_id="sf",
-            sources=salesforce_accounts,
-            build_data_docs=False,
-        )
+        extract_accounts(salesforce_accounts)
     assert str(error.value) == (
         "SALESFORCE_CONNECTION: salesforce source: Airflow connection 'salesforce_default': no Salesforce login "
         "possible: missing extra security_token. Fix: set the user's security token (Salesforce: Settings > Reset "
@@ -189,13 +182,7 @@ def test_a_login_endpoint_that_stays_down_is_worth_a_task_retry(salesforce_accou
 
     responses.post(SOAP_LOGIN, status=503, body="<html>Service Unavailable</html>", content_type="text/html")
     with pytest.raises(SourceUnavailableError) as error:
-        extract_entity(
-            "accounts",
-            interval=Interval(datetime(2024, 3, 1), datetime(2024, 3, 2)),
-            run_id="sf",
-            sources=salesforce_accounts,
-            build_data_docs=False,
-        )
+        extract_accounts(salesforce_accounts)
     assert str(error.value) == (
         "accounts: salesforce did not answer the login: HTTP_503: login: <html>Service Unavailable</html>"
     )
