@@ -61,6 +61,14 @@ class PermanentError(NotRetryableError):
         self.code, self.message = code, message
 
 
+class AccessRefusedError(PermanentError):
+    """The CRM refused the credentials or their permission for a whole request (HTTP 401 or 403).
+
+    No other request with the same credentials can succeed: a sync stops writing at once and
+    fails its task, after auditing what was already written, instead of sending every batch.
+    """
+
+
 def mask_secrets(text: str, secrets) -> str:
     """``text`` with every secret replaced by ``***``, in each form a message may quote it.
 

@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 from urllib3.exceptions import HTTPError, InvalidHeader, MaxRetryError, ResponseError
 from urllib3.util.retry import Retry
 
-from postsales.errors import PermanentError, TransientError, mask_secrets
+from postsales.errors import AccessRefusedError, PermanentError, TransientError, mask_secrets
 from postsales.retry import MAX_RETRY_AFTER, RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -346,13 +346,13 @@ class HubSpotClient:
         if status >= 500 or status in (408, 423):
             return TransientError(category, message)
         if status == 401:
-            return PermanentError(
+            return AccessRefusedError(
                 "UNAUTHORIZED",
                 f"HubSpot refused the access token ({category}: {message}); renew the private app's access token "
                 f"and store it as the password of the Airflow connection {self.conn_id!r}",
             )
         if status == 403:
-            return PermanentError(category, f"{message} (the private app needs {scopes})")
+            return AccessRefusedError(category, f"{message} (the private app needs {scopes})")
         return PermanentError(category, message)
 
     @functools.cached_property

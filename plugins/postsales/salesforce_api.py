@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from postsales.errors import PermanentError, TransientError, mask_secrets
+from postsales.errors import AccessRefusedError, PermanentError, TransientError, mask_secrets
 from postsales.retry import RetryPolicy, retry_after_seconds
 
 if TYPE_CHECKING:
@@ -232,7 +232,7 @@ class SalesforceClient:
         unavailable = not isinstance(code, str) and (status == 429 or status >= 500)
         if unavailable or is_transient(code):
             return TransientError(f"HTTP_{status}" if unavailable else str(code), f"login: {message[:300]}")
-        return PermanentError(
+        return AccessRefusedError(
             str(code or "LOGIN_FAILED").replace(" ", "_").upper(),
             f"{message} (Salesforce refused the login of the Airflow connection {self.conn_id!r}: fix its "
             f"credentials, {CONNECTION_DOCS})",
@@ -252,9 +252,11 @@ class SalesforceClient:
                 fix = "store a fresh access token as its password, or give it a login"
             else:
                 fix = "logging in again did not help: check that its user may use the API"
-            return PermanentError(
+            return AccessRefusedError(
                 code, f"{message} (Salesforce refused the session of the Airflow connection {self.conn_id!r}: {fix})"
             )
+        if status == 403:  # the user or org may not do this at all (INSUFFICIENT_ACCESS, API_DISABLED_FOR_ORG)
+            return AccessRefusedError(code, message)
         return PermanentError(code, message)
 
 

@@ -23,10 +23,10 @@ from urllib.parse import quote
 import pytest
 import sqlalchemy as sa
 
-from postsales.crm.base import Change
+from postsales.crm.base import Change, WriteInterrupted
 from postsales.crm.config import CrmSyncConfig, HubSpotCrm
 from postsales.crm.hubspot import HubSpotAdapter, hubspot_value
-from postsales.errors import PermanentError, TransientError
+from postsales.errors import AccessRefusedError, PermanentError, TransientError
 from postsales.hubspot_api import SEARCH_CAP, HubSpotClient, epoch_ms, parse_timestamp
 from postsales.retry import RetryPolicy
 from postsales_dev.hubspot_fake import CORRELATION, FakePortal, HubSpotServer
@@ -85,6 +85,13 @@ def error_body(category: str, message: str) -> dict:
 
 def batch_error(category: str, message: str, ids: list[str]) -> dict:
     return {"status": "error", "category": category, "message": message, "context": {"ids": ids}}
+
+
+def interrupted(adapter, batch: list[Change]) -> tuple[list, Exception]:
+    """An update that stopped part-way: the results it kept, and the error that stopped it."""
+    with pytest.raises(WriteInterrupted) as raised:
+        adapter.update(batch)
+    return raised.value.results, raised.value.__cause__
 
 
 def changes(n: int, start: int = 1) -> list[Change]:
@@ -551,10 +558,11 @@ def test_expired_token_is_permanent_with_a_renewal_hint_and_never_logged(server,
     server.add("POST", SEARCH, status=401, json=expired)
     adapter, sleeps = make_adapter(server)
 
-    results = adapter.update(changes(2))
+    results, refused = interrupted(adapter, changes(2))
     with pytest.raises(PermanentError) as raised:
         adapter.fetch(["ACC-1"], ["value_tier"])
 
+    assert isinstance(refused, AccessRefusedError) and refused.code == "UNAUTHORIZED"
     assert {(r.status, r.error_code) for r in results} == {("failed_permanent", "UNAUTHORIZED")}
     assert "renew" in results[0].error_message and "'hubspot_default'" in results[0].error_message
     assert raised.value.code == "UNAUTHORIZED" and sleeps == [] and adapter.calls == 1
@@ -597,10 +605,28 @@ def test_other_4xx_are_permanent_without_retry(server):
         json=error_body("MISSING_SCOPES", "This app hasn't been granted all required scopes to make this call."),
     )
     adapter, sleeps = make_adapter(server)
-    results = adapter.update(changes(2))
+    results, refused = interrupted(adapter, changes(2))
+    assert isinstance(refused, AccessRefusedError) and refused.code == "MISSING_SCOPES"
     assert {(r.status, r.error_code) for r in results} == {("failed_permanent", "MISSING_SCOPES")}
     assert "crm.objects.companies" in results[0].error_message
     assert sleeps == [] and adapter.calls == 1
+
+    server.add("POST", BATCH_UPDATE, status=400, json=error_body("INVALID_ID", "not a company"))
+    results = adapter.update(changes(2))  # other 4xx: permanent for the batch's records, the update goes on
+    assert {(r.status, r.error_code) for r in results} == {("failed_permanent", "INVALID_ID")}
+
+
+def test_a_token_refused_stops_the_update_after_the_first_batch(server):
+    """401 on the first of three batches: one call, its 100 records failed, the other 150 never sent."""
+    server.add("POST", BATCH_UPDATE, status=401, json=error_body("INVALID_AUTHENTICATION", "bad token"))
+    adapter, sleeps = make_adapter(server)
+
+    results, refused = interrupted(adapter, changes(250))
+
+    assert refused.code == "UNAUTHORIZED" and adapter.calls == 1 and sleeps == []
+    assert [r.account_id for r in results] == [f"ACC-{i}" for i in range(1, 101)]
+    assert {(r.status, r.error_code) for r in results} == {("failed_permanent", "UNAUTHORIZED")}
+    assert len(sent(server, BATCH_UPDATE)) == 1
 
 
 def refuse_invalid(bad_ids: set[str]):

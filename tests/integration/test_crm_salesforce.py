@@ -22,10 +22,10 @@ import pytest
 import requests
 import responses
 
-from postsales.crm.base import Change
+from postsales.crm.base import Change, WriteInterrupted
 from postsales.crm.config import SalesforceCrm
 from postsales.crm.salesforce import SalesforceAdapter, bulk_value, split_bulk_error
-from postsales.errors import PermanentError, TransientError
+from postsales.errors import AccessRefusedError, PermanentError, TransientError
 from postsales.retry import RetryPolicy
 from postsales.salesforce_api import SalesforceClient
 from salesforce_fakes import (
@@ -107,6 +107,13 @@ def saved(*outcomes) -> list[dict]:
 
 def changes(n: int, start: int = 0) -> list[Change]:
     return [Change(f"ACC-{i}", sf_id(i), {"Value_Tier__c": "Gold"}) for i in range(start, start + n)]
+
+
+def interrupted(adapter, batch: list[Change]) -> tuple[list, Exception]:
+    """An update that stopped part-way: the results it kept, and the error that stopped it."""
+    with pytest.raises(WriteInterrupted) as raised:
+        adapter.update(batch)
+    return raised.value.results, raised.value.__cause__
 
 
 def echo_success(request):
@@ -497,8 +504,28 @@ def test_other_403_and_400_are_permanent_without_retry():
     assert sleeps == [] and len(responses.calls) == 1
 
     responses.replace(responses.PATCH, COLLECTIONS, status=403, json=error("INSUFFICIENT_ACCESS", "no access"))
-    results = adapter.update(changes(1))
+    results, refused = interrupted(adapter, changes(1))
+    assert isinstance(refused, AccessRefusedError) and refused.code == "INSUFFICIENT_ACCESS"
     assert {(r.status, r.error_code) for r in results} == {("failed_permanent", "INSUFFICIENT_ACCESS")}
+
+
+@responses.activate
+def test_a_refused_request_stops_the_update_before_the_next_batch():
+    """450 changes are three Collections requests: the first saved, the second refused (403), the
+    third never sent; the kept results are those of the first two."""
+    responses.add_callback(responses.PATCH, COLLECTIONS, callback=echo_success)
+    responses.patch(
+        COLLECTIONS, status=403, json=error("API_DISABLED_FOR_ORG", "API is not enabled for this Organization")
+    )
+    adapter, sleeps = make_adapter()
+
+    results, refused = interrupted(adapter, changes(450))
+
+    assert refused.code == "API_DISABLED_FOR_ORG" and sleeps == []
+    assert [c.request.method for c in responses.calls] == ["PATCH", "PATCH"]
+    assert [(r.account_id, r.status) for r in results] == [(f"ACC-{i}", "success") for i in range(200)] + [
+        (f"ACC-{i}", "failed_permanent") for i in range(200, 400)
+    ]
 
 
 # --- expired sessions: the library logs in again -------------------------------------------
@@ -529,8 +556,9 @@ def test_a_session_refused_after_logging_in_again_is_permanent():
     adapter, sleeps = make_adapter()
     add_soap_login(FRESH_SESSION)
 
-    results = adapter.update(changes(2))
+    results, refused = interrupted(adapter, changes(2))
 
+    assert isinstance(refused, AccessRefusedError)
     assert {(r.status, r.error_code) for r in results} == {("failed_permanent", "INVALID_SESSION_ID")}
     assert results[0].error_message == (
         "Session expired or invalid (Salesforce refused the session of the Airflow connection "
@@ -551,7 +579,7 @@ def test_a_direct_session_sends_the_token_without_logging_in(monkeypatch):
     responses.patch(COLLECTIONS, status=401, json=error("INVALID_SESSION_ID", "Session expired or invalid"))
     adapter, sleeps = make_adapter(login=False)
 
-    results = adapter.update(changes(2))
+    results, _ = interrupted(adapter, changes(2))
 
     assert {(r.status, r.error_code) for r in results} == {("failed_permanent", "INVALID_SESSION_ID")}
     assert results[0].error_message == (

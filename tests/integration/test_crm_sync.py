@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from crm_fixtures import crm_rows, crm_table, seed_crm
 from postsales import warehouse
-from postsales.crm.base import Change, CrmRecord, WriteResult
+from postsales.crm.base import Change, CrmRecord, WriteResult, keeps_results
 from postsales.crm.config import load_crm_sync
 from postsales.crm.sql_adapter import SqlCrmAdapter
 from postsales.crm.sync import (
@@ -26,6 +26,7 @@ from postsales.crm.sync import (
     plan_changes,
     sync,
 )
+from postsales.errors import AccessRefusedError
 from postsales.retry import RetryPolicy
 from postsales.segment.engine import account_segments
 from postsales.segment.engine import ensure_tables as ensure_segment_tables
@@ -250,6 +251,61 @@ class FlakyAdapter:
         return results + [
             WriteResult(c.account_id, c.crm_id, "failed_transient", "UNABLE_TO_LOCK_ROW", "x") for c in failed
         ]
+
+
+class StoppingAdapter:
+    """The real sql adapter writing the first ``keep`` changes, then raising ``error`` before the rest."""
+
+    def __init__(self, inner: SqlCrmAdapter, keep: int, error: Exception):
+        self.inner, self.keep, self.error = inner, keep, error
+        self.name, self.calls = "stopping", 0
+
+    def describe(self) -> str:
+        return self.inner.describe()
+
+    def fetch(self, account_ids, crm_fields):
+        return self.inner.fetch(account_ids, crm_fields)
+
+    @keeps_results
+    def update(self, changes: list[Change]):
+        self.calls += 1
+        yield from self.inner.update(changes[: self.keep])
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (AccessRefusedError("UNAUTHORIZED", "renew the token"), "stopped: UNAUTHORIZED: renew the token"),
+        (KeyError("a bug quoting s3cr3t"), "stopped: KeyError (see the task log)"),
+    ],
+)
+def test_a_push_stopped_part_way_audits_what_was_written_then_fails(warehouse_url, crm_url, error, reason):
+    accounts = [f"A{i}" for i in range(1, 6)]
+    write_segments(warehouse_url, [segment_row(a) for a in accounts])
+    seed_crm(crm_url, [{"Id": a} for a in accounts])
+    config = load_crm_sync()
+    inner = SqlCrmAdapter(config.sql, "Id", RetryPolicy(sleep=lambda s: None), url=crm_url)
+    adapter = StoppingAdapter(inner, 2, error)
+
+    with pytest.raises(type(error)) as raised:
+        sync(AS_OF, config=config, adapter=adapter, run_id="cut", approve_first_push=True,
+             approve_large_change=True, **NO_SLEEP)  # fmt: skip
+
+    assert raised.value is error and raised.value.__context__ is None
+    # The two accounts written are audited and in the state (7 fields each): the next run skips them.
+    written = {r.account_id for r in fetch_all(warehouse_url, crm_sync_log)}
+    assert written == {a for a, row in crm_rows(crm_url).items() if row["Value_Tier__c"] is not None} == {"A1", "A2"}
+    assert {r.status for r in fetch_all(warehouse_url, crm_sync_log)} == {"success"}
+    assert len(fetch_all(warehouse_url, crm_sync_state)) == 14
+    [run] = fetch_all(warehouse_url, crm_sync_runs)
+    assert (run.run_id, run.mode, run.reason) == ("cut", "push", reason)
+    assert (run.fields_changed, run.fields_succeeded, run.fields_failed) == (35, 14, 0)
+    assert "s3cr3t" not in run.report
+
+    # The next run sends only the three left.
+    result = sync(AS_OF, config=config, adapter=inner, run_id="next", approve_large_change=True, **NO_SLEEP)
+    assert (result["accounts_changed"], result["fields_succeeded"]) == (3, 21)
 
 
 def test_random_transient_failures_end_with_every_record_synced_exactly_once(warehouse_url, crm_url):

@@ -19,8 +19,10 @@ answer means for each record:
   halves to find the record at fault, so one bad value does not hold back the other 99.
 - **Errors of a whole request**: the client retries 429, 5xx, 423, timeouts and dropped
   connections; what is left fails the batch transiently. The *daily* limit is not retried:
-  the remaining batches fail transiently at once, and the next run sends them again. 401 is
-  ``UNAUTHORIZED`` (renew the private-app token); other 4xx are permanent.
+  the remaining batches fail transiently at once, and the next run sends them again. 401
+  (``UNAUTHORIZED``: renew the private-app token) and 403 (a scope missing) stop the update
+  after that batch: its records fail permanently, no later batch is sent, and the sync fails
+  its task once it has audited them. Other 4xx are permanent for the batch's records.
 - **Sync state** is keyed by :meth:`HubSpotAdapter.describe`, ``hubspot:<portal id>/companies``:
   two HubSpot accounts never share it.
 
@@ -35,9 +37,9 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from postsales.crm.base import Change, CrmRecord, WriteResult, chunks
+from postsales.crm.base import Change, CrmRecord, WriteResult, chunks, keeps_results
 from postsales.crm.config import HubSpotCrm
-from postsales.errors import PermanentError, TransientError
+from postsales.errors import AccessRefusedError, PermanentError, TransientError
 from postsales.hubspot_api import (
     NAME,
     RECORD_ID,
@@ -83,6 +85,7 @@ class HubSpotAdapter:
         self.key_field = property_name(key_field, "key property")
         self.calls = 0  # batch-update requests sent (every attempt)
         self._daily_limit: DailyLimitReached | None = None
+        self._access_refused: AccessRefusedError | None = None
 
     def __repr__(self) -> str:
         return f"HubSpotAdapter({self.client.host!r}, {self.object!r})"
@@ -118,7 +121,9 @@ class HubSpotAdapter:
         except DailyLimitReached as exc:  # a read cannot wait for tomorrow: the run fails and is tried again
             raise TransientError(exc.code, exc.message) from None
 
-    def update(self, changes: Sequence[Change]) -> list[WriteResult]:
+    @keeps_results
+    def update(self, changes: Sequence[Change]) -> Iterator[WriteResult]:
+        self._access_refused = None
         results: list[WriteResult] = []
         # Two of our accounts on one company: ambiguous, and HubSpot refuses duplicate ids in a batch.
         targets: dict[str, list[Change]] = {}
@@ -142,10 +147,12 @@ class HubSpotAdapter:
                 )
             else:
                 unique.append(group[0])
+        yield from results
         for part in chunks(unique, BATCH_SIZE):
             batch, refused = self._batch(part)
-            results += self._isolate(part) if refused and len(part) > 1 else batch
-        return results
+            yield from self._isolate(part) if refused and len(part) > 1 else batch
+            if self._access_refused is not None:  # the token cannot write: no later batch can succeed
+                raise self._access_refused
 
     def read_companies_since(self, modified_since: datetime, properties: Sequence[str]) -> Iterator[dict[str, Any]]:
         """Companies modified at or after ``modified_since``, oldest first (``HubSpotClient.search_since``)."""
@@ -227,6 +234,8 @@ class HubSpotAdapter:
         except TransientError as exc:
             return _all_failed(part, "failed_transient", exc.code, exc.message, self._sent()), False
         except PermanentError as exc:
+            if isinstance(exc, AccessRefusedError):
+                self._access_refused = exc
             refused = exc.code in SPLITTABLE_CATEGORIES and "PROPERTY_DOESNT_EXIST" not in exc.message
             return _all_failed(part, "failed_permanent", exc.code, exc.message, self._sent()), refused
         return self._outcomes(part, answer, self._sent()), False

@@ -32,9 +32,9 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from postsales.crm.base import Change, CrmRecord, WriteResult, chunks
+from postsales.crm.base import Change, CrmRecord, WriteResult, chunks, keeps_results
 from postsales.crm.config import SalesforceCrm
-from postsales.errors import PermanentError, TransientError
+from postsales.errors import AccessRefusedError, PermanentError, TransientError
 from postsales.retry import RetryPolicy
 from postsales.salesforce_api import SalesforceClient, is_transient, warn_if_api_version
 
@@ -117,6 +117,7 @@ class SalesforceAdapter:
         self.key_field = _name(key_field, "key field")
         self.object = _name(config.object, "object")
         self.poll_interval, self.poll_timeout = poll_interval, poll_timeout
+        self._access_refused: AccessRefusedError | None = None
         self.bulk_jobs = 0  # Bulk API 2.0 ingest jobs run to the end (their results read)
 
     def __repr__(self) -> str:
@@ -193,7 +194,9 @@ class SalesforceAdapter:
         )
         yield from self.client.query(soql)
 
-    def update(self, changes: Sequence[Change]) -> list[WriteResult]:
+    @keeps_results
+    def update(self, changes: Sequence[Change]) -> Iterator[WriteResult]:
+        self._access_refused = None
         changes = list(changes)
         results: list[WriteResult] = []
         # Two of our accounts on one CRM record: ambiguous, and Salesforce rejects duplicate ids in a request.
@@ -215,13 +218,15 @@ class SalesforceAdapter:
             bad = sorted(f for f in change.fields if not NAME.match(f))
             results.append(_failed(change, "failed_permanent", "INVALID_FIELD", f"not Salesforce field names: {bad}"))
         unique = [c for c in unique if c not in invalid]
-        if not unique:
-            return results
+        yield from results
         if len(unique) > self.config.bulk_threshold:
-            return results + self._bulk(unique)
-        for part in chunks(unique, COLLECTION_SIZE):
-            results += self._collection(part)
-        return results
+            requests = [(self._bulk, unique)]
+        else:
+            requests = [(self._collection, part) for part in chunks(unique, COLLECTION_SIZE)]
+        for send, part in requests:
+            yield from send(part)
+            if self._access_refused is not None:  # the user cannot write: no later request can succeed
+                raise self._access_refused
 
     # --- sObject Collections ----------------------------------------------------------------
 
@@ -249,6 +254,7 @@ class SalesforceAdapter:
         except TransientError as exc:
             return [_failed(c, "failed_transient", exc.code, exc.message, attempts) for c in part]
         except PermanentError as exc:
+            self._note_refusal(exc)
             return [_failed(c, "failed_permanent", exc.code, exc.message, attempts) for c in part]
         if not isinstance(saved, list):
             saved = []
@@ -287,6 +293,7 @@ class SalesforceAdapter:
             # error and is sent again: an update is idempotent.
             if isinstance(exc, PermanentError) and exc.code == "INVALID_SESSION_ID":
                 exc = self._session_expired(exc)
+            self._note_refusal(exc)
             return _all_failed(changes, exc)
         by_id = {_id15(c.crm_id): c for c in changes}
         outcome: dict[str, WriteResult] = {}
@@ -330,6 +337,10 @@ class SalesforceAdapter:
             if exc.code != "INVALID_SESSION_ID" or not self.client.log_in_again():
                 raise
         return self.client.call(f"salesforce bulk {kind} results", read)
+
+    def _note_refusal(self, exc: Exception) -> None:
+        if isinstance(exc, AccessRefusedError):
+            self._access_refused = exc
 
     def _session_expired(self, exc: PermanentError) -> TransientError | PermanentError:
         """A Bulk API 2.0 request refused the session: the library's Bulk requests do not log in again

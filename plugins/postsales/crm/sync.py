@@ -35,8 +35,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from postsales import lineage, paths, warehouse
-from postsales.crm.base import Change, CrmAdapter, CrmRecord, WriteResult
+from postsales.crm.base import Change, CrmAdapter, CrmRecord, WriteInterrupted, WriteResult
 from postsales.crm.config import SYNCABLE_COLUMNS, CrmSyncConfig, load_crm_sync
+from postsales.errors import PermanentError, TransientError
 from postsales.retry import RetryPolicy
 from postsales.segment.rules import PART_SEPARATOR, UNCLASSIFIED, UNKNOWN
 from postsales.tables import table
@@ -294,11 +295,18 @@ def sync(
         )
     report |= {"mode": mode, "reason": reason, "target": target, "as_of_date": as_of.isoformat()}
 
-    succeeded = failed = calls = 0
+    tally = Tally()
+    stopped: BaseException | None = None
     if mode == "push" and plan.changes:
-        succeeded, failed, calls = _push(eng, adapter, plan, target, run_id, retry, config.retries.attempts)
-        if succeeded:
+        try:
+            _push(eng, adapter, plan, target, run_id, retry, config.retries.attempts, tally)
+        except Exception as exc:  # recorded below with what was written before it, then raised
+            stopped = exc
+            reason = f"stopped: {_stop_reason(exc)}"
+            report["reason"] = reason
+        if tally.succeeded:
             lineage.wrote_crm(config, adapter)
+    succeeded, failed, calls = tally.succeeded, tally.failed, tally.calls
     finished = datetime.now(UTC).replace(tzinfo=None)
     summary = {
         "run_id": run_id,
@@ -329,14 +337,33 @@ def sync(
         "report_path": str(path),
     }
     log.info("crm sync %s to %s: %s", run_id, target, {k: v for k, v in result.items() if k not in ("target",)})
+    if stopped is not None:
+        raise stopped
     if mode == "blocked":
         raise SafetyValveTripped(reason)
     return result
 
 
+def _stop_reason(exc: BaseException) -> str:
+    """What stopped a push, for the run's record: our errors' messages are masked; another
+    exception (a bug) is named by its type only, since its text may quote a secret."""
+    if isinstance(exc, (PermanentError, TransientError)):
+        return str(exc)[:500]
+    return f"{type(exc).__name__} (see the task log)"
+
+
 def report_path(run_id: str):
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id)
     return paths.data_dir() / "reports" / f"crm_sync_{safe}.json"
+
+
+@dataclass
+class Tally:
+    """What a push did so far: kept by the caller, so it is known even when the push raises."""
+
+    succeeded: int = 0  # fields
+    failed: int = 0  # fields
+    calls: int = 0  # write calls
 
 
 def _push(
@@ -347,51 +374,82 @@ def _push(
     run_id: str,
     retry: RetryPolicy,
     rounds: int,
-) -> tuple[int, int, int]:
-    """Write in rounds; returns (fields succeeded, fields failed, write calls)."""
+    tally: Tally,
+) -> None:
+    """Write in rounds, auditing each round's results (log and state) in one transaction.
+
+    When the adapter raises part-way (an ``AccessRefusedError``, or a bug), the results it
+    yielded before are audited first and the error is raised after.
+    """
     pending = list(plan.changes)
-    succeeded = failed = 0
     calls_before = getattr(adapter, "calls", 0)
-    for attempt in range(1, rounds + 1):
-        results = adapter.update(pending)
-        by_account = {change.account_id: change for change in pending}
-        retry_next: list[Change] = []
-        now = datetime.now(UTC).replace(tzinfo=None)
-        log_rows, state_rows = [], []
-        for result in results:
-            change = by_account[result.account_id]
-            final = result.status != "failed_transient" or attempt == rounds
-            for crm_field in change.fields:
-                log_rows.append(_log_row(run_id, target, change, crm_field, plan, result, attempt, now))
-                if result.status == "success":
-                    state_rows.append(
-                        {
-                            "target": target,
-                            "account_id": change.account_id,
-                            "crm_field": crm_field,
-                            "value": plan.new_values[(change.account_id, crm_field)],
-                            "pushed_at": now,
-                            "run_id": run_id,
-                        }
-                    )
+    try:
+        for attempt in range(1, rounds + 1):
+            by_account = {change.account_id: change for change in pending}
+            interrupted: WriteInterrupted | None = None
+            try:
+                results = adapter.update(pending)
+            except WriteInterrupted as stop:
+                interrupted, results = stop, stop.results
+            retry_next = _audit_round(eng, target, run_id, plan, by_account, results, attempt, rounds, tally)
+            if interrupted is not None:  # raised here, not in the except: no chain to the wrapper
+                raise interrupted.__cause__ or interrupted
+            missing = set(by_account) - {r.account_id for r in results}
+            if missing:  # an adapter that lost a record: never count it as synced
+                raise RuntimeError(f"adapter returned no result for {sorted(missing)[:5]}")
+            pending = retry_next
+            if not pending:
+                break
+            wait = retry.delay(attempt)
+            log.warning(
+                "%s records failed transiently; round %s of %s in %.1fs", len(pending), attempt + 1, rounds, wait
+            )
+            retry.sleep(wait)
+    finally:
+        tally.calls = getattr(adapter, "calls", 0) - calls_before
+
+
+def _audit_round(
+    eng: sa.Engine,
+    target: str,
+    run_id: str,
+    plan: Plan,
+    by_account: dict[str, Change],
+    results: list[WriteResult],
+    attempt: int,
+    rounds: int,
+    tally: Tally,
+) -> list[Change]:
+    """Log every result, advance the state of the successes; returns the changes to send again."""
+    retry_next: list[Change] = []
+    now = datetime.now(UTC).replace(tzinfo=None)
+    log_rows, state_rows = [], []
+    for result in results:
+        change = by_account[result.account_id]
+        final = result.status != "failed_transient" or attempt == rounds
+        for crm_field in change.fields:
+            log_rows.append(_log_row(run_id, target, change, crm_field, plan, result, attempt, now))
             if result.status == "success":
-                succeeded += len(change.fields)
-            elif final:
-                failed += len(change.fields)
-            else:
-                retry_next.append(change)
-        missing = set(by_account) - {r.account_id for r in results}
-        if missing:  # an adapter that lost a record: never count it as synced
-            raise RuntimeError(f"adapter returned no result for {sorted(missing)[:5]}")
+                state_rows.append(
+                    {
+                        "target": target,
+                        "account_id": change.account_id,
+                        "crm_field": crm_field,
+                        "value": plan.new_values[(change.account_id, crm_field)],
+                        "pushed_at": now,
+                        "run_id": run_id,
+                    }
+                )
+        if result.status == "success":
+            tally.succeeded += len(change.fields)
+        elif final:
+            tally.failed += len(change.fields)
+        else:
+            retry_next.append(change)
+    if log_rows:
         with eng.begin() as conn:
             _write_round(conn, target, log_rows, state_rows)
-        pending = retry_next
-        if not pending:
-            break
-        wait = retry.delay(attempt)
-        log.warning("%s records failed transiently; round %s of %s in %.1fs", len(pending), attempt + 1, rounds, wait)
-        retry.sleep(wait)
-    return succeeded, failed, getattr(adapter, "calls", 0) - calls_before
+    return retry_next
 
 
 STATE_DELETE_CHUNK = 5_000  # account ids per IN list (PostgreSQL takes at most 65,535 parameters)
