@@ -225,7 +225,7 @@ def test_a_crm_refusing_the_credentials_fails_at_once(dags, duckdb_url, crm, tmp
     [alert] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("postsales alert:")]
     assert "segment_revision.crm_diff_dry_run" in alert and "try: 1 of 3" in alert
     assert (
-        "error: PermanentError: INVALID_LOGIN: Invalid username, password, security token; or user locked out. "
+        "error: AccessRefusedError: INVALID_LOGIN: Invalid username, password, security token; or user locked out. "
         "(Salesforce refused the login of the Airflow connection 'salesforce_default': fix its credentials, "
         "docs/crm-sync.md#the-salesforce-connection)"
     ) in alert
