@@ -628,14 +628,68 @@ def test_a_batch_refused_as_invalid_is_split_to_find_the_record_at_fault(server)
     assert adapter.calls <= 1 + 2 * 7 and sleeps == []  # a halving search, not 100 calls
 
 
-def test_a_batch_refused_for_every_record_is_not_split_further(server):
+def test_two_bad_records_in_different_halves_are_both_isolated(server):
+    """Both halves refused used to count as systematic: the 98 good records failed with the 2 bad ones."""
+    server.add_callback("POST", BATCH_UPDATE, refuse_invalid({"1010", "1070"}))  # places 9 and 69 of 100
+    adapter, sleeps = make_adapter(server)
+
+    results = adapter.update(changes(100))
+
+    assert [r.crm_id for r in results] == [str(1000 + i) for i in range(1, 101)]  # in the order given
+    failed = {r.crm_id: (r.status, r.error_code) for r in results if r.status != "success"}
+    refused = ("failed_permanent", "VALIDATION_ERROR")
+    assert failed == {"1010": refused, "1070": refused}
+    assert sum(r.status == "success" for r in results) == 98
+    # The batch; its halves (both refused); quarters 0-25, 25-50, 50-75, 75-100 (two accepted); then
+    # each refused part halved on: 0-25 -> 0-12 -> 6-12 -> 9-12 -> 9-10, and 50-75 -> 62-75 -> 68-75
+    # -> 68-71 -> 69-71 -> 69-70: 1 + 2 + 4 + 4 + 4 + 4 + 4 + 2.
+    assert adapter.calls == 25 == len(server.calls) and sleeps == []
+    assert [len(body_of(c)["inputs"]) for c in server.calls[:7]] == [100, 50, 50, 25, 25, 25, 25]
+
+
+def test_a_batch_refused_for_every_record_is_split_two_levels_only(server):
+    """A wrong value for everyone (a property's type, say): no part is accepted after two levels of
+    halving, so the refusal is taken as systematic and the parts fail as they are: 6 extra calls, not 200."""
     server.add_callback("POST", BATCH_UPDATE, refuse_invalid({str(1000 + i) for i in range(1, 101)}))
     adapter, _ = make_adapter(server)
 
     results = adapter.update(changes(100))
 
+    assert len(results) == 100
     assert {(r.status, r.error_code) for r in results} == {("failed_permanent", "VALIDATION_ERROR")}
-    assert adapter.calls == 3  # the batch and its two halves
+    assert {r.error_message for r in results} == {
+        'Property values were not valid: [{"isValid":false,"message":"Gold is not a valid option"}]'
+    }
+    assert adapter.calls == 7 == len(server.calls)  # the batch, its two halves, its four quarters
+    assert [len(body_of(c)["inputs"]) for c in server.calls] == [100, 50, 50, 25, 25, 25, 25]
+
+
+def test_isolation_stops_at_its_budget_of_calls_per_update(server, monkeypatch):
+    """Past the budget, the parts still refused fail as they are, saying they were not isolated; the
+    next update has the whole budget again."""
+    monkeypatch.setattr("postsales.crm.hubspot.ISOLATION_CALLS", 8)
+    server.add_callback("POST", BATCH_UPDATE, refuse_invalid({"1010", "1070"}))
+    adapter, _ = make_adapter(server)
+
+    results = {r.crm_id: r for r in adapter.update(changes(100))}
+
+    # Halves (2 calls), quarters (4), then 0-25 halved (2): the budget of 8 is spent. Accepted: 25-50,
+    # 75-100 and 12-25; refused and not isolated: 0-12 (holding 1010) and 50-75 (holding 1070).
+    succeeded = {str(1000 + i) for i in [*range(13, 26), *range(26, 51), *range(76, 101)]}
+    assert {k for k, r in results.items() if r.status == "success"} == succeeded
+    not_isolated = {k: r for k, r in results.items() if r.status != "success"}
+    assert set(not_isolated) == {str(1000 + i) for i in [*range(1, 13), *range(51, 76)]}
+    assert {(r.status, r.error_code) for r in not_isolated.values()} == {("failed_permanent", "VALIDATION_ERROR")}
+    assert results["1001"].error_message == (
+        'Property values were not valid: [{"isValid":false,"message":"Gold is not a valid option"}] '
+        "(not isolated: HubSpot refused these 12 companies as a whole, and the 8 extra calls an update may "
+        "spend on finding the records at fault are spent; the next sync sends them again)"
+    )
+    assert "these 25 companies" in results["1051"].error_message
+    assert adapter.calls == 9 == len(server.calls)
+
+    adapter.update(changes(100))
+    assert adapter.calls == 18  # a new budget
 
 
 def test_duplicate_and_invalid_targets_fail_without_a_call(server):
