@@ -15,7 +15,8 @@ request again after a 429, 423, 408 or 5xx, a timeout or a dropped connection, h
 - **errors** mapped to ``TransientError`` / ``PermanentError`` (401 is ``UNAUTHORIZED``: renew
   the token), the private-app token masked in every message, and the library's DEBUG log of
   every response body kept off;
-- **search**: pacing (HubSpot takes 5 searches a second per account), pages followed, and the
+- **search**: pacing (HubSpot takes 5 searches a second per account), pages followed (past an
+  empty page that names a next one, as records deleted since they were indexed leave), and the
   10,000-result cap of one query passed by searching again from the last modification time
   seen (:meth:`HubSpotClient.search_since`);
 - **the portal id** (account-info API), which keys the CRM sync state.
@@ -404,7 +405,12 @@ class HubSpotClient:
             )
         records = [{"id": str(r.id), "properties": dict(r.properties or {})} for r in page.results or []]
         after = page.paging.next.after if page.paging and page.paging.next else None
-        if after is None or not records:
+        # An empty page with a next cursor is followed, not taken as the end: the search pages by
+        # offset over HubSpot's index and loads a page's records after, so records deleted (or
+        # archived) since they were indexed leave a page short or empty while later offsets hold
+        # more. Failing instead would not help: a retry gets the same empty page. The cursor must
+        # still move forward (below), and HubSpot refuses offsets past 10,000.
+        if after is None:
             return records, None
         after = str(after)
         if not after.isdigit():

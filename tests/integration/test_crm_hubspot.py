@@ -306,6 +306,31 @@ def test_a_search_cursor_that_does_not_move_fails_instead_of_paging_forever(serv
     assert len(sent(server, SEARCH)) == 2
 
 
+def test_an_empty_search_page_with_a_next_cursor_is_followed(server):
+    """HubSpot pages a search by offset over its index and loads the page's records after: records
+    deleted since they were indexed leave a page short, or empty, with more pages after it. An empty
+    page ended the read, and the companies of the next pages were taken as not in the CRM."""
+    server.add("POST", SEARCH, json=page([company(101, **{KEY: "ACC-1"})], after="100", total=250))
+    server.add("POST", SEARCH, json=page([], after="200", total=250))
+    server.add("POST", SEARCH, json=page([company(103, **{KEY: "ACC-3"})], total=250))
+    adapter, _ = make_adapter(server)
+
+    found = adapter.fetch(["ACC-1", "ACC-3"], ["value_tier"])
+
+    assert {k: r.crm_id for k, r in found.items()} == {"ACC-1": "101", "ACC-3": "103"}
+    assert [body_of(c).get("after") for c in sent(server, SEARCH)] == [None, "100", "200"]
+
+
+def test_an_empty_search_page_whose_cursor_does_not_move_still_fails(server):
+    server.add("POST", SEARCH, json=page([company(101, **{KEY: "ACC-1"})], after="100", total=250))
+    server.add("POST", SEARCH, json=page([], after="100", total=250))
+    adapter, _ = make_adapter(server)
+
+    with pytest.raises(TransientError, match="the search cursor 100 does not move past 100"):
+        adapter.fetch(["ACC-1"], ["value_tier"])
+    assert len(sent(server, SEARCH)) == 2
+
+
 def test_read_companies_since_pages_and_restarts_past_the_10000_cap(server):
     start = epoch_ms(datetime(2026, 3, 1, tzinfo=UTC))
     # 10,250 companies, three modified in each millisecond: the restart lands inside a millisecond.

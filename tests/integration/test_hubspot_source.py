@@ -494,6 +494,39 @@ def test_a_company_edited_while_its_pages_are_read_shifts_no_other_company_out(h
     assert len(offset_paged) == 249 and "B100" not in offset_paged
 
 
+def test_an_empty_search_page_with_a_next_cursor_does_not_end_the_read(hubspot_server, tmp_path):
+    """Records deleted since HubSpot indexed them leave a search page empty while later pages hold
+    records: the read follows the cursor instead of ending there, losing the interval's other records."""
+    from postsales.hubspot_api import HubSpotClient
+    from postsales.sources.hubspot import HubSpotSource
+
+    server = hubspot_server
+    portal = FakePortal(PORTAL, TOKEN)
+    portal.define("companies", *COMPANY_PROPERTIES.values())
+    portal.install(server)
+    records = [
+        {
+            "id": str(20000 + n),
+            "properties": {
+                KEY: f"B{n}",
+                "hs_object_id": str(20000 + n),
+                "hs_lastmodifieddate": f"2024-03-01T10:0{n}:00Z",
+            },
+        }
+        for n in range(3)
+    ]
+    search = "/crm/v3/objects/companies/search"
+    server.add("POST", search, json={"total": 103, "results": [], "paging": {"next": {"after": "100"}}})
+    server.add("POST", search, json={"total": 103, "results": records})
+    client = HubSpotClient(TOKEN, host=server.url, search_interval=0)
+    sources = load_sources(accounts_from_hubspot(tmp_path))
+
+    read = HubSpotSource(sources.hubspot, client).read("accounts", "updated_at", DAY1)
+
+    assert sorted(read.frame["account_id"]) == ["B0", "B1", "B2"]
+    assert [c.request.json().get("after") for c in server.calls if c.request.path == search] == [None, "100"]
+
+
 def test_careless_admin_values_are_quarantined_with_their_reasons(duckdb_url, hubspot_server, tmp_path):
     server = hubspot_server
     portal = FakePortal(PORTAL, TOKEN)
