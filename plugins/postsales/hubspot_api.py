@@ -8,7 +8,9 @@ request again after a 429, 423, 408 or 5xx, a timeout or a dropped connection, h
 ``RetryPolicy.attempts`` requests. What HubSpot needs beyond that is here:
 
 - **the daily limit**: a 429 whose body names the ``DAILY`` policy is not retried (nothing
-  succeeds before the limit resets): :class:`DailyLimitReached`;
+  succeeds before the limit resets): :class:`DailyLimitReached`, which a read turns into a
+  ``PermanentError`` ``DAILY_LIMIT`` (:meth:`DailyLimitReached.read_error`: the task fails at
+  once, as Airflow's retries minutes later would fail the same way);
 - **the wait** after a 429 without ``Retry-After`` is HubSpot's rate-limit window
   (``X-HubSpot-RateLimit-Interval-Milliseconds``), after a 423 two seconds, else our jittered
   backoff (``RetryPolicy.delay``); sleeping goes through ``RetryPolicy.sleep``;
@@ -58,11 +60,25 @@ TRANSIENT_CATEGORIES = frozenset({"RATE_LIMITS", "RATE_LIMIT", "INTERNAL_ERROR",
 
 
 class DailyLimitReached(Exception):
-    """429 on the daily policy: nothing succeeds before the limit resets, so no retry (not a TransientError)."""
+    """429 on the daily policy: nothing succeeds before the limit resets, so no retry (not a TransientError).
+
+    A write fails its remaining batches transiently without sending them (the next run sends
+    them); a read fails the task at once: :meth:`read_error`.
+    """
 
     def __init__(self, message: str):
         super().__init__(f"DAILY_LIMIT: {message}")
         self.code, self.message = "DAILY_LIMIT", message
+
+    def read_error(self, then: str, what: str = "") -> PermanentError:
+        """The error a read raises: a ``PermanentError`` (a ``NotRetryableError``), so the Airflow
+        task fails at once instead of retrying in vain until the limit resets. HubSpot resets daily
+        limits at midnight in the account's time zone. ``then``: what picks the work up."""
+        return PermanentError(
+            self.code,
+            f"{what}HubSpot's daily API limit is spent ({self.message}); nothing succeeds before it resets at "
+            f"midnight in the HubSpot account's time zone, so the task fails without retries. {then}",
+        )
 
 
 def property_name(value: str, what: str = "property") -> str:

@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from postsales.crm.base import Change
 from postsales.crm.config import CrmSyncConfig, HubSpotCrm
 from postsales.crm.hubspot import HubSpotAdapter, hubspot_value
-from postsales.errors import PermanentError, TransientError
+from postsales.errors import NotRetryableError, PermanentError, TransientError
 from postsales.hubspot_api import SEARCH_CAP, HubSpotClient, epoch_ms, parse_timestamp
 from postsales.retry import RetryPolicy
 from postsales_dev.hubspot_fake import CORRELATION, FakePortal, HubSpotServer
@@ -518,15 +518,39 @@ def test_429_with_only_rate_limit_headers_waits_the_window(server):
 
 
 def test_daily_limit_is_not_retried_and_spares_the_other_batches(server):
-    server.add(
-        "POST", BATCH_UPDATE, status=429, json=rate_limited("DAILY") | {"message": "You have reached your daily limit."}
-    )
+    server.add("POST", BATCH_UPDATE, **DAILY_LIMIT_429)
     adapter, sleeps = make_adapter(server)
 
     results = adapter.update(changes(250))
 
     assert len(results) == 250 and {(r.status, r.error_code) for r in results} == {("failed_transient", "DAILY_LIMIT")}
     assert adapter.calls == 1 and len(server.calls) == 1 and sleeps == []
+
+
+DAILY_LIMIT_429 = {"status": 429, "json": rate_limited("DAILY") | {"message": "You have reached your daily limit."}}
+
+
+@pytest.mark.parametrize(
+    ("key_field", "path"),
+    [(KEY, SEARCH), ("hs_object_id", BATCH_READ), (KEY, "/account-info/v3/details")],
+    ids=["fetch-by-search", "fetch-by-id", "describe"],
+)
+def test_daily_limit_in_a_read_fails_at_once_without_airflow_retries(server, key_field, path):
+    """A TransientError made Airflow retry the task minutes later, in vain until the limit resets."""
+    server.add("GET" if path.startswith("/account-info") else "POST", path, **DAILY_LIMIT_429)
+    adapter, sleeps = make_adapter(server, key_field=key_field)
+
+    with pytest.raises(PermanentError) as raised:
+        adapter.describe() if path.startswith("/account-info") else adapter.fetch(["1001"], ["value_tier"])
+
+    assert isinstance(raised.value, NotRetryableError)  # the task fails at once
+    assert raised.value.code == "DAILY_LIMIT"
+    assert raised.value.message == (
+        "HubSpot's daily API limit is spent (You have reached your daily limit.); nothing succeeds before it "
+        "resets at midnight in the HubSpot account's time zone, so the task fails without retries. The next "
+        "scheduled sync picks the changes up; to sync sooner, clear this task once the limit has reset."
+    )
+    assert len(server.calls) == 1 and sleeps == [] and adapter.calls == 0
 
 
 @pytest.mark.parametrize(

@@ -399,6 +399,35 @@ def test_a_refused_token_fails_at_once_and_hubspot_down_is_retried(duckdb_url, h
         extract_entity("accounts", interval=DAY1, run_id="r", sources=sources, build_data_docs=False)
 
 
+def test_the_daily_limit_fails_the_extract_at_once_saying_to_clear_it(duckdb_url, hubspot, tmp_path):
+    """It was a SourceUnavailableError, which Airflow retried minutes later, in vain until the limit resets."""
+    server, _ = hubspot
+    daily = {
+        "status": "error",
+        "message": "You have reached your daily limit.",
+        "errorType": "RATE_LIMIT",
+        "correlationId": "aeb5f871-7f07-4993-9211-075dc63e7cbf",
+        "policyName": "DAILY",
+        "groupName": "apps:hapikey:12345",
+    }
+    server.add("POST", "/crm/v3/objects/companies/search", status=429, json=daily)
+    sources = load_sources(accounts_from_hubspot(tmp_path))
+
+    with pytest.raises(NotRetryableError) as raised:
+        extract_entity("accounts", interval=DAY1, run_id="r", sources=sources, build_data_docs=False)
+
+    assert str(raised.value) == (
+        "DAILY_LIMIT: accounts: hubspot source: HubSpot's daily API limit is spent (You have reached your daily "
+        "limit.); nothing succeeds before it resets at midnight in the HubSpot account's time zone, so the task "
+        "fails without retries. The next scheduled run reads only its own interval: clear this task once the "
+        "limit has reset to read this one."
+    )
+    searches = [c for c in server.calls if c.request.path == "/crm/v3/objects/companies/search"]
+    assert len(searches) == 1  # not retried by the client either
+    with warehouse.engine(duckdb_url).connect() as conn:
+        assert conn.execute(sa.text("select count(*) from staging.accounts")).scalar_one() == 0
+
+
 # --- reading --------------------------------------------------------------------------------------
 
 SURVEYS_YAML = """

@@ -22,8 +22,10 @@ answer means for each record:
   at most ``ISOLATION_CALLS`` (200) extra calls on it.
 - **Errors of a whole request**: the client retries 429, 5xx, 423, timeouts and dropped
   connections; what is left fails the batch transiently. The *daily* limit is not retried:
-  the remaining batches fail transiently at once, and the next run sends them again. 401 is
-  ``UNAUTHORIZED`` (renew the private-app token); other 4xx are permanent.
+  in a write the remaining batches fail transiently at once, unsent, and the next run sends them
+  again; in a read (``fetch``, ``describe``) it fails the sync at once with a ``PermanentError``
+  ``DAILY_LIMIT``, since Airflow's retries minutes later would fail the same way until the limit
+  resets. 401 is ``UNAUTHORIZED`` (renew the private-app token); other 4xx are permanent.
 - **Sync state** is keyed by :meth:`HubSpotAdapter.describe`, ``hubspot:<portal id>/companies``:
   two HubSpot accounts never share it.
 
@@ -64,6 +66,10 @@ ISOLATION_CALLS = 200
 # wrong value for every record): the parts fail as they are, after 2 + 4 extra calls.
 SYSTEMATIC_LEVELS = 2
 RECORD_ID_VALUE = re.compile(r"^[0-9]{1,20}$")
+# What picks up a sync that a read failed for the daily limit (the diff-only push sends every change again).
+DAILY_LIMIT_THEN = (
+    "The next scheduled sync picks the changes up; to sync sooner, clear this task once the limit has reset."
+)
 
 
 def hubspot_value(value: Any) -> str:
@@ -117,7 +123,7 @@ class HubSpotAdapter:
         try:
             portal = self.client.portal_id
         except DailyLimitReached as exc:
-            raise TransientError(exc.code, exc.message) from None
+            raise exc.read_error(DAILY_LIMIT_THEN) from None
         return f"hubspot:{portal}/{self.object}"
 
     def fetch(self, account_ids: Sequence[str], crm_fields: Sequence[str]) -> dict[str, CrmRecord]:
@@ -127,8 +133,8 @@ class HubSpotAdapter:
             if self.key_field == RECORD_ID:
                 return self._fetch_by_id(keys, fields)
             return self._fetch_by_search(keys, fields)
-        except DailyLimitReached as exc:  # a read cannot wait for tomorrow: the run fails and is tried again
-            raise TransientError(exc.code, exc.message) from None
+        except DailyLimitReached as exc:  # a read cannot wait for tomorrow, nor can Airflow's retries
+            raise exc.read_error(DAILY_LIMIT_THEN) from None
 
     def update(self, changes: Sequence[Change]) -> list[WriteResult]:
         self._isolation_left = ISOLATION_CALLS

@@ -61,6 +61,10 @@ ALWAYS_SET = frozenset({"hs_lastmodifieddate", "createdate", "hs_createdate", "h
 ASSOCIATION_BATCH = 1_000  # ids a v4 association batch read takes
 COMPANY_BATCH = 100  # ids a companies batch read takes
 RULES = "include/rules/sources.yaml"
+# What reads an interval whose extract failed for HubSpot's daily limit: each run reads its own interval.
+DAILY_LIMIT_THEN = (
+    "The next scheduled run reads only its own interval: clear this task once the limit has reset to read this one."
+)
 
 
 def _text(value: Any) -> str | None:
@@ -189,12 +193,15 @@ class HubSpotSource:
 
     @contextmanager
     def _errors(self, entity: str, mapping: HubSpotObjectMapping) -> Iterator[None]:
-        """HubSpot unavailable is retried (Airflow); a refused request fails at once, naming the fix."""
+        """HubSpot unavailable is retried (Airflow); a refused request, or the daily limit spent, fails
+        at once, naming the fix."""
         from postsales.hubspot_api import DailyLimitReached
 
         try:
             yield
-        except (TransientError, DailyLimitReached) as exc:
+        except DailyLimitReached as exc:  # Airflow's retries would fail the same way until the limit resets
+            raise exc.read_error(DAILY_LIMIT_THEN, f"{entity}: hubspot source: ") from None
+        except TransientError as exc:
             raise SourceUnavailableError(f"{entity}: hubspot did not answer: {exc}") from None
         except PermanentError as exc:
             if exc.code in ("UNAUTHORIZED", "NO_CREDENTIALS"):
