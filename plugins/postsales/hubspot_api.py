@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from urllib3.exceptions import HTTPError, InvalidHeader, MaxRetryError, ResponseError
@@ -79,6 +79,13 @@ class DailyLimitReached(Exception):
             f"{what}HubSpot's daily API limit is spent ({self.message}); nothing succeeds before it resets at "
             f"midnight in the HubSpot account's time zone, so the task fails without retries. {then}",
         )
+
+
+class CompanyAssociations(NamedTuple):
+    """The companies a record is associated with (ids), and those of them labelled Primary."""
+
+    companies: list[str]
+    primary: list[str]
 
 
 def property_name(value: str, what: str = "property") -> str:
@@ -538,11 +545,11 @@ class HubSpotClient:
                 raise TransientError(category, self.mask(str(error.message or "")))
         return {str(r.id): dict(r.properties or {}) for r in page.results or []}
 
-    def primary_companies(self, object_type: str, ids: Sequence[str]) -> dict[str, str]:
-        """The primary company of each record of ``object_type`` (at most 1,000 ids), by record id.
-
-        The association labelled ``Primary``, else the only company associated; a record with
-        none, or with several and none primary, is absent.
+    def company_associations(self, object_type: str, ids: Sequence[str]) -> dict[str, CompanyAssociations]:
+        """The companies each record of ``object_type`` (at most 1,000 ids) is associated with, by
+        record id: all of them, and those labelled ``Primary``. A record with none is absent
+        (HubSpot names it among the errors, ``NO_ASSOCIATIONS_FOUND``); a transient error of part of
+        the batch raises, as it could leave a record without the companies it has.
         """
         from hubspot.crm.associations.v4 import BatchInputPublicFetchAssociationsBatchRequest
 
@@ -555,13 +562,17 @@ class HubSpotClient:
             body,
             scopes=f"{_read(object_type)} and {_read('companies')}",
         )
-        found: dict[str, str] = {}
+        for error in getattr(page, "errors", None) or []:
+            category = str(error.category or "")
+            if category in TRANSIENT_CATEGORIES:
+                raise TransientError(category, self.mask(str(error.message or "")))
+        found: dict[str, CompanyAssociations] = {}
         for result in page.results or []:
             targets = result.to or []
             primary = [
                 t for t in targets if any(str(a.label or "").lower() == "primary" for a in t.association_types or [])
             ]
-            chosen = primary or (targets if len(targets) == 1 else [])
-            if len(chosen) == 1:
-                found[str(result._from.id)] = str(chosen[0].to_object_id)
+            found[str(result._from.id)] = CompanyAssociations(
+                [str(t.to_object_id) for t in targets], [str(t.to_object_id) for t in primary]
+            )
         return found

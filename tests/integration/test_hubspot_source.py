@@ -285,7 +285,7 @@ def test_a_hubspot_sourced_run_gives_the_marts_of_the_files_sourced_run(
     deal_of = {row["contract_id"]: str(7000 + n) for n, row in enumerate(tiny.CONTRACTS)}
     assert quarantined(warehouse_url, "contracts") == {
         deal_of["C2"]: ["arr must be a valid number"],  # "n/a"
-        deal_of["C3"]: ["account_id is required"],  # a deal with no company
+        deal_of["C3"]: ["account_id is required", NO_COMPANY],  # a deal with no company
         deal_of["C4"]: ["end_date must be >= start_date"],
         deal_of["C5"]: ["arr must be in [0, 1e+12]"],
     }
@@ -554,6 +554,48 @@ def test_an_empty_search_page_with_a_next_cursor_does_not_end_the_read(hubspot_s
 
     assert sorted(read.frame["account_id"]) == ["B0", "B1", "B2"]
     assert [c.request.json().get("after") for c in server.calls if c.request.path == search] == [None, "100"]
+
+
+NO_COMPANY = "account_id: the deal has no associated company in HubSpot; associate it with its account's company"
+NO_PRIMARY = (
+    "account_id: the deal has several associated companies in HubSpot and none is primary; "
+    "make its account's company the primary one"
+)
+SEVERAL_PRIMARY = (
+    "account_id: the deal has several primary companies in HubSpot; keep one primary: its account's company"
+)
+
+
+def test_a_deal_without_exactly_one_primary_company_is_quarantined_saying_so(
+    duckdb_url, hubspot_server, hubspot_sources
+):
+    """Such a deal was quarantined as "account_id is required" only, which says nothing of the fix."""
+    portal, company_of = portal_from(tiny.ACCOUNTS, tiny.CONTRACTS)  # C3's account A9 is no company
+    deal = {"hs_is_closed_won": "true", "contract_start_date": "2024-01-15", "contract_arr": "12000"}
+    deal |= {"hs_lastmodifieddate": "2024-03-01T11:00:00Z"}
+    none_primary, two_primary = portal.add("deals", 7901, deal), portal.add("deals", 7902, deal)
+    for company in (company_of["A1"], company_of["A2"]):
+        portal.associate("deals", none_primary, "companies", company, primary=False)
+        portal.associate("deals", two_primary, "companies", company, primary=True)
+    portal.install(hubspot_server)
+
+    extract_entity("accounts", interval=DAY1, run_id="r", sources=hubspot_sources, build_data_docs=False)
+    contracts = extract_entity("contracts", interval=DAY1, run_id="r", sources=hubspot_sources, build_data_docs=False)
+
+    c3 = str(7000 + [row["contract_id"] for row in tiny.CONTRACTS].index("C3"))
+    found = quarantined(duckdb_url, "contracts")
+    assert {key: found[key] for key in (c3, "7901", "7902")} == {
+        c3: ["account_id is required", NO_COMPANY],
+        "7901": ["account_id is required", NO_PRIMARY],
+        "7902": ["account_id is required", SEVERAL_PRIMARY],
+    }
+    read, loaded, bad = tiny.CONTRACTS_DAY1.values()
+    assert (contracts.rows_read, contracts.rows_loaded, contracts.rows_quarantined) == (read + 2, loaded, bad + 2)
+    with warehouse.engine(duckdb_url).connect() as conn:
+        offending = conn.execute(
+            sa.text("select offending_values from ops.quarantine where record_key = '7902'")
+        ).scalar_one()
+    assert json.loads(offending) == {"account_id": None}
 
 
 def test_careless_admin_values_are_quarantined_with_their_reasons(duckdb_url, hubspot_server, tmp_path):
