@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from postsales import warehouse
 from postsales.config import EntityRules, Thresholds, load_expectations
-from postsales.sources import Interval
+from postsales.sources import REFUSAL, Interval, Refusal
 from postsales.sources.text_table import land_rows
 from postsales.validate import sql_gate
 from postsales.values import is_missing
@@ -50,9 +50,11 @@ def run_gate(
     not_after: datetime,
     known: dict[str, set[str]] | None = None,
     origin: str = "test:frame",
+    refusals: dict[str, Refusal] | None = None,
 ) -> Gated:
     """Gate ``frame`` (text or None per cell) as the extract gates a batch; ``known`` seeds the
-    keys a ``references`` rule finds (``{"accounts.account_id": {"A1"}}``)."""
+    keys a ``references`` rule finds (``{"accounts.account_id": {"A1"}}``); with ``refusals``, the
+    frame's ``_refusal`` column holds each row's refusal code, as a source that refuses rows lands it."""
     folder = Path(tempfile.mkdtemp(prefix="gate-frames-"))
     url = f"duckdb:///{folder / 'warehouse.duckdb'}"
     eng = warehouse.engine(url)
@@ -60,9 +62,10 @@ def run_gate(
         tables = warehouse.ensure_schema(eng, warehouse.build_tables(load_expectations()))
         _seed_known(eng, tables, known or {})
         tag = uuid.uuid4().hex[:8]
-        columns = [str(c) for c in frame.columns if c not in ("_source", "_file_day")]
-        rows = [tuple(row) for row in frame[columns].itertuples(index=False, name=None)]
-        text = land_rows(eng, f"_load_text_{tag}", columns, [rows], _text, origin, origin)
+        columns = [str(c) for c in frame.columns if c not in ("_source", "_file_day", REFUSAL)]
+        landed = [*columns, REFUSAL] if refusals else columns
+        rows = [tuple(row) for row in frame[landed].itertuples(index=False, name=None)]
+        text = land_rows(eng, f"_load_text_{tag}", columns, [rows], _text, origin, origin, refusals)
         source_columns = sql_gate.source_columns(entity, text, rules)
         work: list[sa.Table] = []
         gated = sql_gate.gate_batch(

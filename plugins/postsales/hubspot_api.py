@@ -8,14 +8,17 @@ request again after a 429, 423, 408 or 5xx, a timeout or a dropped connection, h
 ``RetryPolicy.attempts`` requests. What HubSpot needs beyond that is here:
 
 - **the daily limit**: a 429 whose body names the ``DAILY`` policy is not retried (nothing
-  succeeds before the limit resets): :class:`DailyLimitReached`;
+  succeeds before the limit resets): :class:`DailyLimitReached`, which a read turns into a
+  ``PermanentError`` ``DAILY_LIMIT`` (:meth:`DailyLimitReached.read_error`: the task fails at
+  once, as Airflow's retries minutes later would fail the same way);
 - **the wait** after a 429 without ``Retry-After`` is HubSpot's rate-limit window
   (``X-HubSpot-RateLimit-Interval-Milliseconds``), after a 423 two seconds, else our jittered
   backoff (``RetryPolicy.delay``); sleeping goes through ``RetryPolicy.sleep``;
 - **errors** mapped to ``TransientError`` / ``PermanentError`` (401 is ``UNAUTHORIZED``: renew
   the token), the private-app token masked in every message, and the library's DEBUG log of
   every response body kept off;
-- **search**: pacing (HubSpot takes 5 searches a second per account), pages followed, and the
+- **search**: pacing (HubSpot takes 5 searches a second per account), pages followed (past an
+  empty page that names a next one, as records deleted since they were indexed leave), and the
   10,000-result cap of one query passed by searching again from the last modification time
   seen (:meth:`HubSpotClient.search_since`);
 - **the portal id** (account-info API), which keys the CRM sync state.
@@ -31,7 +34,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from urllib3.exceptions import HTTPError, InvalidHeader, MaxRetryError, ResponseError
@@ -57,11 +60,32 @@ TRANSIENT_CATEGORIES = frozenset({"RATE_LIMITS", "RATE_LIMIT", "INTERNAL_ERROR",
 
 
 class DailyLimitReached(Exception):
-    """429 on the daily policy: nothing succeeds before the limit resets, so no retry (not a TransientError)."""
+    """429 on the daily policy: nothing succeeds before the limit resets, so no retry (not a TransientError).
+
+    A write fails its remaining batches transiently without sending them (the next run sends
+    them); a read fails the task at once: :meth:`read_error`.
+    """
 
     def __init__(self, message: str):
         super().__init__(f"DAILY_LIMIT: {message}")
         self.code, self.message = "DAILY_LIMIT", message
+
+    def read_error(self, then: str, what: str = "") -> PermanentError:
+        """The error a read raises: a ``PermanentError`` (a ``NotRetryableError``), so the Airflow
+        task fails at once instead of retrying in vain until the limit resets. HubSpot resets daily
+        limits at midnight in the account's time zone. ``then``: what picks the work up."""
+        return PermanentError(
+            self.code,
+            f"{what}HubSpot's daily API limit is spent ({self.message}); nothing succeeds before it resets at "
+            f"midnight in the HubSpot account's time zone, so the task fails without retries. {then}",
+        )
+
+
+class CompanyAssociations(NamedTuple):
+    """The companies a record is associated with (ids), and those of them labelled Primary."""
+
+    companies: list[str]
+    primary: list[str]
 
 
 def property_name(value: str, what: str = "property") -> str:
@@ -404,7 +428,12 @@ class HubSpotClient:
             )
         records = [{"id": str(r.id), "properties": dict(r.properties or {})} for r in page.results or []]
         after = page.paging.next.after if page.paging and page.paging.next else None
-        if after is None or not records:
+        # An empty page with a next cursor is followed, not taken as the end: the search pages by
+        # offset over HubSpot's index and loads a page's records after, so records deleted (or
+        # archived) since they were indexed leave a page short or empty while later offsets hold
+        # more. Failing instead would not help: a retry gets the same empty page. The cursor must
+        # still move forward (below), and HubSpot refuses offsets past 10,000.
+        if after is None:
             return records, None
         after = str(after)
         if not after.isdigit():
@@ -516,11 +545,11 @@ class HubSpotClient:
                 raise TransientError(category, self.mask(str(error.message or "")))
         return {str(r.id): dict(r.properties or {}) for r in page.results or []}
 
-    def primary_companies(self, object_type: str, ids: Sequence[str]) -> dict[str, str]:
-        """The primary company of each record of ``object_type`` (at most 1,000 ids), by record id.
-
-        The association labelled ``Primary``, else the only company associated; a record with
-        none, or with several and none primary, is absent.
+    def company_associations(self, object_type: str, ids: Sequence[str]) -> dict[str, CompanyAssociations]:
+        """The companies each record of ``object_type`` (at most 1,000 ids) is associated with, by
+        record id: all of them, and those labelled ``Primary``. A record with none is absent
+        (HubSpot names it among the errors, ``NO_ASSOCIATIONS_FOUND``); a transient error of part of
+        the batch raises, as it could leave a record without the companies it has.
         """
         from hubspot.crm.associations.v4 import BatchInputPublicFetchAssociationsBatchRequest
 
@@ -533,13 +562,17 @@ class HubSpotClient:
             body,
             scopes=f"{_read(object_type)} and {_read('companies')}",
         )
-        found: dict[str, str] = {}
+        for error in getattr(page, "errors", None) or []:
+            category = str(error.category or "")
+            if category in TRANSIENT_CATEGORIES:
+                raise TransientError(category, self.mask(str(error.message or "")))
+        found: dict[str, CompanyAssociations] = {}
         for result in page.results or []:
             targets = result.to or []
             primary = [
                 t for t in targets if any(str(a.label or "").lower() == "primary" for a in t.association_types or [])
             ]
-            chosen = primary or (targets if len(targets) == 1 else [])
-            if len(chosen) == 1:
-                found[str(result._from.id)] = str(chosen[0].to_object_id)
+            found[str(result._from.id)] = CompanyAssociations(
+                [str(t.to_object_id) for t in targets], [str(t.to_object_id) for t in primary]
+            )
         return found

@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from postsales.crm.base import Change, WriteInterrupted
 from postsales.crm.config import CrmSyncConfig, HubSpotCrm
 from postsales.crm.hubspot import HubSpotAdapter, hubspot_value
-from postsales.errors import AccessRefusedError, PermanentError, TransientError
+from postsales.errors import AccessRefusedError, NotRetryableError, PermanentError, TransientError
 from postsales.hubspot_api import SEARCH_CAP, HubSpotClient, epoch_ms, parse_timestamp
 from postsales.retry import RetryPolicy
 from postsales_dev.hubspot_fake import CORRELATION, FakePortal, HubSpotServer
@@ -313,6 +313,31 @@ def test_a_search_cursor_that_does_not_move_fails_instead_of_paging_forever(serv
     assert len(sent(server, SEARCH)) == 2
 
 
+def test_an_empty_search_page_with_a_next_cursor_is_followed(server):
+    """HubSpot pages a search by offset over its index and loads the page's records after: records
+    deleted since they were indexed leave a page short, or empty, with more pages after it. An empty
+    page ended the read, and the companies of the next pages were taken as not in the CRM."""
+    server.add("POST", SEARCH, json=page([company(101, **{KEY: "ACC-1"})], after="100", total=250))
+    server.add("POST", SEARCH, json=page([], after="200", total=250))
+    server.add("POST", SEARCH, json=page([company(103, **{KEY: "ACC-3"})], total=250))
+    adapter, _ = make_adapter(server)
+
+    found = adapter.fetch(["ACC-1", "ACC-3"], ["value_tier"])
+
+    assert {k: r.crm_id for k, r in found.items()} == {"ACC-1": "101", "ACC-3": "103"}
+    assert [body_of(c).get("after") for c in sent(server, SEARCH)] == [None, "100", "200"]
+
+
+def test_an_empty_search_page_whose_cursor_does_not_move_still_fails(server):
+    server.add("POST", SEARCH, json=page([company(101, **{KEY: "ACC-1"})], after="100", total=250))
+    server.add("POST", SEARCH, json=page([], after="100", total=250))
+    adapter, _ = make_adapter(server)
+
+    with pytest.raises(TransientError, match="the search cursor 100 does not move past 100"):
+        adapter.fetch(["ACC-1"], ["value_tier"])
+    assert len(sent(server, SEARCH)) == 2
+
+
 def test_read_companies_since_pages_and_restarts_past_the_10000_cap(server):
     start = epoch_ms(datetime(2026, 3, 1, tzinfo=UTC))
     # 10,250 companies, three modified in each millisecond: the restart lands inside a millisecond.
@@ -500,15 +525,39 @@ def test_429_with_only_rate_limit_headers_waits_the_window(server):
 
 
 def test_daily_limit_is_not_retried_and_spares_the_other_batches(server):
-    server.add(
-        "POST", BATCH_UPDATE, status=429, json=rate_limited("DAILY") | {"message": "You have reached your daily limit."}
-    )
+    server.add("POST", BATCH_UPDATE, **DAILY_LIMIT_429)
     adapter, sleeps = make_adapter(server)
 
     results = adapter.update(changes(250))
 
     assert len(results) == 250 and {(r.status, r.error_code) for r in results} == {("failed_transient", "DAILY_LIMIT")}
     assert adapter.calls == 1 and len(server.calls) == 1 and sleeps == []
+
+
+DAILY_LIMIT_429 = {"status": 429, "json": rate_limited("DAILY") | {"message": "You have reached your daily limit."}}
+
+
+@pytest.mark.parametrize(
+    ("key_field", "path"),
+    [(KEY, SEARCH), ("hs_object_id", BATCH_READ), (KEY, "/account-info/v3/details")],
+    ids=["fetch-by-search", "fetch-by-id", "describe"],
+)
+def test_daily_limit_in_a_read_fails_at_once_without_airflow_retries(server, key_field, path):
+    """A TransientError made Airflow retry the task minutes later, in vain until the limit resets."""
+    server.add("GET" if path.startswith("/account-info") else "POST", path, **DAILY_LIMIT_429)
+    adapter, sleeps = make_adapter(server, key_field=key_field)
+
+    with pytest.raises(PermanentError) as raised:
+        adapter.describe() if path.startswith("/account-info") else adapter.fetch(["1001"], ["value_tier"])
+
+    assert isinstance(raised.value, NotRetryableError)  # the task fails at once
+    assert raised.value.code == "DAILY_LIMIT"
+    assert raised.value.message == (
+        "HubSpot's daily API limit is spent (You have reached your daily limit.); nothing succeeds before it "
+        "resets at midnight in the HubSpot account's time zone, so the task fails without retries. The next "
+        "scheduled sync picks the changes up; to sync sooner, clear this task once the limit has reset."
+    )
+    assert len(server.calls) == 1 and sleeps == [] and adapter.calls == 0
 
 
 @pytest.mark.parametrize(
@@ -654,14 +703,68 @@ def test_a_batch_refused_as_invalid_is_split_to_find_the_record_at_fault(server)
     assert adapter.calls <= 1 + 2 * 7 and sleeps == []  # a halving search, not 100 calls
 
 
-def test_a_batch_refused_for_every_record_is_not_split_further(server):
+def test_two_bad_records_in_different_halves_are_both_isolated(server):
+    """Both halves refused used to count as systematic: the 98 good records failed with the 2 bad ones."""
+    server.add_callback("POST", BATCH_UPDATE, refuse_invalid({"1010", "1070"}))  # places 9 and 69 of 100
+    adapter, sleeps = make_adapter(server)
+
+    results = adapter.update(changes(100))
+
+    assert [r.crm_id for r in results] == [str(1000 + i) for i in range(1, 101)]  # in the order given
+    failed = {r.crm_id: (r.status, r.error_code) for r in results if r.status != "success"}
+    refused = ("failed_permanent", "VALIDATION_ERROR")
+    assert failed == {"1010": refused, "1070": refused}
+    assert sum(r.status == "success" for r in results) == 98
+    # The batch; its halves (both refused); quarters 0-25, 25-50, 50-75, 75-100 (two accepted); then
+    # each refused part halved on: 0-25 -> 0-12 -> 6-12 -> 9-12 -> 9-10, and 50-75 -> 62-75 -> 68-75
+    # -> 68-71 -> 69-71 -> 69-70: 1 + 2 + 4 + 4 + 4 + 4 + 4 + 2.
+    assert adapter.calls == 25 == len(server.calls) and sleeps == []
+    assert [len(body_of(c)["inputs"]) for c in server.calls[:7]] == [100, 50, 50, 25, 25, 25, 25]
+
+
+def test_a_batch_refused_for_every_record_is_split_two_levels_only(server):
+    """A wrong value for everyone (a property's type, say): no part is accepted after two levels of
+    halving, so the refusal is taken as systematic and the parts fail as they are: 6 extra calls, not 200."""
     server.add_callback("POST", BATCH_UPDATE, refuse_invalid({str(1000 + i) for i in range(1, 101)}))
     adapter, _ = make_adapter(server)
 
     results = adapter.update(changes(100))
 
+    assert len(results) == 100
     assert {(r.status, r.error_code) for r in results} == {("failed_permanent", "VALIDATION_ERROR")}
-    assert adapter.calls == 3  # the batch and its two halves
+    assert {r.error_message for r in results} == {
+        'Property values were not valid: [{"isValid":false,"message":"Gold is not a valid option"}]'
+    }
+    assert adapter.calls == 7 == len(server.calls)  # the batch, its two halves, its four quarters
+    assert [len(body_of(c)["inputs"]) for c in server.calls] == [100, 50, 50, 25, 25, 25, 25]
+
+
+def test_isolation_stops_at_its_budget_of_calls_per_update(server, monkeypatch):
+    """Past the budget, the parts still refused fail as they are, saying they were not isolated; the
+    next update has the whole budget again."""
+    monkeypatch.setattr("postsales.crm.hubspot.ISOLATION_CALLS", 8)
+    server.add_callback("POST", BATCH_UPDATE, refuse_invalid({"1010", "1070"}))
+    adapter, _ = make_adapter(server)
+
+    results = {r.crm_id: r for r in adapter.update(changes(100))}
+
+    # Halves (2 calls), quarters (4), then 0-25 halved (2): the budget of 8 is spent. Accepted: 25-50,
+    # 75-100 and 12-25; refused and not isolated: 0-12 (holding 1010) and 50-75 (holding 1070).
+    succeeded = {str(1000 + i) for i in [*range(13, 26), *range(26, 51), *range(76, 101)]}
+    assert {k for k, r in results.items() if r.status == "success"} == succeeded
+    not_isolated = {k: r for k, r in results.items() if r.status != "success"}
+    assert set(not_isolated) == {str(1000 + i) for i in [*range(1, 13), *range(51, 76)]}
+    assert {(r.status, r.error_code) for r in not_isolated.values()} == {("failed_permanent", "VALIDATION_ERROR")}
+    assert results["1001"].error_message == (
+        'Property values were not valid: [{"isValid":false,"message":"Gold is not a valid option"}] '
+        "(not isolated: HubSpot refused these 12 companies as a whole, and the 8 extra calls an update may "
+        "spend on finding the records at fault are spent; the next sync sends them again)"
+    )
+    assert "these 25 companies" in results["1051"].error_message
+    assert adapter.calls == 9 == len(server.calls)
+
+    adapter.update(changes(100))
+    assert adapter.calls == 18  # a new budget
 
 
 def test_duplicate_and_invalid_targets_fail_without_a_call(server):

@@ -285,7 +285,7 @@ def test_a_hubspot_sourced_run_gives_the_marts_of_the_files_sourced_run(
     deal_of = {row["contract_id"]: str(7000 + n) for n, row in enumerate(tiny.CONTRACTS)}
     assert quarantined(warehouse_url, "contracts") == {
         deal_of["C2"]: ["arr must be a valid number"],  # "n/a"
-        deal_of["C3"]: ["account_id is required"],  # a deal with no company
+        deal_of["C3"]: ["account_id is required", NO_COMPANY],  # a deal with no company
         deal_of["C4"]: ["end_date must be >= start_date"],
         deal_of["C5"]: ["arr must be in [0, 1e+12]"],
     }
@@ -399,6 +399,35 @@ def test_a_refused_token_fails_at_once_and_hubspot_down_is_retried(duckdb_url, h
         extract_entity("accounts", interval=DAY1, run_id="r", sources=sources, build_data_docs=False)
 
 
+def test_the_daily_limit_fails_the_extract_at_once_saying_to_clear_it(duckdb_url, hubspot, tmp_path):
+    """It was a SourceUnavailableError, which Airflow retried minutes later, in vain until the limit resets."""
+    server, _ = hubspot
+    daily = {
+        "status": "error",
+        "message": "You have reached your daily limit.",
+        "errorType": "RATE_LIMIT",
+        "correlationId": "aeb5f871-7f07-4993-9211-075dc63e7cbf",
+        "policyName": "DAILY",
+        "groupName": "apps:hapikey:12345",
+    }
+    server.add("POST", "/crm/v3/objects/companies/search", status=429, json=daily)
+    sources = load_sources(accounts_from_hubspot(tmp_path))
+
+    with pytest.raises(NotRetryableError) as raised:
+        extract_entity("accounts", interval=DAY1, run_id="r", sources=sources, build_data_docs=False)
+
+    assert str(raised.value) == (
+        "DAILY_LIMIT: accounts: hubspot source: HubSpot's daily API limit is spent (You have reached your daily "
+        "limit.); nothing succeeds before it resets at midnight in the HubSpot account's time zone, so the task "
+        "fails without retries. The next scheduled run reads only its own interval: clear this task once the "
+        "limit has reset to read this one."
+    )
+    searches = [c for c in server.calls if c.request.path == "/crm/v3/objects/companies/search"]
+    assert len(searches) == 1  # not retried by the client either
+    with warehouse.engine(duckdb_url).connect() as conn:
+        assert conn.execute(sa.text("select count(*) from staging.accounts")).scalar_one() == 0
+
+
 # --- reading --------------------------------------------------------------------------------------
 
 SURVEYS_YAML = """
@@ -492,6 +521,81 @@ def test_a_company_edited_while_its_pages_are_read_shifts_no_other_company_out(h
     names = ["hs_object_id", KEY]
     offset_paged = [r["properties"][KEY] for r in client.search_since("companies", tiny.DAY1, names, until=tiny.DAY2)]
     assert len(offset_paged) == 249 and "B100" not in offset_paged
+
+
+def test_an_empty_search_page_with_a_next_cursor_does_not_end_the_read(hubspot_server, tmp_path):
+    """Records deleted since HubSpot indexed them leave a search page empty while later pages hold
+    records: the read follows the cursor instead of ending there, losing the interval's other records."""
+    from postsales.hubspot_api import HubSpotClient
+    from postsales.sources.hubspot import HubSpotSource
+
+    server = hubspot_server
+    portal = FakePortal(PORTAL, TOKEN)
+    portal.define("companies", *COMPANY_PROPERTIES.values())
+    portal.install(server)
+    records = [
+        {
+            "id": str(20000 + n),
+            "properties": {
+                KEY: f"B{n}",
+                "hs_object_id": str(20000 + n),
+                "hs_lastmodifieddate": f"2024-03-01T10:0{n}:00Z",
+            },
+        }
+        for n in range(3)
+    ]
+    search = "/crm/v3/objects/companies/search"
+    server.add("POST", search, json={"total": 103, "results": [], "paging": {"next": {"after": "100"}}})
+    server.add("POST", search, json={"total": 103, "results": records})
+    client = HubSpotClient(TOKEN, host=server.url, search_interval=0)
+    sources = load_sources(accounts_from_hubspot(tmp_path))
+
+    read = HubSpotSource(sources.hubspot, client).read("accounts", "updated_at", DAY1)
+
+    assert sorted(read.frame["account_id"]) == ["B0", "B1", "B2"]
+    assert [c.request.json().get("after") for c in server.calls if c.request.path == search] == [None, "100"]
+
+
+NO_COMPANY = "account_id: the deal has no associated company in HubSpot; associate it with its account's company"
+NO_PRIMARY = (
+    "account_id: the deal has several associated companies in HubSpot and none is primary; "
+    "make its account's company the primary one"
+)
+SEVERAL_PRIMARY = (
+    "account_id: the deal has several primary companies in HubSpot; keep one primary: its account's company"
+)
+
+
+def test_a_deal_without_exactly_one_primary_company_is_quarantined_saying_so(
+    duckdb_url, hubspot_server, hubspot_sources
+):
+    """Such a deal was quarantined as "account_id is required" only, which says nothing of the fix."""
+    portal, company_of = portal_from(tiny.ACCOUNTS, tiny.CONTRACTS)  # C3's account A9 is no company
+    deal = {"hs_is_closed_won": "true", "contract_start_date": "2024-01-15", "contract_arr": "12000"}
+    deal |= {"hs_lastmodifieddate": "2024-03-01T11:00:00Z"}
+    none_primary, two_primary = portal.add("deals", 7901, deal), portal.add("deals", 7902, deal)
+    for company in (company_of["A1"], company_of["A2"]):
+        portal.associate("deals", none_primary, "companies", company, primary=False)
+        portal.associate("deals", two_primary, "companies", company, primary=True)
+    portal.install(hubspot_server)
+
+    extract_entity("accounts", interval=DAY1, run_id="r", sources=hubspot_sources, build_data_docs=False)
+    contracts = extract_entity("contracts", interval=DAY1, run_id="r", sources=hubspot_sources, build_data_docs=False)
+
+    c3 = str(7000 + [row["contract_id"] for row in tiny.CONTRACTS].index("C3"))
+    found = quarantined(duckdb_url, "contracts")
+    assert {key: found[key] for key in (c3, "7901", "7902")} == {
+        c3: ["account_id is required", NO_COMPANY],
+        "7901": ["account_id is required", NO_PRIMARY],
+        "7902": ["account_id is required", SEVERAL_PRIMARY],
+    }
+    read, loaded, bad = tiny.CONTRACTS_DAY1.values()
+    assert (contracts.rows_read, contracts.rows_loaded, contracts.rows_quarantined) == (read + 2, loaded, bad + 2)
+    with warehouse.engine(duckdb_url).connect() as conn:
+        offending = conn.execute(
+            sa.text("select offending_values from ops.quarantine where record_key = '7902'")
+        ).scalar_one()
+    assert json.loads(offending) == {"account_id": None}
 
 
 def test_careless_admin_values_are_quarantined_with_their_reasons(duckdb_url, hubspot_server, tmp_path):

@@ -11,6 +11,7 @@ import pytest
 from gate_frames import run_gate
 from postsales.config import Thresholds, load_expectations
 from postsales.errors import DataContractError
+from postsales.sources import Refusal
 
 RULES = load_expectations()
 NOW = datetime(2024, 3, 2)
@@ -74,6 +75,26 @@ def test_integer_with_fraction_is_not_an_integer():
 def test_extra_columns_are_kept_as_json():
     result = gate(accounts(owner=["x", "y", None]))
     assert [json.loads(v) for v in result.valid["_extra"]] == [{"owner": "x"}, {"owner": "y"}, {"owner": None}]
+
+
+def test_a_row_the_source_refused_is_quarantined_with_the_refusals_reason():
+    """A source that builds a column itself names, per row, why it could not (``_refusal``): the
+    row fails that reason's check, after the rules' own; a row without one passes."""
+    refusals = {
+        "no_owner": Refusal("name", "name: the record has no owner in the CRM; give it one"),
+        "two_owners": Refusal("name", "name: the record has two owners in the CRM; keep one"),
+    }
+    frame = accounts(name=["a", None, "c"], _refusal=[None, "no_owner", "two_owners"])
+    result = run_gate("accounts", frame, RULES.entities["accounts"], LOOSE, not_after=NOW, refusals=refusals)
+    quarantine = result.quarantine
+    assert quarantine["record_key"].tolist() == ["A2", "A3"]
+    assert [json.loads(v) for v in quarantine["failed_expectations"]] == [
+        ["name is required", "name: the record has no owner in the CRM; give it one"],
+        ["name: the record has two owners in the CRM; keep one"],
+    ]
+    assert [json.loads(v) for v in quarantine["offending_values"]] == [{"name": None}, {"name": "c"}]
+    assert "_refusal" not in json.loads(quarantine["raw_row"][0])  # not a source column
+    assert result.valid["account_id"].tolist() == ["A1"] and result.valid["_extra"].tolist() == [None]
 
 
 def test_threshold_needs_both_share_and_count():

@@ -16,13 +16,18 @@ answer means for each record:
   are ``failed_permanent``, rate limits and internal errors ``failed_transient``; an input in
   neither (an answer that is not HubSpot's) is ``failed_transient`` ``NO_RESULT``. When
   HubSpot refuses a whole batch as invalid (400 ``VALIDATION_ERROR``) the batch is split in
-  halves to find the record at fault, so one bad value does not hold back the other 99.
+  halves, level by level, to find the records at fault, so a few bad values do not hold back
+  the rest (:meth:`HubSpotAdapter._isolate`): a refusal no part of which is accepted after two
+  levels is systematic (a wrong type for every record: 6 extra calls), and one ``update`` spends
+  at most ``ISOLATION_CALLS`` (200) extra calls on it.
 - **Errors of a whole request**: the client retries 429, 5xx, 423, timeouts and dropped
   connections; what is left fails the batch transiently. The *daily* limit is not retried:
-  the remaining batches fail transiently at once, and the next run sends them again. 401
-  (``UNAUTHORIZED``: renew the private-app token) and 403 (a scope missing) stop the update
-  after that batch: its records fail permanently, no later batch is sent, and the sync fails
-  its task once it has audited them. Other 4xx are permanent for the batch's records.
+  in a write the remaining batches fail transiently at once, unsent, and the next run sends them
+  again; in a read (``fetch``, ``describe``) it fails the sync at once with a ``PermanentError``
+  ``DAILY_LIMIT``, since Airflow's retries minutes later would fail the same way until the limit
+  resets. 401 (``UNAUTHORIZED``: renew the private-app token) and 403 (a scope missing) stop the
+  update after that batch: its records fail permanently, no later batch is sent, and the sync
+  fails its task once it has audited them. Other 4xx are permanent for the batch's records.
 - **Sync state** is keyed by :meth:`HubSpotAdapter.describe`, ``hubspot:<portal id>/companies``:
   two HubSpot accounts never share it.
 
@@ -33,6 +38,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -54,7 +60,18 @@ BATCH_SIZE = 100  # batch read/update: at most 100 inputs a request
 SEARCH_VALUES = 100  # values in one IN filter
 # A whole batch refused as invalid: split it to find the records at fault (not when a property does not exist).
 SPLITTABLE_CATEGORIES = frozenset({"VALIDATION_ERROR"})
+# Extra batch calls one update() may spend on splitting refused batches: with one bad record a
+# batch costs about 14 (100 -> 50 -> ... -> 1, two calls a level), so a push isolates a dozen or
+# more bad records before the parts still refused fail as they are (the next sync sends them again).
+ISOLATION_CALLS = 200
+# Levels of halving after which a refusal with no part accepted is taken as systematic (the same
+# wrong value for every record): the parts fail as they are, after 2 + 4 extra calls.
+SYSTEMATIC_LEVELS = 2
 RECORD_ID_VALUE = re.compile(r"^[0-9]{1,20}$")
+# What picks up a sync that a read failed for the daily limit (the diff-only push sends every change again).
+DAILY_LIMIT_THEN = (
+    "The next scheduled sync picks the changes up; to sync sooner, clear this task once the limit has reset."
+)
 
 
 def hubspot_value(value: Any) -> str:
@@ -86,6 +103,7 @@ class HubSpotAdapter:
         self.calls = 0  # batch-update requests sent (every attempt)
         self._daily_limit: DailyLimitReached | None = None
         self._access_refused: AccessRefusedError | None = None
+        self._isolation_left = ISOLATION_CALLS  # extra calls the current update() may spend in _isolate
 
     def __repr__(self) -> str:
         return f"HubSpotAdapter({self.client.host!r}, {self.object!r})"
@@ -108,7 +126,7 @@ class HubSpotAdapter:
         try:
             portal = self.client.portal_id
         except DailyLimitReached as exc:
-            raise TransientError(exc.code, exc.message) from None
+            raise exc.read_error(DAILY_LIMIT_THEN) from None
         return f"hubspot:{portal}/{self.object}"
 
     def fetch(self, account_ids: Sequence[str], crm_fields: Sequence[str]) -> dict[str, CrmRecord]:
@@ -118,12 +136,13 @@ class HubSpotAdapter:
             if self.key_field == RECORD_ID:
                 return self._fetch_by_id(keys, fields)
             return self._fetch_by_search(keys, fields)
-        except DailyLimitReached as exc:  # a read cannot wait for tomorrow: the run fails and is tried again
-            raise TransientError(exc.code, exc.message) from None
+        except DailyLimitReached as exc:  # a read cannot wait for tomorrow, nor can Airflow's retries
+            raise exc.read_error(DAILY_LIMIT_THEN) from None
 
     @keeps_results
     def update(self, changes: Sequence[Change]) -> Iterator[WriteResult]:
         self._access_refused = None
+        self._isolation_left = ISOLATION_CALLS
         results: list[WriteResult] = []
         # Two of our accounts on one company: ambiguous, and HubSpot refuses duplicate ids in a batch.
         targets: dict[str, list[Change]] = {}
@@ -150,7 +169,7 @@ class HubSpotAdapter:
         yield from results
         for part in chunks(unique, BATCH_SIZE):
             batch, refused = self._batch(part)
-            yield from self._isolate(part) if refused and len(part) > 1 else batch
+            yield from self._isolate(part, batch) if refused and len(part) > 1 else batch
             if self._access_refused is not None:  # the token cannot write: no later batch can succeed
                 raise self._access_refused
 
@@ -278,22 +297,42 @@ class HubSpotAdapter:
                 results.append(_failed(change, *outcome, attempts))
         return results
 
-    def _isolate(self, part: Sequence[Change]) -> list[WriteResult]:
-        """A batch refused as a whole: send its halves, splitting on while exactly one half is refused.
+    def _isolate(self, part: Sequence[Change], refusal: list[WriteResult]) -> list[WriteResult]:
+        """A batch refused as a whole (``refusal``: its results): find the records at fault.
 
-        Both halves refused means the cause is not one record (a wrong property type, say):
-        they fail as they are, so a systematic error costs two extra calls, one bad record about
-        two per halving.
+        Level by level, every part still refused is halved and each half sent. While no part has
+        been accepted, the cause may be no record but the request (a wrong property type for
+        every one): after ``SYSTEMATIC_LEVELS`` levels without an accepted part the parts still
+        refused fail as they are. Once a part is accepted, refused parts are halved down to
+        single records, two calls a split out of the update's ``ISOLATION_CALLS``; when those are
+        spent, the parts still refused fail as they are, saying they were not isolated. Results
+        come back in the order of ``part``.
         """
-        middle = len(part) // 2
-        halves = [part[:middle], part[middle:]]
-        outcomes = [self._batch(half) for half in halves]
-        if all(refused for _, refused in outcomes):
-            return [result for results, _ in outcomes for result in results]
-        results: list[WriteResult] = []
-        for half, (half_results, refused) in zip(halves, outcomes, strict=True):
-            results += self._isolate(half) if refused and len(half) > 1 else half_results
-        return results
+        done: dict[int, list[WriteResult]] = {}  # results by the offset in ``part`` of their first change
+        refused = [(0, len(part), refusal)]  # (start, end, results) of each part refused as a whole
+        accepted = False
+        level = 0
+        while refused:
+            level += 1
+            still: list[tuple[int, int, list[WriteResult]]] = []
+            for start, end, results in refused:
+                if self._isolation_left < 2:
+                    done[start] = [_not_isolated(r, end - start) for r in results]
+                    continue
+                self._isolation_left -= 2
+                middle = start + (end - start) // 2
+                for low, high in ((start, middle), (middle, end)):
+                    half, half_refused = self._batch(part[low:high])
+                    accepted = accepted or any(r.status == "success" for r in half)
+                    if half_refused and high - low > 1:
+                        still.append((low, high, half))
+                    else:
+                        done[low] = half
+            if not accepted and level >= SYSTEMATIC_LEVELS:
+                done |= {start: results for start, _, results in still}
+                break
+            refused = still
+        return [result for start in sorted(done) for result in done[start]]
 
 
 def _record_id(value: Any) -> str:
@@ -308,3 +347,12 @@ def _failed(change: Change, status: str, code: str, message: str, attempts: int 
 
 def _all_failed(part: Sequence[Change], status: str, code: str, message: str, attempts: int) -> list[WriteResult]:
     return [_failed(c, status, code, message, attempts) for c in part]
+
+
+def _not_isolated(result: WriteResult, size: int) -> WriteResult:
+    """The refusal of a part ``_isolate`` could no longer split, saying so."""
+    note = (
+        f"not isolated: HubSpot refused these {size} companies as a whole, and the {ISOLATION_CALLS} extra calls "
+        "an update may spend on finding the records at fault are spent; the next sync sends them again"
+    )
+    return replace(result, error_message=f"{result.error_message} ({note})")

@@ -64,6 +64,21 @@ SOURCE = "_source"
 FILE_DAY = "_file_day"
 LINEAGE = (SOURCE, FILE_DAY)
 
+# A source that builds a column itself (hubspot's ``account_from_company``) may refuse the rows it
+# could not build, saying why: its work table then holds this column, each such row the code of a
+# :class:`Refusal` of ``TextTable.refusals`` (null: no objection), and the gate quarantines the row
+# with that refusal's reason. No other source lands it.
+REFUSAL = "_refusal"
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A reason a source refused rows: the column it could not build, and the reason as the
+    quarantine states it (one text for every row refused so, as an expectation's is)."""
+
+    column: str
+    reason: str
+
 
 def with_lineage(frame: pd.DataFrame, where: str, fix: str, **lineage: object) -> pd.DataFrame:
     """``frame`` with the lineage columns added; a source column of a lineage name fails the batch.

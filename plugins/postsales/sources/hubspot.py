@@ -17,8 +17,11 @@ empty rather than refusing it, so a misspelt name would otherwise quarantine eve
 
 ``account_from_company``: the entity's ``account_id`` is a property of the record's primary
 associated company (v4 associations, then a batch read of those companies), for records such
-as deals that belong to a company rather than naming it. A record without one (no company, or
-several and none primary) has no ``account_id`` and is quarantined for it.
+as deals that belong to a company rather than naming it: the company labelled Primary, else
+the only one. A record without exactly one such company (no company; several and none
+primary; several primary) has no ``account_id`` and is refused (``postsales.sources.Refusal``):
+the gate quarantines it with ``account_id is required`` and a reason saying which case it is
+and how to fix it in HubSpot.
 
 The connection and its token come from the Airflow connection, never from YAML. This module
 imports nothing from ``postsales.crm``.
@@ -39,7 +42,9 @@ from postsales.config import HubSpotObjectMapping
 from postsales.config import HubSpotSource as HubSpotSourceConfig
 from postsales.errors import DataContractError, PermanentError, SourceUnavailableError, TransientError
 from postsales.sources import (
+    REFUSAL,
     Interval,
+    Refusal,
     SourceRead,
     entity_mapping,
     lineage_error,
@@ -50,7 +55,7 @@ from postsales.sources import (
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
-    from postsales.hubspot_api import HubSpotClient
+    from postsales.hubspot_api import CompanyAssociations, HubSpotClient
     from postsales.sources.text_table import TextTable
 
 log = logging.getLogger(__name__)
@@ -61,6 +66,38 @@ ALWAYS_SET = frozenset({"hs_lastmodifieddate", "createdate", "hs_createdate", "h
 ASSOCIATION_BATCH = 1_000  # ids a v4 association batch read takes
 COMPANY_BATCH = 100  # ids a companies batch read takes
 RULES = "include/rules/sources.yaml"
+# What reads an interval whose extract failed for HubSpot's daily limit: each run reads its own interval.
+DAILY_LIMIT_THEN = (
+    "The next scheduled run reads only its own interval: clear this task once the limit has reset to read this one."
+)
+
+
+# Why a record of an entity with account_from_company has no account_id: REFUSAL's codes.
+NO_COMPANY, NO_PRIMARY, SEVERAL_PRIMARY = "no_company", "no_primary_company", "several_primary_companies"
+
+
+def _refusals(mapping: HubSpotObjectMapping) -> dict[str, Refusal]:
+    """The reasons a record without exactly one primary company is quarantined with (one text per
+    case, so the quarantine's reasons group by case; the record's id is its key)."""
+    if not mapping.account_from_company:
+        return {}
+    record = "deal" if mapping.object == "deals" else f"{mapping.object} record"
+    return {
+        NO_COMPANY: Refusal(
+            "account_id",
+            f"account_id: the {record} has no associated company in HubSpot; associate it with its account's company",
+        ),
+        NO_PRIMARY: Refusal(
+            "account_id",
+            f"account_id: the {record} has several associated companies in HubSpot and none is primary; make its "
+            "account's company the primary one",
+        ),
+        SEVERAL_PRIMARY: Refusal(
+            "account_id",
+            f"account_id: the {record} has several primary companies in HubSpot; keep one primary: its account's "
+            "company",
+        ),
+    }
 
 
 def _text(value: Any) -> str | None:
@@ -87,8 +124,10 @@ class HubSpotSource:
         return self._given_client
 
     def read(self, entity: str, incremental_column: str, interval: Interval) -> SourceRead:
+        """The interval's records, a text column each mapped property (and ``account_id``); with
+        ``account_from_company``, also ``REFUSAL``: the code of the reason a record has none."""
         mapping = self._mapping(entity)
-        columns = _columns(mapping)
+        columns = [*_columns(mapping), *([REFUSAL] if mapping.account_from_company else [])]
         frame = pd.DataFrame(
             [[_text(v) for v in row] for row in self._rows(entity, mapping, incremental_column, interval)],
             columns=columns,
@@ -116,7 +155,7 @@ class HubSpotSource:
             for start in range(0, len(rows), text_table.CHUNK_ROWS):
                 yield rows[start : start + text_table.CHUNK_ROWS]
 
-        landed = text_table.land_rows(eng, table_name, columns, chunks(), _text, origin, where)
+        landed = text_table.land_rows(eng, table_name, columns, chunks(), _text, origin, where, _refusals(mapping))
         text_table.log_landed(entity, landed.rows, origin, landed.table)
         return landed
 
@@ -126,7 +165,8 @@ class HubSpotSource:
     def _rows(
         self, entity: str, mapping: HubSpotObjectMapping, incremental_column: str, interval: Interval
     ) -> list[tuple]:
-        """The interval's records, one tuple a record in :func:`_columns` order (read before anything is landed)."""
+        """The interval's records, one tuple a record in :func:`_columns` order, then (``account_from_company``)
+        the code of its refusal or None (read before anything is landed)."""
         client = self._client()
         modified = mapping.properties[incremental_column]  # guaranteed by SourcesConfig validation
         names = list(dict.fromkeys(mapping.properties.values()))
@@ -148,7 +188,7 @@ class HubSpotSource:
         rows = []
         for record_id, properties in records.items():
             row = [properties.get(name) for name in mapping.properties.values()]
-            rows.append((*row, accounts.get(record_id)) if accounts is not None else tuple(row))
+            rows.append((*row, *accounts[record_id]) if accounts is not None else tuple(row))
         return rows
 
     def _check_properties(self, client: HubSpotClient, entity: str, mapping: HubSpotObjectMapping) -> None:
@@ -172,29 +212,38 @@ class HubSpotSource:
             f"property > internal name) in {where}, or create the property in HubSpot."
         )
 
-    def _accounts(self, client: HubSpotClient, mapping: HubSpotObjectMapping, ids: list[str]) -> dict[str, Any]:
-        """Each record's ``account_id``: ``account_from_company`` of its primary company."""
-        company_of: dict[str, str] = {}
+    def _accounts(
+        self, client: HubSpotClient, mapping: HubSpotObjectMapping, ids: list[str]
+    ) -> dict[str, tuple[Any, str | None]]:
+        """Each record's ``account_id`` (``account_from_company`` of its primary company) and the
+        code of its refusal: None, or why it has no primary company (then no ``account_id``)."""
+        chosen: dict[str, tuple[str | None, str | None]] = {}
         for start in range(0, len(ids), ASSOCIATION_BATCH):
-            company_of |= client.primary_companies(mapping.object, ids[start : start + ASSOCIATION_BATCH])
+            part = ids[start : start + ASSOCIATION_BATCH]
+            found = client.company_associations(mapping.object, part)
+            chosen |= {record: _primary_company(found.get(record)) for record in part}
         key = mapping.account_from_company
+        companies = sorted({company for company, _ in chosen.values() if company is not None})
         if key == "hs_object_id":
-            return company_of
-        companies = sorted(set(company_of.values()))
-        values: dict[str, Any] = {}
-        for start in range(0, len(companies), COMPANY_BATCH):
-            found = client.read_companies(companies[start : start + COMPANY_BATCH], [key])
-            values |= {company: properties.get(key) for company, properties in found.items()}
-        return {record: values.get(company) for record, company in company_of.items()}
+            values: dict[str, Any] = {company: company for company in companies}
+        else:
+            values = {}
+            for start in range(0, len(companies), COMPANY_BATCH):
+                read = client.read_companies(companies[start : start + COMPANY_BATCH], [key])
+                values |= {company: properties.get(key) for company, properties in read.items()}
+        return {record: (values.get(company or ""), refusal) for record, (company, refusal) in chosen.items()}
 
     @contextmanager
     def _errors(self, entity: str, mapping: HubSpotObjectMapping) -> Iterator[None]:
-        """HubSpot unavailable is retried (Airflow); a refused request fails at once, naming the fix."""
+        """HubSpot unavailable is retried (Airflow); a refused request, or the daily limit spent, fails
+        at once, naming the fix."""
         from postsales.hubspot_api import DailyLimitReached
 
         try:
             yield
-        except (TransientError, DailyLimitReached) as exc:
+        except DailyLimitReached as exc:  # Airflow's retries would fail the same way until the limit resets
+            raise exc.read_error(DAILY_LIMIT_THEN, f"{entity}: hubspot source: ") from None
+        except TransientError as exc:
             raise SourceUnavailableError(f"{entity}: hubspot did not answer: {exc}") from None
         except PermanentError as exc:
             if exc.code in ("UNAUTHORIZED", "NO_CREDENTIALS"):
@@ -203,6 +252,20 @@ class HubSpotSource:
                 f"{entity}: hubspot refused the search on {mapping.object}: {exc}. "
                 f"Fix: check hubspot.objects.{entity} in {RULES}."
             ) from None
+
+
+def _primary_company(associated: CompanyAssociations | None) -> tuple[str | None, str | None]:
+    """The record's company, the one labelled Primary, else the only one: ``(company, None)``; or
+    ``(None, code)``, the code of why it has none."""
+    if associated is None or not associated.companies:
+        return None, NO_COMPANY
+    if len(associated.primary) > 1:
+        return None, SEVERAL_PRIMARY
+    if associated.primary:
+        return associated.primary[0], None
+    if len(associated.companies) > 1:
+        return None, NO_PRIMARY
+    return associated.companies[0], None
 
 
 def _columns(mapping: HubSpotObjectMapping) -> list[str]:

@@ -1,8 +1,9 @@
 """A source's rows landed as text in a warehouse work table, by the engine's own bulk path.
 
 ``Source.load_text`` puts the rows ``Source.read`` would return into ``raw.<table_name>``:
-``_row`` (1..n in source order), one TEXT column per source column, then the lineage columns
-``_source`` and ``_file_day``; every value the same text (or NULL) as in ``SourceRead.frame``.
+``_row`` (1..n in source order), one TEXT column per source column (and ``_refusal`` for a source
+that refuses rows: ``postsales.sources.REFUSAL``), then the lineage columns ``_source`` and
+``_file_day``; every value the same text (or NULL) as in ``SourceRead.frame``.
 Rows arrive in Arrow chunks of text (or, for files on DuckDB, straight from DuckDB's readers):
 DuckDB scans a chunk in place, PostgreSQL receives it as CSV through ``COPY``, so memory is
 bounded by the chunk whatever the number of rows. The caller names the table and drops it.
@@ -20,11 +21,11 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from postsales.errors import DataContractError
-from postsales.sources import FILE_DAY, LINEAGE, SOURCE
+from postsales.sources import FILE_DAY, LINEAGE, REFUSAL, SOURCE, Refusal
 from postsales.warehouse import qualified, temporary_work_tables
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator, Sequence
+    from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +39,13 @@ POSTGRES_NAME_BYTES = 63
 
 @dataclass
 class TextTable:
-    table: sa.Table  # raw.<name>: _row BIGINT, one TEXT column per source column, _source, _file_day
+    table: sa.Table  # raw.<name>: _row BIGINT, one TEXT column per source column, (_refusal,) _source, _file_day
     columns: list[str]  # source columns in first-seen order (no lineage), as SourceRead.frame has them
     origin: str  # the file(s) or table, for messages: SourceRead.origin
     file_columns: dict[str, list[str]] = field(default_factory=dict)  # each file's own columns (files)
     rows: int = 0
+    # The codes a row's REFUSAL may hold, and why: the table then has that column (not a source column).
+    refusals: dict[str, Refusal] = field(default_factory=dict)
 
 
 def work_table(name: str, columns: list[str], temporary: bool = False) -> sa.Table:
@@ -298,10 +301,14 @@ def land_rows(
     text: Callable[[object], str | None],
     origin: str,
     where: str,
+    refusals: Mapping[str, Refusal] | None = None,
 ) -> TextTable:
-    """Land rows of a table source (sql, salesforce): ``chunks`` of row tuples in ``columns`` order,
-    each value made text by ``text``, numbered in the order given; ``origin`` is their ``_source``."""
-    table = create_work_table(eng, table_name, columns)
+    """Land rows of a table source (sql, salesforce, hubspot): ``chunks`` of row tuples in ``columns``
+    order, each value made text by ``text``, numbered in the order given; ``origin`` is their
+    ``_source``. With ``refusals``, each tuple ends with the row's refusal code (None: none),
+    landed in ``REFUSAL``."""
+    landed = [*columns, REFUSAL] if refusals else list(columns)
+    table = create_work_table(eng, table_name, landed)
     rows = committed = 0
     with driver_connection(eng) as driver:
         writer = ChunkWriter(driver, eng.dialect.name, table)
@@ -310,9 +317,9 @@ def land_rows(
             for chunk in chunks:
                 if not chunk:
                     continue
-                by_column = zip(*chunk, strict=True) if columns else ()
+                by_column = zip(*chunk, strict=True) if landed else ()
                 arrays = {
-                    name: strings([text(v) for v in values]) for name, values in zip(columns, by_column, strict=True)
+                    name: strings([text(v) for v in values]) for name, values in zip(landed, by_column, strict=True)
                 }
                 writer.write(text_chunk(rows + 1, arrays, origin, None, len(chunk)))
                 rows += len(chunk)
@@ -333,4 +340,4 @@ def land_rows(
         if firsts:
             column = next(name for name in columns if name in firsts)
             raise nul_in_source_error(where, column, firsts[column])
-    return TextTable(table=table, columns=list(columns), origin=origin, rows=rows)
+    return TextTable(table=table, columns=list(columns), origin=origin, rows=rows, refusals=dict(refusals or {}))

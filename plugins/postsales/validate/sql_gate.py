@@ -5,8 +5,9 @@ column, the lineage). ``build_gate_table`` types it in SQL into a second work ta
 helper columns the expectations read: ``<c>__raw`` (the value, blank as null), ``<c>`` (typed),
 ``<c>__unparsed`` (set but not of its type), ``<c>__unknown`` (a reference that does not exist),
 ``<c>__when_<other>_<n>`` (a range that applies where another column has a value), ``_filed`` and
-``<c>__filed`` (rows on their file's day). No rules-file value is ever part of SQL text: every
-value is a bound parameter, and the query GX reads is made of our column names only.
+``<c>__filed`` (rows on their file's day), and ``_refusal`` when the source refused rows (a
+column it builds itself, ``postsales.sources.REFUSAL``). No rules-file value is ever part of SQL
+text: every value is a bound parameter, and the query GX reads is made of our column names only.
 
 GX validates that table through its SQL execution engine (``gx_warehouse``) and names the
 failing rows by ``_row``; they go to a third work table ``(_row, check)``. From there everything
@@ -33,7 +34,7 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by
 from postsales import warehouse
 from postsales.config import ColumnRule, EntityRules, PlausibleDates, Thresholds
 from postsales.errors import DataContractError
-from postsales.sources import FILE_DAY, LINEAGE, SOURCE, Interval
+from postsales.sources import FILE_DAY, LINEAGE, REFUSAL, SOURCE, Interval, Refusal
 from postsales.tables import SQL_TYPES
 from postsales.validate.typing_sql import blank_to_null, typed
 
@@ -147,15 +148,20 @@ def build_checks(
     not_after: datetime,
     plausible: PlausibleDates | None = None,
     filed_column: str | None = None,
+    refusals: dict[str, Refusal] | None = None,
 ) -> list[Check]:
     """One row-level GX expectation per rule in the YAML, labelled for humans.
 
     The order is the reasons' order in ops.quarantine: column by column as in the YAML, each
-    column's kinds of check in the order below, then the column pairs, the compound key, the file's day.
+    column's kinds of check in the order below, then the column pairs, the compound key, the
+    file's day, the source's refusals.
 
     ``filed_column``: the batch comes from files named for days and ``FILED`` says which rows
     are on their file's day; the others fail one check and are left out of the uniqueness
     checks, so a row copied into another day's file does not take the original down with it.
+
+    ``refusals``: the codes the source's ``REFUSAL`` column may hold, each a check labelled with
+    its reason, failed by the rows holding the code.
     """
     plausible = plausible or PlausibleDates()
     checks: list[Check] = []
@@ -172,6 +178,7 @@ def build_checks(
     checks += _column_pair_checks(rules)
     checks += _compound_key_check(rules)
     checks += _filed_check(filed_column)
+    checks += _refusal_checks(refusals or {})
     return checks
 
 
@@ -356,6 +363,16 @@ def _filed_check(filed_column: str | None) -> list[Check]:
     ]
 
 
+def _refusal_checks(refusals: dict[str, Refusal]) -> list[Check]:
+    """A row the source refused fails its refusal's check (a null ``REFUSAL``: no objection)."""
+    import great_expectations.expectations as gxe
+
+    return [
+        Check(refusal.reason, (refusal.column,), gxe.ExpectColumnValuesToNotBeInSet(column=REFUSAL, value_set=[code]))
+        for code, refusal in refusals.items()
+    ]
+
+
 # --- typing in SQL ---------------------------------------------------------------------------
 
 
@@ -382,8 +399,8 @@ def _key_text(parts: list[sa.ColumnElement]) -> sa.ColumnElement:
     return sa.case((sa.and_(*(p.is_(None) for p in parts)), sa.null()), else_=joined)
 
 
-def gate_columns(rules: EntityRules, filed: bool) -> list[sa.Column]:
-    """The gate table's columns (name and SQL type)."""
+def gate_columns(rules: EntityRules, filed: bool, refused: bool = False) -> list[sa.Column]:
+    """The gate table's columns (name and SQL type); ``refused``: the batch has a ``REFUSAL`` column."""
     columns = [sa.Column(ROW, sa.BigInteger)]
     for name, rule in rules.columns.items():
         sql_type = SQL_TYPES[rule.type]
@@ -403,6 +420,8 @@ def gate_columns(rules: EntityRules, filed: bool) -> list[sa.Column]:
     if compound:
         columns.append(sa.Column(KEY + FILED_SUFFIX if filed else KEY, sa.Text))
     columns += [sa.Column(duplicate, _type_of(columns, checked)) for checked, duplicate in _uniqueness(rules, filed)]
+    if refused:
+        columns.append(sa.Column(REFUSAL, sa.Text))
     return columns
 
 
@@ -465,8 +484,10 @@ def gate_select(
     interval: Interval,
     incremental: tuple[str, str],
     filed: bool,
+    refused: bool = False,
 ) -> sa.Select:
-    """The typed batch: the rows of ``text`` this run reads, with the helper columns.
+    """The typed batch: the rows of ``text`` this run reads, with the helper columns (and the
+    source's ``REFUSAL`` column when ``refused``).
 
     A run reads the rows whose incremental value falls in its interval, plus rows the gate must
     see: a missing, unparseable or future value (after ``interval.horizon``) cannot be placed in
@@ -483,6 +504,8 @@ def gate_select(
     inner_columns = [text.c[ROW].label(ROW)]
     if filed:
         inner_columns.append(text.c[FILE_DAY].label(FILE_DAY))
+    if refused:
+        inner_columns.append(text.c[REFUSAL].label(REFUSAL))
     for name, rule in rules.columns.items():
         inner_columns += [
             values[name].label(name + _RAW),
@@ -537,6 +560,8 @@ def gate_select(
                 out.append(
                     sa.case((c[other] == sa.literal(value, sa.Text), c[name])).label(when_column(name, other, number))
                 )
+    if refused:
+        out.append(c[REFUSAL])
     compound = rules.unique_key and len(rules.key) > 1
     if compound:
         out.append(_key_text([c[name] for name in rules.key]).label(KEY))
@@ -548,7 +573,7 @@ def gate_select(
     # What GX reads, and so what its Data Docs show: every text value HTML-escaped, once, here.
     # Escaping is one-to-one, so equality, uniqueness and set membership (``allowed`` is escaped
     # the same way) give the same results; staging takes its text from the landed rows instead.
-    text_columns = {column.name for column in gate_columns(rules, filed) if isinstance(column.type, sa.Text)}
+    text_columns = {column.name for column in gate_columns(rules, filed, refused) if isinstance(column.type, sa.Text)}
     from_clause: sa.FromClause = inner
     for known, on in joins:
         from_clause = from_clause.outerjoin(known, on)
@@ -923,8 +948,9 @@ def gate_batch(
     from postsales.sources.text_table import work_table_place
 
     column, _ = incremental
+    refused = bool(text.refusals)
     place = work_table_place(warehouse.temporary_work_tables(eng))
-    gate = sa.Table(f"_load_gate_{tag}", sa.MetaData(), *gate_columns(rules, filed), **place)
+    gate = sa.Table(f"_load_gate_{tag}", sa.MetaData(), *gate_columns(rules, filed, refused), **place)
     failed = sa.Table(
         f"_load_fail_{tag}",
         sa.MetaData(),
@@ -939,14 +965,21 @@ def gate_batch(
             work.append(table)
         if source_columns is not None:
             select = gate_select(
-                text.table, rules, tables, conn.dialect.name, interval=interval, incremental=incremental, filed=filed
+                text.table,
+                rules,
+                tables,
+                conn.dialect.name,
+                interval=interval,
+                incremental=incremental,
+                filed=filed,
+                refused=refused,
             )
             conn.execute(gate.insert().from_select([c.name for c in select.selected_columns], select))
         rows_read = conn.execute(sa.select(sa.func.count()).select_from(gate)).scalar_one()
     if source_columns is not None:
         mark_duplicates(eng, gate, rules, filed, rows_read)
     typed_at = time.perf_counter()
-    checks = build_checks(entity, rules, not_after, plausible, column if filed else None)
+    checks = build_checks(entity, rules, not_after, plausible, column if filed else None, text.refusals)
     counts: Counter = Counter()
     if rows_read:
         with eng.begin() as conn:
