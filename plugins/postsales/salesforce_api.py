@@ -21,7 +21,8 @@ What this module adds is what no library does:
   restart the whole query on a failed page.
 - **A timeout on every request** (simple-salesforce sets none) and the write requests counted.
 - **No secret** (password, security token, consumer secret, private key, session id) in a log
-  line or an exception message (:meth:`SalesforceClient.mask`).
+  line or an exception message (:meth:`SalesforceClient.mask`), nor in an exception's chain: the
+  library's exception is not kept as the ``__cause__`` or ``__context__`` of ours.
 """
 
 from __future__ import annotations
@@ -169,14 +170,19 @@ class SalesforceClient:
         return self.retry.call(what, lambda: self.attempt(function))
 
     def attempt(self, function: Callable[[], T]) -> T:
-        """``function()`` (a library call), its failure raised as a ``TransientError`` or ``PermanentError``."""
+        """``function()`` (a library call), its failure raised as a ``TransientError`` or ``PermanentError``.
+
+        Raised outside the ``except`` block, so the library's exception, which may quote what
+        :meth:`mask` hides, is neither its ``__cause__`` nor its ``__context__``: an error
+        reporter or a chained traceback would show it.
+        """
         try:
             return function()
         except Exception as exc:
             mapped = self.error(exc)
             if mapped is None:
                 raise
-            raise mapped from None  # the library's exception may quote what we mask
+        raise mapped
 
     def error(self, exc: Exception) -> TransientError | PermanentError | None:
         """Our taxonomy for a simple-salesforce or ``requests`` exception; None for anything else."""

@@ -15,6 +15,7 @@ import csv
 import io
 import json
 import logging
+import traceback
 from datetime import UTC, datetime, timedelta, timezone
 from urllib.parse import parse_qs, urlsplit
 
@@ -963,6 +964,24 @@ def test_no_secret_reaches_logs_or_errors(caplog):
     assert str(raised.value).startswith("INVALID_SESSION_ID: Session *** expired")
     assert "reset while sending ***" in results[0].error_message
     assert adapter.describe() == "salesforce:acme.my.salesforce.com/Account"
+
+
+@responses.activate
+def test_the_librarys_unmasked_exception_is_not_chained_to_ours():
+    """``raise mapped from None`` inside the ``except`` hid ``__cause__`` but kept the library's exception
+    (its message quoting the session) as ``__context__``, where an error reporter finds it."""
+    responses.get(QUERY, status=400, json=error("MALFORMED_QUERY", f"unexpected token: {SESSION} {PASSWORD}"))
+    adapter, _ = make_adapter(attempts=1)
+
+    with pytest.raises(PermanentError) as raised:
+        adapter.fetch(["ACC-1"], ["Value_Tier__c"])
+
+    err = raised.value
+    assert (err.code, err.message) == ("MALFORMED_QUERY", "unexpected token: *** ***")
+    assert err.__cause__ is None and err.__context__ is None
+    shown = "".join(traceback.format_exception(err))
+    assert "MALFORMED_QUERY: unexpected token: *** ***" in shown
+    assert SESSION not in shown and PASSWORD not in shown
 
 
 @responses.activate
