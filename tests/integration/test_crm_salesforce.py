@@ -26,7 +26,7 @@ import responses
 from postsales.crm.base import Change
 from postsales.crm.config import SalesforceCrm
 from postsales.crm.salesforce import SalesforceAdapter, bulk_value, split_bulk_error
-from postsales.errors import PermanentError, TransientError
+from postsales.errors import NotRetryableError, PermanentError, TransientError
 from postsales.retry import RetryPolicy
 from postsales.salesforce_api import SalesforceClient
 from salesforce_fakes import (
@@ -474,19 +474,102 @@ def test_every_request_has_a_timeout(monkeypatch):
     assert seen == [("POST", "/services/Soap/u/62.0", (4.0, 30.0))]
 
 
+DAILY_LIMIT = error("REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
+DAILY_LIMIT_MESSAGE = (
+    "the Salesforce org's daily API request limit (a rolling 24 hours) is spent (TotalRequests Limit exceeded.); "
+    "not retried, as no request succeeds until it frees up: the next scheduled run will pick it up "
+    "(Salesforce: Setup > Company Information shows the API requests of the last 24 hours)"
+)
+
+
 @responses.activate
-def test_request_limit_exceeded_exhausting_retries_fails_every_record_transiently():
-    responses.patch(COLLECTIONS, status=403, json=error("REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded."))
+def test_the_orgs_daily_request_limit_is_not_retried_and_the_remaining_batches_are_not_sent():
+    """403 REQUEST_LIMIT_EXCEEDED "TotalRequests": the 24-hour limit is spent. Retried, it cost 4 requests a
+    batch and again every round of the sync, all refused."""
+    responses.patch(COLLECTIONS, status=403, json=DAILY_LIMIT)
+    adapter, sleeps = make_adapter(attempts=4)
+    pending = changes(450)  # three Collections batches
+
+    results = adapter.update(pending)
+
+    assert len(results) == 450  # never dropped
+    assert {(r.status, r.error_code, r.error_message) for r in results} == {
+        ("failed_transient", "REQUEST_LIMIT_EXCEEDED", DAILY_LIMIT_MESSAGE)
+    }
+    assert len(responses.calls) == 1 and adapter.calls == 1 and sleeps == []
+    # The sync's later rounds send the records failed transiently again: nothing is requested.
+    for _ in range(3):
+        again = adapter.update(pending)
+        assert {(r.status, r.error_code) for r in again} == {("failed_transient", "REQUEST_LIMIT_EXCEEDED")}
+    assert len(responses.calls) == 1 and adapter.calls == 1 and sleeps == []
+
+
+@responses.activate
+def test_a_concurrent_request_limit_is_retried():
+    """The same code on the concurrent long-running requests limit frees up within seconds: sent again."""
+    busy = error("REQUEST_LIMIT_EXCEEDED", "ConcurrentPerOrgLongTxn Limit exceeded.")
+    responses.patch(COLLECTIONS, status=403, json=busy)
+    responses.patch(COLLECTIONS, json=saved(sf_id(0)))
     adapter, sleeps = make_adapter(attempts=4)
 
-    results = adapter.update(changes(3))
+    [result] = adapter.update(changes(1))
 
-    assert len(results) == 3  # never dropped
-    assert {(r.status, r.error_code, r.attempts) for r in results} == {
-        ("failed_transient", "REQUEST_LIMIT_EXCEEDED", 4)
+    assert (result.status, result.attempts) == ("success", 2)
+    assert len(responses.calls) == 2 and len(sleeps) == 1
+
+
+@responses.activate
+def test_the_daily_limit_met_by_a_bulk_job_is_not_retried_and_later_rounds_send_nothing():
+    responses.post(JOBS, status=403, json=DAILY_LIMIT)
+    adapter, sleeps = make_adapter(bulk_threshold=1)
+
+    results = adapter.update(changes(3))
+    again = adapter.update(changes(3))
+
+    assert {(r.status, r.error_code, r.error_message) for r in results + again} == {
+        ("failed_transient", "REQUEST_LIMIT_EXCEEDED", DAILY_LIMIT_MESSAGE)
     }
-    assert len(responses.calls) == 4
-    assert len(sleeps) == 3
+    assert [(c.request.method, c.request.url) for c in responses.calls] == [("POST", JOBS)]
+    assert (adapter.calls, adapter.bulk_jobs, sleeps) == (1, 0, [])
+
+
+@responses.activate
+def test_the_daily_limit_met_reading_a_bulk_jobs_results_stops_the_reads():
+    add_bulk_job("JobComplete", numberRecordsProcessed=2)
+    header = ["sf__Id", "sf__Created", "Id", "Value_Tier__c"]
+    responses.get(f"{JOBS}/{JOB_ID}/successfulResults", body=csv_text(header, [[sf_id(0), "false", sf_id(0), "Gold"]]))
+    responses.get(f"{JOBS}/{JOB_ID}/failedResults", status=403, json=DAILY_LIMIT)
+    adapter, sleeps = make_adapter(bulk_threshold=1)
+
+    results = {r.account_id: (r.status, r.error_code, r.error_message) for r in adapter.update(changes(2))}
+
+    assert results == {
+        "ACC-0": ("success", None, None),
+        "ACC-1": (
+            "failed_transient",
+            "NO_RESULT",
+            f"no result in bulk job(s) {JOB_ID}; results unreadable: {JOB_ID} failed: REQUEST_LIMIT_EXCEEDED, "
+            f"{JOB_ID} unprocessed: REQUEST_LIMIT_EXCEEDED",
+        ),
+    }
+    reads = [urlsplit(c.request.url).path.rsplit("/", 1)[-1] for c in responses.calls if c.request.method == "GET"]
+    assert [r for r in reads if r != JOB_ID] == ["successfulResults", "failedResults"]  # no unprocessedRecords
+    assert sleeps == []
+    assert {r.error_code for r in adapter.update(changes(1, start=1))} == {"REQUEST_LIMIT_EXCEEDED"}
+    assert len([c for c in responses.calls if c.request.method == "POST"]) == 1  # no second job
+
+
+@responses.activate
+def test_the_daily_limit_on_a_read_fails_the_task_at_once():
+    responses.get(QUERY, status=403, json=DAILY_LIMIT)
+    adapter, sleeps = make_adapter(attempts=4)
+
+    with pytest.raises(NotRetryableError) as raised:
+        adapter.fetch(["ACC-1"], ["Value_Tier__c"])
+
+    assert isinstance(raised.value, PermanentError)  # no retry of the task by Airflow either
+    assert (raised.value.code, raised.value.message) == ("REQUEST_LIMIT_EXCEEDED", DAILY_LIMIT_MESSAGE)
+    assert len(responses.calls) == 1 and sleeps == []
 
 
 @responses.activate

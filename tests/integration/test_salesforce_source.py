@@ -186,3 +186,25 @@ def test_a_login_endpoint_that_stays_down_is_worth_a_task_retry(salesforce_accou
     assert str(error.value) == (
         "accounts: salesforce did not answer the login: HTTP_503: login: <html>Service Unavailable</html>"
     )
+
+
+@responses.activate
+def test_the_orgs_daily_api_limit_fails_the_extract_at_once(salesforce_accounts, warehouse_url):
+    """403 REQUEST_LIMIT_EXCEEDED "TotalRequests": nothing succeeds for hours. Neither sent again within the
+    task nor by Airflow (NotRetryableError), and not blamed on the columns' mapping."""
+    from postsales.errors import DataContractError, NotRetryableError
+
+    add_soap_login()
+    responses.get(
+        QUERY, status=403, json=[{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}]
+    )
+    with pytest.raises(NotRetryableError) as error:
+        extract_accounts(salesforce_accounts)
+    assert not isinstance(error.value, DataContractError)
+    assert str(error.value) == (
+        "REQUEST_LIMIT_EXCEEDED: accounts: salesforce source: the Salesforce org's daily API request limit (a rolling "
+        "24 hours) is spent (TotalRequests Limit exceeded.); not retried, as no request succeeds until it frees up: "
+        "the next scheduled run will pick it up (Salesforce: Setup > Company Information shows the API requests of "
+        "the last 24 hours)"
+    )
+    assert [c.request.method for c in responses.calls] == ["POST", "GET"]  # the login, the query once

@@ -13,6 +13,12 @@ library does: which records to read and write, and one result per change.
   read back. Every change gets exactly one :class:`WriteResult`: lock contention and limits are
   ``failed_transient`` (the sync sends them again), everything else Salesforce rejects is
   ``failed_permanent``.
+- **The org's daily API limit** (403 ``REQUEST_LIMIT_EXCEEDED``, ``TotalRequests``:
+  ``DailyLimitReached``) is not retried: no request succeeds until it frees up. A read raises it
+  (the task fails at once, the next scheduled run reads again); in a write, the batch or job
+  that met it and every remaining one, in this call and the sync's later rounds, fail
+  ``failed_transient`` with its code without a further request, for the next run to send (met
+  while reading a finished job's results, the rows not read are ``NO_RESULT``).
 - **Errors of a whole request** (retries, transient or permanent) and the connection are the
   client's: see ``postsales.salesforce_api``.
 
@@ -36,7 +42,7 @@ from postsales.crm.base import Change, CrmRecord, WriteResult, chunks
 from postsales.crm.config import SalesforceCrm
 from postsales.errors import PermanentError, TransientError
 from postsales.retry import RetryPolicy
-from postsales.salesforce_api import SalesforceClient, is_transient, warn_if_api_version
+from postsales.salesforce_api import DailyLimitReached, SalesforceClient, is_transient, warn_if_api_version
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +124,7 @@ class SalesforceAdapter:
         self.object = _name(config.object, "object")
         self.poll_interval, self.poll_timeout = poll_interval, poll_timeout
         self.bulk_jobs = 0  # Bulk API 2.0 ingest jobs run to the end (their results read)
+        self._daily_limit: DailyLimitReached | None = None  # met once: no request succeeds until it frees up
 
     def __repr__(self) -> str:
         return f"SalesforceAdapter({self.describe()!r})"
@@ -226,6 +233,8 @@ class SalesforceAdapter:
     # --- sObject Collections ----------------------------------------------------------------
 
     def _collection(self, part: Sequence[Change]) -> list[WriteResult]:
+        if self._daily_limit is not None:
+            return _all_failed(part, self._daily_limit, attempts=0)
         body = {
             "allOrNone": False,
             "records": [
@@ -246,6 +255,9 @@ class SalesforceAdapter:
 
         try:
             saved = self.client.call("salesforce update", send)
+        except DailyLimitReached as exc:
+            self._daily_limit = exc
+            return _all_failed(part, exc, attempts)
         except TransientError as exc:
             return [_failed(c, "failed_transient", exc.code, exc.message, attempts) for c in part]
         except PermanentError as exc:
@@ -273,6 +285,8 @@ class SalesforceAdapter:
 
     def _bulk(self, changes: Sequence[Change]) -> list[WriteResult]:
         """One ingest job (more only past the library's 100 MB a job), then its rows read back."""
+        if self._daily_limit is not None:
+            return _all_failed(changes, self._daily_limit, attempts=0)
         bulk = getattr(self.client.sf.bulk2, self.object)
         # The library waits up to 24 hours for a job, a class constant with no argument: our bound,
         # after which it aborts the job. (Renamed in a later version, this fails loudly.)
@@ -285,6 +299,9 @@ class SalesforceAdapter:
             # Not created or not uploaded: nothing written. Failed or timed out afterwards: some rows
             # may be, but the library keeps the job id to itself, so every record gets the (transient)
             # error and is sent again: an update is idempotent.
+            if isinstance(exc, DailyLimitReached):
+                self._daily_limit = exc
+                return _all_failed(changes, exc)
             if isinstance(exc, PermanentError) and exc.code == "INVALID_SESSION_ID":
                 exc = self._session_expired(exc)
             return _all_failed(changes, exc)
@@ -302,9 +319,14 @@ class SalesforceAdapter:
                 job.get("numberRecordsFailed"),
             )
             for kind in ("successful", "failed", "unprocessed"):
+                if self._daily_limit is not None:  # no request succeeds until it frees up
+                    problems.append(f"{job_id} {kind}: {self._daily_limit.code}")
+                    continue
                 try:
                     text = self._bulk_results(kind, job_id)
                 except (TransientError, PermanentError) as exc:
+                    if isinstance(exc, DailyLimitReached):
+                        self._daily_limit = exc
                     problems.append(f"{job_id} {kind}: {exc.code}")
                     continue
                 for row in csv.DictReader(io.StringIO(text.lstrip("\ufeff"))):
@@ -391,6 +413,11 @@ def _failed(change: Change, status: str, code: str, message: str, attempts: int 
     return WriteResult(change.account_id, change.crm_id, status, code, message, max(attempts, 1))  # type: ignore[arg-type]
 
 
-def _all_failed(changes: Sequence[Change], exc: TransientError | PermanentError) -> list[WriteResult]:
-    status = "failed_transient" if isinstance(exc, TransientError) else "failed_permanent"
-    return [_failed(c, status, exc.code, exc.message) for c in changes]
+def _all_failed(
+    changes: Sequence[Change], exc: TransientError | PermanentError, attempts: int = 1
+) -> list[WriteResult]:
+    """Every change failed with ``exc``: transiently for a ``TransientError`` and the daily limit (the next
+    run sends them), else permanently."""
+    transient = isinstance(exc, (TransientError, DailyLimitReached))
+    status = "failed_transient" if transient else "failed_permanent"
+    return [_failed(c, status, exc.code, exc.message, attempts) for c in changes]

@@ -114,6 +114,8 @@ class SalesforceSource:
 
     def _records(self, entity: str, mapping, soql: str) -> Iterator[dict]:
         """The query's records as its pages arrive; a failure named as a retry's worth or not."""
+        from postsales.salesforce_api import DailyLimitReached
+
         try:  # a connection missing a field or a refused login stays a PermanentError, naming the connection
             client = self._client()
         except TransientError as exc:
@@ -122,6 +124,8 @@ class SalesforceSource:
             yield from client.query(soql)
         except TransientError as exc:
             raise SourceUnavailableError(f"{entity}: salesforce did not answer: {exc}") from None
+        except DailyLimitReached as exc:  # not a task retry's worth: hours until it frees up
+            raise PermanentError(exc.code, f"{entity}: salesforce source: {exc.message}") from None
         except PermanentError as exc:
             raise DataContractError(
                 f"{entity}: salesforce rejected the query on {mapping.object}: {exc}. "
