@@ -20,6 +20,8 @@ What this module adds is what no library does:
   are :class:`~postsales.errors.PermanentError`. Any other 403 ``REQUEST_LIMIT_EXCEEDED`` (``TotalRequests
   Limit exceeded.``) is the org's rolling 24-hour API request limit, spent: nothing succeeds until
   it frees up, so it is not retried (:class:`DailyLimitReached`, a ``PermanentError``).
+- **An object's fields** (:meth:`SalesforceClient.describe_fields`, its sObject describe): the
+  adapter formats its key for the key field's type, the source checks its mapping against them.
 - **SOQL pages retried one at a time** (:meth:`SalesforceClient.query`): ``query_all_iter`` would
   restart the whole query on a failed page.
 - **A timeout on every request** (simple-salesforce sets none) and the write requests counted.
@@ -185,6 +187,16 @@ class SalesforceClient:
                 raise TransientError("BAD_RESPONSE", f"the query's next page {next_url} was already read")
             followed.add(next_url)
             page = self.call("salesforce query", lambda url=next_url: self.sf.query_more(url, identifier_is_url=True))
+
+    def describe_fields(self, object_name: str) -> dict[str, dict[str, Any]]:
+        """The fields of ``object_name`` the user may see, by API name: its sObject describe
+        (``GET sobjects/<object>/describe``, one request), each field as Salesforce describes it
+        (``type``: string, double, int, datetime, ...; ``precision``, ``scale``, ``digits``)."""
+        found = self.call(f"salesforce describe {object_name}", lambda: getattr(self.sf, object_name).describe())
+        fields = found.get("fields") if isinstance(found, dict) else None
+        if not isinstance(fields, list):
+            raise TransientError("BAD_RESPONSE", f"the describe of {object_name} lists no fields")
+        return {str(f["name"]): f for f in fields if isinstance(f, dict) and f.get("name")}
 
     def call(self, what: str, function: Callable[[], T]) -> T:
         """:meth:`attempt`, retried by the policy while it fails transiently."""
