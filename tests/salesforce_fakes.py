@@ -88,3 +88,67 @@ def token_response(access_token: str, instance: str = INSTANCE) -> dict:
 def error(code: str, message: str) -> list[dict]:
     """A REST API error body."""
     return [{"message": message, "errorCode": code}]
+
+
+# --- the sObject describe (GET /services/data/vXX.X/sobjects/<object>/describe) -------------------
+
+SOAP_TYPES = {
+    "id": "tns:ID",
+    "reference": "tns:ID",
+    "string": "xsd:string",
+    "picklist": "xsd:string",
+    "boolean": "xsd:boolean",
+    "double": "xsd:double",
+    "currency": "xsd:double",
+    "percent": "xsd:double",
+    "int": "xsd:int",
+    "long": "xsd:long",
+    "date": "xsd:date",
+    "datetime": "xsd:dateTime",
+}
+NUMBERS = ("double", "currency", "percent")
+
+
+def describe_url(object_name: str = "Account") -> str:
+    return f"{API}/sobjects/{object_name}/describe"
+
+
+def describe_field(name: str, type: str = "string", **extra) -> dict:
+    """One entry of a describe's ``fields``: the attributes Salesforce sends for every field (a subset)."""
+    return {
+        "name": name,
+        "label": name.removesuffix("__c").replace("_", " "),
+        "type": type,
+        "soapType": SOAP_TYPES[type],
+        "length": 255 if type in ("string", "picklist") else 18 if type in ("id", "reference") else 0,
+        "byteLength": 765 if type in ("string", "picklist") else 18 if type in ("id", "reference") else 0,
+        "precision": 18 if type in NUMBERS else 0,
+        "scale": 0,
+        "digits": 9 if type == "int" else 18 if type == "long" else 0,
+        "custom": name.endswith("__c"),
+        "externalId": False,
+        "idLookup": type == "id",
+        "unique": False,
+        "nillable": type not in ("id", "boolean"),
+        "filterable": True,
+        "updateable": type != "id" and name != "SystemModstamp",
+        "calculated": False,
+    } | extra
+
+
+def describe_response(object_name: str, fields: list[dict]) -> dict:
+    """An sObject describe, as ``sf.<object>.describe()`` returns it (a subset of its attributes)."""
+    return {
+        "name": object_name,
+        "label": object_name,
+        "labelPlural": f"{object_name}s",
+        "custom": object_name.endswith("__c"),
+        "keyPrefix": "001" if object_name == "Account" else None,
+        "queryable": True,
+        "updateable": True,
+        "fields": fields,
+        "urls": {
+            "sobject": f"/services/data/v{VERSION}/sobjects/{object_name}",
+            "describe": f"/services/data/v{VERSION}/sobjects/{object_name}/describe",
+        },
+    }

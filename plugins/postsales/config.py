@@ -101,7 +101,11 @@ class SalesforceObjectMapping(StrictModel):
 
 
 class SalesforceSource(StrictModel):
-    """Entities read from Salesforce with SOQL, incrementally on SystemModstamp."""
+    """Entities read from Salesforce with SOQL, incrementally on SystemModstamp.
+
+    Each entity read from it must map its incremental column (checked by :class:`SourcesConfig`);
+    whether the fields exist is checked against the object when it is read.
+    """
 
     conn_id: str = "salesforce_default"
     # No longer read (a warning says so): the API version is the connection's extra "version".
@@ -165,7 +169,23 @@ class SourcesConfig(StrictModel):
         for entity, chosen in self.entities.items():
             if chosen.source == "hubspot":
                 _check_hubspot_mapping(entity, chosen.incremental_column, self.hubspot)
+            if chosen.source == "salesforce":
+                _check_salesforce_mapping(entity, chosen.incremental_column, self.salesforce)
         return self
+
+
+def _check_salesforce_mapping(entity: str, incremental_column: str, salesforce: SalesforceSource) -> None:
+    """What can be checked without Salesforce; the source checks the field names against the object's
+    describe before it reads (``postsales.sources.salesforce``)."""
+    mapping = salesforce.objects.get(entity)
+    if mapping is None:
+        raise ValueError(f"entities.{entity}.source is 'salesforce' but salesforce.objects has no {entity} mapping")
+    if incremental_column not in mapping.columns:
+        raise ValueError(
+            f"salesforce.objects.{entity}.columns must map {incremental_column} (entities.{entity}.incremental_column) "
+            "to the datetime field the interval is read on, e.g. SystemModstamp (unmapped, every run would read "
+            "every record)"
+        )
 
 
 def _check_hubspot_mapping(entity: str, incremental_column: str, hubspot: HubSpotSource) -> None:

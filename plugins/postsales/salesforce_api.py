@@ -13,15 +13,21 @@ What this module adds is what no library does:
 - **The connection checked first**: a connection that matches no login form fails naming the
   conn_id, the missing field and the fix (:func:`connection_problem`), instead of the library's
   ``TypeError`` or a login sent to the wrong endpoint.
-- **Our error taxonomy** (:meth:`SalesforceClient.error`): 429, 5xx, 403 ``REQUEST_LIMIT_EXCEEDED``,
-  timeouts and connection errors are :class:`~postsales.errors.TransientError`, retried by
-  :class:`~postsales.retry.RetryPolicy` (a ``Retry-After`` wins); a refused login, a 401 that
-  logging in again did not cure, and other 4xx are :class:`~postsales.errors.PermanentError`.
+- **Our error taxonomy** (:meth:`SalesforceClient.error`): 429, 5xx, a 403 ``REQUEST_LIMIT_EXCEEDED``
+  on a concurrent-request limit, timeouts and connection errors are
+  :class:`~postsales.errors.TransientError`, retried by :class:`~postsales.retry.RetryPolicy` (a
+  ``Retry-After`` wins); a refused login, a 401 that logging in again did not cure, and other 4xx
+  are :class:`~postsales.errors.PermanentError`. Any other 403 ``REQUEST_LIMIT_EXCEEDED`` (``TotalRequests
+  Limit exceeded.``) is the org's rolling 24-hour API request limit, spent: nothing succeeds until
+  it frees up, so it is not retried (:class:`DailyLimitReached`, a ``PermanentError``).
+- **An object's fields** (:meth:`SalesforceClient.describe_fields`, its sObject describe): the
+  adapter formats its key for the key field's type, the source checks its mapping against them.
 - **SOQL pages retried one at a time** (:meth:`SalesforceClient.query`): ``query_all_iter`` would
   restart the whole query on a failed page.
 - **A timeout on every request** (simple-salesforce sets none) and the write requests counted.
 - **No secret** (password, security token, consumer secret, private key, session id) in a log
-  line or an exception message (:meth:`SalesforceClient.mask`).
+  line or an exception message (:meth:`SalesforceClient.mask`), nor in an exception's chain: the
+  library's exception is not kept as the ``__cause__`` or ``__context__`` of ours.
 """
 
 from __future__ import annotations
@@ -60,6 +66,24 @@ CONNECTION_DOCS = "docs/crm-sync.md#the-salesforce-connection"
 
 def is_transient(code: Any) -> bool:
     return code in TRANSIENT_CODES
+
+
+class DailyLimitReached(PermanentError):
+    """403 ``REQUEST_LIMIT_EXCEEDED`` on the org's rolling 24-hour API request limit (``TotalRequests``).
+
+    No request succeeds until the limit frees up, hours later: not retried within the task
+    (not a ``TransientError``) nor by Airflow (a ``NotRetryableError``). A read fails its task at
+    once; the write-back adapter fails the batch that met it and every remaining one transiently
+    without sending them, for the next run to send.
+    """
+
+    def __init__(self, detail: str):
+        super().__init__(
+            "REQUEST_LIMIT_EXCEEDED",
+            f"the Salesforce org's daily API request limit (a rolling 24 hours) is spent ({detail or 'no detail'}); "
+            "not retried, as no request succeeds until it frees up: the next scheduled run will pick it up "
+            "(Salesforce: Setup > Company Information shows the API requests of the last 24 hours)",
+        )
 
 
 def warn_if_api_version(rules_file: str, api_version: str | None, conn_id: str) -> None:
@@ -164,19 +188,34 @@ class SalesforceClient:
             followed.add(next_url)
             page = self.call("salesforce query", lambda url=next_url: self.sf.query_more(url, identifier_is_url=True))
 
+    def describe_fields(self, object_name: str) -> dict[str, dict[str, Any]]:
+        """The fields of ``object_name`` the user may see, by API name: its sObject describe
+        (``GET sobjects/<object>/describe``, one request), each field as Salesforce describes it
+        (``type``: string, double, int, datetime, ...; ``precision``, ``scale``, ``digits``)."""
+        found = self.call(f"salesforce describe {object_name}", lambda: getattr(self.sf, object_name).describe())
+        fields = found.get("fields") if isinstance(found, dict) else None
+        if not isinstance(fields, list):
+            raise TransientError("BAD_RESPONSE", f"the describe of {object_name} lists no fields")
+        return {str(f["name"]): f for f in fields if isinstance(f, dict) and f.get("name")}
+
     def call(self, what: str, function: Callable[[], T]) -> T:
         """:meth:`attempt`, retried by the policy while it fails transiently."""
         return self.retry.call(what, lambda: self.attempt(function))
 
     def attempt(self, function: Callable[[], T]) -> T:
-        """``function()`` (a library call), its failure raised as a ``TransientError`` or ``PermanentError``."""
+        """``function()`` (a library call), its failure raised as a ``TransientError`` or ``PermanentError``.
+
+        Raised outside the ``except`` block, so the library's exception, which may quote what
+        :meth:`mask` hides, is neither its ``__cause__`` nor its ``__context__``: an error
+        reporter or a chained traceback would show it.
+        """
         try:
             return function()
         except Exception as exc:
             mapped = self.error(exc)
             if mapped is None:
                 raise
-            raise mapped from None  # the library's exception may quote what we mask
+        raise mapped
 
     def error(self, exc: Exception) -> TransientError | PermanentError | None:
         """Our taxonomy for a simple-salesforce or ``requests`` exception; None for anything else."""
@@ -239,11 +278,15 @@ class SalesforceClient:
         )
 
     def _status_error(self, exc: Any) -> TransientError | PermanentError:
+        # simple-salesforce raises a SalesforceError subclass per status (403: SalesforceRefusedRequest),
+        # its content the parsed error body: [{"errorCode": ..., "message": ...}].
         status = exc.status
         code, message = _error_of(exc.content, status, self.mask)
         last = getattr(self.session, "last_response", None)
         same = last is not None and last.status_code == status
         retry_after = retry_after_seconds(last.headers.get("Retry-After")) if same else None
+        if status == 403 and code == "REQUEST_LIMIT_EXCEEDED" and "concurrent" not in message.lower():
+            return DailyLimitReached(message)
         if status == 429 or status >= 500 or (status == 403 and code == "REQUEST_LIMIT_EXCEEDED"):
             return TransientError(code, message, retry_after)
         if status == 401:

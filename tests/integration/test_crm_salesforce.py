@@ -15,6 +15,7 @@ import csv
 import io
 import json
 import logging
+import traceback
 from datetime import UTC, datetime, timedelta, timezone
 from urllib.parse import parse_qs, urlsplit
 
@@ -25,7 +26,7 @@ import responses
 from postsales.crm.base import Change, WriteInterrupted
 from postsales.crm.config import SalesforceCrm
 from postsales.crm.salesforce import SalesforceAdapter, bulk_value, split_bulk_error
-from postsales.errors import AccessRefusedError, PermanentError, TransientError
+from postsales.errors import AccessRefusedError, NotRetryableError, PermanentError, TransientError
 from postsales.retry import RetryPolicy
 from postsales.salesforce_api import SalesforceClient
 from salesforce_fakes import (
@@ -39,6 +40,9 @@ from salesforce_fakes import (
     USERNAME,
     add_soap_login,
     connection_json,
+    describe_field,
+    describe_response,
+    describe_url,
     error,
     password_connection,
     soap_login_fault,
@@ -47,6 +51,8 @@ from salesforce_fakes import (
 )
 
 COLLECTIONS = f"{API}/composite/sobjects"
+DESCRIBE = describe_url("Account")
+DESCRIBE_PATH, QUERY_PATH = urlsplit(DESCRIBE).path, urlsplit(QUERY).path
 JOBS = f"{API}/jobs/ingest"
 JOB_ID = "7505g00000BulkJobAAA"
 FRESH_SESSION = "00D5g000004XyzE!AQ0AQfreshSESSIONvalue"
@@ -68,8 +74,24 @@ def sf_id(n: int) -> str:
     return f"001Dn{n:010d}AAA"
 
 
-def make_adapter(key_field="External_Id__c", bulk_threshold=2000, attempts=4, login=True, **kwargs):
-    """The adapter from the Airflow connection, logged in (the login's request then forgotten)."""
+def account_describe(key_type: str = "string", **key) -> dict:
+    """Account's describe: the key field External_Id__c (a text external id unless ``key_type`` says otherwise)."""
+    fields = [
+        describe_field("Id", "id"),
+        describe_field("Name"),
+        describe_field("External_Id__c", key_type, externalId=True, unique=True, **key),
+        describe_field("Value_Tier__c", "picklist"),
+        describe_field("Quadrant__c", "picklist"),
+        describe_field("Manual_Segment_Lock__c", "boolean"),
+        describe_field("SystemModstamp", "datetime"),
+    ]
+    return describe_response("Account", fields)
+
+
+def make_adapter(key_field="External_Id__c", bulk_threshold=2000, attempts=4, login=True, describe=None, **kwargs):
+    """The adapter from the Airflow connection, logged in (the login's request then forgotten); Account's
+    describe answered with ``describe`` (default: a text key field)."""
+    responses.get(DESCRIBE, json=describe or account_describe())
     sleeps: list[float] = []
     retry = RetryPolicy(attempts=attempts, backoff_seconds=0.5, sleep=sleeps.append)
     if login:
@@ -87,6 +109,11 @@ def record(n: int, key: str, **fields) -> dict:
         "attributes": {"type": "Account", "url": f"/services/data/v62.0/sobjects/Account/{sf_id(n)}"},
         "Id": sf_id(n),
     } | ({"External_Id__c": key} | fields)
+
+
+def paths() -> list[str]:
+    """The path of every request sent, in order."""
+    return [urlsplit(call.request.url).path for call in responses.calls]
 
 
 def soql_of(call) -> str:
@@ -153,13 +180,14 @@ def test_fetch_follows_next_records_url_and_counts_duplicate_keys():
 
     found = adapter.fetch(["ACC-1", "ACC-2", "O'Neil", "ACC-9"], ["Value_Tier__c", "Manual_Segment_Lock__c"])
 
-    assert soql_of(responses.calls[0]) == (
+    describe, first, second = responses.calls  # the key field's type, then the query's two pages
+    assert (describe.request.method, describe.request.url) == ("GET", DESCRIBE)
+    assert soql_of(first) == (
         "SELECT Id, External_Id__c, Value_Tier__c, Manual_Segment_Lock__c FROM Account "
         "WHERE External_Id__c IN ('ACC-1','ACC-2','O\\'Neil','ACC-9')"
     )
-    assert bearer(responses.calls[0]) == f"Bearer {SESSION}"  # the SOAP login's sessionId
-    assert [c.request.url for c in responses.calls][1] == f"{API}/query/01gD0000002HU6KIAW-2000"
-    assert len(responses.calls) == 2
+    assert bearer(first) == f"Bearer {SESSION}"  # the SOAP login's sessionId
+    assert second.request.url == f"{API}/query/01gD0000002HU6KIAW-2000"
     assert set(found) == {"ACC-1", "ACC-2", "O'Neil"}  # ACC-9 is not in the CRM
     assert found["ACC-1"].crm_id == sf_id(1)
     assert found["ACC-1"].values == {"Value_Tier__c": "Gold", "Manual_Segment_Lock__c": False}
@@ -179,7 +207,7 @@ def test_a_next_page_answered_again_fails_instead_of_paging_forever():
 
     with pytest.raises(TransientError, match="was already read"):
         adapter.fetch(["ACC-1"], ["Value_Tier__c"])
-    assert len(responses.calls) == 2  # the query, its next page once
+    assert len(responses.calls) == 3  # the describe, the query, its next page once
 
 
 @responses.activate
@@ -190,7 +218,8 @@ def test_fetch_chunks_keys_into_bounded_queries():
 
     assert adapter.fetch(ids, ["Value_Tier__c"]) == {}
 
-    queried = [soql_of(call) for call in responses.calls]
+    assert responses.calls[0].request.url == DESCRIBE
+    queried = [soql_of(call) for call in responses.calls[1:]]
     assert [q.count("'ACCOUNT-") for q in queried] == [200, 200, 50]
     assert all(len(call.request.url) < 16_000 for call in responses.calls)
 
@@ -198,6 +227,7 @@ def test_fetch_chunks_keys_into_bounded_queries():
     responses.calls.reset()
     adapter.fetch([f"{'X' * 200}-{i}" for i in range(200)], ["Value_Tier__c"])
     assert len(responses.calls) > 1
+    assert DESCRIBE not in [call.request.url for call in responses.calls]  # read once per adapter
     assert all(len(call.request.url) < 16_000 for call in responses.calls)
 
 
@@ -210,7 +240,7 @@ def test_fetch_skips_a_key_no_salesforce_text_field_can_hold():
 
     assert adapter.fetch(["ACC-1", "Z" * 20_000, "Y" * 255], ["Value_Tier__c"]) == {}
 
-    [query] = responses.calls
+    _, query = responses.calls  # the describe, one query
     assert soql_of(query).endswith(f"IN ('ACC-1','{'Y' * 255}')")
     assert len(query.request.url) < 16_000
 
@@ -235,6 +265,101 @@ def test_fetch_by_record_id_maps_15_character_ids_and_skips_non_ids():
 
 
 @responses.activate
+def test_a_number_key_field_is_compared_with_unquoted_numbers():
+    """A Number external id (describe type double): Salesforce refuses a quoted value (INVALID_FIELD: "value of
+    filter criterion for field 'External_Id__c' must be of type double and should not be enclosed in quotes")
+    and returns the number as 123.0. A key that no such number reads back as is never sent: in no record."""
+    body = {
+        "totalSize": 3,
+        "done": True,
+        "records": [
+            record(1, 123.0, Value_Tier__c="Gold"),
+            record(2, -7.0, Value_Tier__c=None),
+            record(3, 123.0, Value_Tier__c="Silver"),  # a second record with the same number
+        ],
+    }
+    responses.get(QUERY, json=body)
+    adapter, sleeps = make_adapter(describe=account_describe("double", precision=18, scale=0))
+    keys = ["123", "-7", "456", "0123", "123.0", "+5", "1e3", "1.5", "12a", "", "-0", "9" * 18, "9" * 19]
+
+    found = adapter.fetch(keys, ["Value_Tier__c"])
+
+    assert paths() == [DESCRIBE_PATH, QUERY_PATH]
+    assert soql_of(responses.calls[1]) == (
+        f"SELECT Id, External_Id__c, Value_Tier__c FROM Account WHERE External_Id__c IN (123,-7,456,{'9' * 18})"
+    )
+    assert {k: (r.crm_id, r.values, r.matches) for k, r in found.items()} == {
+        "123": (sf_id(1), {"Value_Tier__c": "Gold"}, 2),  # "0123" and "123.0" are not 123: never matched
+        "-7": (sf_id(2), {"Value_Tier__c": None}, 1),
+    }
+    assert sleeps == []
+
+    # The describe is read once per adapter; keys none of which can be a number send nothing.
+    responses.calls.reset()
+    assert adapter.fetch(["ACC-1", "0042"], ["Value_Tier__c"]) == {}
+    assert len(responses.calls) == 0
+
+
+@pytest.mark.parametrize(
+    ("key", "keys", "sent", "returned", "matched"),
+    [
+        (
+            {"type": "currency", "precision": 16, "scale": 2},
+            ["1.5", "1.50", "2.25", "0.125", "1" * 15],
+            "1.5,2.25",
+            [1.5, 2.25],
+            ["1.5", "2.25"],
+        ),
+        (
+            {"type": "percent", "precision": 5, "scale": 2},
+            ["0.5", "100", "1000", "0.00001"],
+            "0.5,100",
+            [0.5, 100.0],
+            ["0.5", "100"],
+        ),
+        ({"type": "int", "precision": 0, "scale": 0, "digits": 9}, ["42", "4.2", "1234567890"], "42", [42], ["42"]),
+        ({"type": "double", "precision": 18, "scale": 6}, ["0.00001"], "0.00001", [1e-05], ["0.00001"]),
+    ],
+    ids=["currency", "percent", "int", "small-fraction"],
+)
+@responses.activate
+def test_numeric_key_fields_take_the_numbers_they_can_hold(key, keys, sent, returned, matched):
+    responses.get(QUERY, json={"totalSize": 2, "done": True, "records": [record(i, v) for i, v in enumerate(returned)]})
+    adapter, _ = make_adapter(describe=account_describe(key.pop("type"), **key))
+
+    found = adapter.fetch(keys, [])
+
+    assert soql_of(responses.calls[1]).endswith(f"WHERE External_Id__c IN ({sent})")
+    assert sorted(found) == matched
+
+
+@responses.activate
+def test_a_key_field_written_in_another_case_is_read_back_as_salesforce_spells_it():
+    responses.get(QUERY, json={"totalSize": 1, "done": True, "records": [record(1, "ACC-1")]})
+    adapter, _ = make_adapter(key_field="external_id__c")
+
+    found = adapter.fetch(["ACC-1"], [])
+
+    assert soql_of(responses.calls[1]) == "SELECT Id, external_id__c FROM Account WHERE external_id__c IN ('ACC-1')"
+    assert {k: r.crm_id for k, r in found.items()} == {"ACC-1": sf_id(1)}  # the record holds External_Id__c
+
+
+@responses.activate
+def test_a_key_field_the_object_does_not_have_names_the_rule_and_the_nearest_fields():
+    adapter, _ = make_adapter(key_field="External_ID_c")
+
+    with pytest.raises(PermanentError) as raised:
+        adapter.fetch(["ACC-1"], ["Value_Tier__c"])
+
+    assert str(raised.value) == (
+        "INVALID_FIELD: include/rules/crm_sync.yaml: field 'key.crm_key_field': 'External_ID_c' is not a field of "
+        "Account the Salesforce connection's user can see; the nearest: External_Id__c. Fix: set "
+        "key.crm_key_field to the field holding our account id (its API name), or grant the user access to it."
+    )
+    assert paths() == [DESCRIBE_PATH]  # no query
+
+
+@responses.activate
 def test_fetch_rejects_field_names_that_are_not_api_names():
     adapter, _ = make_adapter()
     with pytest.raises(PermanentError, match="INVALID_FIELD"):
@@ -249,7 +374,7 @@ def test_fetch_invalid_field_is_permanent():
     with pytest.raises(PermanentError) as raised:
         adapter.fetch(["ACC-1"], ["Tier__c"])
     assert str(raised.value) == "INVALID_FIELD: No such column 'Tier__c' on entity 'Account'."
-    assert sleeps == [] and len(responses.calls) == 1
+    assert sleeps == [] and paths() == [DESCRIBE_PATH, QUERY_PATH]  # the query once
 
 
 @responses.activate
@@ -265,6 +390,7 @@ def test_a_failed_page_is_retried_alone():
 
     assert sorted(found) == ["ACC-1", "ACC-2"]
     assert [urlsplit(c.request.url).path for c in responses.calls] == [
+        "/services/data/v62.0/sobjects/Account/describe",
         "/services/data/v62.0/query/",
         "/services/data/v62.0/query/01gNext-1",
         "/services/data/v62.0/query/01gNext-1",
@@ -480,19 +606,103 @@ def test_every_request_has_a_timeout(monkeypatch):
     assert seen == [("POST", "/services/Soap/u/62.0", (4.0, 30.0))]
 
 
+DAILY_LIMIT = error("REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
+DAILY_LIMIT_MESSAGE = (
+    "the Salesforce org's daily API request limit (a rolling 24 hours) is spent (TotalRequests Limit exceeded.); "
+    "not retried, as no request succeeds until it frees up: the next scheduled run will pick it up "
+    "(Salesforce: Setup > Company Information shows the API requests of the last 24 hours)"
+)
+
+
 @responses.activate
-def test_request_limit_exceeded_exhausting_retries_fails_every_record_transiently():
-    responses.patch(COLLECTIONS, status=403, json=error("REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded."))
+def test_the_orgs_daily_request_limit_is_not_retried_and_the_remaining_batches_are_not_sent():
+    """403 REQUEST_LIMIT_EXCEEDED "TotalRequests": the 24-hour limit is spent. Retried, it cost 4 requests a
+    batch and again every round of the sync, all refused."""
+    responses.patch(COLLECTIONS, status=403, json=DAILY_LIMIT)
+    adapter, sleeps = make_adapter(attempts=4)
+    pending = changes(450)  # three Collections batches
+
+    results = adapter.update(pending)
+
+    assert len(results) == 450  # never dropped
+    assert {(r.status, r.error_code, r.error_message) for r in results} == {
+        ("failed_transient", "REQUEST_LIMIT_EXCEEDED", DAILY_LIMIT_MESSAGE)
+    }
+    assert len(responses.calls) == 1 and adapter.calls == 1 and sleeps == []
+    # The sync's later rounds send the records failed transiently again: nothing is requested.
+    for _ in range(3):
+        again = adapter.update(pending)
+        assert {(r.status, r.error_code) for r in again} == {("failed_transient", "REQUEST_LIMIT_EXCEEDED")}
+    assert len(responses.calls) == 1 and adapter.calls == 1 and sleeps == []
+
+
+@responses.activate
+def test_a_concurrent_request_limit_is_retried():
+    """The same code on the concurrent long-running requests limit frees up within seconds: sent again."""
+    busy = error("REQUEST_LIMIT_EXCEEDED", "ConcurrentPerOrgLongTxn Limit exceeded.")
+    responses.patch(COLLECTIONS, status=403, json=busy)
+    responses.patch(COLLECTIONS, json=saved(sf_id(0)))
     adapter, sleeps = make_adapter(attempts=4)
 
-    results = adapter.update(changes(3))
+    [result] = adapter.update(changes(1))
 
-    assert len(results) == 3  # never dropped
-    assert {(r.status, r.error_code, r.attempts) for r in results} == {
-        ("failed_transient", "REQUEST_LIMIT_EXCEEDED", 4)
+    assert (result.status, result.attempts) == ("success", 2)
+    assert len(responses.calls) == 2 and len(sleeps) == 1
+
+
+@responses.activate
+def test_the_daily_limit_met_by_a_bulk_job_is_not_retried_and_later_rounds_send_nothing():
+    responses.post(JOBS, status=403, json=DAILY_LIMIT)
+    adapter, sleeps = make_adapter(bulk_threshold=1)
+
+    results = adapter.update(changes(3))
+    again = adapter.update(changes(3))
+
+    assert {(r.status, r.error_code, r.error_message) for r in results + again} == {
+        ("failed_transient", "REQUEST_LIMIT_EXCEEDED", DAILY_LIMIT_MESSAGE)
     }
-    assert len(responses.calls) == 4
-    assert len(sleeps) == 3
+    assert [(c.request.method, c.request.url) for c in responses.calls] == [("POST", JOBS)]
+    assert (adapter.calls, adapter.bulk_jobs, sleeps) == (1, 0, [])
+
+
+@responses.activate
+def test_the_daily_limit_met_reading_a_bulk_jobs_results_stops_the_reads():
+    add_bulk_job("JobComplete", numberRecordsProcessed=2)
+    header = ["sf__Id", "sf__Created", "Id", "Value_Tier__c"]
+    responses.get(f"{JOBS}/{JOB_ID}/successfulResults", body=csv_text(header, [[sf_id(0), "false", sf_id(0), "Gold"]]))
+    responses.get(f"{JOBS}/{JOB_ID}/failedResults", status=403, json=DAILY_LIMIT)
+    adapter, sleeps = make_adapter(bulk_threshold=1)
+
+    results = {r.account_id: (r.status, r.error_code, r.error_message) for r in adapter.update(changes(2))}
+
+    assert results == {
+        "ACC-0": ("success", None, None),
+        "ACC-1": (
+            "failed_transient",
+            "NO_RESULT",
+            f"no result in bulk job(s) {JOB_ID}; results unreadable: {JOB_ID} failed: REQUEST_LIMIT_EXCEEDED, "
+            f"{JOB_ID} unprocessed: REQUEST_LIMIT_EXCEEDED",
+        ),
+    }
+    reads = [urlsplit(c.request.url).path.rsplit("/", 1)[-1] for c in responses.calls if c.request.method == "GET"]
+    assert [r for r in reads if r != JOB_ID] == ["successfulResults", "failedResults"]  # no unprocessedRecords
+    assert sleeps == []
+    assert {r.error_code for r in adapter.update(changes(1, start=1))} == {"REQUEST_LIMIT_EXCEEDED"}
+    assert len([c for c in responses.calls if c.request.method == "POST"]) == 1  # no second job
+
+
+@responses.activate
+def test_the_daily_limit_on_a_read_fails_the_task_at_once():
+    responses.get(QUERY, status=403, json=DAILY_LIMIT)
+    adapter, sleeps = make_adapter(attempts=4)
+
+    with pytest.raises(NotRetryableError) as raised:
+        adapter.fetch(["ACC-1"], ["Value_Tier__c"])
+
+    assert isinstance(raised.value, PermanentError)  # no retry of the task by Airflow either
+    assert (raised.value.code, raised.value.message) == ("REQUEST_LIMIT_EXCEEDED", DAILY_LIMIT_MESSAGE)
+    assert paths() == [DESCRIBE_PATH, QUERY_PATH]
+    assert sleeps == []
 
 
 @responses.activate
@@ -606,7 +816,7 @@ def test_read_failing_transiently_after_retries_raises():
     adapter, sleeps = make_adapter(attempts=2)
     with pytest.raises(TransientError, match="SERVER_UNAVAILABLE"):
         adapter.fetch(["ACC-1"], ["Value_Tier__c"])
-    assert len(sleeps) == 1 and len(responses.calls) == 2
+    assert len(sleeps) == 1 and len(responses.calls) == 3  # the describe, the query twice
 
 
 @responses.activate
@@ -991,6 +1201,24 @@ def test_no_secret_reaches_logs_or_errors(caplog):
     assert str(raised.value).startswith("INVALID_SESSION_ID: Session *** expired")
     assert "reset while sending ***" in results[0].error_message
     assert adapter.describe() == "salesforce:acme.my.salesforce.com/Account"
+
+
+@responses.activate
+def test_the_librarys_unmasked_exception_is_not_chained_to_ours():
+    """``raise mapped from None`` inside the ``except`` hid ``__cause__`` but kept the library's exception
+    (its message quoting the session) as ``__context__``, where an error reporter finds it."""
+    responses.get(QUERY, status=400, json=error("MALFORMED_QUERY", f"unexpected token: {SESSION} {PASSWORD}"))
+    adapter, _ = make_adapter(attempts=1)
+
+    with pytest.raises(PermanentError) as raised:
+        adapter.fetch(["ACC-1"], ["Value_Tier__c"])
+
+    err = raised.value
+    assert (err.code, err.message) == ("MALFORMED_QUERY", "unexpected token: *** ***")
+    assert err.__cause__ is None and err.__context__ is None
+    shown = "".join(traceback.format_exception(err))
+    assert "MALFORMED_QUERY: unexpected token: *** ***" in shown
+    assert SESSION not in shown and PASSWORD not in shown
 
 
 @responses.activate

@@ -551,10 +551,15 @@ def test_a_nul_in_a_sql_source_names_the_table_column_and_row(warehouse_url, tmp
 
 
 class FakeSalesforce:
-    """Salesforce's answer to a query: records as its REST API returns them (the client's job)."""
+    """Salesforce's answer to a query: records as its REST API returns them (the client's job); the
+    object's describe lists the fields the records hold (the source checks its mapping against it)."""
 
     def __init__(self, records):
         self.records = records
+
+    def describe_fields(self, object_name):
+        names = dict.fromkeys(name for record in self.records for name in record if name != "attributes")
+        return {name: {"name": name, "type": "datetime" if name.endswith("Date") else "string"} for name in names}
 
     def query(self, soql):
         yield from self.records

@@ -6,6 +6,14 @@ library does: which records to read and write, and one result per change.
 - **Read**: SOQL ``SELECT Id, <key>, <fields> FROM <object> WHERE <key> IN (...)`` in chunks
   of up to 200 keys (and a bounded URL); a key longer than any text field holds (255) is in no
   record. A key held by several records is reported with ``matches`` > 1 and never written.
+  The key field's type comes from the object's describe (one request per adapter, not for
+  ``Id``): a numeric key field (double, int, long, currency, percent: a Number external id)
+  is compared with unquoted number literals (``IN (123,456)``: Salesforce refuses a quoted
+  one), and a key that is not such a number written as Salesforce returns it (``"0123"``,
+  ``"123.0"``, ``"1e3"``, ``"abc"``, a fraction for a whole-number field, more digits than the
+  field holds) is in no record and never sent. The number Salesforce returns (``123.0``) is
+  account ``"123"``; ``"0123"`` never matches it, as a number holds no leading zero and two of
+  our ids would otherwise claim one record.
 - **Write**: up to ``bulk_threshold`` changes go through sObject Collections
   (``PATCH composite/sobjects`` through ``sf.restful``, 200 records a call, ``allOrNone:
   false``), one result per record; above it, one Bulk API 2.0 ingest job (``sf.bulk2.<object>
@@ -13,6 +21,12 @@ library does: which records to read and write, and one result per change.
   read back. Every change gets exactly one :class:`WriteResult`: lock contention and limits are
   ``failed_transient`` (the sync sends them again), everything else Salesforce rejects is
   ``failed_permanent``.
+- **The org's daily API limit** (403 ``REQUEST_LIMIT_EXCEEDED``, ``TotalRequests``:
+  ``DailyLimitReached``) is not retried: no request succeeds until it frees up. A read raises it
+  (the task fails at once, the next scheduled run reads again); in a write, the batch or job
+  that met it and every remaining one, in this call and the sync's later rounds, fail
+  ``failed_transient`` with its code without a further request, for the next run to send (met
+  while reading a finished job's results, the rows not read are ``NO_RESULT``).
 - **Errors of a whole request** (retries, transient or permanent) and the connection are the
   client's: see ``postsales.salesforce_api``.
 
@@ -23,6 +37,7 @@ record or a job go through the client's ``mask`` too.
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import logging
 import re
@@ -36,7 +51,7 @@ from postsales.crm.base import Change, CrmRecord, WriteResult, chunks, keeps_res
 from postsales.crm.config import SalesforceCrm
 from postsales.errors import AccessRefusedError, PermanentError, TransientError
 from postsales.retry import RetryPolicy
-from postsales.salesforce_api import SalesforceClient, is_transient, warn_if_api_version
+from postsales.salesforce_api import DailyLimitReached, SalesforceClient, is_transient, warn_if_api_version
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +59,14 @@ COLLECTION_SIZE = 200  # sObject Collections: at most 200 records a request
 QUERY_KEYS = 200  # keys per SOQL query
 MAX_QUERY_CHARS = 12_000  # the encoded SOQL per GET: keeps the URL well under Salesforce's 16,384
 MAX_KEY_CHARS = 255  # a Salesforce text field (an external id) holds at most 255 characters
+# Describe types whose values SOQL compares as numbers (no quotes); int and long hold whole numbers.
+NUMERIC_TYPES = frozenset({"double", "int", "long", "currency", "percent"})
+INTEGER_TYPES = frozenset({"int", "long"})
+MAX_DIGITS = 18  # a Salesforce number field holds at most 18 digits
+# A number as Salesforce returns it and SOQL takes it: no sign but "-", no leading zero, no
+# trailing zero after the point, no exponent.
+PLAIN_NUMBER = re.compile(r"^-?(0|[1-9][0-9]*)(?:\.([0-9]*[1-9]))?$")
+CRM_RULES = "include/rules/crm_sync.yaml"
 BULK_NULL = "#N/A"
 
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # an object or field API name
@@ -55,6 +78,23 @@ ERROR_CODE = re.compile(r"^[A-Z][A-Z0-9_]*$")
 def soql_string(value: str) -> str:
     """A SOQL string literal: quotes and backslashes escaped."""
     return "'" + value.translate(SOQL_ESCAPES) + "'"
+
+
+def soql_number(key: str, field: dict[str, Any]) -> str | None:
+    """``key`` as a SOQL number literal for the numeric ``field`` (its describe), or None when no
+    value of the field reads back as ``key``: see the module's docstring."""
+    plain = PLAIN_NUMBER.match(key)
+    if plain is None or key == "-0":
+        return None
+    whole, fraction = plain.group(1), plain.group(2) or ""
+    scale = field.get("scale")
+    if fraction and (field.get("type") in INTEGER_TYPES or (scale is not None and len(fraction) > int(scale))):
+        return None
+    if field.get("type") in INTEGER_TYPES:
+        digits = int(field.get("digits") or 0) or MAX_DIGITS
+    else:
+        digits = (int(field.get("precision") or 0) - int(scale or 0)) or MAX_DIGITS
+    return key if len(whole) <= max(digits, 1) else None
 
 
 def soql_datetime(moment: datetime) -> str:
@@ -119,6 +159,8 @@ class SalesforceAdapter:
         self.poll_interval, self.poll_timeout = poll_interval, poll_timeout
         self._access_refused: AccessRefusedError | None = None
         self.bulk_jobs = 0  # Bulk API 2.0 ingest jobs run to the end (their results read)
+        self._daily_limit: DailyLimitReached | None = None  # met once: no request succeeds until it frees up
+        self._key_describe: dict[str, Any] | None = None  # the key field, as the object's describe has it
 
     def __repr__(self) -> str:
         return f"SalesforceAdapter({self.describe()!r})"
@@ -158,6 +200,10 @@ class SalesforceAdapter:
             keys = [k for k in keys if SALESFORCE_ID.match(k)]
         # Longer is in no record, and one key past the URL's bound would fail the whole sync (414).
         keys = [k for k in keys if len(k) <= MAX_KEY_CHARS]
+        literals = self._key_literals(keys) if keys else {}
+        keys = list(literals)
+        # Records name the field as Salesforce spells it; SOQL took it in any case.
+        key_name = self._key_describe["name"] if self._key_describe else self.key_field
         exact = {self._key_of(k): k for k in keys}
         # Text comparisons in SOQL ignore case: 'acc-1' answers a query for 'ACC-1'.
         folded: dict[str, str | None] = {}
@@ -165,10 +211,10 @@ class SalesforceAdapter:
             folded[key.casefold()] = None if key.casefold() in folded else key
         found: dict[str, CrmRecord] = {}
         prefix = f"SELECT {select} FROM {self.object} WHERE {self.key_field} IN ("
-        for part in self._key_chunks(keys, prefix):
-            soql = prefix + ",".join(soql_string(k) for k in part) + ")"
+        for part in self._key_chunks([literals[k] for k in keys], prefix):
+            soql = prefix + ",".join(part) + ")"
             for record in self.client.query(soql):
-                key = _key_text(record.get(self.key_field))
+                key = _key_text(record.get(key_name))
                 account_id = exact.get(self._key_of(key)) or folded.get(key.casefold())
                 if account_id is None:
                     continue
@@ -231,6 +277,8 @@ class SalesforceAdapter:
     # --- sObject Collections ----------------------------------------------------------------
 
     def _collection(self, part: Sequence[Change]) -> list[WriteResult]:
+        if self._daily_limit is not None:
+            return _all_failed(part, self._daily_limit, attempts=0)
         body = {
             "allOrNone": False,
             "records": [
@@ -251,6 +299,9 @@ class SalesforceAdapter:
 
         try:
             saved = self.client.call("salesforce update", send)
+        except DailyLimitReached as exc:
+            self._daily_limit = exc
+            return _all_failed(part, exc, attempts)
         except TransientError as exc:
             return [_failed(c, "failed_transient", exc.code, exc.message, attempts) for c in part]
         except PermanentError as exc:
@@ -279,6 +330,8 @@ class SalesforceAdapter:
 
     def _bulk(self, changes: Sequence[Change]) -> list[WriteResult]:
         """One ingest job (more only past the library's 100 MB a job), then its rows read back."""
+        if self._daily_limit is not None:
+            return _all_failed(changes, self._daily_limit, attempts=0)
         bulk = getattr(self.client.sf.bulk2, self.object)
         # The library waits up to 24 hours for a job, a class constant with no argument: our bound,
         # after which it aborts the job. (Renamed in a later version, this fails loudly.)
@@ -291,6 +344,9 @@ class SalesforceAdapter:
             # Not created or not uploaded: nothing written. Failed or timed out afterwards: some rows
             # may be, but the library keeps the job id to itself, so every record gets the (transient)
             # error and is sent again: an update is idempotent.
+            if isinstance(exc, DailyLimitReached):
+                self._daily_limit = exc
+                return _all_failed(changes, exc)
             if isinstance(exc, PermanentError) and exc.code == "INVALID_SESSION_ID":
                 exc = self._session_expired(exc)
             self._note_refusal(exc)
@@ -309,9 +365,14 @@ class SalesforceAdapter:
                 job.get("numberRecordsFailed"),
             )
             for kind in ("successful", "failed", "unprocessed"):
+                if self._daily_limit is not None:  # no request succeeds until it frees up
+                    problems.append(f"{job_id} {kind}: {self._daily_limit.code}")
+                    continue
                 try:
                     text = self._bulk_results(kind, job_id)
                 except (TransientError, PermanentError) as exc:
+                    if isinstance(exc, DailyLimitReached):
+                        self._daily_limit = exc
                     problems.append(f"{job_id} {kind}: {exc.code}")
                     continue
                 for row in csv.DictReader(io.StringIO(text.lstrip("\ufeff"))):
@@ -368,16 +429,45 @@ class SalesforceAdapter:
 
     # --- reading ----------------------------------------------------------------------------
 
-    def _key_chunks(self, keys: list[str], prefix: str) -> Iterator[list[str]]:
-        """Up to :data:`QUERY_KEYS` keys a query, fewer if the encoded SOQL would get too long."""
+    def _key_literals(self, keys: list[str]) -> dict[str, str]:
+        """Each key that a record's key can be, as its SOQL literal: a number for a numeric key field,
+        else a string (the key field's type from the object's describe, read once; ``Id`` is no number)."""
+        if self.key_field == "Id":
+            return {key: soql_string(key) for key in keys}
+        field = self._key_field()
+        if field.get("type") not in NUMERIC_TYPES:
+            return {key: soql_string(key) for key in keys}
+        numbers = {key: soql_number(key, field) for key in keys}
+        return {key: literal for key, literal in numbers.items() if literal is not None}
+
+    def _key_field(self) -> dict[str, Any]:
+        """The key field as the object's describe has it (one request, the first time)."""
+        if self._key_describe is None:
+            fields = self.client.describe_fields(self.object)
+            by_name = {name.lower(): field for name, field in fields.items()}  # SOQL names ignore case
+            found = by_name.get(self.key_field.lower())
+            if found is None:
+                close = difflib.get_close_matches(self.key_field, sorted(fields), n=3)
+                hint = f"; the nearest: {', '.join(close)}" if close else ""
+                raise PermanentError(
+                    "INVALID_FIELD",
+                    f"{CRM_RULES}: field 'key.crm_key_field': {self.key_field!r} is not a field of {self.object} "
+                    f"the Salesforce connection's user can see{hint}. Fix: set key.crm_key_field to the field "
+                    "holding our account id (its API name), or grant the user access to it.",
+                )
+            self._key_describe = found
+        return self._key_describe
+
+    def _key_chunks(self, literals: list[str], prefix: str) -> Iterator[list[str]]:
+        """Up to :data:`QUERY_KEYS` key literals a query, fewer if the encoded SOQL would get too long."""
         part: list[str] = []
         length = len(quote(prefix + ")"))
-        for key in keys:
-            extra = len(quote(soql_string(key) + ","))
+        for literal in literals:
+            extra = len(quote(literal + ","))
             if part and (len(part) >= QUERY_KEYS or length + extra > MAX_QUERY_CHARS):
                 yield part
                 part, length = [], len(quote(prefix + ")"))
-            part.append(key)
+            part.append(literal)
             length += extra
         if part:
             yield part
@@ -392,9 +482,13 @@ def _json_value(value: Any) -> Any:
 
 
 def _key_text(value: Any) -> str:
-    """A key as text: a numeric external id comes back as 123.0."""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
+    """A key as text; a number written plainly: a Number external id comes back as 123.0 (``"123"``),
+    a small fraction as 1e-05 (``"0.00001"``)."""
+    if isinstance(value, float):
+        if value.is_integer():
+            return str(int(value))
+        text = repr(value)
+        return format(Decimal(text), "f") if "e" in text or "E" in text else text
     return "" if value is None else str(value)
 
 
@@ -402,6 +496,11 @@ def _failed(change: Change, status: str, code: str, message: str, attempts: int 
     return WriteResult(change.account_id, change.crm_id, status, code, message, max(attempts, 1))  # type: ignore[arg-type]
 
 
-def _all_failed(changes: Sequence[Change], exc: TransientError | PermanentError) -> list[WriteResult]:
-    status = "failed_transient" if isinstance(exc, TransientError) else "failed_permanent"
-    return [_failed(c, status, exc.code, exc.message) for c in changes]
+def _all_failed(
+    changes: Sequence[Change], exc: TransientError | PermanentError, attempts: int = 1
+) -> list[WriteResult]:
+    """Every change failed with ``exc``: transiently for a ``TransientError`` and the daily limit (the next
+    run sends them), else permanently."""
+    transient = isinstance(exc, (TransientError, DailyLimitReached))
+    status = "failed_transient" if transient else "failed_permanent"
+    return [_failed(c, status, exc.code, exc.message, attempts) for c in changes]
