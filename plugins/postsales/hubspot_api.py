@@ -342,16 +342,20 @@ class HubSpotClient:
         how many requests it took (urllib3's retries included). ``scopes``: what a 403 says the
         private app needs."""
         before = self._state.retries
+        # Raised after the except blocks, not in them: the library's exception may quote the token,
+        # and one raised inside would keep it as the __context__ that error reporters print.
+        mapped: Exception
         try:
             return function(*args, _request_timeout=self.timeout, **kwargs)
         except _api_errors() as exc:
-            raise self._error(exc, scopes) from None
+            mapped = self._error(exc, scopes)
         except HTTPError as exc:  # retries exhausted on a timeout or a dropped connection
             reason = exc.reason if isinstance(exc, MaxRetryError) and exc.reason else exc
             code = "TIMEOUT" if "timeout" in type(reason).__name__.lower() else "CONNECTION_ERROR"
-            raise TransientError(code, self.mask(f"{what}: {type(reason).__name__}: {reason}")) from None
+            mapped = TransientError(code, self.mask(f"{what}: {type(reason).__name__}: {reason}"))
         finally:
             self.last_attempts = self._state.retries - before + 1
+        raise mapped
 
     def _error(self, exc: Any, scopes: str) -> Exception:
         status = int(exc.status or 0)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import traceback
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from urllib.parse import quote
@@ -615,6 +616,9 @@ def test_expired_token_is_permanent_with_a_renewal_hint_and_never_logged(server,
     assert {(r.status, r.error_code) for r in results} == {("failed_permanent", "UNAUTHORIZED")}
     assert "renew" in results[0].error_message and "'hubspot_default'" in results[0].error_message
     assert raised.value.code == "UNAUTHORIZED" and sleeps == [] and adapter.calls == 1
+    # Nor in the chain an error reporter prints: the library's exception is not kept as the context.
+    assert raised.value.__context__ is None and raised.value.__cause__ is None
+    assert TOKEN not in "".join(traceback.format_exception(raised.value))
     texts = [caplog.text, str(raised.value), raised.value.message, repr(adapter), adapter.describe()]
     texts += [f"{r.error_code} {r.error_message}" for r in results]
     assert all(TOKEN not in text for text in texts)

@@ -308,6 +308,36 @@ def test_a_push_stopped_part_way_audits_what_was_written_then_fails(warehouse_ur
     assert (result["accounts_changed"], result["fields_succeeded"]) == (3, 21)
 
 
+class DailyLimitAdapter(StoppingAdapter):
+    """One request, refused for the day: every record fails transiently, later rounds send nothing."""
+
+    def __init__(self, inner: SqlCrmAdapter):
+        super().__init__(inner, 0, RuntimeError("unused"))
+        self.rounds = 0
+
+    def update(self, changes: list[Change]) -> list[WriteResult]:
+        self.rounds += 1
+        self.calls = 1  # the first round's request; none after it
+        return [WriteResult(c.account_id, c.crm_id, "failed_transient", "DAILY_LIMIT", "spent") for c in changes]
+
+
+def test_a_round_that_sends_nothing_is_the_last(warehouse_url, crm_url):
+    """A daily limit met: the second round sent no request, so there is no third one after a backoff."""
+    write_segments(warehouse_url, [segment_row(a) for a in ("A1", "A2")])
+    seed_crm(crm_url, [{"Id": a} for a in ("A1", "A2")])
+    config = load_crm_sync()
+    config = config.model_copy(update={"retries": config.retries.model_copy(update={"attempts": 4})})
+    adapter = DailyLimitAdapter(SqlCrmAdapter(config.sql, "Id", RetryPolicy(sleep=lambda s: None), url=crm_url))
+    sleeps: list[float] = []
+
+    result = sync(AS_OF, config=config, adapter=adapter, approve_first_push=True, approve_large_change=True,
+                  sleep=sleeps.append)  # fmt: skip
+
+    assert adapter.rounds == 2 and len(sleeps) == 1
+    assert (result["fields_changed"], result["fields_failed"], result["write_calls"]) == (14, 14, 1)
+    assert sorted(r.attempt for r in fetch_all(warehouse_url, crm_sync_log)) == [1] * 14 + [2] * 14
+
+
 def test_random_transient_failures_end_with_every_record_synced_exactly_once(warehouse_url, crm_url):
     accounts = [f"A{i:03d}" for i in range(60)]
     tiers = ["SMB", "Mid-Market", "Enterprise"]

@@ -387,11 +387,15 @@ def _push(
         for attempt in range(1, rounds + 1):
             by_account = {change.account_id: change for change in pending}
             interrupted: WriteInterrupted | None = None
+            calls_then = getattr(adapter, "calls", None)
             try:
                 results = adapter.update(pending)
             except WriteInterrupted as stop:
                 interrupted, results = stop, stop.results
-            retry_next = _audit_round(eng, target, run_id, plan, by_account, results, attempt, rounds, tally)
+            # A round that sent nothing (a daily limit met: the adapter fails the rest unsent) is the
+            # last: another would not send either, after a pointless backoff.
+            last = attempt == rounds or (calls_then is not None and adapter.calls == calls_then)
+            retry_next = _audit_round(eng, target, run_id, plan, by_account, results, attempt, last, tally)
             if interrupted is not None:  # raised here, not in the except: no chain to the wrapper
                 raise interrupted.__cause__ or interrupted
             missing = set(by_account) - {r.account_id for r in results}
@@ -417,7 +421,7 @@ def _audit_round(
     by_account: dict[str, Change],
     results: list[WriteResult],
     attempt: int,
-    rounds: int,
+    last: bool,
     tally: Tally,
 ) -> list[Change]:
     """Log every result, advance the state of the successes; returns the changes to send again."""
@@ -426,7 +430,7 @@ def _audit_round(
     log_rows, state_rows = [], []
     for result in results:
         change = by_account[result.account_id]
-        final = result.status != "failed_transient" or attempt == rounds
+        final = result.status != "failed_transient" or last
         for crm_field in change.fields:
             log_rows.append(_log_row(run_id, target, change, crm_field, plan, result, attempt, now))
             if result.status == "success":
