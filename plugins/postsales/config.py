@@ -167,35 +167,27 @@ class SourcesConfig(StrictModel):
             if any(e.source == kind for e in self.entities.values()) and getattr(self, kind) is None:
                 raise ValueError(f"an entity uses source '{kind}' but no '{kind}' section is configured")
         for entity, chosen in self.entities.items():
-            if chosen.source == "hubspot":
-                _check_hubspot_mapping(entity, chosen.incremental_column, self.hubspot)
-            if chosen.source == "salesforce":
-                _check_salesforce_mapping(entity, chosen.incremental_column, self.salesforce)
+            if chosen.source in ("hubspot", "salesforce"):
+                _check_crm_mapping(entity, chosen.incremental_column, getattr(self, chosen.source))
         return self
 
 
-def _check_salesforce_mapping(entity: str, incremental_column: str, salesforce: SalesforceSource) -> None:
-    """What can be checked without Salesforce; the source checks the field names against the object's
-    describe before it reads (``postsales.sources.salesforce``)."""
-    mapping = salesforce.objects.get(entity)
+def _check_crm_mapping(entity: str, incremental_column: str, source: SalesforceSource | HubSpotSource) -> None:
+    """What can be checked of a CRM source's mapping without the CRM; the source checks the names
+    against the object (Salesforce's describe, HubSpot's properties) before it reads."""
+    kind, listed, example = (
+        ("salesforce", "columns", "the datetime field the interval is read on, e.g. SystemModstamp (unmapped, "
+         "every run would read every record)")
+        if isinstance(source, SalesforceSource)
+        else ("hubspot", "properties", "the property the interval is read on, e.g. hs_lastmodifieddate")
+    )  # fmt: skip
+    mapping = source.objects.get(entity)
     if mapping is None:
-        raise ValueError(f"entities.{entity}.source is 'salesforce' but salesforce.objects has no {entity} mapping")
-    if incremental_column not in mapping.columns:
+        raise ValueError(f"entities.{entity}.source is '{kind}' but {kind}.objects has no {entity} mapping")
+    if incremental_column not in getattr(mapping, listed):
         raise ValueError(
-            f"salesforce.objects.{entity}.columns must map {incremental_column} (entities.{entity}.incremental_column) "
-            "to the datetime field the interval is read on, e.g. SystemModstamp (unmapped, every run would read "
-            "every record)"
-        )
-
-
-def _check_hubspot_mapping(entity: str, incremental_column: str, hubspot: HubSpotSource) -> None:
-    mapping = hubspot.objects.get(entity)
-    if mapping is None:
-        raise ValueError(f"entities.{entity}.source is 'hubspot' but hubspot.objects has no {entity} mapping")
-    if incremental_column not in mapping.properties:
-        raise ValueError(
-            f"hubspot.objects.{entity}.properties must map {incremental_column} (entities.{entity}.incremental_column) "
-            "to the property the interval is read on, e.g. hs_lastmodifieddate"
+            f"{kind}.objects.{entity}.{listed} must map {incremental_column} (entities.{entity}.incremental_column) "
+            f"to {example}"
         )
 
 
