@@ -30,7 +30,7 @@ DEMO_ACCOUNTS ?= 500
 DEMO_SEED ?= 42
 WAREHOUSE_POOL_SLOTS ?= 1
 
-.PHONY: install run test e2e lint format airflow airflow-db airflow-env demo summary evaluate lock clean clean-all compose-check bench
+.PHONY: install install-spark spark-server spark-server-stop run test e2e lint format airflow airflow-db airflow-env demo summary evaluate lock clean clean-all compose-check bench
 
 $(VENV)/.installed: requirements.txt constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=python3"; exit 1; }
@@ -40,6 +40,25 @@ $(VENV)/.installed: requirements.txt constraints.txt
 	touch $@
 
 install: $(VENV)/.installed
+
+# The Spark warehouse's client and engine (pyspark, 490 MB of jars: docs/deploy.md#choosing-a-warehouse),
+# kept out of `make install`. Needs Java 17 or later. CI installs it: the Spark tests run there.
+$(VENV)/.spark-installed: $(VENV)/.installed requirements-spark.txt constraints.txt
+	@command -v java >/dev/null || { echo "java not found: Spark needs Java 17 or later (Debian: apt-get install openjdk-17-jre-headless)"; exit 1; }
+	$(PY) -m pip install --quiet -r requirements-spark.txt -c constraints.txt
+	touch $@
+
+install-spark: $(VENV)/.spark-installed
+
+# A local Spark Connect server from the pip package (postsales.spark.server): sc://127.0.0.1:$(SPARK_PORT),
+# its warehouse directory and metastore under $(SPARK_DIR).
+SPARK_DIR ?= $(CURDIR)/data/spark
+SPARK_PORT ?= 15002
+spark-server: install-spark
+	$(PY) -m postsales.spark.server start --dir $(SPARK_DIR) --port $(SPARK_PORT)
+
+spark-server-stop:
+	$(PY) -m postsales.spark.server stop --dir $(SPARK_DIR)
 
 # Airflow metadata (SQLite in AIRFLOW_HOME) and the pool that serialises warehouse writes.
 $(AIRFLOW_HOME)/.migrated: $(VENV)/.installed
@@ -122,14 +141,14 @@ compose-check:
 lock:
 	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
 	.venv-lock/bin/pip install --quiet --upgrade pip
-	.venv-lock/bin/pip install --quiet -r requirements.txt
-	{ echo "# Full resolved dependency set (pip freeze of a clean install of requirements.txt)."; \
+	.venv-lock/bin/pip install --quiet -r requirements.txt -r requirements-spark.txt
+	{ echo "# Full resolved dependency set (pip freeze of a clean install of requirements.txt and requirements-spark.txt)."; \
 	  echo "# Regenerate with: make lock"; .venv-lock/bin/pip freeze; } > constraints.txt
 	rm -rf .venv-lock
 
 # `make clean` removes what runs rebuild (Airflow metadata, the warehouse, Data Docs) and says
 # what it keeps: the demo source, the HTML reports and benchmark data. `make clean-all` removes those too.
-CLEAN_PATHS = $(AIRFLOW_HOME) .airflow-test .e2e data/warehouse.duckdb data/warehouse.duckdb.wal data/data_docs
+CLEAN_PATHS = $(AIRFLOW_HOME) .airflow-test .e2e data/warehouse.duckdb data/warehouse.duckdb.wal data/data_docs data/spark
 KEPT_PATHS = data/demo data/reports data/bench
 clean:
 	rm -rf $(CLEAN_PATHS)

@@ -70,6 +70,46 @@ def pg_database(pg_server: str):
         conn.execute(f'drop database if exists "{name}" with (force)')
 
 
+def _spark_missing() -> str | None:
+    """Why a local Spark Connect server cannot start here (None: it can)."""
+    import importlib.util
+    import shutil
+
+    if importlib.util.find_spec("pyspark") is None:
+        return "pyspark is not installed (make install-spark)"
+    if shutil.which("java") is None:
+        return "java is not on the PATH (Spark needs Java 17 or later)"
+    return None
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory):
+    """A Spark Connect session on a local server started from the project's own install, shared by
+    the session's Spark tests (a start takes 10-30 s); skips locally without pyspark, fails in CI."""
+    problem = _spark_missing()
+    if problem:
+        if IN_CI:
+            pytest.fail(f"Spark tests must run in CI but {problem}")
+        pytest.skip(problem)
+    import socket
+
+    from pyspark.sql import SparkSession
+
+    from postsales.spark import server
+
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    directory = tmp_path_factory.mktemp("spark")
+    url = server.start(directory, port)
+    session = SparkSession.builder.remote(url).create()
+    try:
+        yield session
+    finally:
+        session.stop()
+        server.stop(directory)
+
+
 def _reset_pg(url: str) -> None:
     import sqlalchemy as sa
 
