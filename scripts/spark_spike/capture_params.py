@@ -19,6 +19,16 @@ from postsales import paths, warehouse
 
 FILES = {p: warehouse.render_sql(p).strip() for p in sorted(paths.sql_dir().glob("*/*.sql"))}
 SEEN: dict[str, list[dict]] = {}
+# Every statement the chain executes, by kind: what a Spark backend would send (item 6's estimate).
+COUNTS: dict[str, int] = {}
+
+
+def kind_of(clauseelement) -> str:
+    text = getattr(clauseelement, "text", None)
+    if isinstance(text, str):
+        verb = text.lstrip().split(None, 1)[0].lower() if text.strip() else "empty"
+        return f"text:{verb}"
+    return f"core:{type(clauseelement).__name__}"
 
 
 def encode(value):
@@ -36,6 +46,10 @@ def encode(value):
 
 
 def before_execute(conn, clauseelement, multiparams, params, execution_options):
+    if conn.engine.url.get_backend_name() != "duckdb":  # Airflow's metadata DB, the demo CRM (SQLite)
+        return
+    kind = kind_of(clauseelement)
+    COUNTS[kind] = COUNTS.get(kind, 0) + 1
     text = getattr(clauseelement, "text", None)
     if not isinstance(text, str):
         return
@@ -61,6 +75,9 @@ def main() -> int:
     finally:
         with open(out, "w") as f:
             json.dump(SEEN, f, indent=1, sort_keys=True)
+        with open(out.removesuffix(".json") + ".counts.json", "w") as f:
+            json.dump(dict(sorted(COUNTS.items(), key=lambda kv: -kv[1])), f, indent=1)
+        print(f"statements executed: {sum(COUNTS.values())}: {COUNTS}")
         missing = sorted(str(p.relative_to(paths.sql_dir())) for p in FILES if str(p.relative_to(paths.sql_dir())) not in SEEN)
         print(f"captured {len(SEEN)} of {len(FILES)} files; never executed in-process: {missing}")
     return rc
