@@ -78,6 +78,7 @@ def main() -> int:
         "server_rss_mib_idle": round(rss_mib(pid), 0),
         "client_rss_mib": round(rss_mib(os.getpid()), 0),
         "spark_version": spark.version,
+        "loadavg_1min": os.getloadavg()[0],
     }
     print(json.dumps(result, indent=1))
     return 0
