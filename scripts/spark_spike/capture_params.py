@@ -3,7 +3,8 @@ bound parameters the pipeline executed it with (exact Python types), so the same
 replayed on DuckDB and Spark with the same values (compare_queries.py).
 
     POSTSALES_DATA_DIR=... POSTSALES_SOURCE_DIR=... POSTSALES_WAREHOUSE_URL=duckdb:///.../warehouse.duckdb \
-    AIRFLOW_HOME=... PYTHONPATH=plugins:devtools .venv/bin/python scripts/spark_spike/capture_params.py OUT.json [run args]
+    AIRFLOW_HOME=... PYTHONPATH=plugins:devtools \
+    .venv/bin/python scripts/spark_spike/capture_params.py OUT.json [run args]
 """
 
 from __future__ import annotations
@@ -78,7 +79,9 @@ def main() -> int:
         with open(out.removesuffix(".json") + ".counts.json", "w") as f:
             json.dump(dict(sorted(COUNTS.items(), key=lambda kv: -kv[1])), f, indent=1)
         print(f"statements executed: {sum(COUNTS.values())}: {COUNTS}")
-        missing = sorted(str(p.relative_to(paths.sql_dir())) for p in FILES if str(p.relative_to(paths.sql_dir())) not in SEEN)
+        missing = sorted(
+            str(p.relative_to(paths.sql_dir())) for p in FILES if str(p.relative_to(paths.sql_dir())) not in SEEN
+        )
         print(f"captured {len(SEEN)} of {len(FILES)} files; never executed in-process: {missing}")
     return rc
 

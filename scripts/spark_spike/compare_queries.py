@@ -32,9 +32,9 @@ import sqlglot
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from postsales import paths, warehouse  # noqa: E402
+import spark_sql
 
-import spark_sql  # noqa: E402
+from postsales import paths, warehouse
 
 SCHEMAS = ("raw", "staging", "ops", "mart")
 # The files the pipeline runs only inside a larger SQLAlchemy statement (cohorts' _text_query) or
@@ -54,14 +54,19 @@ VIEWS = {  # created in Spark from the same files the warehouse makes its views 
 }
 TRANSFORM_VIEWS = True
 SPARK_TYPES = {
-    "VARCHAR": "STRING", "DOUBLE": "DOUBLE", "DATE": "DATE", "TIMESTAMP": "TIMESTAMP",
-    "BOOLEAN": "BOOLEAN", "INTEGER": "INT", "BIGINT": "BIGINT",
+    "VARCHAR": "STRING",
+    "DOUBLE": "DOUBLE",
+    "DATE": "DATE",
+    "TIMESTAMP": "TIMESTAMP",
+    "BOOLEAN": "BOOLEAN",
+    "INTEGER": "INT",
+    "BIGINT": "BIGINT",
 }
 
 
 def decode(value):
     if isinstance(value, dict):
-        (kind, text), = value.items()
+        ((kind, text),) = value.items()
         return {"date": date.fromisoformat, "datetime": datetime.fromisoformat, "decimal": Decimal}[kind](text)
     return value
 
@@ -72,7 +77,8 @@ def partition_columns(schema: str, table: str) -> list[str]:
         return ["usage_date"]
     if schema != "mart":
         return []
-    from postsales.tables import home_of, table as home_table
+    from postsales.tables import home_of
+    from postsales.tables import table as home_table
 
     home = home_of(home_table(f"{schema}.{table}"))
     return [c for c in home.partition if c in ("as_of_date", "snapshot_month", "compared_to")]
@@ -96,7 +102,9 @@ def load(spark, duck: sa.Engine, out_dir: Path) -> dict:
                 " and database_name = current_database() order by column_index",
                 [schema, table],
             ).fetchall()
-            raw.execute(f"copy (select * from {schema}.\"{table}\") to '{out_dir}/{schema}.{table}.parquet' (format parquet)")
+            raw.execute(
+                f"copy (select * from {schema}.\"{table}\") to '{out_dir}/{schema}.{table}.parquet' (format parquet)"
+            )
     timings["duckdb_export_s"] = round(time.monotonic() - t0, 2)
     t1 = time.monotonic()
     for schema in SCHEMAS:
@@ -118,7 +126,10 @@ def load(spark, duck: sa.Engine, out_dir: Path) -> dict:
         spark.sql(
             f"insert into {schema}.`{table}` ({names}) select {casts} from parquet.`{out_dir}/{schema}.{table}.parquet`"
         )
-        per_table[f"{schema}.{table}"] = {"create_s": round(created, 2), "insert_s": round(time.monotonic() - t - created, 2)}
+        per_table[f"{schema}.{table}"] = {
+            "create_s": round(created, 2),
+            "insert_s": round(time.monotonic() - t - created, 2),
+        }
         timings["tables"] += 1
     timings["spark_create_and_insert_s"] = round(time.monotonic() - t1, 2)
     t2 = time.monotonic()
@@ -213,7 +224,12 @@ def main() -> int:
     spark = SparkSession.builder.remote(args.remote).getOrCreate()
     duck = sa.create_engine(f"duckdb:///{args.duckdb}", connect_args={"read_only": True}, poolclass=sa.pool.NullPool)
     SCHEMA.update(read_schema(duck))
-    report: dict = {"read": args.read, "transforms": args.transforms, "sqlglot": sqlglot.__version__, "spark": spark.version}
+    report: dict = {
+        "read": args.read,
+        "transforms": args.transforms,
+        "sqlglot": sqlglot.__version__,
+        "spark": spark.version,
+    }
     if args.load:
         report["load"] = load(spark, duck, Path(args.load))
         print(json.dumps({k: v for k, v in report["load"].items() if k != "per_table"}), flush=True)
@@ -266,11 +282,10 @@ def main() -> int:
         entry["all_match"] = all(r.get("match") for r in entry["runs"])
         results[name] = entry
         first = entry["runs"][0]
-        print(
-            f"{name:45s} {'MATCH' if entry['all_match'] else 'DIFF '} "
-            f"duckdb {first.get('duckdb_s')}s spark {first.get('spark_s')}s  {first.get('detail') or first.get('error')}"[:600],
-            flush=True,
-        )
+        verdict = "MATCH" if entry["all_match"] else "DIFF "
+        detail = first.get("detail") or first.get("error")
+        line = f"{name:45s} {verdict} duckdb {first.get('duckdb_s')}s spark {first.get('spark_s')}s  {detail}"
+        print(line[:600], flush=True)
     report["queries_s"] = round(time.monotonic() - t_all, 1)
     report["results"] = results
     report["summary"] = {

@@ -27,8 +27,14 @@ def first_line(exc: Exception) -> str:
 
 
 for label, value in {
-    "date": date(2026, 10, 31), "datetime": datetime(2026, 10, 31, 12, 30), "decimal": Decimal("1234.567890"),
-    "str_quote": "O'Brien; drop table x", "int": 12, "float": 0.25, "bool": True, "none": None,
+    "date": date(2026, 10, 31),
+    "datetime": datetime(2026, 10, 31, 12, 30),
+    "decimal": Decimal("1234.567890"),
+    "str_quote": "O'Brien; drop table x",
+    "int": 12,
+    "float": 0.25,
+    "bool": True,
+    "none": None,
 }.items():
     try:
         row = spark.sql("select :v as v, typeof(:v) as t", args={"v": value}).collect()[0]
@@ -42,7 +48,9 @@ except Exception as exc:
     out["bind"]["none_cast_date"] = first_line(exc)
 # a date parameter in a partition spec and in arithmetic
 try:
-    out["bind"]["date_plus_interval"] = repr(spark.sql("select cast(:d as date) + interval '1' month as v", args={"d": date(2026, 1, 31)}).collect()[0][0])
+    out["bind"]["date_plus_interval"] = repr(
+        spark.sql("select cast(:d as date) + interval '1' month as v", args={"d": date(2026, 1, 31)}).collect()[0][0]
+    )
 except Exception as exc:
     out["bind"]["date_plus_interval"] = first_line(exc)
 
@@ -53,11 +61,13 @@ spark.sql("insert into spike.dml values ('a', 1.0, date'2026-10-31'), ('b', 2.0,
 for label, sql in {
     "delete_where": "delete from spike.dml where d = date'2026-10-31'",
     "update": "update spike.dml set v = 3 where k = 'a'",
-    "merge": "merge into spike.dml t using (select 'a' as k, 9.0 as v, date'2026-10-31' as d) s on t.k = s.k when matched then update set v = s.v",
+    "merge": "merge into spike.dml t using (select 'a' as k, 9.0 as v, date'2026-10-31' as d) s"
+    " on t.k = s.k when matched then update set v = s.v",
     "alter_drop_partition": "alter table spike.dml drop if exists partition (d = date'2026-10-31')",
     "alter_add_column": "alter table spike.dml add columns (extra string)",
     "begin_transaction": "begin transaction",
-    "information_schema_columns": "select table_schema, table_name, column_name from information_schema.columns limit 1",
+    "information_schema_columns": "select table_schema, table_name, column_name"
+    " from information_schema.columns limit 1",
     "system_information_schema": "select * from system.information_schema.columns limit 1",
     "show_tables": "show tables in spike",
     "describe_table": "describe table spike.dml",
@@ -76,14 +86,19 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 n = 50_000
-frame = pd.DataFrame({
-    "as_of_date": pd.Series([date(2026, 10, 31)] * n, dtype="object"),
-    "account_id": [f"ACC-{i:06d}" for i in range(n)],
-    "arr": np.random.default_rng(1).random(n) * 1e5,
-    "segment": pd.Series(["Enterprise", None] * (n // 2), dtype="str"),
-})
+frame = pd.DataFrame(
+    {
+        "as_of_date": pd.Series([date(2026, 10, 31)] * n, dtype="object"),
+        "account_id": [f"ACC-{i:06d}" for i in range(n)],
+        "arr": np.random.default_rng(1).random(n) * 1e5,
+        "segment": pd.Series(["Enterprise", None] * (n // 2), dtype="str"),
+    }
+)
 spark.sql("drop table if exists spike.frames")
-spark.sql("create table spike.frames (account_id string, arr double, segment string, as_of_date date) using parquet partitioned by (as_of_date)")
+spark.sql(
+    "create table spike.frames (account_id string, arr double, segment string, as_of_date date)"
+    " using parquet partitioned by (as_of_date)"
+)
 try:
     t = time.perf_counter()
     df = spark.createDataFrame(frame)

@@ -19,12 +19,12 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import compare_queries as cq  # noqa: E402
-import spark_sql  # noqa: E402
+import compare_queries as cq
+import spark_sql
 
-from postsales import cohorts  # noqa: E402
-from postsales.segment import engine  # noqa: E402
-from postsales.segment.rules import load_rules  # noqa: E402
+from postsales import cohorts
+from postsales.segment import engine
+from postsales.segment.rules import load_rules
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--duckdb", required=True)
@@ -41,12 +41,20 @@ pg = postgresql.dialect(paramstyle="named")
 computed_at = datetime(2026, 11, 1, 6, 0)
 statements = {
     "segment.compile_segments": (
-        engine.compile_segments(rules, "postgresql"), engine.compile_segments(rules, "duckdb"),
+        engine.compile_segments(rules, "postgresql"),
+        engine.compile_segments(rules, "duckdb"),
         {"as_of_date": as_of, "computed_at": computed_at},
     ),
     "segment.compile_health_components": (
-        engine.compile_health_components(rules), engine.compile_health_components(rules), {"as_of_date": as_of}),
-    "segment.compile_data_gaps": (engine.compile_data_gaps(rules), engine.compile_data_gaps(rules), {"as_of_date": as_of}),
+        engine.compile_health_components(rules),
+        engine.compile_health_components(rules),
+        {"as_of_date": as_of},
+    ),
+    "segment.compile_data_gaps": (
+        engine.compile_data_gaps(rules),
+        engine.compile_data_gaps(rules),
+        {"as_of_date": as_of},
+    ),
     "cohorts.compile_account_segments": (
         cohorts.compile_account_segments(cohorts.load_settings(), rules),
         cohorts.compile_account_segments(cohorts.load_settings(), rules),
@@ -74,11 +82,17 @@ for name, (for_spark, for_duck, params) in statements.items():
         srows = [tuple(r) for r in df.collect()]
         took = time.monotonic() - t
         ok, detail = cq.compare(dcols, drows, df.columns, srows, ordered=False)
-        print(f"{name}: {'MATCH' if ok else 'DIFF'} ({len(compiled_sql)} chars of SQL, {len(args)} params, "
-              f"transpile {transpile_s:.2f}s, spark {took:.2f}s): {detail[:700]}")
+        print(
+            f"{name}: {'MATCH' if ok else 'DIFF'} ({len(compiled_sql)} chars of SQL, {len(args)} params, "
+            f"transpile {transpile_s:.2f}s, spark {took:.2f}s): {detail[:700]}"
+        )
         if not ok:
             # which columns differ
-            key = [i for i, c in enumerate(dcols) if c in ("account_id", "field", "component", "dimension", "segment_value")]
+            key = [
+                i
+                for i, c in enumerate(dcols)
+                if c in ("account_id", "field", "component", "dimension", "segment_value")
+            ]
             dmap = {tuple(r[i] for i in key): r for r in drows}
             cols_differ = {}
             for r in srows:

@@ -1,6 +1,6 @@
 """Which columns of one query differ between DuckDB and Spark (rows joined on the given key columns).
 
-    .venv/bin/python scripts/spark_spike/diff_columns.py --duckdb REF.duckdb --params params.json FILE KEY [KEY ...]
+.venv/bin/python scripts/spark_spike/diff_columns.py --duckdb REF.duckdb --params params.json FILE KEY [KEY ...]
 """
 
 import argparse
@@ -11,9 +11,9 @@ from pathlib import Path
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare_queries import decode, normal, transpile  # noqa: E402
+from compare_queries import decode, normal, transpile
 
-from postsales import paths, warehouse  # noqa: E402
+from postsales import paths, warehouse
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--duckdb", required=True)
@@ -33,7 +33,7 @@ duck = sa.create_engine(f"duckdb:///{a.duckdb}", connect_args={"read_only": True
 with duck.connect() as c:
     res = c.execute(sa.text(sql), params)
     dcols = list(res.keys())
-    d = {tuple(r[dcols.index(k)] for k in a.key): dict(zip(dcols, r)) for r in res}
+    d = {tuple(r[dcols.index(k)] for k in a.key): dict(zip(dcols, r, strict=True)) for r in res}
 df = spark.sql(transpile(sql, "postgres", a.transforms), args=params)
 s = {tuple(r[k] for k in a.key): r.asDict() for r in df.collect()}
 print("spark types:", {f.name: f.dataType.simpleString() for f in df.schema.fields if f.name in dcols})

@@ -40,8 +40,12 @@ def suite() -> gx.ExpectationSuite:
         gxe.ExpectColumnValuesToNotBeNull(column="account_id"),
         gxe.ExpectColumnValuesToBeBetween(column="arr_number", min_value=0),
         gxe.ExpectColumnValuesToBeInSet(column="plan", value_set=["Starter", "Growth", "Business", "Enterprise"]),
-        gxe.ExpectColumnValuesToBeNull(column="end_date", row_condition='col("arr")<0', condition_parser="great_expectations"),
-        gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="end_date", column_B="start_date", or_equal=True, ignore_row_if="either_value_is_missing"),
+        gxe.ExpectColumnValuesToBeNull(
+            column="end_date", row_condition='col("arr")<0', condition_parser="great_expectations"
+        ),
+        gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+            column_A="end_date", column_B="start_date", or_equal=True, ignore_row_if="either_value_is_missing"
+        ),
     ]:
         s.add_expectation(e)
     return s
@@ -49,33 +53,61 @@ def suite() -> gx.ExpectationSuite:
 
 def run(context, batch_definition, batch_parameters=None) -> dict:
     ctx_suite = context.suites.add(suite())
-    validation = context.validation_definitions.add(gx.ValidationDefinition(name="v", data=batch_definition, suite=ctx_suite))
-    checkpoint = context.checkpoints.add(gx.Checkpoint(
-        name="c", validation_definitions=[validation], actions=[],
-        result_format={"result_format": "SUMMARY", "unexpected_index_column_names": ["_row"]},
-    ))
+    validation = context.validation_definitions.add(
+        gx.ValidationDefinition(name="v", data=batch_definition, suite=ctx_suite)
+    )
+    checkpoint = context.checkpoints.add(
+        gx.Checkpoint(
+            name="c",
+            validation_definitions=[validation],
+            actions=[],
+            result_format={"result_format": "SUMMARY", "unexpected_index_column_names": ["_row"]},
+        )
+    )
     t = time.perf_counter()
     result = checkpoint.run(batch_parameters=batch_parameters)
     checkpoint_s = time.perf_counter() - t
     vr = next(iter(result.run_results.values()))
     per = {}
     for r in vr.results:
-        problem = (r.exception_info or {}).get("exception_message") if "raised_exception" in (r.exception_info or {}) else None
+        problem = (
+            (r.exception_info or {}).get("exception_message")
+            if "raised_exception" in (r.exception_info or {})
+            else None
+        )
         if not problem:
-            problem = next((v.get("exception_message") for v in (r.exception_info or {}).values() if isinstance(v, dict) and v.get("raised_exception")), None)
+            problem = next(
+                (
+                    v.get("exception_message")
+                    for v in (r.exception_info or {}).values()
+                    if isinstance(v, dict) and v.get("raised_exception")
+                ),
+                None,
+            )
         per[r.expectation_config.type] = {
-            "success": r.success, "unexpected_count": r.result.get("unexpected_count"),
-            "rows": (r.result.get("partial_unexpected_index_list") or [])[:3], "error": (problem or "")[:200] or None,
+            "success": r.success,
+            "unexpected_count": r.result.get("unexpected_count"),
+            "rows": (r.result.get("partial_unexpected_index_list") or [])[:3],
+            "error": (problem or "")[:200] or None,
         }
     batch = batch_definition.get_batch(batch_parameters=batch_parameters)
     t = time.perf_counter()
     every = batch.validate(
         gxe.ExpectColumnValuesToBeBetween(column="arr_number", min_value=0),
-        result_format={"result_format": "COMPLETE", "unexpected_index_column_names": ["_row"], "exclude_unexpected_values": True},
+        result_format={
+            "result_format": "COMPLETE",
+            "unexpected_index_column_names": ["_row"],
+            "exclude_unexpected_values": True,
+        },
     )
     complete_s = time.perf_counter() - t
-    return {"checkpoint_s": round(checkpoint_s, 2), "complete_s": round(complete_s, 2), "success": vr.success,
-            "expectations": per, "complete_rows": (every.result.get("unexpected_index_list") or [])[:5]}
+    return {
+        "checkpoint_s": round(checkpoint_s, 2),
+        "complete_s": round(complete_s, 2),
+        "success": vr.success,
+        "expectations": per,
+        "complete_rows": (every.result.get("unexpected_index_list") or [])[:5],
+    }
 
 
 out = {"gx": gx.__version__}
@@ -121,14 +153,13 @@ gate_file = f"/tmp/gx_spike_gate_{os.getpid()}.duckdb"
 duck = sa.create_engine(f"duckdb:///{gate_file}", poolclass=sa.pool.NullPool)
 with duck.begin() as conn:
     conn.exec_driver_sql(f"create or replace table gate_contracts as select * from read_parquet('{args.parquet}')")
-with duck.connect() as conn:
-    with gx_warehouse.on_connection(conn) as ctx_c:
-        src = ctx_c.data_sources.get(gx_warehouse.DATASOURCE)
-        asset = src.add_query_asset("contracts_gate", query=GATE_SQL.format(src="gate_contracts"))
-        try:
-            out["C_duckdb_sql"] = run(ctx_c, asset.add_batch_definition_whole_table("whole"))
-        except Exception as exc:
-            out["C_duckdb_sql"] = f"{type(exc).__name__}: {str(exc)[:400]}"
+with duck.connect() as conn, gx_warehouse.on_connection(conn) as ctx_c:
+    src = ctx_c.data_sources.get(gx_warehouse.DATASOURCE)
+    asset = src.add_query_asset("contracts_gate", query=GATE_SQL.format(src="gate_contracts"))
+    try:
+        out["C_duckdb_sql"] = run(ctx_c, asset.add_batch_definition_whole_table("whole"))
+    except Exception as exc:
+        out["C_duckdb_sql"] = f"{type(exc).__name__}: {str(exc)[:400]}"
 out["C_total_s"] = round(time.perf_counter() - t, 2)
 os.unlink(gate_file)
 print(json.dumps(out, indent=1, default=str))

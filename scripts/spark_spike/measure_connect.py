@@ -42,9 +42,9 @@ def main() -> int:
         try:
             socket.create_connection(("127.0.0.1", int(args.port)), timeout=1).close()
             break
-        except OSError:
+        except OSError as exc:
             if time.monotonic() - started > 180:
-                raise SystemExit("not listening after 180 s")
+                raise SystemExit("not listening after 180 s") from exc
             time.sleep(0.1)
     listening = time.monotonic() - started
     from pyspark.sql import SparkSession
@@ -72,8 +72,12 @@ def main() -> int:
         "port_listening_s": round(listening, 2),
         "first_select_1_answered_s": round(ready, 2),
         "first_catalog_access_s": round(first_catalog_s, 2),
-        "select_1_ms": {"first_after_ready": round(lat[0], 1), "median": round(statistics.median(lat), 1),
-                        "p90": round(sorted(lat)[int(0.9 * len(lat))], 1), "min": round(min(lat), 1)},
+        "select_1_ms": {
+            "first_after_ready": round(lat[0], 1),
+            "median": round(statistics.median(lat), 1),
+            "p90": round(sorted(lat)[int(0.9 * len(lat))], 1),
+            "min": round(min(lat), 1),
+        },
         "select_param_ms_median": round(statistics.median(lat_param), 1),
         "server_rss_mib_idle": round(rss_mib(pid), 0),
         "client_rss_mib": round(rss_mib(os.getpid()), 0),

@@ -10,6 +10,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 t0 = time.monotonic()
 from pyspark.sql import SparkSession  # noqa: E402
@@ -34,13 +35,20 @@ java = subprocess.run(["pgrep", "-P", str(os.getpid()), "-f", "java"], capture_o
 jvm = [int(p) for p in java]
 rss = {}
 for pid in jvm:
-    for line in open(f"/proc/{pid}/status"):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS"):
             rss[pid] = int(line.split()[1]) // 1024
-print(json.dumps({
-    "import_pyspark_s": round(imported, 2), "first_select_1_s": round(ready, 2),
-    "select_1_ms_median": round(statistics.median(lat), 1), "select_1_ms_min": round(min(lat), 1),
-    "jvm_rss_mib": rss, "catalog": spark.conf.get("spark.sql.catalogImplementation"),
-    "loadavg": os.getloadavg()[0],
-}))
+print(
+    json.dumps(
+        {
+            "import_pyspark_s": round(imported, 2),
+            "first_select_1_s": round(ready, 2),
+            "select_1_ms_median": round(statistics.median(lat), 1),
+            "select_1_ms_min": round(min(lat), 1),
+            "jvm_rss_mib": rss,
+            "catalog": spark.conf.get("spark.sql.catalogImplementation"),
+            "loadavg": os.getloadavg()[0],
+        }
+    )
+)
 spark.stop()

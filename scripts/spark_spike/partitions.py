@@ -1,13 +1,13 @@
 """Item 4: partition replacement on Spark (Parquet tables in the warehouse dir, Hive metastore).
 
-  1. a Parquet table partitioned by a date column, in the warehouse directory;
-  2. INSERT OVERWRITE ... PARTITION (d = <static>) and PARTITION (d) (dynamic), with :name parameters;
-  3. a rerun writes the same rows (content checksum) and leaves one set of files;
-  4. an overwrite whose query fails mid-job: are the old rows still there (atomic per partition)?
-  5. an overwrite whose query returns no rows: is the partition emptied (as delete + insert does)?
-  6. two processes (two Connect sessions) overwriting different partitions of one table at once.
+1. a Parquet table partitioned by a date column, in the warehouse directory;
+2. INSERT OVERWRITE ... PARTITION (d = <static>) and PARTITION (d) (dynamic), with :name parameters;
+3. a rerun writes the same rows (content checksum) and leaves one set of files;
+4. an overwrite whose query fails mid-job: are the old rows still there (atomic per partition)?
+5. an overwrite whose query returns no rows: is the partition emptied (as delete + insert does)?
+6. two processes (two Connect sessions) overwriting different partitions of one table at once.
 
-    .venv/bin/python scripts/spark_spike/partitions.py [--remote sc://127.0.0.1:15002] [--rounds 6]
+  .venv/bin/python scripts/spark_spike/partitions.py [--remote sc://127.0.0.1:15002] [--rounds 6]
 """
 
 from __future__ import annotations
@@ -37,18 +37,28 @@ from range(0, :n)
 
 
 def overwrite(table: str, mode: str, d: date, n: int, fail: bool = False) -> None:
-    body = FILL if not fail else FILL.replace("cast(id as double) * 1.5", "case when id = 7 then raise_error('boom') else 1.5 end")
+    body = (
+        FILL
+        if not fail
+        else FILL.replace("cast(id as double) * 1.5", "case when id = 7 then raise_error('boom') else 1.5 end")
+    )
     if mode == "static":
-        spark.sql(f"insert overwrite table {table} partition (as_of_date = :d) select account_id, arr from ({body})", args={"d": d, "n": n})
+        spark.sql(
+            f"insert overwrite table {table} partition (as_of_date = :d) select account_id, arr from ({body})",
+            args={"d": d, "n": n},
+        )
     else:  # dynamic: only the partitions the query returns are replaced
         spark.sql(
-            f"insert overwrite table {table} partition (as_of_date) select account_id, arr, :d as as_of_date from ({body})",
+            f"insert overwrite table {table} partition (as_of_date)"
+            f" select account_id, arr, :d as as_of_date from ({body})",
             args={"d": d, "n": n},
         )
 
 
 def content(table: str, d: date) -> tuple[int, int]:
-    row = spark.sql(f"select count(*), coalesce(sum(hash(account_id, arr)), 0) from {table} where as_of_date = :d", args={"d": d}).collect()[0]
+    row = spark.sql(
+        f"select count(*), coalesce(sum(hash(account_id, arr)), 0) from {table} where as_of_date = :d", args={"d": d}
+    ).collect()[0]
     return int(row[0]), int(row[1])
 
 
@@ -67,7 +77,11 @@ if args.worker:  # one of the concurrent writers: overwrite its own partitions, 
                 overwrite("spike.concurrent", mode, first + timedelta(days=i), 100 + i)
             except Exception as exc:
                 errors.append(f"round {r} day {i}: {str(exc).strip().splitlines()[0][:300]}")
-    print(json.dumps({"worker": first.isoformat(), "mode": mode, "seconds": round(time.monotonic() - t, 1), "errors": errors}))
+    print(
+        json.dumps(
+            {"worker": first.isoformat(), "mode": mode, "seconds": round(time.monotonic() - t, 1), "errors": errors}
+        )
+    )
     sys.exit(0)
 
 report: dict = {}
@@ -75,7 +89,9 @@ spark.sql("create database if not exists spike")
 for mode in ("static", "dynamic"):
     t = f"spike.features_{mode}"
     spark.sql(f"drop table if exists {t}")
-    spark.sql(f"create table {t} (account_id string, arr double, as_of_date date) using parquet partitioned by (as_of_date)")
+    spark.sql(
+        f"create table {t} (account_id string, arr double, as_of_date date) using parquet partitioned by (as_of_date)"
+    )
     r: dict = {}
     tick = time.monotonic()
     overwrite(t, mode, DAY, 1000)
@@ -115,12 +131,31 @@ for mode in ("static", "dynamic"):
 # concurrent writers: two processes, each overwriting its own 3 partitions of one table
 for mode in ("static", "dynamic"):
     spark.sql("drop table if exists spike.concurrent")
-    spark.sql("create table spike.concurrent (account_id string, arr double, as_of_date date) using parquet partitioned by (as_of_date)")
+    spark.sql(
+        "create table spike.concurrent (account_id string, arr double, as_of_date date)"
+        " using parquet partitioned by (as_of_date)"
+    )
     env = dict(os.environ)
     procs = [
         subprocess.Popen(
-            [sys.executable, "-W", "ignore", __file__, "--remote", args.remote, "--rounds", str(args.rounds), "--worker", mode, first, "3"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+            [
+                sys.executable,
+                "-W",
+                "ignore",
+                __file__,
+                "--remote",
+                args.remote,
+                "--rounds",
+                str(args.rounds),
+                "--worker",
+                mode,
+                first,
+                "3",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=env,
         )
         for first in ("2026-01-01", "2026-02-01")
     ]
@@ -130,7 +165,11 @@ for mode in ("static", "dynamic"):
         for i in range(3):
             d = first + timedelta(days=i)
             check[d.isoformat()] = content("spike.concurrent", d)[0] == 100 + i
-    report[f"concurrent_{mode}"] = {"workers": outs, "every_partition_complete": all(check.values()), "partitions": check}
+    report[f"concurrent_{mode}"] = {
+        "workers": outs,
+        "every_partition_complete": all(check.values()),
+        "partitions": check,
+    }
     print(f"concurrent {mode}", json.dumps(report[f"concurrent_{mode}"])[:1500], flush=True)
 
 print(json.dumps(report, indent=1, default=str))

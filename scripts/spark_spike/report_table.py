@@ -1,13 +1,15 @@
 """The per-file table of docs/spark-spike.md from compare_queries.py's results.
 
-    python3 scripts/spark_spike/report_table.py results/queries_plain_sqlglot.json results/queries_transformed_all_params.json
+python3 scripts/spark_spike/report_table.py results/queries_plain_sqlglot.json \
+        results/queries_transformed_all_params.json
 """
 
 import json
 import sys
+from pathlib import Path
 
-plain = json.load(open(sys.argv[1]))["results"]
-fixed = json.load(open(sys.argv[2]))["results"]
+plain = json.loads(Path(sys.argv[1]).read_text())["results"]
+fixed = json.loads(Path(sys.argv[2]).read_text())["results"]
 NEEDS = {
     "forecast/account_trajectories.sql": "generate_series rewrite",
     "segment/account_features.sql": "date - date rewrite (typed)",

@@ -28,7 +28,7 @@ checks the result on Spark against DuckDB.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import sqlglot
 from sqlglot import exp
@@ -40,11 +40,15 @@ class Spark4(Spark):
     """Spark as of 3.x/4.x: nested WITH is allowed, so sqlglot must not hoist CTEs."""
 
     class Generator(SparkGenerator):
-        EXPRESSIONS_WITHOUT_NESTED_CTES: set = set()
+        EXPRESSIONS_WITHOUT_NESTED_CTES: ClassVar[set] = set()
 
 
 def _double_without_precision(node: exp.Expression) -> exp.Expression:
-    if isinstance(node, exp.DataType) and node.this in (exp.DataType.Type.DOUBLE, exp.DataType.Type.FLOAT) and node.expressions:
+    if (
+        isinstance(node, exp.DataType)
+        and node.this in (exp.DataType.Type.DOUBLE, exp.DataType.Type.FLOAT)
+        and node.expressions
+    ):
         return exp.DataType(this=exp.DataType.Type.DOUBLE)
     return node
 
@@ -60,7 +64,11 @@ def _string_to_array_and_json_casts(node: exp.Expression) -> exp.Expression:
 
 def _json_build_object(tree: exp.Expression) -> exp.Expression:
     # innermost first: transform() does not descend into a node it has just replaced
-    calls = [n for n in tree.find_all(exp.Anonymous) if str(n.this).lower() in ("json_build_object", "array_to_json", "string_to_array")]
+    calls = [
+        n
+        for n in tree.find_all(exp.Anonymous)
+        if str(n.this).lower() in ("json_build_object", "array_to_json", "string_to_array")
+    ]
     for node in reversed(calls):
         if str(node.this).lower() == "string_to_array":  # the separator is a literal ',' here (SPLIT takes a regex)
             replacement = exp.Anonymous(this="SPLIT", expressions=[e.copy() for e in node.expressions])

@@ -17,10 +17,10 @@ from pathlib import Path
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import compare_queries as cq  # noqa: E402
+import compare_queries as cq
 
-from postsales import paths, warehouse  # noqa: E402
-from postsales.tables import table as home_table  # noqa: E402
+from postsales import paths, warehouse
+from postsales.tables import table as home_table
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--duckdb", required=True)
@@ -47,14 +47,27 @@ for attempt in ("first", "rerun"):
     t = time.monotonic()
     spark.sql(statement, args=params)
     took = time.monotonic() - t
-    rows = [tuple(cq.normal(v) for v in r) for r in spark.sql(
-        f"select {cols} from mart.account_features where as_of_date = :d", args={"d": as_of}).collect()]
+    rows = [
+        tuple(cq.normal(v) for v in r)
+        for r in spark.sql(
+            f"select {cols} from mart.account_features where as_of_date = :d", args={"d": as_of}
+        ).collect()
+    ]
     snapshots.append(Counter(rows))
     print(f"{attempt}: insert overwrite of one partition {took:.2f}s, {len(rows)} rows")
 with duck.connect() as conn:
-    duck_rows = [tuple(cq.normal(v) for v in r) for r in conn.execute(
-        sa.text(f"select {cols.replace('`', chr(34))} from mart.account_features where as_of_date = :d"), {"d": as_of})]
+    duck_rows = [
+        tuple(cq.normal(v) for v in r)
+        for r in conn.execute(
+            sa.text(f"select {cols.replace('`', chr(34))} from mart.account_features where as_of_date = :d"),
+            {"d": as_of},
+        )
+    ]
 print("rerun identical:", snapshots[0] == snapshots[1])
-print("same rows as DuckDB's partition (written by replace_from_query):", snapshots[1] == Counter(duck_rows), len(duck_rows))
+print(
+    "same rows as DuckDB's partition (written by replace_from_query):",
+    snapshots[1] == Counter(duck_rows),
+    len(duck_rows),
+)
 others = spark.sql("select count(distinct as_of_date), count(*) from mart.account_features").collect()[0]
 print("partitions in the table after: ", others[0], "rows:", others[1])
