@@ -5,7 +5,7 @@
 # DIR holds the warehouse (DIR/warehouse), the Derby metastore (DIR/metastore_db), logs and pid.
 set -euo pipefail
 cmd=$1; dir=$(realpath -m "$2"); port=${3:-15002}
-PY=${PY:-/work/wt-spark/.venv/bin/python}
+PY=${PY:-$PWD/.venv/bin/python}
 export SPARK_HOME=$("$PY" -c 'import pyspark, os; print(os.path.dirname(pyspark.__file__))')
 export SPARK_LOG_DIR=$dir/logs SPARK_PID_DIR=$dir SPARK_IDENT_STRING=spike SPARK_LOCAL_IP=127.0.0.1
 export PYSPARK_PYTHON=$PY
