@@ -98,6 +98,21 @@ def warehouse_schema(tables: Iterable[sa.Table], views: Mapping[str, str] | None
     return schema
 
 
+# The warehouse's views, in the order they read each other: qualified name -> include/sql file.
+VIEW_FILES = {
+    **{f"staging.{name}": f"staging/{name}.sql" for name in ("account_versions", "contract_versions")},
+    **{f"staging.{name}": f"staging/{name}.sql" for name in ("accounts_current", "contracts_current")},
+    "mart.account_segments_current": "segment/account_segments_current.sql",
+}
+
+
+def views() -> dict[str, str]:
+    """Each view's select (:data:`VIEW_FILES`, rendered), in the order they read each other."""
+    from postsales import paths, warehouse
+
+    return {name: warehouse.render_sql(paths.sql_dir() / file) for name, file in VIEW_FILES.items()}
+
+
 # sqlglot's type names (TYPE_NAMES) as Spark's DDL writes them. A warehouse timestamp has no time
 # zone (DuckDB TIMESTAMP, PostgreSQL timestamp without time zone): TIMESTAMP_NTZ, not Spark's TIMESTAMP.
 SPARK_TYPES = {
