@@ -152,7 +152,7 @@ class Cursor:
             fields = frame.schema.fields
             rows = [tuple(row) for row in frame.collect()] if fields else []
         except Exception as exc:
-            raise DatabaseError(str(exc).strip()) from exc
+            raise DatabaseError(str(exc).split("JVM stacktrace:")[0].strip()) from exc
         self.description = [(f.name, f.dataType.simpleString(), None, None, None, None, True) for f in fields] or None
         self._rows = rows
         self.rowcount = len(rows) if fields else -1
