@@ -276,7 +276,10 @@ def json_object(dialect: str, pairs: dict[str, sa.ColumnElement]) -> sa.ColumnEl
     """A JSON object of ``pairs``, in their order; an object or array among the values is nested.
 
     On Spark a ``named_struct``, not JSON text: ``to_json`` of a struct holding JSON text would
-    quote it (double-encoded), so the objects nest as structs and :func:`json_text` encodes once."""
+    quote it (double-encoded), so the objects nest as structs and :func:`json_text` encodes once.
+    Spark's text is then DuckDB's (same key order, no spaces, nulls kept), but for doubles of 1e7
+    or more or under 1e-3, which Spark writes in exponent form (``1.2345678E7`` where DuckDB
+    writes ``12345678.0``): the same number parsed (tests/integration/test_spark_dialect.py)."""
     args: list[Any] = []
     for key, value in pairs.items():
         args += [sa.literal(key), value]
