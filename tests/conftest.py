@@ -100,7 +100,11 @@ def spark_url(tmp_path_factory):
         free.bind(("127.0.0.1", 0))
         port = free.getsockname()[1]
     directory = tmp_path_factory.mktemp("spark")
+    import time
+
+    start = time.monotonic()
     server.start(directory, port)
+    print(f"Spark Connect server answering after {time.monotonic() - start:.1f} s")
     try:
         yield f"spark+connect://127.0.0.1:{port}"
     finally:
