@@ -83,9 +83,10 @@ def _spark_missing() -> str | None:
 
 
 @pytest.fixture(scope="session")
-def spark(tmp_path_factory):
-    """A Spark Connect session on a local server started from the project's own install, shared by
-    the session's Spark tests (a start takes 10-30 s); skips locally without pyspark, fails in CI."""
+def spark_url(tmp_path_factory):
+    """``spark+connect://127.0.0.1:<port>``: a local Spark Connect server started from the project's
+    own install, shared by the session's Spark tests (a start takes 10-30 s); skips locally
+    without pyspark, fails in CI."""
     problem = _spark_missing()
     if problem:
         if IN_CI:
@@ -93,21 +94,33 @@ def spark(tmp_path_factory):
         pytest.skip(problem)
     import socket
 
-    from pyspark.sql import SparkSession
-
     from postsales.spark import server
 
     with socket.socket() as free:
         free.bind(("127.0.0.1", 0))
         port = free.getsockname()[1]
     directory = tmp_path_factory.mktemp("spark")
-    url = server.start(directory, port)
-    session = SparkSession.builder.remote(url).create()
+    import time
+
+    start = time.monotonic()
+    server.start(directory, port)
+    print(f"Spark Connect server answering after {time.monotonic() - start:.1f} s")
+    try:
+        yield f"spark+connect://127.0.0.1:{port}"
+    finally:
+        server.stop(directory)
+
+
+@pytest.fixture(scope="session")
+def spark(spark_url):
+    """A Spark Connect session on the server of :func:`spark_url`."""
+    from pyspark.sql import SparkSession
+
+    session = SparkSession.builder.remote(spark_url.replace("spark+connect://", "sc://", 1)).create()
     try:
         yield session
     finally:
         session.stop()
-        server.stop(directory)
 
 
 def _reset_pg(url: str) -> None:

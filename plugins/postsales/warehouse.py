@@ -103,6 +103,10 @@ def _new_engine(url: str, file_pool: type[sa.pool.Pool], settings: dict[str, Any
             del config["memory_limit"]
         if config:
             options["connect_args"] = {"config": config}
+    if url.startswith("spark+connect://"):
+        from postsales.spark.dialect import register
+
+        register()
     created = sa.create_engine(url, **options)
     if file:
         sa.event.listen(created, "do_connect", _wait_for_duckdb_lock)

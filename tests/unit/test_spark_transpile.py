@@ -67,3 +67,20 @@ def test_spark_tables_are_partitioned_by_date_partitions_only_last():
     assert partition_columns(warehouse.tables().staging["usage_daily"]) == ["usage_date"]
     assert "`_loaded_at` TIMESTAMP_NTZ" in create_table(warehouse.tables().staging["accounts"])
     assert isinstance(segments.c.as_of_date.type, sa.Date)
+
+
+def test_json_build_object_is_to_json_of_a_named_struct():
+    sql = flat(to_spark("select json_build_object(:k, x, :k2, y) from mart.t"))
+    assert "TO_JSON(NAMED_STRUCT(:k, x, :k2, y))" in sql and "JSON_BUILD_OBJECT" not in sql
+
+
+def test_array_to_json_of_string_to_array_is_to_json_of_a_literal_split():
+    sql = flat(to_spark("select array_to_json(string_to_array(nullif(s, ''), ',')) from mart.t"))
+    # SPLIT takes a regex: the separator is quoted (\\Q...\\E), as sqlglot writes PostgreSQL's split
+    assert "TO_JSON(SPLIT(NULLIF(s, ''), CONCAT('\\\\Q', ',', '\\\\E')))" in sql
+    assert "STRING_TO_ARRAY" not in sql and "ARRAY_TO_JSON" not in sql
+
+
+def test_a_cast_to_json_stays_the_json_text():
+    sql = flat(to_spark("select coalesce(j, cast('[]' as json)) from mart.t"))
+    assert "COALESCE(j, '[]')" in sql and "TO_JSON" not in sql

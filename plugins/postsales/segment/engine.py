@@ -237,14 +237,21 @@ class Gaps:
         fields = sorted({field for name in names for field in self.fields(name)})
         return ([ACCOUNT_ROW] if any(f.startswith(f"{ACCOUNT_ROW}.") for f in fields) else []) + fields
 
-    def missing_json(self, c: sa.ColumnCollection, *names: str) -> sa.ColumnElement:
-        """JSON array of the gap fields missing on the row for the values ``names`` ([] if none)."""
+    def missing_json(self, c: sa.ColumnCollection, *names: str, dialect: str = "") -> sa.ColumnElement:
+        """JSON array of the gap fields missing on the row for the values ``names`` ([] if none).
+        On Spark an array, not JSON text: :func:`json_object` nests it and encodes once."""
         fields = self.blame_fields(*names)
+        if dialect == "spark" and not fields:
+            return sa.func.array()
         if not fields:
             return sa.cast(sa.literal("[]"), sa.JSON)
         listed = sa.func.concat_ws(
             sa.literal(","), *(sa.case((self.blamed(c, field), sa.literal(field))) for field in fields)
         )
+        if dialect == "spark":
+            return sa.func.coalesce(
+                sa.func.split(sa.func.nullif(listed, sa.literal("")), sa.literal(",")), sa.func.array()
+            )
         array = sa.func.array_to_json(sa.func.string_to_array(sa.func.nullif(listed, sa.literal("")), sa.literal(",")))
         return sa.func.coalesce(array, sa.cast(sa.literal("[]"), sa.JSON))
 
@@ -266,10 +273,26 @@ def health_score(scores: dict[str, sa.ColumnElement], rules: SegmentationRules) 
 
 
 def json_object(dialect: str, pairs: dict[str, sa.ColumnElement]) -> sa.ColumnElement:
+    """A JSON object of ``pairs``, in their order; an object or array among the values is nested.
+
+    On Spark a ``named_struct``, not JSON text: ``to_json`` of a struct holding JSON text would
+    quote it (double-encoded), so the objects nest as structs and :func:`json_text` encodes once.
+    Spark's text is then DuckDB's (same key order, no spaces, nulls kept), but for doubles of 1e7
+    or more or under 1e-3, which Spark writes in exponent form (``1.2345678E7`` where DuckDB
+    writes ``12345678.0``): the same number parsed (tests/integration/test_spark_dialect.py)."""
     args: list[Any] = []
     for key, value in pairs.items():
         args += [sa.literal(key), value]
-    return (sa.func.json_build_object if dialect == "postgresql" else sa.func.json_object)(*args)
+    function = {"postgresql": sa.func.json_build_object, "spark": sa.func.named_struct}.get(
+        dialect, sa.func.json_object
+    )
+    return function(*args)
+
+
+def json_text(dialect: str, value: sa.ColumnElement) -> sa.ColumnElement:
+    """:func:`json_object`'s ``value`` as JSON text. On Spark ``to_json``, its null fields kept as
+    ``null`` by the session (``postsales.spark.dialect``)."""
+    return sa.cast(sa.func.to_json(value) if dialect == "spark" else value, sa.Text)
 
 
 def any_condition(
@@ -479,7 +502,7 @@ def compile_segments(rules: SegmentationRules, dialect: str) -> sa.Select:
         c.engagement_model,
         c.engagement_rule,
         c.case_study_candidate,
-        sa.cast(_row_explanation(c, rules, gaps, dialect), sa.Text).label("explanation"),
+        json_text(dialect, _row_explanation(c, rules, gaps, dialect)).label("explanation"),
         sa.literal(rules.version).label("rules_version"),
         sa.bindparam("computed_at").label("computed_at"),
     ).select_from(layer5.outerjoin(previous, previous.c.account_id == c.account_id))
@@ -567,7 +590,7 @@ def _explanations(
                 "value": c[result],
                 "rule": rule,
                 "inputs": _inputs(c, fields or ["account_id"], dialect),
-                "missing": gaps.missing_json(c, result, *fields),
+                "missing": gaps.missing_json(c, result, *fields, dialect=dialect),
             },
         )
 
@@ -607,7 +630,7 @@ def _explanations(
                 "value": c.health_score,
                 "min_coverage": sa.literal(rules.health.min_coverage),
                 "components": json_object(dialect, health_inputs),
-                "missing": gaps.missing_json(c, "health_score"),
+                "missing": gaps.missing_json(c, "health_score", dialect=dialect),
             },
         ),
         "quadrant": explain("quadrant", c.quadrant_rule, rules.quadrant.fields()),

@@ -24,6 +24,17 @@ file's rows on a real Spark against DuckDB's:
   and later take nested ``WITH``: :class:`Spark4` keeps them.
 * ``FLOAT(53)`` (SQLAlchemy's ``Float(53)``): sqlglot writes ``DOUBLE(53)``, which Spark rejects;
   written ``DOUBLE``.
+* JSON of compiled Core (``segment.engine``'s explanation, compiled for PostgreSQL):
+  ``json_build_object(k, v, ...)`` has no Spark function of that name: written
+  ``TO_JSON(NAMED_STRUCT(k, v, ...))``; ``array_to_json(a)`` is ``TO_JSON(a)``;
+  ``string_to_array(s, sep)`` is ``SPLIT(s, sep)`` (sqlglot writes ``STRING_TO_ARRAY``, which Spark
+  lacks; ``SPLIT`` takes a regex, so the separator is quoted as sqlglot quotes it for ``split``);
+  ``CAST(x AS JSON)`` stays ``x`` (JSON is text on Spark; sqlglot writes ``TO_JSON(x)``, which
+  quotes a JSON text: ``'[]'`` becomes ``'"[]"'``). Each call becomes JSON text, so an object
+  nested in another is a string inside it (double-encoded): the Spark dialect's statements build
+  nested ``NAMED_STRUCT``s instead and call ``TO_JSON`` once (``segment.engine.json_object``).
+  Spark's ``TO_JSON`` drops null fields unless ``spark.sql.jsonGenerator.ignoreNullFields`` is
+  false, as the dialect's sessions set it (``postsales.spark.dialect``).
 """
 
 from __future__ import annotations
@@ -87,6 +98,21 @@ def warehouse_schema(tables: Iterable[sa.Table], views: Mapping[str, str] | None
     return schema
 
 
+# The warehouse's views, in the order they read each other: qualified name -> include/sql file.
+VIEW_FILES = {
+    **{f"staging.{name}": f"staging/{name}.sql" for name in ("account_versions", "contract_versions")},
+    **{f"staging.{name}": f"staging/{name}.sql" for name in ("accounts_current", "contracts_current")},
+    "mart.account_segments_current": "segment/account_segments_current.sql",
+}
+
+
+def views() -> dict[str, str]:
+    """Each view's select (:data:`VIEW_FILES`, rendered), in the order they read each other."""
+    from postsales import paths, warehouse
+
+    return {name: warehouse.render_sql(paths.sql_dir() / file) for name, file in VIEW_FILES.items()}
+
+
 # sqlglot's type names (TYPE_NAMES) as Spark's DDL writes them. A warehouse timestamp has no time
 # zone (DuckDB TIMESTAMP, PostgreSQL timestamp without time zone): TIMESTAMP_NTZ, not Spark's TIMESTAMP.
 SPARK_TYPES = {
@@ -136,6 +162,7 @@ def _to_spark(sql: str, schema: tuple | None) -> str:
     tree = sqlglot.parse_one(sql, read=READ)
     tree = tree.transform(_generate_series_to_sequence)
     tree = tree.transform(_double_without_precision)
+    tree = _json_functions(tree)
     if schema is not None:
         tree = _typed(tree, _thawed(schema)).transform(_date_minus_date)
     return tree.sql(dialect=Spark4, pretty=True)
@@ -167,6 +194,35 @@ def _double_without_precision(node: exp.Expression) -> exp.Expression:
     ):
         return exp.DataType(this=exp.DataType.Type.DOUBLE)
     return node
+
+
+JSON_FUNCTIONS = ("json_build_object", "array_to_json", "string_to_array")
+
+
+def _json_functions(tree: exp.Expression) -> exp.Expression:
+    """PostgreSQL's JSON constructors and ``string_to_array`` as Spark's functions (module docstring)."""
+    calls = [
+        node
+        for node in tree.find_all(exp.Anonymous, exp.StringToArray, exp.Cast)
+        if isinstance(node, exp.StringToArray)
+        or (isinstance(node, exp.Cast) and node.to.is_type(exp.DataType.Type.JSON))
+        or (isinstance(node, exp.Anonymous) and str(node.this).lower() in JSON_FUNCTIONS)
+    ]
+    for node in reversed(calls):  # innermost first: a replaced node's arguments are not visited again
+        if isinstance(node, exp.Cast):
+            replacement = node.this.copy()
+        elif isinstance(node, exp.StringToArray) or str(node.this).lower() == "string_to_array":
+            arguments = [node.this, node.expression] if isinstance(node, exp.StringToArray) else node.expressions
+            replacement = exp.Split(this=arguments[0].copy(), expression=arguments[1].copy())
+        elif str(node.this).lower() == "array_to_json":
+            replacement = exp.Anonymous(this="TO_JSON", expressions=[e.copy() for e in node.expressions])
+        else:
+            struct = exp.Anonymous(this="NAMED_STRUCT", expressions=[e.copy() for e in node.expressions])
+            replacement = exp.Anonymous(this="TO_JSON", expressions=[struct])
+        if node is tree:
+            return replacement
+        node.replace(replacement)
+    return tree
 
 
 def _date_minus_date(node: exp.Expression) -> exp.Expression:
