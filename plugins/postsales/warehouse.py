@@ -297,12 +297,13 @@ def ensure_schema(eng: sa.Engine, table_set: Tables | None = None, *, staging: b
         add_missing_columns(conn, catalog().sorted_tables, present)
         if table_set is None:
             return None
-        views = {
-            f"staging.{view_file.stem}": render_sql(view_file)
-            for view_file in sorted((paths.sql_dir() / "staging").glob("*.sql"))
-        }
-        ensure_views(conn, views, selects_from=table_set.staging.values())
+        ensure_views(conn, staging_views(), selects_from=table_set.staging.values())
     return table_set
+
+
+def staging_views() -> dict[str, str]:
+    """The staging views (qualified name -> select): every file of include/sql/staging."""
+    return {f"staging.{file.stem}": render_sql(file) for file in sorted((paths.sql_dir() / "staging").glob("*.sql"))}
 
 
 def ensure_views(conn: sa.Connection, views: Mapping[str, str], *, selects_from: Iterable[sa.Table] = ()) -> None:

@@ -34,7 +34,12 @@ from sqlalchemy.engine import default
 from postsales.spark.sql import Schema, to_spark
 
 DEFAULT_PORT = 15002
-SESSION_CONF = {"spark.sql.jsonGenerator.ignoreNullFields": "false"}
+SESSION_CONF = {
+    "spark.sql.jsonGenerator.ignoreNullFields": "false",
+    # The warehouse's timestamps have no time zone (TIMESTAMP_NTZ): a datetime parameter compared
+    # with one must not move by the server's zone.
+    "spark.sql.session.timeZone": "UTC",
+}
 
 
 def register() -> None:

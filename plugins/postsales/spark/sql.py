@@ -99,18 +99,14 @@ def warehouse_schema(tables: Iterable[sa.Table], views: Mapping[str, str] | None
 
 
 # The warehouse's views, in the order they read each other: qualified name -> include/sql file.
-VIEW_FILES = {
-    **{f"staging.{name}": f"staging/{name}.sql" for name in ("account_versions", "contract_versions")},
-    **{f"staging.{name}": f"staging/{name}.sql" for name in ("accounts_current", "contracts_current")},
-    "mart.account_segments_current": "segment/account_segments_current.sql",
-}
-
-
 def views() -> dict[str, str]:
-    """Each view's select (:data:`VIEW_FILES`, rendered), in the order they read each other."""
-    from postsales import paths, warehouse
+    """Each view's select: the staging views ``ensure_schema`` makes (each reads tables only) and
+    ``mart.account_segments_current``."""
+    from postsales import warehouse
 
-    return {name: warehouse.render_sql(paths.sql_dir() / file) for name, file in VIEW_FILES.items()}
+    return warehouse.staging_views() | {
+        "mart.account_segments_current": warehouse.sql_text("segment", "account_segments_current")
+    }
 
 
 # sqlglot's type names (TYPE_NAMES) as Spark's DDL writes them. A warehouse timestamp has no time
