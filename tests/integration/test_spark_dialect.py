@@ -26,7 +26,9 @@ from postsales.segment.rules import load_rules
 from postsales.spark.dialect import register
 from spark_warehouse import copy_to_spark
 
-pytestmark = [pytest.mark.spark, pytest.mark.slow]
+# The first test starts the shared Spark server (10-30 s) and fills and copies a warehouse (~100 s alone,
+# several times that on a busy machine): above the suite's 600 s per test.
+pytestmark = [pytest.mark.spark, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 AS_OF = PARAMS["as_of_date"]
 COMPUTED_AT = datetime(2024, 3, 2, 6, 0)

@@ -15,7 +15,9 @@ from postsales import warehouse
 from postsales.spark.sql import to_spark
 from spark_warehouse import copy_to_spark
 
-pytestmark = [pytest.mark.spark, pytest.mark.slow]
+# The first test starts the shared Spark server (10-30 s) and fills and copies a warehouse (~100 s alone,
+# several times that on a busy machine): above the suite's 600 s per test.
+pytestmark = [pytest.mark.spark, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 
 def spark_results(spark, schema) -> dict[str, list]:

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from postsales.spark.sql import create_table
 from postsales.spark.writes import overwrite_partition, rewrite_table
 
-pytestmark = pytest.mark.spark
+pytestmark = [pytest.mark.spark, pytest.mark.timeout(1800)]  # the first test may start the Spark server
 
 JAN, FEB = date(2026, 1, 31), date(2026, 2, 28)
 
