@@ -5,7 +5,7 @@ partition columns last), and the views made from their own files."""
 from __future__ import annotations
 
 from postsales import tables, warehouse
-from postsales.spark.sql import SPARK_TYPES, Schema, create_table, partition_columns, to_spark, type_name, views
+from postsales.spark.sql import Schema, column_type, create_table, spark_name, stored_columns, to_spark, views
 from postsales.spark.sql import warehouse_schema as schema_of
 
 
@@ -19,13 +19,11 @@ def copy_to_spark(spark, duck_url: str, directory) -> Schema:
         for table in every:
             file = directory / f"{table.schema}.{table.name}.parquet"
             conn.exec_driver_sql(f"copy (select * from {table.schema}.\"{table.name}\") to '{file}' (format parquet)")
-            spark.sql(f"drop table if exists {table.schema}.`{table.name}`")
+            spark.sql(f"drop table if exists {spark_name(table)}")
             spark.sql(create_table(table))
-            partition = partition_columns(table)
-            ordered = [c for c in table.columns if c.name not in partition] + [table.c[p] for p in partition]
-            names = ", ".join(f"`{c.name}`" for c in ordered)
-            casts = ", ".join(f"cast(`{c.name}` as {SPARK_TYPES[type_name(c.type)]})" for c in ordered)
-            spark.sql(f"insert into {table.schema}.`{table.name}` ({names}) select {casts} from parquet.`{file}`")
+            names = ", ".join(f"`{c.name}`" for c in stored_columns(table))
+            casts = ", ".join(f"cast(`{c.name}` as {column_type(c)})" for c in stored_columns(table))
+            spark.sql(f"insert into {spark_name(table)} ({names}) select {casts} from parquet.`{file}`")
     selects = views()
     schema = schema_of(every, selects)
     for name, select in selects.items():

@@ -135,13 +135,28 @@ def partition_columns(table: sa.Table) -> list[str]:
     return []
 
 
+def spark_name(table: sa.Table) -> str:
+    """The table's name in Spark SQL: ``schema.`name```."""
+    return f"{table.schema}.`{table.name}`"
+
+
+def column_type(column: sa.Column) -> str:
+    """The column's type in Spark's DDL and casts."""
+    return SPARK_TYPES[type_name(column.type)]
+
+
+def stored_columns(table: sa.Table) -> list[sa.Column]:
+    """The columns in the order Spark stores them: the partition columns last."""
+    partition = partition_columns(table)
+    return [c for c in table.columns if c.name not in partition] + [table.c[name] for name in partition]
+
+
 def create_table(table: sa.Table) -> str:
     """``CREATE TABLE`` of ``table`` on Spark: Parquet, partitioned by :func:`partition_columns`.
     Spark stores partition columns last; every read names its columns (see ``select *`` above)."""
     partition = partition_columns(table)
-    columns = [c for c in table.columns if c.name not in partition] + [table.c[name] for name in partition]
-    ddl = ",\n    ".join(f"`{c.name}` {SPARK_TYPES[type_name(c.type)]}" for c in columns)
-    statement = f"CREATE TABLE {table.schema}.`{table.name}` (\n    {ddl}\n) USING PARQUET"
+    ddl = ",\n    ".join(f"`{c.name}` {column_type(c)}" for c in stored_columns(table))
+    statement = f"CREATE TABLE {spark_name(table)} (\n    {ddl}\n) USING PARQUET"
     if partition:
         statement += f" PARTITIONED BY ({', '.join(f'`{name}`' for name in partition)})"
     return statement

@@ -28,15 +28,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from postsales.spark.sql import SPARK_TYPES, partition_columns, type_name
-
-
-def qualified(table: sa.Table) -> str:
-    return f"{table.schema}.`{table.name}`"
-
-
-def _typed(table: sa.Table, name: str) -> str:
-    return SPARK_TYPES[type_name(table.c[name].type)]
+from postsales.spark.sql import column_type, partition_columns, spark_name, stored_columns
 
 
 def overwrite_partition(session: Any, table: sa.Table, partition: Mapping[str, Any], rows: Any) -> int:
@@ -48,18 +40,21 @@ def overwrite_partition(session: Any, table: sa.Table, partition: Mapping[str, A
     keys = partition_columns(table)
     if sorted(partition) != sorted(keys):
         raise ValueError(f"{table.fullname} is partitioned by {keys} on Spark; got values for {sorted(partition)}")
-    values = [c.name for c in table.columns if c.name not in keys]
     staged = rows.select(
-        *(F.col(f"`{name}`").cast(_typed(table, name)).alias(name) for name in values),
-        *(F.lit(partition[name]).cast(_typed(table, name)).alias(name) for name in keys),
+        *(
+            (F.lit(partition[c.name]) if c.name in partition else F.col(f"`{c.name}`"))
+            .cast(column_type(c))
+            .alias(c.name)
+            for c in stored_columns(table)
+        )
     ).cache()  # computed once: counted, then written
     try:
         count = staged.count()
         if count:
-            staged.write.insertInto(qualified(table), overwrite=True)
+            staged.write.insertInto(spark_name(table), overwrite=True)
         else:
             spec = ", ".join(f"`{name}` = :{name}" for name in keys)
-            session.sql(f"ALTER TABLE {qualified(table)} DROP IF EXISTS PARTITION ({spec})", args=dict(partition))
+            session.sql(f"ALTER TABLE {spark_name(table)} DROP IF EXISTS PARTITION ({spec})", args=dict(partition))
     finally:
         staged.unpersist()
     return count
@@ -73,14 +68,14 @@ def rewrite_table(session: Any, table: sa.Table, replaced: str | None, params: M
         raise ValueError(f"{table.fullname} is partitioned on Spark: use overwrite_partition")
     names = [c.name for c in table.columns]
     columns = ", ".join(f"`{name}`" for name in names)
-    new = rows.selectExpr(*(f"cast(`{name}` as {_typed(table, name)}) as `{name}`" for name in names))
+    new = rows.selectExpr(*(f"cast(`{c.name}` as {column_type(c)}) as `{c.name}`" for c in table.columns))
     new = new.localCheckpoint()  # computed once: counted, then written
     count = new.count()
     kept = None
     if replaced is not None:
         kept = session.sql(
-            f"SELECT {columns} FROM {qualified(table)} WHERE NOT coalesce({replaced}, false)", args=dict(params)
+            f"SELECT {columns} FROM {spark_name(table)} WHERE NOT coalesce({replaced}, false)", args=dict(params)
         )
     whole = (new if kept is None else kept.unionByName(new)).localCheckpoint()  # read before the overwrite
-    whole.write.insertInto(qualified(table), overwrite=True)
+    whole.write.insertInto(spark_name(table), overwrite=True)
     return count
